@@ -1,0 +1,3 @@
+from imagesync.cli import main
+
+main()

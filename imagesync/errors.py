@@ -1,0 +1,63 @@
+"""Errors a user can act on.
+
+Every error carries what went wrong and, where there is one, the fix. The CLI prints them
+without a traceback; anything else escaping is a bug.
+"""
+
+from __future__ import annotations
+
+
+class ImagesyncError(Exception):
+    """Base class: ``message`` says what is wrong, ``hint`` how to fix it."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class InvalidReference(ImagesyncError):
+    """An image reference does not follow the distribution grammar."""
+
+
+class ConfigError(ImagesyncError):
+    """The images file, the registries config or a command-line value is unusable."""
+
+
+class PlanRejected(ImagesyncError):
+    """A saved plan cannot be applied as it is."""
+
+
+class RegistryError(ImagesyncError):
+    """A registry answered with an error, or could not be reached.
+
+    ``status`` is the HTTP status (None for connection problems); ``code`` is the first
+    error code from the registry's JSON body, when it sent one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        hint: str | None = None,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message, hint)
+        self.status = status
+        self.code = code
+
+
+class NotFound(RegistryError):
+    """The manifest, blob or repository does not exist (HTTP 404)."""
+
+
+class AuthenticationFailed(RegistryError):
+    """The registry refused our credentials (HTTP 401, or 403 on a token request)."""
+
+
+class DigestMismatch(RegistryError):
+    """Bytes did not hash to the digest they were asked for or announced with."""

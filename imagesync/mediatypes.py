@@ -1,0 +1,36 @@
+"""Manifest media types and what each one means for a sync."""
+
+from __future__ import annotations
+
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_SCHEMA1 = "application/vnd.docker.distribution.manifest.v1+json"
+DOCKER_SCHEMA1_SIGNED = "application/vnd.docker.distribution.manifest.v1+prettyjws"
+
+OCI_EMPTY = "application/vnd.oci.empty.v1+json"
+
+INDEXES = frozenset({OCI_INDEX, DOCKER_LIST})
+IMAGE_MANIFESTS = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
+SCHEMA1 = frozenset({DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED})
+
+# Schema 1 is listed so that registries answer with it rather than 404, and we can say why
+# it is refused instead of "not found".
+ACCEPT = ", ".join([OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST, *sorted(SCHEMA1)])
+
+
+def is_index(media_type: str) -> bool:
+    return media_type in INDEXES
+
+
+def is_image_manifest(media_type: str) -> bool:
+    return media_type in IMAGE_MANIFESTS
+
+
+def is_schema1(media_type: str) -> bool:
+    return media_type in SCHEMA1
+
+
+def is_manifest(media_type: str) -> bool:
+    return media_type in INDEXES or media_type in IMAGE_MANIFESTS or media_type in SCHEMA1

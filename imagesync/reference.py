@@ -1,0 +1,207 @@
+"""Image references: parsing by the distribution grammar into small typed values.
+
+The grammar is the one of github.com/distribution/reference; Docker Hub normalisation
+(no host means ``docker.io``, a single path component means ``library/NAME``) happens here and
+nowhere else, so every other module works with normalised values.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from imagesync.errors import InvalidReference
+
+DOCKER_HUB = "docker.io"
+# docker.io is a name, not a host: its registry API lives on this endpoint.
+DOCKER_HUB_ENDPOINT = "registry-1.docker.io"
+_DOCKER_HUB_ALIASES = {"index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}
+
+_ALNUM = r"[a-z0-9]+"
+_SEPARATOR = r"(?:[._]|__|-+)"
+_PATH_COMPONENT = rf"{_ALNUM}(?:{_SEPARATOR}{_ALNUM})*"
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_HOST = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[a-fA-F0-9:]+\])"
+_DOMAIN = rf"{_HOST}(?::[0-9]+)?"
+TAG_PATTERN = r"[\w][\w.-]{0,127}"
+
+_PATH_RE = re.compile(rf"{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*")
+_DOMAIN_RE = re.compile(_DOMAIN)
+_TAG_RE = re.compile(TAG_PATTERN)
+_DIGEST_RE = re.compile(r"sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128}")
+_DIGEST_ALGORITHM_RE = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:")
+
+MAX_NAME_LENGTH = 255
+
+
+def is_valid_tag(tag: str) -> bool:
+    return _TAG_RE.fullmatch(tag) is not None
+
+
+def is_valid_digest(digest: str) -> bool:
+    return _DIGEST_RE.fullmatch(digest) is not None
+
+
+def check_digest(digest: str) -> str:
+    """Return ``digest`` or raise a InvalidReference that says what is wrong with it."""
+    if is_valid_digest(digest):
+        return digest
+    algorithm, _, hex_part = digest.partition(":")
+    if algorithm == "sha256" and re.fullmatch(r"[a-fA-F0-9]*", hex_part):
+        if hex_part != hex_part.lower():
+            raise InvalidReference(f"digest {digest!r} has upper-case hex", "write it in lower case")
+        raise InvalidReference(
+            f"digest {digest!r} has {len(hex_part)} hex characters, sha256 needs 64",
+            "copy the whole digest",
+        )
+    raise InvalidReference(
+        f"digest {digest!r} is not of the form sha256:<64 hex characters>",
+        "copy the digest as the registry prints it",
+    )
+
+
+@dataclass(frozen=True, order=True)
+class Repository:
+    """A repository in a registry: ``registry`` is a normalised host[:port]."""
+
+    registry: str
+    path: str
+
+    def __str__(self) -> str:
+        return f"{self.registry}/{self.path}" if self.path else self.registry
+
+    @property
+    def endpoint(self) -> str:
+        """The host[:port] that serves the registry API for this repository."""
+        return DOCKER_HUB_ENDPOINT if self.registry == DOCKER_HUB else self.registry
+
+    def child(self, path: str) -> Repository:
+        return Repository(self.registry, f"{self.path}/{path}" if self.path else path)
+
+    def contains(self, other: Repository) -> bool:
+        """True when ``other`` is this repository or lies below it."""
+        if other.registry != self.registry:
+            return False
+        return not self.path or other.path == self.path or other.path.startswith(self.path + "/")
+
+
+@dataclass(frozen=True, order=True)
+class Reference:
+    """A repository plus a tag and/or a digest.
+
+    ``written_name`` keeps the name as the user wrote it (before normalisation) because the
+    target mapping is defined on the written form; it does not take part in equality.
+    """
+
+    repository: Repository
+    tag: str | None = None
+    digest: str | None = None
+    written_name: str = field(default="", compare=False, repr=False)
+
+    @property
+    def registry(self) -> str:
+        return self.repository.registry
+
+    @property
+    def path(self) -> str:
+        return self.repository.path
+
+    def __str__(self) -> str:
+        text = str(self.repository)
+        if self.tag:
+            text += f":{self.tag}"
+        if self.digest:
+            text += f"@{self.digest}"
+        return text
+
+    @property
+    def identifier(self) -> str:
+        """What goes after ``/manifests/`` in a registry URL: the digest if known, else the tag."""
+        return self.digest or self.tag or "latest"
+
+    def with_digest(self, digest: str) -> Reference:
+        return Reference(self.repository, self.tag, digest, self.written_name)
+
+    def with_tag(self, tag: str | None) -> Reference:
+        return Reference(self.repository, tag, self.digest, self.written_name)
+
+
+def _split_domain(name: str) -> tuple[str | None, str]:
+    first, slash, rest = name.partition("/")
+    if not slash:
+        return None, name
+    if "." in first or ":" in first or first == "localhost" or first != first.lower():
+        return first, rest
+    return None, name
+
+
+def parse_repository(text: str) -> Repository:
+    """Parse a repository name (no tag, no digest), normalising Docker Hub names."""
+    if not text:
+        raise InvalidReference("the name is empty", "write a repository such as 'busybox'")
+    if len(text) > MAX_NAME_LENGTH:
+        raise InvalidReference(
+            f"the name is {len(text)} characters long, at most {MAX_NAME_LENGTH} are allowed",
+            "shorten it",
+        )
+    domain, path = _split_domain(text)
+    if domain is not None and not _DOMAIN_RE.fullmatch(domain):
+        raise InvalidReference(f"{domain!r} is not a valid registry host", "check the host name")
+    if not _PATH_RE.fullmatch(path):
+        raise InvalidReference(_explain_bad_path(path), "fix the repository name")
+    registry = DOCKER_HUB if domain is None or domain in _DOCKER_HUB_ALIASES else domain
+    if registry == DOCKER_HUB and "/" not in path:
+        path = f"library/{path}"
+    return Repository(registry, path)
+
+
+def parse_registry_prefix(text: str) -> Repository:
+    """Parse a target prefix such as ``reg.io/ext`` or a bare ``localhost:5000``."""
+    stripped = text.strip().rstrip("/")
+    if stripped and "/" not in stripped and _DOMAIN_RE.fullmatch(stripped):
+        if "." in stripped or ":" in stripped or stripped == "localhost":
+            return Repository(stripped, "")
+    return parse_repository(stripped)
+
+
+def _explain_bad_path(path: str) -> str:
+    if path != path.lower():
+        return f"repository {path!r} has upper-case letters; repository names are lower case"
+    if "//" in path or path.startswith("/") or path.endswith("/") or not path:
+        return f"repository {path!r} has an empty path component"
+    if ".." in path:
+        return f"repository {path!r} has '..'; separators must stand between letters or digits"
+    return (
+        f"repository {path!r} is not valid: components are lower-case letters and digits "
+        "separated by '.', '_', '__' or '-'"
+    )
+
+
+def parse_reference(text: str) -> Reference:
+    """Parse ``[host[:port]/]path[:tag][@digest]``.
+
+    Raises InvalidReference with the reason and the fix; never returns a half-parsed value.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidReference("the reference is empty", "write an image such as 'busybox:1.36'")
+    if text != text.strip():
+        raise InvalidReference(f"{text!r} has surrounding white space", "remove the spaces")
+    remainder, at, digest = text.partition("@")
+    if at:
+        if _DIGEST_ALGORITHM_RE.match(digest) is None:
+            raise InvalidReference(
+                f"digest {digest!r} has no algorithm", "write it as sha256:<64 hex characters>"
+            )
+        check_digest(digest)
+    tag: str | None = None
+    last_slash = remainder.rfind("/")
+    colon = remainder.rfind(":")
+    if colon > last_slash:
+        remainder, tag = remainder[:colon], remainder[colon + 1 :]
+        if not is_valid_tag(tag):
+            raise InvalidReference(
+                f"tag {tag!r} is not valid",
+                "a tag is up to 128 letters, digits, '_', '.' or '-', not starting with '.' or '-'",
+            )
+    repository = parse_repository(remainder)
+    return Reference(repository, tag, digest or None, written_name=remainder)

@@ -1,0 +1,127 @@
+"""The registries config: per-registry behaviour (mirrors, TLS, plain HTTP, concurrency).
+
+Example::
+
+    registries:
+      docker.io:
+        mirrors: ["mirror.gcr.io"]
+      localhost:5000:
+        insecure: true
+      registry.internal:
+        ca_file: ca.pem
+        max_concurrency: 4
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from imagesync.errors import ConfigError
+from imagesync.reference import DOCKER_HUB, DOCKER_HUB_ENDPOINT
+
+DEFAULT_MAX_CONCURRENCY = 8
+_KEYS = {"mirrors", "insecure", "ca_file", "max_concurrency"}
+
+
+@dataclass(frozen=True)
+class RegistrySettings:
+    """How to talk to one registry. ``mirrors`` are hosts tried, in order, before it for pulls."""
+
+    mirrors: tuple[str, ...] = ()
+    insecure: bool = False
+    ca_file: Path | None = None
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+
+
+@dataclass(frozen=True)
+class RegistriesConfig:
+    registries: dict[str, RegistrySettings] = field(default_factory=dict)
+
+    def settings(self, registry: str) -> RegistrySettings:
+        if registry in self.registries:
+            return self.registries[registry]
+        if registry == DOCKER_HUB_ENDPOINT and DOCKER_HUB in self.registries:
+            return self.registries[DOCKER_HUB]
+        return RegistrySettings()
+
+    def uses_plain_http(self, host: str) -> bool:
+        """Plain HTTP only for registries listed insecure, or loopback addresses."""
+        return self.settings(host).insecure or is_loopback(host)
+
+
+def is_loopback(host: str) -> bool:
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    name = name.strip("[]")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def load_registries_config(path: str | Path | None) -> RegistriesConfig:
+    """Read and check a registries config; None gives the defaults."""
+    if path is None:
+        return RegistriesConfig()
+    source = Path(path)
+    try:
+        document = yaml.safe_load(source.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(
+            f"{source}: cannot read the registries config: {error.strerror}",
+            "check the --registries-config path",
+        ) from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{source}: not valid YAML: {error}", "fix the YAML syntax") from None
+    if document is None:
+        return RegistriesConfig()
+    if not isinstance(document, dict) or set(document) - {"registries"}:
+        raise ConfigError(
+            f"{source}: the registries config is a mapping with one key, 'registries'",
+            "see the README's 'Registries config' section",
+        )
+    entries = document.get("registries") or {}
+    if not isinstance(entries, dict):
+        raise ConfigError(f"{source}: 'registries' must map registry hosts to settings")
+    return RegistriesConfig(
+        {str(host): _settings(source, str(host), value) for host, value in entries.items()}
+    )
+
+
+def _settings(source: Path, host: str, value: Any) -> RegistrySettings:
+    where = f"{source}: registries.{host}"
+    if value is None:
+        return RegistrySettings()
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be a mapping of settings")
+    unknown = set(value) - _KEYS
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}",
+            f"the known keys are {', '.join(sorted(_KEYS))}",
+        )
+    mirrors = value.get("mirrors", [])
+    if not isinstance(mirrors, list) or not all(isinstance(m, str) and m for m in mirrors):
+        raise ConfigError(f"{where}.mirrors must be a list of registry hosts")
+    insecure = value.get("insecure", False)
+    if not isinstance(insecure, bool):
+        raise ConfigError(f"{where}.insecure must be true or false")
+    concurrency = value.get("max_concurrency", DEFAULT_MAX_CONCURRENCY)
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise ConfigError(f"{where}.max_concurrency must be a whole number of at least 1")
+    ca_file = value.get("ca_file")
+    ca_path: Path | None = None
+    if ca_file is not None:
+        if not isinstance(ca_file, str):
+            raise ConfigError(f"{where}.ca_file must be a path")
+        # Relative paths are read from the config's folder, like other tools' configs do.
+        ca_path = (source.parent / ca_file).resolve()
+        if not ca_path.is_file():
+            raise ConfigError(f"{where}.ca_file: {ca_path} does not exist")
+    return RegistrySettings(tuple(mirrors), insecure, ca_path, concurrency)

@@ -1,0 +1,448 @@
+"""The applier: executes a saved plan, and nothing else.
+
+Order per image (design.md §5): blobs (already there → nothing; same registry → mount; else a
+streamed, verified copy), then child manifests by digest, then — after checking the target tag
+once more — the tagged manifest, and finally a read-back of the digest. The tag is the last
+write, so an interrupted apply never leaves a tag on an incomplete image.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from imagesync import mediatypes
+from imagesync.client import RegistryClient
+from imagesync.errors import ImagesyncError, PlanRejected, RegistryError
+from imagesync.image import fetch_image
+from imagesync.imagesfile import ImagesFile
+from imagesync.manifest import Descriptor, Manifest
+from imagesync.plan import Action, Change, Plan, SubChange
+from imagesync.planner import DEFAULT_PARALLELISM
+from imagesync.reference import Reference, Repository, parse_reference, parse_registry_prefix
+from imagesync.referrers import REFERRER, REFERRERS_INDEX, merged_referrers_index
+from imagesync.retry import is_transient
+
+
+class Outcome(StrEnum):
+    CREATED = "created"
+    SKIPPED = "skipped"
+    CONFLICT = "conflict"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Transfer:
+    copied: int = 0
+    mounted: int = 0
+    present: int = 0
+    bytes_copied: int = 0
+
+    def __add__(self, other: Transfer) -> Transfer:
+        return Transfer(
+            self.copied + other.copied,
+            self.mounted + other.mounted,
+            self.present + other.present,
+            self.bytes_copied + other.bytes_copied,
+        )
+
+
+@dataclass(frozen=True)
+class SubResult:
+    kind: str
+    target: str
+    digest: str
+    outcome: Outcome
+    message: str
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    entry: int
+    source: str
+    target: str
+    digest: str | None
+    outcome: Outcome
+    message: str
+    transfer: Transfer = Transfer()
+    subresults: tuple[SubResult, ...] = ()
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome in (Outcome.CONFLICT, Outcome.FAILED) or any(
+            s.outcome in (Outcome.CONFLICT, Outcome.FAILED) for s in self.subresults
+        )
+
+
+@dataclass(frozen=True)
+class ApplyReport:
+    results: tuple[ImageResult, ...]
+    interrupted: bool = False
+
+    @property
+    def failed(self) -> bool:
+        return self.interrupted or any(r.failed for r in self.results)
+
+    def counts(self) -> dict[str, int]:
+        counts = {outcome.value: 0 for outcome in Outcome}
+        for result in self.results:
+            counts[result.outcome.value] += 1
+        return counts
+
+
+class ApplyListener:
+    """Receives progress; the default does nothing. The CLI's progress display overrides it."""
+
+    def image_started(self, change: Change) -> None:
+        """Called when an image's copy begins."""
+
+    def bytes_copied(self, change: Change, count: int) -> None:
+        """Called as blob bytes pass through."""
+
+    def image_finished(self, result: ImageResult) -> None:
+        """Called once per planned change with its outcome."""
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    parallelism: int = DEFAULT_PARALLELISM
+    listener: ApplyListener = field(default_factory=ApplyListener)
+
+
+def check_plan(plan: Plan, images: ImagesFile | None = None, target: str | None = None) -> None:
+    """Refuse a plan that is not for this images file or target, before any request."""
+    prefix = plan.prefix
+    if target is not None and parse_registry_prefix(target) != prefix:
+        raise PlanRejected(
+            f"the plan was made for target {plan.target_prefix}, not {target}",
+            "re-run plan with this --target",
+        )
+    if images is not None:
+        if images.sha256 != plan.images_file.sha256:
+            raise PlanRejected(
+                f"the plan was made from another version of {images.path} "
+                f"(sha256 {plan.images_file.sha256[:12]}…, the file is now {images.sha256[:12]}…)",
+                "re-run plan on the current images file",
+            )
+        if images.target_prefix != prefix:
+            raise PlanRejected(
+                f"the plan targets {plan.target_prefix}, the images file {images.target_prefix}",
+                "re-run plan",
+            )
+    for change in plan.changes:
+        _check_inside(prefix, change.target, change.entry)
+        for sub in change.subchanges:
+            _check_inside(prefix, sub.target, change.entry)
+
+
+def _check_inside(prefix: Repository, target: str, entry: int) -> None:
+    try:
+        repository = parse_reference(target).repository
+    except ImagesyncError as error:
+        raise PlanRejected(f"entry {entry}: target {target!r}: {error}", "re-run plan") from None
+    if not prefix.contains(repository) or repository == prefix:
+        raise PlanRejected(
+            f"entry {entry}: target {target} lies outside the plan's prefix {prefix}",
+            "re-run plan; do not edit plan files by hand",
+        )
+
+
+class Interrupted(ImagesyncError):
+    """Apply was asked to stop (Ctrl-C, SIGTERM) before this image's tag was written."""
+
+
+def apply_plan(
+    plan: Plan,
+    client: RegistryClient,
+    options: ApplyOptions | None = None,
+    cancel: threading.Event | None = None,
+) -> ApplyReport:
+    """Apply every change; on KeyboardInterrupt (or ``cancel`` set) stop starting new work,
+    let running images stop before their tag, and report what was and was not done."""
+    options = options or ApplyOptions()
+    cancel = cancel or threading.Event()
+    applier = _Applier(client, options, cancel)
+    results: dict[int, ImageResult] = {}
+    with applier, ThreadPoolExecutor(max_workers=max(1, options.parallelism)) as pool:
+        futures = {pool.submit(applier.apply_change, c): i for i, c in enumerate(plan.changes)}
+        try:
+            for future in as_completed(futures):
+                results[futures[future]] = future.result()
+        except KeyboardInterrupt:
+            cancel.set()
+            for future in futures:
+                future.cancel()
+            wait(futures)
+            for future, index in futures.items():
+                if not future.cancelled():
+                    results[index] = future.result()
+    ordered = tuple(results.get(i) or not_started(c) for i, c in enumerate(plan.changes))
+    return ApplyReport(ordered, interrupted=cancel.is_set())
+
+
+def not_started(change: Change) -> ImageResult:
+    return ImageResult(
+        change.entry,
+        change.source,
+        change.target,
+        change.digest,
+        Outcome.FAILED,
+        "not started: apply was interrupted",
+    )
+
+
+class _Applier:
+    def __init__(
+        self, client: RegistryClient, options: ApplyOptions, cancel: threading.Event
+    ) -> None:
+        self.client = client
+        self.cancel = cancel
+        self.options = options
+        self.listener = options.listener
+        # Blobs get their own pool: image workers wait on blob tasks, blob tasks never wait.
+        self._blob_pool = ThreadPoolExecutor(max_workers=max(1, options.parallelism))
+        self._lock = threading.Lock()
+        self._blob_tasks: dict[tuple[str, str], Future[Transfer]] = {}
+
+    def __enter__(self) -> _Applier:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._blob_pool.shutdown(wait=True, cancel_futures=True)
+
+    def apply_change(self, change: Change) -> ImageResult:
+        if self.cancel.is_set():
+            return not_started(change)
+        base = ImageResult(
+            change.entry, change.source, change.target, change.digest, Outcome.FAILED, ""
+        )
+        if change.action is Action.ERROR:
+            result = _with(base, Outcome.FAILED, f"not applied: {change.reason}")
+        elif change.action is Action.CONFLICT:
+            result = _with(base, Outcome.CONFLICT, change.reason)
+        else:
+            result = self._apply_image(change, base)
+        if result.outcome in (Outcome.CREATED, Outcome.SKIPPED) and change.subchanges:
+            result = _with_subresults(result, self._apply_subchanges(change))
+        self.listener.image_finished(result)
+        return result
+
+    def _apply_image(self, change: Change, base: ImageResult) -> ImageResult:
+        target = parse_reference(change.target)
+        try:
+            if change.action is Action.SKIP:
+                return self._recheck_skip(change, target, base)
+            self.listener.image_started(change)
+            outcome, message, transfer = self.copy(
+                parse_reference(change.pinned_source), target, lambda n: self._bytes(change, n)
+            )
+            return _with(base, outcome, message, transfer)
+        except ImagesyncError as error:
+            return _with(base, Outcome.FAILED, str(error))
+
+    def _recheck_skip(self, change: Change, target: Reference, base: ImageResult) -> ImageResult:
+        existing = self.client.head_manifest(target, pull=False)
+        if existing is None:
+            # It was there at plan time; copy it again rather than report a false success.
+            self.listener.image_started(change)
+            outcome, message, transfer = self.copy(
+                parse_reference(change.pinned_source), target, lambda n: self._bytes(change, n)
+            )
+            return _with(base, outcome, f"was gone from the target: {message}", transfer)
+        if existing.digest != change.digest:
+            return _with(
+                base,
+                Outcome.CONFLICT,
+                f"target tag {target} now has digest {existing.digest}, planned {change.digest}",
+            )
+        return _with(base, Outcome.SKIPPED, "already in the target")
+
+    def _bytes(self, change: Change, count: int) -> None:
+        self.listener.bytes_copied(change, count)
+
+    def copy(
+        self, source: Reference, target: Reference, progress: Callable[[int], None]
+    ) -> tuple[Outcome, str, Transfer]:
+        """Copy the image at ``source`` (by digest) to ``target``, tag or digest last."""
+        assert source.digest is not None
+        if target.tag is not None:
+            early = self._tag_state(target, source.digest)
+            if early is not None:
+                return (*early, Transfer())
+        image = fetch_image(self.client, source)
+        transfer = self._copy_blobs(image.blobs, source.repository, target.repository, progress)
+        for manifest in image.manifests:
+            self._check_cancel()
+            by_digest = target.with_tag(None).with_digest(manifest.digest)
+            if self.client.head_manifest(by_digest, pull=False) is None:
+                self.client.put_manifest(target.repository, manifest.digest, manifest)
+        if target.tag is None:
+            self.client.put_manifest(target.repository, image.root.digest, image.root)
+            return Outcome.CREATED, "copied", transfer
+        # Tags are immutable: look once more right before the only write that could overwrite.
+        self._check_cancel()
+        state = self._tag_state(target, source.digest)
+        if state is not None:
+            return (*state, transfer)
+        self.client.put_manifest(target.repository, target.tag, image.root)
+        written = self.client.head_manifest(target, pull=False)
+        if written is None or written.digest != source.digest:
+            found = written.digest if written else "nothing"
+            return Outcome.FAILED, f"after the write, {target} holds {found}", transfer
+        return Outcome.CREATED, "copied", transfer
+
+    def _copy_blobs(
+        self,
+        blobs: tuple[Descriptor, ...],
+        source: Repository,
+        target: Repository,
+        progress: Callable[[int], None],
+    ) -> Transfer:
+        futures: list[tuple[Future[Transfer], bool]] = []
+        with self._lock:
+            for blob in blobs:
+                key = (str(target), blob.digest)
+                shared = key in self._blob_tasks
+                if not shared:
+                    self._blob_tasks[key] = self._blob_pool.submit(
+                        self._ensure_blob, blob, source, target, progress
+                    )
+                futures.append((self._blob_tasks[key], shared))
+        total = Transfer()
+        errors: list[BaseException] = []
+        for future, shared in futures:
+            try:
+                # Another image of this run moved the blob: for this one it was already there.
+                total = total + (Transfer(present=1) if shared else future.result())
+                if shared:
+                    future.result()
+            except ImagesyncError as error:
+                errors.append(error)
+        if errors:
+            raise errors[0]
+        return total
+
+    def _tag_state(self, target: Reference, digest: str) -> tuple[Outcome, str] | None:
+        """None when the tag is free to write; else skip (same digest) or conflict."""
+        existing = self.client.head_manifest(target, pull=False)
+        if existing is None:
+            return None
+        if existing.digest == digest:
+            return Outcome.SKIPPED, "already in the target (written after plan)"
+        return (
+            Outcome.CONFLICT,
+            f"target tag {target} appeared with digest {existing.digest} after plan; "
+            f"planned {digest}; left untouched",
+        )
+
+    def _check_cancel(self) -> None:
+        if self.cancel.is_set():
+            raise Interrupted("interrupted before the tag was written; nothing is tagged")
+
+    def _ensure_blob(
+        self,
+        blob: Descriptor,
+        source: Repository,
+        target: Repository,
+        progress: Callable[[int], None],
+    ) -> Transfer:
+        self._check_cancel()
+        if self.client.blob_size(target, blob.digest) is not None:
+            return Transfer(present=1)
+        if source.endpoint == target.endpoint and self.client.mount_blob(
+            target, blob.digest, source
+        ):
+            return Transfer(mounted=1)
+        attempts = self.client.transport.retry.attempts
+        for attempt in range(1, attempts + 1):
+            sent = 0
+
+            def counted(count: int) -> None:
+                nonlocal sent
+                sent += count
+                progress(count)
+
+            try:
+                self.client.copy_blob(source, target, blob, counted)
+                return Transfer(copied=1, bytes_copied=blob.size)
+            except RegistryError as error:
+                # A stream cannot be rewound: the retry starts a fresh download and upload.
+                progress(-sent)
+                if attempt == attempts or not is_transient(error):
+                    raise
+                self.client.transport.pause_before_retry(attempt, f"copy of {blob.digest}", error)
+        raise AssertionError("unreachable")
+
+    def _apply_subchanges(self, change: Change) -> tuple[SubResult, ...]:
+        # In plan order: referrers before the tag-schema index that lists them.
+        return tuple(self._apply_subchange(sub, change) for sub in change.subchanges)
+
+    def _apply_subchange(self, sub: SubChange, change: Change) -> SubResult:
+        def result(outcome: Outcome, message: str) -> SubResult:
+            return SubResult(sub.kind, sub.target, sub.digest, outcome, message)
+
+        if sub.action is Action.SKIP:
+            return result(Outcome.SKIPPED, sub.reason)
+        if sub.action is Action.CONFLICT:
+            return result(Outcome.CONFLICT, sub.reason)
+        if sub.action is Action.ERROR:
+            return result(Outcome.FAILED, sub.reason)
+        try:
+            if sub.kind == REFERRERS_INDEX:
+                referrers = [
+                    Descriptor(s.media_type, s.digest, s.size, artifact_type=s.artifact_type)
+                    for s in change.subchanges
+                    if s.kind == REFERRER and s.subject == sub.subject
+                ]
+                return result(*self._update_referrers_index(parse_reference(sub.target), referrers))
+            source = parse_reference(sub.source).with_tag(None).with_digest(sub.digest)
+            outcome, message, _ = self.copy(source, parse_reference(sub.target), lambda n: None)
+            return result(outcome, message)
+        except ImagesyncError as error:
+            return result(Outcome.FAILED, str(error))
+
+    def _update_referrers_index(
+        self, target: Reference, referrers: list[Descriptor]
+    ) -> tuple[Outcome, str]:
+        """Merge into the target's tag-schema index; existing entries are never dropped."""
+        existing = None
+        if self.client.head_manifest(target, pull=False) is not None:
+            existing = self.client.get_manifest(target, pull=False)
+        raw = merged_referrers_index(existing, referrers)
+        if existing is not None and raw == existing.raw:
+            return Outcome.SKIPPED, "lists every referrer"
+        index = Manifest.parse(raw, mediatypes.OCI_INDEX, str(target))
+        assert target.tag is not None
+        self.client.put_manifest(target.repository, target.tag, index)
+        return Outcome.CREATED, f"lists {len(index.children)} referrer(s)"
+
+
+def _with(
+    base: ImageResult, outcome: Outcome, message: str, transfer: Transfer | None = None
+) -> ImageResult:
+    return ImageResult(
+        base.entry,
+        base.source,
+        base.target,
+        base.digest,
+        outcome,
+        message,
+        transfer or base.transfer,
+        base.subresults,
+    )
+
+
+def _with_subresults(result: ImageResult, subresults: tuple[SubResult, ...]) -> ImageResult:
+    return ImageResult(
+        result.entry,
+        result.source,
+        result.target,
+        result.digest,
+        result.outcome,
+        result.message,
+        result.transfer,
+        subresults,
+    )

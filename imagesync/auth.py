@@ -1,0 +1,249 @@
+"""Credentials and tokens: who we are at each registry.
+
+Credentials, first match wins (design.md §7): ``--access-token`` (a bearer token, target only),
+``-t KEYFILE`` (a GCP JSON key, sent as basic auth user ``_json_key``, target only), docker
+config files (``auths``, ``credHelpers``, ``credsStore``), then anonymous.
+
+Tokens from the bearer dance are cached per registry and scope: a token for one repository
+says nothing about another, and a sync touches many.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from oras.auth.utils import parse_auth_header
+
+from imagesync.errors import ConfigError
+from imagesync.redact import secrets
+from imagesync.reference import DOCKER_HUB, DOCKER_HUB_ENDPOINT
+
+JSON_KEY_USER = "_json_key"
+# Docker's convention for an identity (refresh) token stored in place of a password.
+IDENTITY_TOKEN_USER = "<token>"
+_DOCKER_HUB_KEYS = {"https://index.docker.io/v1/", "index.docker.io", DOCKER_HUB_ENDPOINT}
+# Renew a little before expiry so a token does not run out between check and use.
+_EXPIRY_MARGIN = 10.0
+
+
+@dataclass(frozen=True)
+class Credential:
+    """One identity at one registry. Exactly one of the three forms is set."""
+
+    username: str | None = None
+    password: str | None = None
+    identity_token: str | None = None
+    bearer: str | None = None
+    origin: str = "anonymous"
+
+    def __post_init__(self) -> None:
+        for secret in (self.password, self.identity_token, self.bearer):
+            secrets.add(secret)
+        if self.username and self.password:
+            secrets.add(basic_token(self.username, self.password))
+
+    def __repr__(self) -> str:
+        return f"Credential(origin={self.origin!r})"
+
+    @property
+    def is_anonymous(self) -> bool:
+        return not (self.password or self.identity_token or self.bearer)
+
+
+ANONYMOUS = Credential()
+
+
+def basic_token(username: str, password: str) -> str:
+    return base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
+def _normalise_host(key: str) -> str:
+    if key in _DOCKER_HUB_KEYS:
+        return DOCKER_HUB
+    host = key.split("://", 1)[-1].split("/", 1)[0]
+    return DOCKER_HUB if host in _DOCKER_HUB_KEYS else host
+
+
+def docker_config_paths() -> list[Path]:
+    """Where docker, podman and skopeo keep credentials, in the order we read them."""
+    paths: list[Path] = []
+    if os.environ.get("DOCKER_CONFIG"):
+        paths.append(Path(os.environ["DOCKER_CONFIG"]) / "config.json")
+    else:
+        paths.append(Path.home() / ".docker" / "config.json")
+    if os.environ.get("REGISTRY_AUTH_FILE"):
+        paths.append(Path(os.environ["REGISTRY_AUTH_FILE"]))
+    return paths
+
+
+class CredentialStore:
+    """Answers "which credential for this registry" once per registry, then remembers."""
+
+    def __init__(
+        self,
+        target_registry: str | None = None,
+        access_token: str | None = None,
+        key_file: str | Path | None = None,
+        config_paths: Sequence[Path] | None = None,
+    ) -> None:
+        self._target = target_registry
+        self._target_credential: Credential | None = None
+        if access_token:
+            self._target_credential = Credential(bearer=access_token, origin="--access-token")
+        elif key_file:
+            self._target_credential = _json_key_credential(Path(key_file))
+        self._configs = [_read_config(p) for p in (config_paths or docker_config_paths())]
+        self._cache: dict[str, Credential] = {}
+        self._lock = threading.Lock()
+
+    def for_registry(self, registry: str) -> Credential:
+        with self._lock:
+            if registry not in self._cache:
+                self._cache[registry] = self._lookup(registry)
+            return self._cache[registry]
+
+    def _lookup(self, registry: str) -> Credential:
+        if self._target_credential is not None and registry == self._target:
+            return self._target_credential
+        wanted = _normalise_host(registry)
+        for config in self._configs:
+            credential = _from_config(config, wanted)
+            if credential is not None:
+                return credential
+        return ANONYMOUS
+
+
+def _json_key_credential(path: Path) -> Credential:
+    try:
+        content = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(
+            f"cannot read the target auth key file {path}: {error.strerror}",
+            "check -t/--target-repo-auth-key or SYNCER_TARGET_REPO_AUTH_KEY",
+        ) from None
+    try:
+        json.loads(content)
+    except ValueError:
+        raise ConfigError(
+            f"the target auth key file {path} is not JSON",
+            "pass a service account key file as downloaded (JSON)",
+        ) from None
+    return Credential(username=JSON_KEY_USER, password=content, origin=f"key file {path}")
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as error:
+        raise ConfigError(
+            f"cannot read docker config {path}: {error}", "fix or remove the file"
+        ) from None
+    if not isinstance(document, dict):
+        raise ConfigError(f"docker config {path} is not a JSON object", "fix or remove the file")
+    document["_path"] = str(path)
+    return document
+
+
+def _from_config(config: dict[str, Any], registry: str) -> Credential | None:
+    origin = f"docker config {config.get('_path')}"
+    for key, entry in (config.get("auths") or {}).items():
+        if _normalise_host(key) != registry or not isinstance(entry, dict):
+            continue
+        if entry.get("identitytoken"):
+            return Credential(identity_token=entry["identitytoken"], origin=origin)
+        if entry.get("auth"):
+            decoded = base64.b64decode(entry["auth"]).decode("utf-8", "replace")
+            username, _, password = decoded.partition(":")
+            return _user_credential(username, password, origin)
+        if entry.get("username") and entry.get("password"):
+            return Credential(username=entry["username"], password=entry["password"], origin=origin)
+    helpers = config.get("credHelpers") or {}
+    helper = next((h for k, h in helpers.items() if _normalise_host(k) == registry), None)
+    helper = helper or config.get("credsStore")
+    if helper:
+        return _from_helper(str(helper), registry)
+    return None
+
+
+def _user_credential(username: str, secret: str, origin: str) -> Credential:
+    if username == IDENTITY_TOKEN_USER:
+        return Credential(identity_token=secret, origin=origin)
+    return Credential(username=username, password=secret, origin=origin)
+
+
+def _from_helper(helper: str, registry: str) -> Credential | None:
+    binary = f"docker-credential-{helper}"
+    server = "https://index.docker.io/v1/" if registry == DOCKER_HUB else registry
+    try:
+        result = subprocess.run(
+            [binary, "get"], input=server.encode(), capture_output=True, timeout=30, check=False
+        )
+    except FileNotFoundError:
+        raise ConfigError(
+            f"credential helper {binary} is named in the docker config but not on PATH",
+            f"install {binary} or remove it from the docker config",
+        ) from None
+    except subprocess.TimeoutExpired:
+        raise ConfigError(f"credential helper {binary} did not answer within 30 s") from None
+    if result.returncode != 0:
+        # Helpers exit non-zero for "no credentials for this server": that means anonymous.
+        return None
+    try:
+        answer = json.loads(result.stdout)
+        username, secret = str(answer["Username"]), str(answer["Secret"])
+    except (ValueError, KeyError, TypeError):
+        raise ConfigError(f"credential helper {binary} gave an answer that is not JSON") from None
+    return _user_credential(username, secret, f"credential helper {binary}")
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """What a registry asked for in WWW-Authenticate."""
+
+    scheme: str  # "bearer" or "basic"
+    realm: str = ""
+    service: str = ""
+
+    @classmethod
+    def parse(cls, header: str) -> Challenge | None:
+        scheme = header.strip().split(" ", 1)[0].lower()
+        if scheme == "basic":
+            return cls("basic")
+        if scheme != "bearer":
+            return None
+        parsed = parse_auth_header(header)
+        return cls("bearer", parsed.realm or "", parsed.service or "")
+
+
+@dataclass
+class Token:
+    value: str
+    expires_at: float
+
+    @property
+    def fresh(self) -> bool:
+        return time.monotonic() < self.expires_at - _EXPIRY_MARGIN
+
+
+def token_from_response(body: dict[str, Any]) -> Token:
+    value = body.get("token") or body.get("access_token")
+    if not isinstance(value, str) or not value:
+        raise ValueError("the token response holds no token")
+    secrets.add(value)
+    try:
+        lifetime = float(body.get("expires_in") or 60)
+    except (TypeError, ValueError):
+        lifetime = 60.0
+    # The spec's minimum lifetime is 60 s; a smaller value is taken as given.
+    return Token(value, time.monotonic() + lifetime)

@@ -1,0 +1,41 @@
+"""Builds the registry client from what the user gave: config, credentials, retries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from imagesync.auth import CredentialStore
+from imagesync.client import RegistryClient
+from imagesync.registries import load_registries_config
+from imagesync.retry import DEFAULT_ATTEMPTS, RetryPolicy
+from imagesync.transport import Transport
+
+
+@dataclass(frozen=True)
+class ConnectionOptions:
+    """Everything about how to reach registries; secrets stay inside CredentialStore."""
+
+    registries_config: Path | None = None
+    access_token: str | None = None
+    key_file: Path | None = None
+    retries: int = DEFAULT_ATTEMPTS
+
+    def __repr__(self) -> str:
+        # Never show the token, even in a debugger or a traceback's locals.
+        return f"ConnectionOptions(registries_config={self.registries_config!r})"
+
+
+def open_client(options: ConnectionOptions, target_registry: str) -> RegistryClient:
+    """A client whose target credentials (token or key file) apply to ``target_registry`` only."""
+    credentials = CredentialStore(
+        target_registry=target_registry,
+        access_token=options.access_token,
+        key_file=options.key_file,
+    )
+    transport = Transport(
+        load_registries_config(options.registries_config),
+        credentials,
+        RetryPolicy(attempts=max(1, options.retries)),
+    )
+    return RegistryClient(transport)

@@ -1,0 +1,185 @@
+"""Descriptors and manifests as typed values over the raw bytes a registry served.
+
+A Manifest keeps its bytes: they are what we copy (re-serialising JSON would change the
+digest). The parsed view only answers questions: children, blobs, platform, subject.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from imagesync import mediatypes
+from imagesync.errors import RegistryError
+from imagesync.reference import is_valid_digest
+
+# The distribution spec lets registries refuse manifests above 4 MiB; so do we.
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+
+
+class BadManifest(RegistryError):
+    """The bytes a registry served are not a manifest we can copy."""
+
+
+def sha256_digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True, order=True)
+class Platform:
+    os: str
+    architecture: str
+    variant: str = ""
+
+    def __str__(self) -> str:
+        text = f"{self.os}/{self.architecture}"
+        return f"{text}/{self.variant}" if self.variant else text
+
+    @classmethod
+    def from_json(cls, value: Any) -> Platform | None:
+        if not isinstance(value, dict):
+            return None
+        return cls(
+            str(value.get("os", "")),
+            str(value.get("architecture", "")),
+            str(value.get("variant") or ""),
+        )
+
+
+LINUX_AMD64 = Platform("linux", "amd64")
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    """What points at content: media type, digest and size (plus a platform in indexes)."""
+
+    media_type: str
+    digest: str
+    size: int
+    platform: Platform | None = None
+    artifact_type: str | None = None
+    annotations: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+
+    @classmethod
+    def from_json(cls, value: Any, where: str) -> Descriptor:
+        if not isinstance(value, dict):
+            raise BadManifest(f"{where}: a descriptor is not a JSON object")
+        digest, size = value.get("digest"), value.get("size")
+        if not isinstance(digest, str) or not is_valid_digest(digest):
+            raise BadManifest(f"{where}: descriptor digest {digest!r} is not valid")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise BadManifest(f"{where}: descriptor size {size!r} is not valid")
+        annotations = value.get("annotations") or {}
+        return cls(
+            media_type=str(value.get("mediaType", "")),
+            digest=digest,
+            size=size,
+            platform=Platform.from_json(value.get("platform")),
+            artifact_type=value.get("artifactType"),
+            annotations=tuple(sorted((str(k), str(v)) for k, v in annotations.items())),
+        )
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A manifest's exact bytes, its media type and digest, and a parsed view of them."""
+
+    raw: bytes
+    media_type: str
+    digest: str
+
+    @classmethod
+    def parse(cls, raw: bytes, content_type: str | None, where: str) -> Manifest:
+        """Check that ``raw`` is a manifest we can handle; the digest is that of ``raw``."""
+        if len(raw) > MAX_MANIFEST_BYTES:
+            raise BadManifest(f"{where}: manifest is {len(raw)} bytes, more than 4 MiB")
+        try:
+            document = json.loads(raw)
+        except ValueError:
+            raise BadManifest(f"{where}: manifest is not valid JSON") from None
+        if not isinstance(document, dict):
+            raise BadManifest(f"{where}: manifest is not a JSON object")
+        declared = document.get("mediaType")
+        media_type = _media_type(content_type, declared, document)
+        if mediatypes.is_schema1(media_type):
+            raise BadManifest(
+                f"{where}: Docker schema 1 manifests are not supported",
+                "use an image published with schema 2 or OCI (schema 1 is deprecated)",
+            )
+        if not mediatypes.is_manifest(media_type):
+            raise BadManifest(f"{where}: {media_type!r} is not a manifest media type")
+        manifest = cls(raw, media_type, sha256_digest(raw))
+        # Parse the parts now so that a malformed manifest fails here, not mid-apply.
+        _ = manifest.children if manifest.is_index else manifest.blobs
+        return manifest
+
+    @cached_property
+    def json(self) -> dict[str, Any]:
+        value: dict[str, Any] = json.loads(self.raw)
+        return value
+
+    @property
+    def is_index(self) -> bool:
+        return mediatypes.is_index(self.media_type)
+
+    @property
+    def descriptor(self) -> Descriptor:
+        return Descriptor(self.media_type, self.digest, len(self.raw))
+
+    @cached_property
+    def children(self) -> tuple[Descriptor, ...]:
+        """The manifests an index lists (empty for an image manifest)."""
+        if not self.is_index:
+            return ()
+        entries = self.json.get("manifests")
+        if not isinstance(entries, list):
+            raise BadManifest(f"index {self.digest} has no 'manifests' list")
+        return tuple(Descriptor.from_json(e, f"index {self.digest}") for e in entries)
+
+    @cached_property
+    def config(self) -> Descriptor | None:
+        if self.is_index:
+            return None
+        return Descriptor.from_json(self.json.get("config"), f"manifest {self.digest} config")
+
+    @cached_property
+    def blobs(self) -> tuple[Descriptor, ...]:
+        """Config first, then layers: every blob an image manifest needs."""
+        if self.is_index:
+            return ()
+        layers = self.json.get("layers")
+        if not isinstance(layers, list):
+            raise BadManifest(f"manifest {self.digest} has no 'layers' list")
+        where = f"manifest {self.digest} layer"
+        parsed = [Descriptor.from_json(layer, where) for layer in layers]
+        return (self.config, *parsed) if self.config else tuple(parsed)
+
+    @property
+    def subject(self) -> Descriptor | None:
+        value = self.json.get("subject")
+        return Descriptor.from_json(value, f"manifest {self.digest} subject") if value else None
+
+    @property
+    def artifact_type(self) -> str | None:
+        value = self.json.get("artifactType")
+        if isinstance(value, str):
+            return value
+        config = self.config
+        return config.media_type if config else None
+
+
+def _media_type(content_type: str | None, declared: Any, document: dict[str, Any]) -> str:
+    header = (content_type or "").split(";", 1)[0].strip()
+    if mediatypes.is_manifest(header):
+        return header
+    if isinstance(declared, str) and declared:
+        return declared
+    # OCI manifests may omit mediaType; the shape tells them apart.
+    if "manifests" in document:
+        return mediatypes.OCI_INDEX
+    if document.get("schemaVersion") == 1:
+        return mediatypes.DOCKER_SCHEMA1
+    return mediatypes.OCI_MANIFEST

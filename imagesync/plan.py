@@ -1,0 +1,235 @@
+"""The plan document: what plan decided, in a form people review and apply executes.
+
+The JSON form is versioned, validated by ``schemas/plan.schema.json``, deterministic, holds no
+credentials, and carries a checksum over everything else so an edited plan is caught before
+apply sends a single request.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from imagesync.errors import PlanRejected
+from imagesync.reference import Repository, parse_reference, parse_registry_prefix
+
+FORMAT_VERSION = 1
+# A plan is a few KiB per image; anything near this is not a plan we wrote.
+MAX_PLAN_BYTES = 64 * 1024 * 1024
+
+
+class Action(StrEnum):
+    CREATE = "create"
+    SKIP = "skip"
+    CONFLICT = "conflict"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class SubChange:
+    """A signature, attestation, SBOM or referrer that travels with an image."""
+
+    kind: str
+    source: str
+    target: str
+    digest: str
+    media_type: str
+    action: Action
+    reason: str
+    target_digest: str | None = None
+    artifact_type: str | None = None
+    subject: str | None = None
+    size: int = 0
+
+
+@dataclass(frozen=True)
+class Change:
+    """The decision for one entry of the images file."""
+
+    entry: int
+    line: int
+    source_text: str
+    source: str
+    target: str
+    action: Action
+    reason: str
+    digest: str | None = None
+    media_type: str | None = None
+    platforms: tuple[str, ...] = ()
+    target_digest: str | None = None
+    warnings: tuple[str, ...] = ()
+    blobs_to_transfer: int = 0
+    bytes_to_transfer: int = 0
+    subchanges: tuple[SubChange, ...] = ()
+
+    @property
+    def pinned_source(self) -> str:
+        """The source by digest: what apply copies, whatever the tag points at by then."""
+        if not self.digest:
+            raise PlanRejected(f"entry {self.entry} has no source digest")
+        reference = parse_reference(self.source)
+        return str(reference.with_tag(None).with_digest(self.digest))
+
+
+@dataclass(frozen=True)
+class ImagesFileInfo:
+    path: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    tool_version: str
+    created: str
+    target_prefix: str
+    images_file: ImagesFileInfo
+    changes: tuple[Change, ...]
+    warnings: tuple[str, ...] = ()
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def prefix(self) -> Repository:
+        return parse_registry_prefix(self.target_prefix)
+
+    def summary(self) -> dict[str, int]:
+        counts = {action.value: 0 for action in Action}
+        for change in self.changes:
+            counts[change.action.value] += 1
+        return counts
+
+    def subchange_summary(self) -> dict[str, int]:
+        counts = {action.value: 0 for action in Action}
+        for change in self.changes:
+            for sub in change.subchanges:
+                counts[sub.action.value] += 1
+        return counts
+
+    @property
+    def has_changes(self) -> bool:
+        return any(
+            c.action is Action.CREATE or any(s.action is Action.CREATE for s in c.subchanges)
+            for c in self.changes
+        )
+
+    @property
+    def has_failures(self) -> bool:
+        return any(
+            c.action in (Action.CONFLICT, Action.ERROR)
+            or any(s.action in (Action.CONFLICT, Action.ERROR) for s in c.subchanges)
+            for c in self.changes
+        )
+
+    # -- JSON ------------------------------------------------------------------------------
+
+    def to_document(self) -> dict[str, Any]:
+        document: dict[str, Any] = {
+            "format_version": self.format_version,
+            "tool": {"name": "imagesync", "version": self.tool_version},
+            "created": self.created,
+            "target_prefix": self.target_prefix,
+            "images_file": asdict(self.images_file),
+            "summary": self.summary(),
+            "warnings": list(self.warnings),
+            "changes": [_change_document(c) for c in self.changes],
+        }
+        document["checksum"] = checksum(document)
+        return document
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_document(), indent=2, ensure_ascii=False) + "\n"
+
+    def write(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_json(), encoding="utf-8")
+
+    @classmethod
+    def from_document(cls, document: Any, where: str = "plan") -> Plan:
+        """Check a plan document and build the Plan; PlanRejected says why it is refused."""
+        if not isinstance(document, dict):
+            raise PlanRejected(f"{where} is not a JSON object", "re-run plan")
+        version = document.get("format_version")
+        if version != FORMAT_VERSION:
+            raise PlanRejected(
+                f"{where} has format_version {version!r}; this imagesync reads {FORMAT_VERSION}",
+                "re-run plan with this version of imagesync",
+            )
+        errors = sorted(_validator().iter_errors(document), key=lambda e: list(e.absolute_path))
+        if errors:
+            first = errors[0]
+            place = "/".join(str(p) for p in first.absolute_path) or "(top level)"
+            raise PlanRejected(
+                f"{where} does not match the plan schema at {place}: {first.message}",
+                "re-run plan; do not edit plan files by hand",
+            )
+        if document["checksum"] != checksum(document):
+            raise PlanRejected(
+                f"{where} was changed after plan wrote it (checksum mismatch)",
+                "re-run plan; do not edit plan files by hand",
+            )
+        plan = cls(
+            tool_version=document["tool"]["version"],
+            created=document["created"],
+            target_prefix=document["target_prefix"],
+            images_file=ImagesFileInfo(**document["images_file"]),
+            changes=tuple(_change_from(c) for c in document["changes"]),
+            warnings=tuple(document["warnings"]),
+            format_version=version,
+        )
+        if document["summary"] != plan.summary():
+            raise PlanRejected(f"{where}: the summary does not match the changes", "re-run plan")
+        return plan
+
+    @classmethod
+    def read(cls, path: str | Path) -> Plan:
+        source = Path(path)
+        try:
+            if source.stat().st_size > MAX_PLAN_BYTES:
+                raise PlanRejected(f"{source} is too large to be a plan", "re-run plan")
+            document = json.loads(source.read_text(encoding="utf-8"))
+        except OSError as error:
+            raise PlanRejected(f"cannot read plan {source}: {error.strerror}") from None
+        except ValueError as error:
+            raise PlanRejected(f"{source} is not JSON: {error}", "re-run plan") from None
+        return cls.from_document(document, str(source))
+
+
+def checksum(document: dict[str, Any]) -> str:
+    """sha256 over the canonical JSON of everything but the checksum itself."""
+    body = {k: v for k, v in document.items() if k != "checksum"}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _change_document(change: Change) -> dict[str, Any]:
+    document = asdict(change)
+    document["action"] = change.action.value
+    document["platforms"] = list(change.platforms)
+    document["warnings"] = list(change.warnings)
+    document["subchanges"] = [
+        {**asdict(sub), "action": sub.action.value} for sub in change.subchanges
+    ]
+    return document
+
+
+def _change_from(document: dict[str, Any]) -> Change:
+    fields = dict(document)
+    fields["action"] = Action(fields["action"])
+    fields["platforms"] = tuple(fields["platforms"])
+    fields["warnings"] = tuple(fields["warnings"])
+    fields["subchanges"] = tuple(
+        SubChange(**{**sub, "action": Action(sub["action"])}) for sub in fields["subchanges"]
+    )
+    return Change(**fields)
+
+
+@functools.cache
+def _validator() -> jsonschema.protocols.Validator:
+    text = resources.files("imagesync.schemas").joinpath("plan.schema.json").read_text()
+    return jsonschema.Draft202012Validator(json.loads(text))

@@ -1,0 +1,289 @@
+"""The planner: resolves every entry against its source and the target and decides.
+
+Per entry (design.md §3): resolve the source (HEAD first), refuse what cannot be synced whole,
+HEAD the target tag, then create / skip / conflict — or error, with the registry's own words.
+Entries resolve concurrently; the plan keeps file order.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from imagesync import __version__, mediatypes
+from imagesync.client import RegistryClient
+from imagesync.errors import ImagesyncError
+from imagesync.image import fetch_image
+from imagesync.imagesfile import ImageEntry, ImagesFile
+from imagesync.manifest import LINUX_AMD64, Descriptor, Manifest, Platform
+from imagesync.plan import Action, Change, ImagesFileInfo, Plan, SubChange
+from imagesync.reference import Reference, Repository
+from imagesync.referrers import REFERRER, REFERRERS_INDEX, Attached, digest_tag, discover
+
+DEFAULT_PARALLELISM = 8
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    parallelism: int = DEFAULT_PARALLELISM
+    signatures: bool = True
+    require_signatures: bool = False
+
+
+class EntryError(ImagesyncError):
+    """An entry that cannot be synced as written; becomes an ``error`` change."""
+
+
+def make_plan(
+    images: ImagesFile,
+    client: RegistryClient,
+    options: PlanOptions | None = None,
+    on_change: Callable[[Change], None] | None = None,
+) -> Plan:
+    options = options or PlanOptions()
+    entries = _unique(images.entries)
+    kept = {entry.index for entry in entries}
+    planner = _EntryPlanner(client, options)
+
+    def plan_one(entry: ImageEntry) -> Change:
+        warnings = tuple(p.message for p in images.warnings if p.entry_index == entry.index)
+        change = planner.plan(entry, warnings)
+        if on_change:
+            on_change(change)
+        return change
+
+    with ThreadPoolExecutor(max_workers=max(1, options.parallelism)) as pool:
+        changes = list(pool.map(plan_one, entries))
+    # Warnings of the file as a whole, and of entries planned once under an earlier entry.
+    plan_warnings = tuple(str(p) for p in images.warnings if p.entry_index not in kept)
+    return Plan(
+        tool_version=__version__,
+        created=datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+        target_prefix=str(images.target_prefix),
+        images_file=ImagesFileInfo(str(images.path), images.sha256),
+        changes=tuple(changes),
+        warnings=plan_warnings,
+    )
+
+
+def _unique(entries: Iterable[ImageEntry]) -> list[ImageEntry]:
+    """The same source for the same target twice is one change (the loader warned of it)."""
+    seen: set[tuple[str, str]] = set()
+    unique = []
+    for entry in entries:
+        if entry.sync_key not in seen:
+            seen.add(entry.sync_key)
+            unique.append(entry)
+    return unique
+
+
+class _EntryPlanner:
+    def __init__(self, client: RegistryClient, options: PlanOptions) -> None:
+        self.client = client
+        self.options = options
+
+    def plan(self, entry: ImageEntry, warnings: tuple[str, ...]) -> Change:
+        base = Change(
+            entry=entry.index,
+            line=entry.line,
+            source_text=entry.source_text,
+            source=str(entry.source),
+            target=str(entry.target),
+            action=Action.ERROR,
+            reason="",
+            warnings=warnings,
+        )
+        try:
+            change, manifest = self._decide(entry, base)
+            if self.options.signatures and change.action in (Action.CREATE, Action.SKIP):
+                subchanges = plan_attached(self.client, entry, manifest)
+                change = replace(change, subchanges=subchanges)
+            if self.options.require_signatures and change.action is not Action.CONFLICT:
+                _require_signature(change)
+            return change
+        except ImagesyncError as error:
+            return replace(base, action=Action.ERROR, reason=str(error))
+
+    def _decide(self, entry: ImageEntry, base: Change) -> tuple[Change, Manifest]:
+        source = entry.source
+        found = self.client.head_manifest(source)
+        if found is None:
+            raise EntryError(
+                f"source {source} not found",
+                "check the name, the tag or digest, and that the image is public or you are "
+                "logged in",
+            )
+        pinned = source.with_tag(None).with_digest(found.digest)
+        existing = self.client.head_manifest(entry.target, pull=False)
+        base = replace(
+            base,
+            digest=found.digest,
+            media_type=found.media_type,
+            target_digest=existing.digest if existing else None,
+        )
+        if existing is not None and existing.digest == found.digest:
+            # The bytes are identical, so read them from the target: no pull counted at source.
+            manifest = self.client.get_manifest(entry.target.with_digest(found.digest), pull=False)
+            platforms = self._platforms(entry, manifest, entry.target.repository, pull=False)
+            skip = replace(
+                base, action=Action.SKIP, reason="already in the target", platforms=platforms
+            )
+            return skip, manifest
+        manifest = self.client.get_manifest(pinned)
+        platforms = self._platforms(entry, manifest, source.repository, pull=True)
+        if existing is not None:
+            conflict = replace(
+                base,
+                action=Action.CONFLICT,
+                platforms=platforms,
+                reason=(
+                    f"target tag {entry.target} exists with digest {existing.digest}, the source "
+                    f"is {found.digest}; tags are immutable, so it is not overwritten. Pin the "
+                    "source by digest to the target's digest, or pick a new tag"
+                ),
+            )
+            return conflict, manifest
+        blobs, size = self._missing_blobs(manifest, source, entry.target.repository)
+        create = replace(
+            base,
+            action=Action.CREATE,
+            platforms=platforms,
+            reason="not in the target",
+            blobs_to_transfer=blobs,
+            bytes_to_transfer=size,
+        )
+        return create, manifest
+
+    def _platforms(
+        self, entry: ImageEntry, manifest: Manifest, repository: Repository, *, pull: bool
+    ) -> tuple[str, ...]:
+        if manifest.is_index:
+            listed = [c.platform for c in manifest.children if c.platform is not None]
+            return tuple(sorted({str(p) for p in listed}))
+        platform = self._config_platform(manifest, repository, pull)
+        if not entry.amd64_only:
+            raise EntryError(
+                f"source {entry.source} is a single-platform image ({platform}), not an index",
+                "sync its multi-platform index instead, or set 'amd64Only: true' on the entry "
+                "if a single linux/amd64 image is what you want",
+            )
+        if platform != LINUX_AMD64:
+            raise EntryError(
+                f"source {entry.source} is {platform}, but amd64Only allows only linux/amd64",
+                "pick the linux/amd64 image's digest, or sync the multi-platform index",
+            )
+        return (str(platform),)
+
+    def _config_platform(self, manifest: Manifest, repository: Repository, pull: bool) -> Platform:
+        config = manifest.config
+        if config is None:
+            raise EntryError(f"manifest {manifest.digest} has no config")
+        try:
+            document = json.loads(self.client.get_blob(repository, config.digest, pull=pull))
+        except ValueError:
+            raise EntryError(f"the image config {config.digest} is not JSON") from None
+        return Platform(
+            str(document.get("os", "")),
+            str(document.get("architecture", "")),
+            str(document.get("variant") or ""),
+        )
+
+    def _missing_blobs(
+        self, manifest: Manifest, source: Reference, target: Repository
+    ) -> tuple[int, int]:
+        """How many blobs, and bytes, the target lacks for this image."""
+        image = fetch_image(self.client, source.with_tag(None), manifest)
+        missing = [b for b in image.blobs if self.client.blob_size(target, b.digest) is None]
+        return len(missing), sum(b.size for b in missing)
+
+
+def _require_signature(change: Change) -> None:
+    signed = any(s.kind == "signature" and s.subject == change.digest for s in change.subchanges)
+    if not signed:
+        raise EntryError(
+            f"source {change.source} has no signature (--require-signatures)",
+            "sign the image (cosign sign) or sync it without --require-signatures",
+        )
+
+
+def plan_attached(
+    client: RegistryClient, entry: ImageEntry, manifest: Manifest
+) -> tuple[SubChange, ...]:
+    """Sub-changes for everything attached to the image and, for an index, to its children."""
+    source_repo, target_repo = entry.source.repository, entry.target.repository
+    subjects = [manifest.digest, *(c.digest for c in manifest.children)]
+    attached = discover(client, source_repo, subjects)
+    subchanges = [_attached_change(client, item, source_repo, target_repo) for item in attached]
+    by_subject: dict[str, list[Descriptor]] = {}
+    for item in attached:
+        if item.kind == REFERRER:
+            by_subject.setdefault(item.subject, []).append(item.descriptor)
+    for subject, descriptors in by_subject.items():
+        subchanges.append(_referrers_index_change(client, target_repo, subject, descriptors))
+    return tuple(subchanges)
+
+
+def _attached_change(
+    client: RegistryClient, item: Attached, source_repo: Repository, target_repo: Repository
+) -> SubChange:
+    target = item.target(target_repo)
+    lookup = target if item.tag else target.with_digest(item.descriptor.digest)
+    existing = client.head_manifest(lookup, pull=False)
+    if existing is None:
+        action, reason = Action.CREATE, "not in the target"
+    elif existing.digest == item.descriptor.digest:
+        action, reason = Action.SKIP, "already in the target"
+    else:
+        action = Action.CONFLICT
+        reason = (
+            f"target {target} exists with digest {existing.digest}, the source has "
+            f"{item.descriptor.digest}; it is not overwritten"
+        )
+    return SubChange(
+        kind=item.kind,
+        source=str(item.source(source_repo)),
+        target=str(target),
+        digest=item.descriptor.digest,
+        media_type=item.descriptor.media_type,
+        action=action,
+        reason=reason,
+        target_digest=existing.digest if existing else None,
+        artifact_type=item.descriptor.artifact_type,
+        subject=item.subject,
+        size=item.descriptor.size,
+    )
+
+
+def _referrers_index_change(
+    client: RegistryClient, target_repo: Repository, subject: str, referrers: list[Descriptor]
+) -> SubChange:
+    """Where the target lacks the referrers API, its tag-schema index must list the referrers."""
+    target = Reference(target_repo, digest_tag(subject))
+    base = SubChange(
+        kind=REFERRERS_INDEX,
+        source=str(target),
+        target=str(target),
+        digest=subject,
+        media_type=mediatypes.OCI_INDEX,
+        action=Action.SKIP,
+        reason="",
+        subject=subject,
+    )
+    if client.referrers(target_repo, subject, pull=False) is not None:
+        return replace(base, reason="the target registry keeps referrers itself (referrers API)")
+    existing = client.head_manifest(target, pull=False)
+    listed: set[str] = set()
+    if existing is not None:
+        listed = {c.digest for c in client.get_manifest(target, pull=False).children}
+    missing = [d for d in referrers if d.digest not in listed]
+    base = replace(base, target_digest=existing.digest if existing else None)
+    if not missing:
+        return replace(base, reason="lists every referrer")
+    return replace(
+        base,
+        action=Action.CREATE,
+        reason=f"add {len(missing)} referrer(s) to the tag-schema index, keeping existing entries",
+    )

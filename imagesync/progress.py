@@ -1,0 +1,83 @@
+"""Apply progress on stderr: a rich display on a terminal, plain lines elsewhere."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import TextIO
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
+
+from imagesync.applier import ApplyListener, ImageResult
+from imagesync.plan import Change, Plan
+
+
+class PlainProgress(ApplyListener):
+    """One line per image: for CI logs and pipes, where redrawing bars is noise."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self._lock = threading.Lock()
+
+    def _say(self, text: str) -> None:
+        with self._lock:
+            print(text, file=self.stream, flush=True)
+
+    def image_started(self, change: Change) -> None:
+        self._say(f"copying {change.source_text} -> {change.target}")
+
+    def image_finished(self, result: ImageResult) -> None:
+        self._say(f"{result.outcome.value}: {result.target}")
+
+
+class RichProgress(ApplyListener):
+    """A bar per image and an overall bar in bytes."""
+
+    def __init__(self, plan: Plan, console: Console) -> None:
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
+        total = sum(c.bytes_to_transfer for c in plan.changes)
+        self._overall = self._progress.add_task("total", total=total or None)
+        self._tasks: dict[int, TaskID] = {}
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> RichProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def image_started(self, change: Change) -> None:
+        with self._lock:
+            self._tasks[change.entry] = self._progress.add_task(
+                change.target, total=change.bytes_to_transfer or None
+            )
+
+    def bytes_copied(self, change: Change, count: int) -> None:
+        task = self._tasks.get(change.entry)
+        if task is not None:
+            self._progress.advance(task, count)
+        self._progress.advance(self._overall, count)
+
+    def image_finished(self, result: ImageResult) -> None:
+        task = self._tasks.get(result.entry)
+        if task is not None:
+            self._progress.update(task, description=f"{result.outcome.value} {result.target}")
+            self._progress.stop_task(task)

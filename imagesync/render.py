@@ -1,0 +1,237 @@
+"""Plans and apply reports as text (Terraform-like), JSON and Markdown."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+from imagesync.applier import ApplyReport, ImageResult, Outcome
+from imagesync.plan import Action, Change, Plan, SubChange
+
+FORMATS = ("text", "json", "markdown")
+
+_SYMBOL = {Action.CREATE: "+", Action.SKIP: "=", Action.CONFLICT: "!", Action.ERROR: "x"}
+_OUTCOME_SYMBOL = {
+    Outcome.CREATED: "+",
+    Outcome.SKIPPED: "=",
+    Outcome.CONFLICT: "!",
+    Outcome.FAILED: "x",
+}
+# Reviewers need the problems first; the order within an action stays file order.
+_REVIEW_ORDER = (Action.CONFLICT, Action.ERROR, Action.CREATE, Action.SKIP)
+COLLAPSE_SKIPS_ABOVE = 10
+
+
+def human_bytes(count: int) -> str:
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def short_digest(digest: str | None) -> str:
+    return digest.split(":", 1)[-1][:12] if digest else "-"
+
+
+def summary_line(plan: Plan) -> str:
+    counts = plan.summary()
+    parts = [f"{counts['create']} to create", f"{counts['skip']} unchanged"]
+    if counts["conflict"]:
+        parts.append(f"{counts['conflict']} conflict" + ("s" if counts["conflict"] > 1 else ""))
+    if counts["error"]:
+        parts.append(f"{counts['error']} error" + ("s" if counts["error"] > 1 else ""))
+    subs = plan.subchange_summary()
+    if any(subs.values()):
+        parts.append(f"signatures: {subs['create']} to create, {subs['skip']} unchanged")
+    return "Plan: " + ", ".join(parts) + "."
+
+
+def render_plan(plan: Plan, fmt: str, *, changed_only: bool = False) -> str:
+    if fmt == "json":
+        return plan.to_json()
+    if fmt == "markdown":
+        return plan_markdown(plan, changed_only=changed_only)
+    return plan_text(plan, changed_only=changed_only)
+
+
+def _shown(plan: Plan, changed_only: bool) -> list[Change]:
+    return [
+        c
+        for c in plan.changes
+        if not changed_only
+        or c.action is not Action.SKIP
+        or any(s.action is not Action.SKIP for s in c.subchanges)
+    ]
+
+
+def plan_text(plan: Plan, *, changed_only: bool = False) -> str:
+    lines = [f"Target: {plan.target_prefix}", ""]
+    for warning in plan.warnings:
+        lines.append(f"warning: {warning}")
+    for change in _shown(plan, changed_only):
+        lines.extend(_change_text(change))
+    lines += ["", summary_line(plan)]
+    return "\n".join(lines) + "\n"
+
+
+def _change_text(change: Change) -> list[str]:
+    head = f"{_SYMBOL[change.action]} {change.action.value:<8} {change.target}"
+    lines = [head, f"    source: {change.source_text} (entry {change.entry}, line {change.line})"]
+    if change.digest:
+        lines.append(f"    digest: {change.digest}")
+    if change.platforms:
+        lines.append(f"    platforms: {', '.join(change.platforms)}")
+    if change.action is Action.CREATE:
+        lines.append(
+            f"    transfer: {change.blobs_to_transfer} blobs, "
+            f"{human_bytes(change.bytes_to_transfer)}"
+        )
+    if change.action in (Action.CONFLICT, Action.ERROR):
+        lines.append(f"    reason: {change.reason}")
+    lines.extend(f"    warning: {w}" for w in change.warnings)
+    lines.extend(_subchange_text(sub) for sub in change.subchanges)
+    return lines
+
+
+def _subchange_text(sub: SubChange) -> str:
+    text = f"    {_SYMBOL[sub.action]} {sub.kind} {sub.target} ({short_digest(sub.digest)})"
+    if sub.action in (Action.CONFLICT, Action.ERROR):
+        text += f": {sub.reason}"
+    return text
+
+
+def plan_markdown(plan: Plan, *, changed_only: bool = False) -> str:
+    counts = plan.summary()
+    lines = [f"### imagesync plan for `{plan.target_prefix}`", "", f"**{summary_line(plan)}**", ""]
+    lines.extend(f"> :warning: {w}" for w in plan.warnings)
+    shown = _shown(plan, changed_only)
+    for action in _REVIEW_ORDER:
+        group = [c for c in shown if c.action is action]
+        if not group:
+            continue
+        title = f"{_SYMBOL[action]} {action.value} ({counts[action.value]})"
+        table = _markdown_table(group, action)
+        if action is Action.SKIP and len(group) > COLLAPSE_SKIPS_ABOVE:
+            lines += ["<details>", f"<summary>{title}</summary>", "", *table, "", "</details>", ""]
+        else:
+            lines += [f"#### {title}", "", *table, ""]
+    return "\n".join(lines) + "\n"
+
+
+def _markdown_table(changes: Iterable[Change], action: Action) -> list[str]:
+    fix_column = action in (Action.CONFLICT, Action.ERROR)
+    header = "| target | source | digest | platforms | transfer | signatures |"
+    if fix_column:
+        header += " reason and fix |"
+    rows = [header, "|" + "---|" * header.count(" |")]
+    for c in changes:
+        transfer = (
+            f"{c.blobs_to_transfer} blobs, {human_bytes(c.bytes_to_transfer)}"
+            if c.action is Action.CREATE
+            else "-"
+        )
+        signatures = ", ".join(f"{_SYMBOL[s.action]} {s.kind}" for s in c.subchanges) or "-"
+        row = (
+            f"| `{c.target}` | `{_md(c.source_text)}` (line {c.line}) | "
+            f"`{short_digest(c.digest)}` | {', '.join(c.platforms) or '-'} | {transfer} | "
+            f"{signatures} |"
+        )
+        if fix_column:
+            row += f" {_md(c.reason)} |"
+        rows.append(row)
+    return rows
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render_report(report: ApplyReport, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(report_document(report), indent=2) + "\n"
+    if fmt == "markdown":
+        return report_markdown(report)
+    return report_text(report)
+
+
+def report_document(report: ApplyReport) -> dict[str, object]:
+    return {
+        "summary": report.counts(),
+        "failed": report.failed,
+        "interrupted": report.interrupted,
+        "images": [
+            {
+                "entry": r.entry,
+                "source": r.source,
+                "target": r.target,
+                "digest": r.digest,
+                "outcome": r.outcome.value,
+                "message": r.message,
+                "blobs": {
+                    "copied": r.transfer.copied,
+                    "mounted": r.transfer.mounted,
+                    "present": r.transfer.present,
+                },
+                "bytes_copied": r.transfer.bytes_copied,
+                "signatures": [
+                    {
+                        "kind": s.kind,
+                        "target": s.target,
+                        "digest": s.digest,
+                        "outcome": s.outcome.value,
+                        "message": s.message,
+                    }
+                    for s in r.subresults
+                ],
+            }
+            for r in report.results
+        ],
+    }
+
+
+def report_summary(report: ApplyReport) -> str:
+    counts = report.counts()
+    text = (
+        f"Apply: {counts['created']} created, {counts['skipped']} unchanged, "
+        f"{counts['conflict']} conflicts, {counts['failed']} failed."
+    )
+    return text + (" Interrupted." if report.interrupted else "")
+
+
+def report_text(report: ApplyReport) -> str:
+    lines: list[str] = []
+    for result in report.results:
+        lines.extend(_result_text(result))
+    lines += ["", report_summary(report)]
+    return "\n".join(lines) + "\n"
+
+
+def _result_text(result: ImageResult) -> list[str]:
+    lines = [f"{_OUTCOME_SYMBOL[result.outcome]} {result.outcome.value:<8} {result.target}"]
+    if result.outcome is Outcome.CREATED:
+        t = result.transfer
+        lines.append(
+            f"    {t.copied} blobs copied ({human_bytes(t.bytes_copied)}), {t.mounted} mounted, "
+            f"{t.present} already there"
+        )
+    elif result.outcome is not Outcome.SKIPPED:
+        lines.append(f"    {result.message}")
+    for sub in result.subresults:
+        line = f"    {_OUTCOME_SYMBOL[sub.outcome]} {sub.kind} {sub.target}"
+        if sub.outcome in (Outcome.CONFLICT, Outcome.FAILED):
+            line += f": {sub.message}"
+        lines.append(line)
+    return lines
+
+
+def report_markdown(report: ApplyReport) -> str:
+    lines = ["### imagesync apply", "", f"**{report_summary(report)}**", ""]
+    lines += ["| outcome | target | digest | details |", "|---|---|---|---|"]
+    for r in report.results:
+        lines.append(
+            f"| {_OUTCOME_SYMBOL[r.outcome]} {r.outcome.value} | `{r.target}` | "
+            f"`{short_digest(r.digest)}` | {_md(r.message)} |"
+        )
+    return "\n".join(lines) + "\n"

@@ -163,12 +163,15 @@ class RegistryClient:
     # -- blobs -----------------------------------------------------------------------------
 
     def blob_size(self, repository: Repository, digest: str) -> int | None:
-        """Size of a blob in the target registry, or None when it is not there."""
+        """Size of a blob in the target registry, or None when it is not there.
+
+        Pull scope suffices, so plan works with read-only credentials on the target.
+        """
         response = self.transport.request(
             "HEAD",
             repository.endpoint,
             f"/v2/{repository.path}/blobs/{digest}",
-            scopes=[push_scope(repository.path)],
+            scopes=[pull_scope(repository.path)],
         )
         if response.status_code == 404:
             return None

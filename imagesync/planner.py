@@ -20,7 +20,7 @@ from imagesync.image import fetch_image
 from imagesync.imagesfile import ImageEntry, ImagesFile
 from imagesync.manifest import LINUX_AMD64, Descriptor, Manifest, Platform
 from imagesync.plan import Action, Change, ImagesFileInfo, Plan, SubChange
-from imagesync.reference import Reference, Repository
+from imagesync.reference import Reference, Repository, parse_reference
 from imagesync.referrers import REFERRER, REFERRERS_INDEX, Attached, digest_tag, discover
 
 DEFAULT_PARALLELISM = 8
@@ -59,6 +59,7 @@ def make_plan(
         changes = list(pool.map(plan_one, entries))
     # Warnings of the file as a whole, and of entries planned once under an earlier entry.
     plan_warnings = tuple(str(p) for p in images.warnings if p.entry_index not in kept)
+    plan_warnings += _rate_limit_warnings(changes, client)
     return Plan(
         tool_version=__version__,
         created=datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
@@ -67,6 +68,25 @@ def make_plan(
         changes=tuple(changes),
         warnings=plan_warnings,
     )
+
+
+def _rate_limit_warnings(changes: list[Change], client: RegistryClient) -> tuple[str, ...]:
+    """Warn when apply would pull more manifests than a registry's rate limit has left."""
+    needed: dict[str, int] = {}
+    for change in changes:
+        if change.action is Action.CREATE:
+            host = parse_reference(change.source).repository.endpoint
+            # The index (or manifest) and one manifest per platform are GETs that count.
+            needed[host] = needed.get(host, 0) + 1 + len(change.platforms)
+    warnings = []
+    for host, count in sorted(needed.items()):
+        remaining = client.transport.rate_limit_remaining.get(host)
+        if remaining is not None and count > remaining:
+            warnings.append(
+                f"{host} allows {remaining} more pulls now, apply needs about {count}: it would "
+                "hit the rate limit (log in for a higher limit, use a mirror, or apply in parts)"
+            )
+    return tuple(warnings)
 
 
 def _unique(entries: Iterable[ImageEntry]) -> list[ImageEntry]:

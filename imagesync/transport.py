@@ -71,6 +71,7 @@ class Transport:
         self._challenges: dict[str, Challenge] = {}
         self._tokens: dict[tuple[str, frozenset[str]], Token] = {}
         self.request_count = 0
+        self.rate_limit_remaining: dict[str, int] = {}
 
     # -- public ----------------------------------------------------------------------------
 
@@ -268,8 +269,11 @@ class Transport:
                 # drops it on a host change, and we do not follow more than its default.
                 allow_redirects=True,
             )
+        remaining = _rate_limit_remaining(response)
         with self._lock:
             self.request_count += 1
+            if remaining is not None:
+                self.rate_limit_remaining[registry] = remaining
         self._log(method, response.url, response.status_code, started)
         return response
 
@@ -355,6 +359,17 @@ class Transport:
         except requests.exceptions.ConnectionError:
             return "http"
         return "https"
+
+
+def _rate_limit_remaining(response: requests.Response) -> int | None:
+    """Docker Hub's pull allowance left, from ``ratelimit-remaining: 76;w=21600``."""
+    value = response.headers.get("ratelimit-remaining")
+    if not value:
+        return None
+    try:
+        return int(value.split(";", 1)[0].strip())
+    except ValueError:
+        return None
 
 
 def _tls_error(registry: str, error: Exception) -> RegistryError:

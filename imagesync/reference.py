@@ -27,7 +27,8 @@ TAG_PATTERN = r"[\w][\w.-]{0,127}"
 
 _PATH_RE = re.compile(rf"{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*")
 _DOMAIN_RE = re.compile(_DOMAIN)
-_TAG_RE = re.compile(TAG_PATTERN)
+# Go's \w (the grammar's home) is ASCII; Python's would also accept letters such as 'é'.
+_TAG_RE = re.compile(TAG_PATTERN, re.ASCII)
 _DIGEST_RE = re.compile(r"sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128}")
 _DIGEST_ALGORITHM_RE = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:")
 
@@ -49,7 +50,9 @@ def check_digest(digest: str) -> str:
     algorithm, _, hex_part = digest.partition(":")
     if algorithm == "sha256" and re.fullmatch(r"[a-fA-F0-9]*", hex_part):
         if hex_part != hex_part.lower():
-            raise InvalidReference(f"digest {digest!r} has upper-case hex", "write it in lower case")
+            raise InvalidReference(
+                f"digest {digest!r} has upper-case hex", "write it in lower case"
+            )
         raise InvalidReference(
             f"digest {digest!r} has {len(hex_part)} hex characters, sha256 needs 64",
             "copy the whole digest",
@@ -158,10 +161,15 @@ def parse_repository(text: str) -> Repository:
 def parse_registry_prefix(text: str) -> Repository:
     """Parse a target prefix such as ``reg.io/ext`` or a bare ``localhost:5000``."""
     stripped = text.strip().rstrip("/")
-    if stripped and "/" not in stripped and _DOMAIN_RE.fullmatch(stripped):
-        if "." in stripped or ":" in stripped or stripped == "localhost":
-            return Repository(stripped, "")
-    return parse_repository(stripped)
+    hostlike = "." in stripped or ":" in stripped or stripped == "localhost"
+    if hostlike and "/" not in stripped and _DOMAIN_RE.fullmatch(stripped):
+        return Repository(stripped, "")
+    repository = parse_repository(stripped)
+    if repository.registry == DOCKER_HUB:
+        # A prefix is a namespace, not an image name: docker.io/myorg is the myorg
+        # organisation; library/ is only put in front of single-component image names.
+        return Repository(DOCKER_HUB, _split_domain(stripped)[1])
+    return repository
 
 
 def _explain_bad_path(path: str) -> str:

@@ -1,0 +1,363 @@
+"""The command line: parses options and calls library functions; no logic of its own."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+
+from imagesync import __version__
+from imagesync.applier import ApplyOptions, ApplyReport, apply_plan, check_plan
+from imagesync.client import RegistryClient
+from imagesync.connection import ConnectionOptions, open_client
+from imagesync.diagnostics import Problem, count
+from imagesync.errors import ImagesyncError
+from imagesync.imagesfile import ImagesFile, InvalidImagesFile, load_images_file
+from imagesync.logs import configure_logging
+from imagesync.plan import Plan
+from imagesync.planner import DEFAULT_PARALLELISM, PlanOptions, make_plan
+from imagesync.progress import PlainProgress, RichProgress
+from imagesync.reference import Repository
+from imagesync.render import FORMATS, render_plan, render_report
+from imagesync.retry import DEFAULT_ATTEMPTS
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_IMAGES_FILE = "external-images.yaml"
+
+
+def images_file_option(function: F) -> F:
+    return click.option(
+        "-i",
+        "--images-file",
+        envvar="SYNCER_IMAGES_FILE",
+        default=DEFAULT_IMAGES_FILE,
+        show_default=True,
+        type=click.Path(dir_okay=False),
+        help="YAML file with the images to sync [SYNCER_IMAGES_FILE]",
+    )(function)
+
+
+def target_option(function: F) -> F:
+    return click.option(
+        "--target",
+        envvar="SYNCER_TARGET_REPO",
+        metavar="PREFIX",
+        help="Registry prefix to mirror below, e.g. registry.example.com/external; "
+        "wins over the images file's `target:` [SYNCER_TARGET_REPO]",
+    )(function)
+
+
+def report_problems(problems: Iterable[Problem]) -> None:
+    """One line per problem on stderr, ``file:line: entry N: message (fix: …)``."""
+    for problem in problems:
+        click.echo(str(problem), err=True)
+
+
+def fail(error: ImagesyncError) -> None:
+    click.echo(f"Error: {error.message}", err=True)
+    if error.hint:
+        click.echo(f"  fix: {error.hint}", err=True)
+    sys.exit(1)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="imagesync")
+def main() -> None:
+    """Mirror container images into a target registry: plan, review, apply.
+
+    Tags in the target are immutable: imagesync never overwrites one.
+    """
+
+
+@main.command()
+@images_file_option
+@target_option
+def validate(images_file: str, target: str | None) -> None:
+    """Check the images file offline (no network) and report every problem.
+
+    Exits 0 when the file is valid (warnings allowed), 1 when it has errors.
+    """
+    try:
+        images = load_images_file(images_file, target)
+    except InvalidImagesFile as error:
+        report_problems(error.problems)
+        click.echo(f"{images_file}: not valid, {count(error.problems)}", err=True)
+        sys.exit(1)
+    except ImagesyncError as error:
+        fail(error)
+        return
+    report_problems(images.warnings)
+    number = len(images.entries)
+    summary = f"{images_file}: {number} image{'' if number == 1 else 's'}, valid"
+    if images.warnings:
+        summary += f" ({count(images.warnings)})"
+    click.echo(summary)
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Errors users can act on end the command with their message and fix, no traceback."""
+    try:
+        yield
+    except InvalidImagesFile as error:
+        report_problems(error.problems)
+        click.echo(f"{error.path}: not valid, {count(error.problems)}", err=True)
+        sys.exit(1)
+    except ImagesyncError as error:
+        fail(error)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+
+
+def connection_options(function: F) -> F:
+    """The options every command that talks to registries shares."""
+    decorators = [
+        click.option(
+            "--registries-config",
+            envvar="SYNCER_REGISTRIES_CONFIG",
+            type=click.Path(dir_okay=False, exists=True),
+            help="YAML with per-registry mirrors, TLS and concurrency [SYNCER_REGISTRIES_CONFIG]",
+        ),
+        click.option(
+            "--parallelism",
+            type=click.IntRange(1, 256),
+            default=DEFAULT_PARALLELISM,
+            show_default=True,
+            help="How many images are worked on at once",
+        ),
+        click.option(
+            "--retries",
+            type=click.IntRange(1, 20),
+            default=DEFAULT_ATTEMPTS,
+            show_default=True,
+            help="Attempts per request for transient failures (5xx, 429, resets)",
+        ),
+        click.option(
+            "--no-signatures",
+            is_flag=True,
+            help="Leave signatures, attestations, SBOMs and referrers out",
+        ),
+        click.option(
+            "--require-signatures",
+            is_flag=True,
+            help="Make an image without a cosign signature an error in the plan",
+        ),
+        click.option(
+            "--debug",
+            envvar="SYNCER_DEBUG",
+            is_flag=True,
+            help="Log every HTTP request (secrets redacted) [SYNCER_DEBUG]",
+        ),
+        click.option(
+            "-t",
+            "--target-repo-auth-key",
+            envvar="SYNCER_TARGET_REPO_AUTH_KEY",
+            type=click.Path(dir_okay=False),
+            help="JSON key file for the target registry (basic auth as _json_key) "
+            "[SYNCER_TARGET_REPO_AUTH_KEY]",
+        ),
+        click.option(
+            "--access-token",
+            envvar="SYNCER_ACCESS_TOKEN",
+            help="Bearer token for the target registry [SYNCER_ACCESS_TOKEN]",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        function = decorator(function)
+    return function
+
+
+def format_option(choices: tuple[str, ...] = FORMATS) -> Callable[[F], F]:
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(choices),
+        default="text",
+        show_default=True,
+        help="Output format on stdout",
+    )
+
+
+@dataclass(frozen=True)
+class Session:
+    """What a registry-facing command was given, turned into library values."""
+
+    images_file: str
+    target: str | None
+    connection: ConnectionOptions
+    plan_options: PlanOptions
+
+    def load_images(self, target_fallback: str | None = None) -> ImagesFile:
+        return load_images_file(self.images_file, self.target or target_fallback)
+
+    def client(self, target_prefix: Repository) -> RegistryClient:
+        return open_client(self.connection, target_prefix.endpoint)
+
+
+def _session(images_file: str, target: str | None, **options: Any) -> Session:
+    configure_logging(bool(options.get("debug")))
+    key_file = options.get("target_repo_auth_key")
+    registries = options.get("registries_config")
+    connection = ConnectionOptions(
+        registries_config=Path(registries) if registries else None,
+        access_token=options.get("access_token") or None,
+        key_file=Path(key_file) if key_file else None,
+        retries=options.get("retries", DEFAULT_ATTEMPTS),
+    )
+    plan_options = PlanOptions(
+        parallelism=options.get("parallelism", DEFAULT_PARALLELISM),
+        signatures=not options.get("no_signatures"),
+        require_signatures=bool(options.get("require_signatures")),
+    )
+    return Session(images_file, target, connection, plan_options)
+
+
+def _write_step_summary(markdown: str) -> None:
+    """GitHub Actions shows this file on the run's page; appending keeps earlier steps' text."""
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if path:
+        with open(path, "a", encoding="utf-8") as summary:
+            summary.write(markdown + "\n")
+
+
+def _run_plan(session: Session) -> Plan:
+    images = session.load_images()
+    report_problems(images.warnings)
+    client = session.client(images.target_prefix)
+    return make_plan(images, client, session.plan_options)
+
+
+def _plan_exit_code(plan: Plan, detailed: bool) -> int:
+    if plan.has_failures:
+        return 1
+    return 2 if detailed and plan.has_changes else 0
+
+
+@main.command()
+@images_file_option
+@target_option
+@click.option("-o", "--out", type=click.Path(dir_okay=False), help="Write the plan (JSON) here")
+@format_option()
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 2 when the plan has changes and nothing failed (0: nothing to do, 1: failures)",
+)
+@click.option("--changed-only", is_flag=True, help="Leave unchanged images out of the output")
+@connection_options
+def plan(
+    images_file: str,
+    target: str | None,
+    out: str | None,
+    fmt: str,
+    detailed_exitcode: bool,
+    changed_only: bool,
+    **options: Any,
+) -> None:
+    """Resolve every image against its source and the target; write a reviewable plan."""
+    session = _session(images_file, target, **options)
+    with _user_errors():
+        result = _run_plan(session)
+        if out:
+            result.write(out)
+    click.echo(render_plan(result, fmt, changed_only=changed_only), nl=False)
+    _write_step_summary(render_plan(result, "markdown", changed_only=changed_only))
+    sys.exit(_plan_exit_code(result, detailed_exitcode))
+
+
+@main.command()
+@click.argument("plan_file", required=False, type=click.Path(dir_okay=False))
+@click.option(
+    "-i",
+    "--images-file",
+    envvar="SYNCER_IMAGES_FILE",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="With PLAN: refuse the plan unless it was made from this file. Without PLAN: plan "
+    "this file and apply at once [SYNCER_IMAGES_FILE]",
+)
+@target_option
+@format_option(("text", "json", "markdown"))
+@connection_options
+def apply(
+    plan_file: str | None, images_file: str | None, target: str | None, fmt: str, **options: Any
+) -> None:
+    """Execute a saved plan (or, with -i and no PLAN, plan and apply in one go)."""
+    if plan_file is None and images_file is None:
+        raise click.UsageError("give a PLAN file, or -i FILE to plan and apply at once")
+    session = _session(images_file or DEFAULT_IMAGES_FILE, target, **options)
+    with _user_errors():
+        if plan_file is None:
+            saved = _run_plan(session)
+            click.echo(render_plan(saved, "text"), nl=False, err=fmt != "text")
+        else:
+            saved = Plan.read(plan_file)
+            images = session.load_images(saved.target_prefix) if images_file else None
+            check_plan(saved, images, target)
+        report = _apply(session, saved)
+    click.echo(render_report(report, fmt), nl=False)
+    _write_step_summary(render_report(report, "markdown"))
+    sys.exit(1 if report.failed else 0)
+
+
+def _apply(session: Session, saved: Plan) -> ApplyReport:
+    # SIGTERM (CI cancelling a job) stops apply the way Ctrl-C does: no new work, no tag
+    # on an incomplete image, a report of what was done.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    client = session.client(saved.prefix)
+    console = Console(stderr=True)
+    if console.is_terminal and not os.environ.get("NO_COLOR"):
+        with RichProgress(saved, console) as listener:
+            return apply_plan(
+                saved, client, ApplyOptions(session.plan_options.parallelism, listener)
+            )
+    return apply_plan(
+        saved, client, ApplyOptions(session.plan_options.parallelism, PlainProgress())
+    )
+
+
+@main.command()
+@click.argument("plan_file", type=click.Path(dir_okay=False))
+@format_option()
+@click.option("--changed-only", is_flag=True, help="Leave unchanged images out of the output")
+def show(plan_file: str, fmt: str, changed_only: bool) -> None:
+    """Render a saved plan as text, JSON or Markdown."""
+    with _user_errors():
+        saved = Plan.read(plan_file)
+    click.echo(render_plan(saved, fmt, changed_only=changed_only), nl=False)
+
+
+@main.command()
+@images_file_option
+@target_option
+@click.option(
+    "--dry-run",
+    envvar="SYNCER_DRY_RUN",
+    is_flag=True,
+    help="Only plan: print what would be synced, write nothing [SYNCER_DRY_RUN]",
+)
+@connection_options
+def sync(images_file: str, target: str | None, dry_run: bool, **options: Any) -> None:
+    """The image-syncer's interface: plan, then apply unless --dry-run."""
+    session = _session(images_file, target, **options)
+    with _user_errors():
+        planned = _run_plan(session)
+    click.echo(render_plan(planned, "text"), nl=False)
+    _write_step_summary(render_plan(planned, "markdown"))
+    if dry_run:
+        sys.exit(_plan_exit_code(planned, False))
+    with _user_errors():
+        report = _apply(session, planned)
+    click.echo(render_report(report, "text"), nl=False)
+    _write_step_summary(render_report(report, "markdown"))
+    sys.exit(1 if report.failed else 0)

@@ -1,0 +1,609 @@
+"""The images file: read, check and turn into typed entries with their targets.
+
+The file is the image-syncer's ``external-images.yaml`` (plus an optional ``target:``), so the
+files people already have must keep working. Checking happens in three passes, and every
+problem of every pass is reported, each with its file, line and entry:
+
+1. YAML, composed into nodes rather than loaded, so every key and value keeps its line and a
+   scalar keeps the text the user wrote (``tag: 3.10`` is the float 3.1 to a YAML loader);
+2. ``schemas/images.schema.json``, the published contract (editors can use it too);
+3. semantic checks the schema cannot express: reference grammar, digests without ``tag``,
+   duplicates and target collisions, the target prefix.
+
+Only ``imagesync.mapping`` decides where an entry lands; this module asks it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonschema import Draft202012Validator, ValidationError
+from yaml.constructor import ConstructorError, SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from imagesync.diagnostics import Problem, Severity, count, sort_key
+from imagesync.errors import ConfigError, InvalidReference
+from imagesync.mapping import DEFAULT_TAG, target_reference
+from imagesync.reference import (
+    DOCKER_HUB,
+    Reference,
+    Repository,
+    is_valid_tag,
+    parse_reference,
+    parse_registry_prefix,
+)
+
+SCHEMA_PACKAGE = "imagesync.schemas"
+SCHEMA_NAME = "images.schema.json"
+
+ENTRY_KEYS = ("source", "tag", "amd64Only")
+TOP_LEVEL_KEYS = ("target", "images")
+
+NO_TARGET = "no target: set `target:` in the file, --target or SYNCER_TARGET_REPO"
+TAG_RULE = "a tag is up to 128 letters, digits, '_', '.' or '-', not starting with '.' or '-'"
+# Hints stay on one line: problems are printed one per line, like a compiler's.
+LIST_IMAGES = 'list the images under `images:`, one `- source: "<image>"` line each'
+
+# Stands in for a missing target so that entries can still be mapped and compared: whether two
+# entries collide does not depend on the prefix. Never leaves this module (a missing target is
+# an error, so no ImagesFile is returned).
+_PLACEHOLDER_PREFIX = Repository("target.invalid", "")
+
+# A JSON path into the document: keys and list positions from the root.
+_Path = tuple[str | int, ...]
+# Where a problem is: a path into the document, a line number, or nowhere in the file.
+_Where = _Path | int | None
+
+# What YAML makes of a plain scalar, in the words a user knows.
+_SCALAR_KINDS = {
+    "tag:yaml.org,2002:int": "a number",
+    "tag:yaml.org,2002:float": "a number",
+    "tag:yaml.org,2002:bool": "a boolean",
+    "tag:yaml.org,2002:null": "empty (null)",
+    "tag:yaml.org,2002:timestamp": "a date",
+    "tag:yaml.org,2002:binary": "binary data",
+}
+
+
+@dataclass(frozen=True)
+class ImageEntry:
+    """One ``- source: …`` entry, checked, with the reference it lands on in the target.
+
+    ``index`` is 1-based in file order; ``line`` is where the entry starts; ``source_text`` is
+    the source as written (the plan shows it, the mapping is defined on it); ``tag`` is the
+    entry's ``tag`` key exactly as written, None when absent.
+    """
+
+    index: int
+    line: int
+    source_text: str
+    source: Reference
+    tag: str | None
+    amd64_only: bool
+    target: Reference
+
+    @property
+    def sync_key(self) -> tuple[str, str]:
+        """Entries with equal keys are the same work: same target tag, same source image.
+
+        A tag-less source means ``latest``; with a digest, the digest is what is copied.
+        """
+        what = self.source.digest or self.source.tag or DEFAULT_TAG
+        return str(self.target), f"{self.source.repository}@{what}"
+
+
+@dataclass(frozen=True)
+class ImagesFile:
+    """A checked images file: no errors, only warnings are left for the plan to show.
+
+    ``sha256`` is over the file's bytes, so a plan can tell whether it was made from them.
+    """
+
+    path: Path
+    sha256: str
+    target_prefix: Repository
+    entries: tuple[ImageEntry, ...]
+    warnings: tuple[Problem, ...] = ()
+
+
+class InvalidImagesFile(ConfigError):
+    """The images file has errors. ``problems`` holds all of them, and the warnings, in order.
+
+    The message lists every problem, so a caller that only prints the message loses nothing.
+    """
+
+    def __init__(self, path: str | Path, problems: tuple[Problem, ...]) -> None:
+        self.path = str(path)
+        self.problems = problems
+        lines = "\n".join(f"  {problem}" for problem in problems)
+        super().__init__(f"{path} is not valid ({count(problems)}):\n{lines}")
+
+    @property
+    def errors(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.is_error)
+
+    @property
+    def warnings(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if not p.is_error)
+
+
+def load_images_file(path: str | Path, target_override: str | None = None) -> ImagesFile:
+    """Read and check an images file; ``target_override`` (--target) wins over ``target:``.
+
+    Raises ConfigError when the file cannot be read, InvalidImagesFile when it has errors.
+    """
+    source = Path(path)
+    try:
+        data = source.read_bytes()
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise ConfigError(
+            f"{source}: cannot read the images file: {reason}",
+            "pass the images file with -i/--images-file or SYNCER_IMAGES_FILE",
+        ) from None
+    checker = _Checker(str(source))
+    entries, prefix = checker.check(data, target_override)
+    problems = tuple(sorted(checker.problems, key=sort_key))
+    if prefix is None or any(p.is_error for p in problems):
+        raise InvalidImagesFile(source, problems)
+    return ImagesFile(
+        path=source,
+        sha256=hashlib.sha256(data).hexdigest(),
+        target_prefix=prefix,
+        entries=tuple(entries),
+        warnings=problems,
+    )
+
+
+@cache
+def images_schema() -> dict[str, Any]:
+    """The JSON Schema of the images file, as shipped in the package."""
+    text = files(SCHEMA_PACKAGE).joinpath(SCHEMA_NAME).read_text(encoding="utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+@dataclass
+class _Document:
+    """The composed YAML as plain values, with the node of every value and every key."""
+
+    value: Any
+    nodes: dict[_Path, Node] = field(default_factory=dict)
+    key_nodes: dict[_Path, Node] = field(default_factory=dict)
+
+
+class _Checker:
+    """Runs the three passes over one file and collects what it finds."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.problems: list[Problem] = []
+        # Values the schema already complained about: the semantic pass leaves them alone,
+        # so one mistake gives one message.
+        self.flagged: set[_Path] = set()
+        self.document = _Document(None)
+
+    # -- reporting -----------------------------------------------------------------------
+
+    def error(
+        self, where: _Where, message: str, hint: str | None = None, *, entry: int | None = None
+    ) -> None:
+        self._add(where, message, hint, Severity.ERROR, entry)
+
+    def warn(
+        self, where: _Where, message: str, hint: str | None = None, *, entry: int | None = None
+    ) -> None:
+        self._add(where, message, hint, Severity.WARNING, entry)
+
+    def _add(
+        self,
+        where: _Where,
+        message: str,
+        hint: str | None,
+        severity: Severity,
+        entry: int | None,
+    ) -> None:
+        """``where`` is a path into the document, or a line number (None: no line)."""
+        if isinstance(where, tuple):
+            line, entry = self.line(where), _entry_index(where)
+        else:
+            line = where
+        self.problems.append(Problem(self.path, line, entry, message, hint, severity))
+
+    def line(self, path: _Path) -> int | None:
+        """The line of the value at ``path``, or of the nearest enclosing value that exists."""
+        # The key's line: an empty value or one that spans lines has no better line of its own.
+        key_node = self.document.key_nodes.get(path)
+        if key_node is not None:
+            return _line_of(key_node)
+        for end in range(len(path), -1, -1):
+            node = self.document.nodes.get(path[:end])
+            if node is not None:
+                return _line_of(node)
+        return None
+
+    def text(self, path: _Path) -> str:
+        """A value as the user wrote it (for scalars: the exact characters)."""
+        node = self.document.nodes.get(path)
+        if isinstance(node, ScalarNode):
+            return str(node.value)
+        if isinstance(node, SequenceNode):
+            return "a list"
+        if isinstance(node, MappingNode):
+            return "a mapping"
+        return "nothing"
+
+    # -- the passes ----------------------------------------------------------------------
+
+    def check(
+        self, data: bytes, target_override: str | None
+    ) -> tuple[list[ImageEntry], Repository | None]:
+        if not self.read_yaml(data):
+            return [], None
+        self.check_schema()
+        prefix = self.check_target(target_override)
+        entries = self.check_entries(prefix or _PLACEHOLDER_PREFIX, known_prefix=prefix is not None)
+        self.check_duplicates(entries, known_prefix=prefix is not None)
+        return entries, prefix
+
+    def read_yaml(self, data: bytes) -> bool:
+        """Compose the YAML into ``self.document``; False when there is nothing to check."""
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as error:
+            self.error(
+                data[: error.start].count(b"\n") + 1,
+                f"the file is not UTF-8 text (byte {error.start})",
+                "save it as UTF-8",
+            )
+            return False
+        try:
+            root = yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.MarkedYAMLError as error:
+            mark = error.problem_mark or error.context_mark
+            problem = error.problem or "syntax error"
+            message = f"not valid YAML: {problem}"
+            if error.context:
+                message += f" ({error.context})"
+            hint = (
+                "indent with spaces, not tabs"
+                if "'\\t'" in problem
+                else "check the indentation and the quotes on this line and the one before"
+            )
+            self.error(mark.line + 1 if mark is not None else None, message, hint)
+            return False
+        except yaml.YAMLError as error:
+            self.error(None, f"not valid YAML: {error}", "fix the YAML syntax")
+            return False
+        if root is None:
+            self.error(1, "the file is empty", LIST_IMAGES)
+            return False
+        self.document.value = self.to_python(root, (), active=set())
+        return True
+
+    def to_python(self, node: Node, path: _Path, active: set[int]) -> Any:
+        """Plain values for the schema, recording the node of each; keys stay as written."""
+        self.document.nodes[path] = node
+        if id(node) in active:  # an alias inside its own anchor
+            self.error(path, "a YAML alias refers to itself", "remove the alias")
+            return None
+        if isinstance(node, MappingNode):
+            active.add(id(node))
+            mapping: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, ScalarNode):
+                    self.error(_line_of(key_node), "a key must be a plain name", "fix the key")
+                    continue
+                key = str(key_node.value)
+                self.document.key_nodes[(*path, key)] = key_node
+                if key in mapping:
+                    self.error(
+                        (*path, key),
+                        f"key {key!r} appears twice here; YAML would silently keep the last one",
+                        "remove one of them",
+                    )
+                mapping[key] = self.to_python(value_node, (*path, key), active)
+            active.discard(id(node))
+            return mapping
+        if isinstance(node, SequenceNode):
+            active.add(id(node))
+            items = [
+                self.to_python(item, (*path, position), active)
+                for position, item in enumerate(node.value)
+            ]
+            active.discard(id(node))
+            return items
+        try:
+            return SafeConstructor().construct_object(node)
+        except ConstructorError as error:
+            self.error(
+                path,
+                f"YAML cannot read {node.value!r} as {node.tag}: {error.problem}",
+                "remove the explicit !tag",
+            )
+            return str(node.value)
+
+    def check_schema(self) -> None:
+        validator = Draft202012Validator(images_schema())
+        for error in validator.iter_errors(self.document.value):
+            self.schema_problem(error)
+
+    def schema_problem(self, error: ValidationError) -> None:
+        """Say what the schema found in the user's words, one case per keyword."""
+        path: _Path = tuple(error.absolute_path)
+        self.flagged.add(path)
+        keyword = error.validator
+        # Both are set on every error the validator yields (Unset only exists before that).
+        instance: Any = error.instance
+        expected: Any = error.validator_value
+        name = _field_name(path)
+        if keyword == "additionalProperties":
+            known = TOP_LEVEL_KEYS if not path else ENTRY_KEYS
+            for key in instance:
+                if key not in known:
+                    self.unknown_key(path, str(key), known)
+        elif keyword == "required":
+            for key in expected:
+                if key in instance:
+                    continue
+                if key == "source":
+                    self.error(path, "the entry has no source", 'add source: "<image>"')
+                else:
+                    self.error(path, f"the file has no `{key}:`", LIST_IMAGES)
+        elif keyword == "type":
+            self.type_problem(path, str(expected))
+        elif keyword == "minItems":
+            self.error(path, "the images list is empty", LIST_IMAGES)
+        elif keyword == "minLength":
+            self.error(path, f"{name} is empty", f"write the {name} or remove the key")
+        elif keyword == "maxLength":
+            self.error(
+                path,
+                f"{name} is {len(instance)} characters long, at most {expected} are allowed",
+                "shorten it",
+            )
+        elif keyword == "pattern" and path[-1:] == ("tag",):
+            self.error(path, f"tag {instance!r} is not valid", TAG_RULE)
+        else:
+            self.error(path, f"{name}: {error.message}")
+
+    def unknown_key(self, path: _Path, key: str, known: Sequence[str]) -> None:
+        # Case slips (amd64only) first: difflib scores them lower than real typos.
+        match = next((k for k in known if k.lower() == key.lower()), None)
+        if match is None:
+            close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+            match = close[0] if close else None
+        key_node = self.document.key_nodes.get((*path, key))
+        line = _line_of(key_node) if key_node is not None else self.line(path)
+        message = f"unknown key {key!r}"
+        message += f": did you mean {match}?" if match else " (it would be ignored)"
+        hint = f"rename it to {match}" if match else f"the known keys are {', '.join(known)}"
+        self.error(line, message, hint, entry=_entry_index(path))
+
+    def type_problem(self, path: _Path, expected: str) -> None:
+        node = self.document.nodes.get(path)
+        written = self.text(path)
+        kind = _describe(node)
+        if not path:
+            hint = "put `images:` on the first line and indent the list under it"
+            if not isinstance(node, SequenceNode):
+                hint = LIST_IMAGES
+            self.error(path, f"the file must be a mapping with an `images:` list, not {kind}", hint)
+        elif path == ("images",):
+            if _is_null(node):
+                self.error(path, "the images list is empty", LIST_IMAGES)
+            else:
+                self.error(
+                    path,
+                    f"`images` must be a list of entries, not {kind}",
+                    LIST_IMAGES,
+                )
+        elif len(path) == 2 and path[0] == "images":
+            hint = 'write each entry as - source: "<image>"'
+            if isinstance(node, ScalarNode) and not _is_null(node):
+                hint = f'write it as - source: "{written}"'
+            self.error(path, f"the entry is {kind}, not a mapping with `source:`", hint)
+        elif _is_null(node):
+            self.error(path, f"{path[-1]} is empty", f"write the {path[-1]} or remove the key")
+        elif expected == "boolean":
+            hint = f"write {path[-1]}: true or {path[-1]}: false"
+            if isinstance(node, ScalarNode) and node.tag == "tag:yaml.org,2002:str":
+                hint += ", without quotes"
+            self.error(path, f"{path[-1]} must be true or false, not {written!r}", hint)
+        elif isinstance(node, ScalarNode):
+            # The heart of the `tag: 3.10` trap: show the characters written, never YAML's
+            # reading of them, and ask for quotes rather than guess what was meant.
+            self.error(
+                path,
+                f"{path[-1]} {written} is not text: YAML reads it as {kind}",
+                f'quote it: {path[-1]}: "{written}"',
+            )
+        else:
+            self.error(path, f"{path[-1]} must be text, not {kind}", f'write {path[-1]}: "<value>"')
+
+    def check_target(self, override: str | None) -> Repository | None:
+        value = self.document.value
+        if not isinstance(value, dict):
+            return None  # the schema reported it; a missing target would only add noise
+        in_file = value.get("target")
+        file_prefix: Repository | None = None
+        if isinstance(in_file, str) and ("target",) not in self.flagged:
+            # Checked even when overridden: the next run without --target would use it.
+            file_prefix = self.parse_prefix(("target",), in_file, "target")
+        if override is not None and override.strip():
+            return self.parse_prefix(None, override, "--target / SYNCER_TARGET_REPO")
+        if "target" not in value:
+            self.error(None, NO_TARGET, "for example target: registry.example.com/external")
+        return file_prefix
+
+    def parse_prefix(self, path: _Path | None, text: str, what: str) -> Repository | None:
+        try:
+            prefix = parse_registry_prefix(text)
+        except InvalidReference as error:
+            self.error(path, f"{what} {text!r}: {error.message}", error.hint)
+            return None
+        first = text.strip().split("/", 1)[0]
+        if prefix.registry == DOCKER_HUB and "." not in first and ":" not in first:
+            self.warn(
+                path,
+                f"{what} {text!r} has no registry host, so it means {prefix} on Docker Hub",
+                "write the registry host first, e.g. registry.example.com/external",
+            )
+        return prefix
+
+    def check_entries(self, prefix: Repository, *, known_prefix: bool) -> list[ImageEntry]:
+        value = self.document.value
+        items = value.get("images") if isinstance(value, dict) else None
+        if not isinstance(items, list):
+            return []
+        entries = []
+        for position, item in enumerate(items):
+            if isinstance(item, dict):
+                entry = self.check_entry(("images", position), item, prefix, known_prefix)
+                if entry is not None:
+                    entries.append(entry)
+        return entries
+
+    def check_entry(
+        self, path: _Path, item: dict[str, Any], prefix: Repository, known_prefix: bool
+    ) -> ImageEntry | None:
+        source_path, tag_path = (*path, "source"), (*path, "tag")
+        source_text = item.get("source")
+        if not isinstance(source_text, str) or source_path in self.flagged:
+            return None
+        ok = True
+        tag = item.get("tag")
+        if "tag" in item and (not isinstance(tag, str) or tag_path in self.flagged):
+            ok = False
+        elif isinstance(tag, str) and not is_valid_tag(tag):
+            self.error(tag_path, f"tag {tag!r} is not valid", TAG_RULE)
+            ok = False
+        amd64_only = item.get("amd64Only", False)
+        if not isinstance(amd64_only, bool):
+            ok = False
+        try:
+            source = parse_reference(source_text)
+        except InvalidReference as error:
+            self.error(source_path, f"source {source_text!r}: {error.message}", error.hint)
+            return None
+        self.check_registry_host(source_path, source)
+        if source.digest and not source.tag and "tag" not in item:
+            self.error(
+                source_path,
+                "a source with a digest needs tag: the digest says what to copy, "
+                "tag what to call it in the target",
+                'add a line under it: tag: "<version>"',
+            )
+            ok = False
+        elif not source.digest and not source.tag:
+            self.warn(
+                source_path,
+                f"source {source_text} has neither tag nor digest, so it means :latest, a moving "
+                "tag: once it moves, the target tag conflicts",
+                f"pin it: source: {source_text}:<version> or {source_text}@sha256:<digest>",
+            )
+        if not ok or not isinstance(tag, str | None):
+            return None
+        try:
+            target = target_reference(source, tag, prefix)
+        except InvalidReference as error:
+            # With the placeholder prefix a length problem would be made up: report it only
+            # against the real one.
+            if known_prefix:
+                self.error(source_path, f"its target: {error.message}", error.hint)
+            return None
+        node = self.document.nodes[path]
+        return ImageEntry(
+            index=int(path[1]) + 1,
+            line=_line_of(node),
+            source_text=source_text,
+            source=source,
+            tag=tag,
+            amd64_only=amd64_only,
+            target=target,
+        )
+
+    def check_registry_host(self, path: _Path, source: Reference) -> None:
+        """Warn when capital letters alone make the first component a registry host.
+
+        The grammar reads ``Bitnami/app`` as the registry ``Bitnami``; the user almost surely
+        meant the Docker Hub organisation, and plan would only fail with a DNS error.
+        """
+        first, slash, _ = source.written_name.partition("/")
+        hostlike = "." in first or ":" in first
+        if slash and first == source.registry and not hostlike and first != first.lower():
+            self.warn(
+                path,
+                f"{first!r} is read as a registry host only because it has capital letters",
+                f"for Docker Hub, write it in lower case: {first.lower()}/…",
+            )
+
+    def check_duplicates(self, entries: Iterable[ImageEntry], *, known_prefix: bool) -> None:
+        first_for_target: dict[str, ImageEntry] = {}
+        for entry in entries:
+            target = str(entry.target)
+            first = first_for_target.setdefault(target, entry)
+            if first is entry:
+                continue
+            shown = target
+            if not known_prefix:
+                shown = target.replace(_PLACEHOLDER_PREFIX.registry, "<target>", 1)
+            if first.sync_key == entry.sync_key:
+                self.warn(
+                    entry.line,
+                    f"repeats entry {first.index} (line {first.line}): same source, same target "
+                    f"{shown}; listed twice, synced once",
+                    "remove one of the two entries",
+                    entry=entry.index,
+                )
+            else:
+                self.error(
+                    entry.line,
+                    f"maps to {shown} like entry {first.index} (line {first.line}), but from "
+                    f"another source ({entry.source_text} here, {first.source_text} there); "
+                    "one target tag holds one image",
+                    "give one of them another tag, or remove the one that is stale",
+                    entry=entry.index,
+                )
+
+
+def _line_of(node: Node) -> int:
+    return int(node.start_mark.line) + 1
+
+
+def _entry_index(path: _Path) -> int | None:
+    if len(path) >= 2 and path[0] == "images" and isinstance(path[1], int):
+        return path[1] + 1
+    return None
+
+
+def _field_name(path: _Path) -> str:
+    if not path:
+        return "the file"
+    last = path[-1]
+    return "the entry" if isinstance(last, int) else str(last)
+
+
+def _is_null(node: Node | None) -> bool:
+    return isinstance(node, ScalarNode) and node.tag == "tag:yaml.org,2002:null"
+
+
+def _describe(node: Node | None) -> str:
+    if isinstance(node, SequenceNode):
+        return "a list"
+    if isinstance(node, MappingNode):
+        return "a mapping"
+    if isinstance(node, ScalarNode):
+        if node.tag == "tag:yaml.org,2002:str":
+            return f"the text {node.value!r}"
+        return _SCALAR_KINDS.get(node.tag, f"a {node.tag.rsplit(':', 1)[-1]}")
+    return "nothing"

@@ -7,6 +7,7 @@ itself. Every byte read is checked against the digest it was asked for.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
@@ -14,10 +15,12 @@ from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
 import requests
 
 from imagesync import mediatypes
-from imagesync.errors import DigestMismatch, NotFound, RegistryError
+from imagesync.errors import DigestMismatch, RegistryError
 from imagesync.manifest import MAX_MANIFEST_BYTES, Descriptor, Manifest, sha256_digest
 from imagesync.reference import Reference, Repository
 from imagesync.transport import Transport, pull_scope, push_scope, raise_for_status
+
+log = logging.getLogger("imagesync.client")
 
 CHUNK_SIZE = 1024 * 1024
 # Config blobs are read whole to learn the platform; real ones are a few KiB.
@@ -32,10 +35,6 @@ class Endpoint:
 
     host: str
     repository: Repository
-
-    @property
-    def mirrored(self) -> bool:
-        return self.host != self.repository.endpoint
 
 
 class RegistryClient:
@@ -54,53 +53,35 @@ class RegistryClient:
         """
         path = f"/v2/{ref.path}/manifests/{ref.identifier}"
         headers = {"Accept": mediatypes.ACCEPT}
-        for endpoint in self._endpoints(ref.repository, pull):
-            try:
-                response = self._request(endpoint, "HEAD", path, headers=headers, pull=True)
-            except RegistryError:
-                if endpoint.mirrored:
-                    continue
-                raise
-            if response.status_code == 404:
-                if endpoint.mirrored:
-                    continue
-                return None
-            raise_for_status(response, f"HEAD {ref}")
-            digest = response.headers.get("Docker-Content-Digest")
-            media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
-            if digest and mediatypes.is_manifest(media_type):
-                if ref.digest and digest != ref.digest:
-                    raise DigestMismatch(f"{ref}: the registry answered with digest {digest}")
-                size = int(response.headers.get("Content-Length") or 0)
-                return Descriptor(media_type, digest, size)
-            return self.get_manifest(ref, pull=pull).descriptor
-        return None
+        response = self._read(ref.repository, "HEAD", path, pull, headers=headers)
+        if response.status_code == 404:
+            return None
+        raise_for_status(response, f"HEAD {ref}")
+        digest = response.headers.get("Docker-Content-Digest")
+        media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+        if digest and mediatypes.is_manifest(media_type):
+            if ref.digest and digest != ref.digest:
+                raise DigestMismatch(f"{ref}: the registry answered with digest {digest}")
+            size = int(response.headers.get("Content-Length") or 0)
+            return Descriptor(media_type, digest, size)
+        return self.get_manifest(ref, pull=pull).descriptor
 
     def get_manifest(self, ref: Reference, *, pull: bool = True) -> Manifest:
         """The exact bytes of a manifest, checked against the digest asked for and announced."""
         path = f"/v2/{ref.path}/manifests/{ref.identifier}"
         headers = {"Accept": mediatypes.ACCEPT}
-        last_error: RegistryError | None = None
-        for endpoint in self._endpoints(ref.repository, pull):
-            try:
-                response = self._request(endpoint, "GET", path, headers=headers, pull=True)
-                raise_for_status(response, f"GET manifest {ref}")
-                raw = _read_limited(response, MAX_MANIFEST_BYTES, f"manifest {ref}")
-            except RegistryError as error:
-                if endpoint.mirrored:
-                    last_error = error
-                    continue
-                raise
-            manifest = Manifest.parse(raw, response.headers.get("Content-Type"), str(ref))
-            announced = response.headers.get("Docker-Content-Digest")
-            for expected in (ref.digest, announced):
-                if expected and expected != manifest.digest:
-                    raise DigestMismatch(
-                        f"manifest {ref} hashes to {manifest.digest}, expected {expected}",
-                        "the registry or a proxy altered the content; try again",
-                    )
-            return manifest
-        raise last_error or NotFound(f"manifest {ref} not found")
+        response = self._read(ref.repository, "GET", path, pull, headers=headers)
+        raise_for_status(response, f"GET manifest {ref}")
+        raw = _read_limited(response, MAX_MANIFEST_BYTES, f"manifest {ref}")
+        manifest = Manifest.parse(raw, response.headers.get("Content-Type"), str(ref))
+        announced = response.headers.get("Docker-Content-Digest")
+        for expected in (ref.digest, announced):
+            if expected and expected != manifest.digest:
+                raise DigestMismatch(
+                    f"manifest {ref} hashes to {manifest.digest}, expected {expected}",
+                    "the registry or a proxy altered the content; try again",
+                )
+        return manifest
 
     def put_manifest(self, repository: Repository, reference: str, manifest: Manifest) -> str:
         """Upload the manifest's exact bytes; ``reference`` is a tag or the digest."""
@@ -122,11 +103,10 @@ class RegistryClient:
 
     def list_tags(self, repository: Repository, *, pull: bool = True) -> list[str]:
         """Every tag of a repository, following pagination; empty if it does not exist."""
-        endpoint = self._endpoints(repository, pull)[-1]
         tags: list[str] = []
         path: str | None = f"/v2/{repository.path}/tags/list?n=1000"
         while path:
-            response = self._request(endpoint, "GET", path, pull=True)
+            response = self._read(repository, "GET", path, pull)
             if response.status_code == 404:
                 return tags
             raise_for_status(response, f"list tags of {repository}")
@@ -141,19 +121,21 @@ class RegistryClient:
         self, repository: Repository, digest: str, *, pull: bool = True
     ) -> list[Descriptor] | None:
         """Descriptors from the OCI referrers API; None when the registry does not offer it."""
-        endpoint = self._endpoints(repository, pull)[-1]
-        if endpoint.host in self._without_referrers_api:
+        host = self._endpoints(repository, pull)[0].host
+        if host in self._without_referrers_api:
             return None
         path = f"/v2/{repository.path}/referrers/{digest}"
-        response = self._request(
-            endpoint, "GET", path, headers={"Accept": mediatypes.OCI_INDEX}, pull=True
+        # Only the first endpoint is asked: a mirror without the API falls back to the tag
+        # schema, which the mirror serves like any tag.
+        response = self._send(
+            self._endpoints(repository, pull)[0], "GET", path, {"Accept": mediatypes.OCI_INDEX}
         )
         content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
         # Registries without the API answer 404 (or an HTML/text error); one with it always
         # answers an index, empty when nothing refers to the digest.
         if response.status_code == 404 or content_type != mediatypes.OCI_INDEX:
             response.close()
-            self._without_referrers_api.add(endpoint.host)
+            self._without_referrers_api.add(host)
             return None
         raise_for_status(response, f"referrers of {repository}@{digest}")
         raw = _read_limited(response, MAX_MANIFEST_BYTES, f"referrers of {digest}")
@@ -181,16 +163,12 @@ class RegistryClient:
     def get_blob(self, repository: Repository, digest: str, *, pull: bool = True) -> bytes:
         """A small blob (an image config), read whole and checked against its digest."""
         path = f"/v2/{repository.path}/blobs/{digest}"
-        for endpoint in self._endpoints(repository, pull):
-            response = self._request(endpoint, "GET", path, pull=True, stream=True)
-            if response.status_code == 404 and endpoint.mirrored:
-                continue
-            raise_for_status(response, f"GET blob {digest} from {repository}")
-            data = _read_limited(response, MAX_CONFIG_BYTES, f"blob {digest}")
-            if sha256_digest(data) != digest:
-                raise DigestMismatch(f"blob {digest} from {repository} does not match its digest")
-            return data
-        raise NotFound(f"blob {digest} not found in {repository}")
+        response = self._read(repository, "GET", path, pull, stream=True)
+        raise_for_status(response, f"GET blob {digest} from {repository}")
+        data = _read_limited(response, MAX_CONFIG_BYTES, f"blob {digest}")
+        if sha256_digest(data) != digest:
+            raise DigestMismatch(f"blob {digest} from {repository} does not match its digest")
+        return data
 
     def mount_blob(self, target: Repository, digest: str, source: Repository) -> bool:
         """Ask the registry to link a blob from another repository; True when it did."""
@@ -229,14 +207,7 @@ class RegistryClient:
         mismatch aborts the upload before its last byte is sent, so the target never stores it.
         """
         path = f"/v2/{source.path}/blobs/{blob.digest}"
-        download: requests.Response | None = None
-        for endpoint in self._endpoints(source, pull=True):
-            download = self._request(endpoint, "GET", path, pull=True, stream=True)
-            if download.status_code == 404 and endpoint.mirrored:
-                download.close()
-                continue
-            break
-        assert download is not None
+        download = self._read(source, "GET", path, pull=True, stream=True)
         try:
             raise_for_status(download, f"GET blob {blob.digest} from {source}")
             start = self.transport.request(
@@ -270,14 +241,39 @@ class RegistryClient:
         mirrors = self.transport.config.settings(repository.registry).mirrors
         return [Endpoint(host, repository) for host in mirrors] + [own]
 
-    def _request(
+    def _read(
+        self,
+        repository: Repository,
+        method: str,
+        path: str,
+        pull: bool,
+        *,
+        headers: dict[str, str] | None = None,
+        stream: bool = False,
+    ) -> requests.Response:
+        """A read request, tried on each mirror, then on the registry itself.
+
+        A mirror that fails or lacks the content is passed over; the registry's own answer,
+        whatever it is, is returned for the caller to judge.
+        """
+        endpoints = self._endpoints(repository, pull)
+        for endpoint in endpoints[:-1]:
+            try:
+                response = self._send(endpoint, method, path, headers, stream)
+            except RegistryError as error:
+                log.debug("mirror %s failed, trying the next: %s", endpoint.host, error)
+                continue
+            if response.status_code < 400:
+                return response
+            response.close()
+        return self._send(endpoints[-1], method, path, headers, stream)
+
+    def _send(
         self,
         endpoint: Endpoint,
         method: str,
         path: str,
-        *,
         headers: dict[str, str] | None = None,
-        pull: bool,
         stream: bool = False,
     ) -> requests.Response:
         scope = pull_scope(endpoint.repository.path)

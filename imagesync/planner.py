@@ -117,6 +117,7 @@ class _EntryPlanner:
             warnings=warnings,
         )
         try:
+            base = self._resolve(entry, base)
             change, manifest = self._decide(entry, base)
             if self.options.signatures and change.action in (Action.CREATE, Action.SKIP):
                 subchanges = plan_attached(self.client, entry, manifest)
@@ -127,26 +128,30 @@ class _EntryPlanner:
         except ImagesyncError as error:
             return replace(base, action=Action.ERROR, reason=str(error))
 
-    def _decide(self, entry: ImageEntry, base: Change) -> tuple[Change, Manifest]:
-        source = entry.source
-        found = self.client.head_manifest(source)
+    def _resolve(self, entry: ImageEntry, base: Change) -> Change:
+        """The source's digest and media type, and the target tag's digest if it exists."""
+        found = self.client.head_manifest(entry.source)
         if found is None:
             raise EntryError(
-                f"source {source} not found",
+                f"source {entry.source} not found",
                 "check the name, the tag or digest, and that the image is public or you are "
                 "logged in",
             )
-        pinned = source.with_tag(None).with_digest(found.digest)
         existing = self.client.head_manifest(entry.target, pull=False)
-        base = replace(
+        return replace(
             base,
             digest=found.digest,
             media_type=found.media_type,
             target_digest=existing.digest if existing else None,
         )
-        if existing is not None and existing.digest == found.digest:
+
+    def _decide(self, entry: ImageEntry, base: Change) -> tuple[Change, Manifest]:
+        source = entry.source
+        assert base.digest is not None
+        pinned = source.with_tag(None).with_digest(base.digest)
+        if base.target_digest == base.digest:
             # The bytes are identical, so read them from the target: no pull counted at source.
-            manifest = self.client.get_manifest(entry.target.with_digest(found.digest), pull=False)
+            manifest = self.client.get_manifest(entry.target.with_digest(base.digest), pull=False)
             platforms = self._platforms(entry, manifest, entry.target.repository, pull=False)
             skip = replace(
                 base, action=Action.SKIP, reason="already in the target", platforms=platforms
@@ -154,15 +159,15 @@ class _EntryPlanner:
             return skip, manifest
         manifest = self.client.get_manifest(pinned)
         platforms = self._platforms(entry, manifest, source.repository, pull=True)
-        if existing is not None:
+        if base.target_digest is not None:
             conflict = replace(
                 base,
                 action=Action.CONFLICT,
                 platforms=platforms,
                 reason=(
-                    f"target tag {entry.target} exists with digest {existing.digest}, the source "
-                    f"is {found.digest}; tags are immutable, so it is not overwritten. Pin the "
-                    "source by digest to the target's digest, or pick a new tag"
+                    f"target tag {entry.target} exists with digest {base.target_digest}, the "
+                    f"source is {base.digest}; tags are immutable, so it is not overwritten. "
+                    "Pin the source by digest to the target's digest, or pick a new tag"
                 ),
             )
             return conflict, manifest

@@ -1,0 +1,265 @@
+"""apply against real registries, checked independently with skopeo."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from imagesync.cli import main
+from imagesync.plan import Plan, checksum
+from tests.harness.faultproxy import Fault, FaultProxy
+from tests.harness.images import push_image
+from tests.harness.registry import RegistryServer
+from tests.harness.skopeo import copy_to_dir, inspect_raw, raw_digest
+
+pytestmark = pytest.mark.registry
+
+
+def images_file(tmp_path: Path, target: str, entries: str) -> Path:
+    path = tmp_path / "external-images.yaml"
+    path.write_text(f"target: {target}\nimages:\n{entries}", encoding="utf-8")
+    return path
+
+
+def mirrored(target: RegistryServer, source: RegistryServer, path: str) -> str:
+    return f"{target.host}/mirror/{source.host.replace(':', '-')}/{path}"
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def plan_to(tmp_path: Path, images: Path, name: str = "plan.json") -> Plan:
+    out = tmp_path / name
+    code, stdout, stderr = run("plan", "-i", str(images), "-o", str(out))
+    assert code in (0, 1), stdout + stderr
+    return Plan.read(out)
+
+
+def test_apply_copies_every_kind_exactly(source_registry, target_registry, tmp_path) -> None:
+    src = source_registry.host
+    oci = push_image(
+        src, "team/oci", "1.0", platforms=[("linux", "amd64"), ("linux", "arm64", "v8")]
+    )
+    docker = push_image(src, "team/docker", "1.0", kind="docker", seed=2)
+    single = push_image(
+        src, "team/single", "1.0", platforms=[("linux", "amd64")], index=False, seed=3
+    )
+    images = images_file(
+        tmp_path,
+        f"{target_registry.host}/mirror",
+        f'- source: "{src}/team/oci:1.0"\n'
+        f'- source: "{src}/team/docker:1.0"\n'
+        f'- source: "{src}/team/single:1.0"\n  amd64Only: true\n',
+    )
+    plan = plan_to(tmp_path, images)
+    code, stdout, stderr = run("apply", str(tmp_path / "plan.json"), "--format", "json")
+    assert code == 0, stdout + stderr
+    report = json.loads(stdout)
+    assert [i["outcome"] for i in report["images"]] == ["created"] * 3
+    for pushed, change in zip((oci, docker, single), plan.changes, strict=True):
+        assert change.digest == pushed.digest
+        assert raw_digest(change.target) == pushed.digest
+        assert inspect_raw(change.target) == pushed.raw
+        copy_to_dir(change.target, tmp_path / f"copy-{change.entry}")
+
+    # A second plan sees everything in place; the old plan applied again writes nothing.
+    again = plan_to(tmp_path, images, "again.json")
+    assert [c.action.value for c in again.changes] == ["skip"] * 3
+    with FaultProxy(target_registry.host) as proxy:
+        document = plan.to_document()
+        document["target_prefix"] = f"{proxy.host}/mirror"
+        for change in document["changes"]:
+            change["target"] = change["target"].replace(target_registry.host, proxy.host)
+        document["checksum"] = checksum(document)
+        proxied = tmp_path / "proxied.json"
+        proxied.write_text(json.dumps(document))
+        code, stdout, _ = run("apply", str(proxied))
+        assert code == 0
+        assert "Apply: 0 created, 3 unchanged" in stdout
+        assert proxy.writes() == []
+
+
+def test_tag_that_appears_after_plan(source_registry, target_registry, tmp_path) -> None:
+    src = source_registry.host
+    first = push_image(src, "team/a", "1.0", seed=10)
+    push_image(src, "team/b", "1.0", seed=11)
+    images = images_file(
+        tmp_path,
+        f"{target_registry.host}/mirror",
+        f'- source: "{src}/team/a:1.0"\n- source: "{src}/team/b:1.0"\n',
+    )
+    plan = plan_to(tmp_path, images)
+    assert [c.action.value for c in plan.changes] == ["create", "create"]
+    # Between plan and apply: someone pushes the same image to a's tag, another one to b's.
+    a_path = mirrored(target_registry, source_registry, "team/a").split("/", 1)[1]
+    b_path = mirrored(target_registry, source_registry, "team/b").split("/", 1)[1]
+    push_image(target_registry.host, a_path, "1.0", seed=10)
+    intruder = push_image(target_registry.host, b_path, "1.0", seed=99)
+    code, stdout, _ = run("apply", str(tmp_path / "plan.json"), "--format", "json")
+    assert code == 1
+    outcomes = [i["outcome"] for i in json.loads(stdout)["images"]]
+    assert outcomes == ["skipped", "conflict"]
+    assert raw_digest(plan.changes[0].target) == first.digest
+    assert raw_digest(plan.changes[1].target) == intruder.digest
+
+
+@pytest.mark.parametrize(
+    "edit",
+    ["digest", "outside", "format_version", "images_file"],
+)
+def test_edited_or_foreign_plan_is_refused_before_any_request(
+    source_registry, target_registry, tmp_path, edit
+) -> None:
+    push_image(source_registry.host, "team/app", "1.0")
+    with FaultProxy(target_registry.host) as proxy, FaultProxy(source_registry.host) as sproxy:
+        images = images_file(
+            tmp_path, f"{proxy.host}/mirror", f'- source: "{sproxy.host}/team/app:1.0"\n'
+        )
+        plan_to(tmp_path, images)
+        seen = len(proxy.requests) + len(sproxy.requests)
+        document = json.loads((tmp_path / "plan.json").read_text())
+        args = ["apply", str(tmp_path / "plan.json")]
+        if edit == "digest":
+            document["changes"][0]["digest"] = "sha256:" + "1" * 64
+        elif edit == "outside":
+            document["changes"][0]["target"] = f"{proxy.host}/elsewhere/app:1.0"
+            document["checksum"] = checksum(document)
+        elif edit == "format_version":
+            document["format_version"] = 2
+        else:
+            images.write_text(images.read_text() + "# changed after plan\n")
+            args += ["-i", str(images)]
+        (tmp_path / "plan.json").write_text(json.dumps(document))
+        code, stdout, stderr = run(*args)
+        assert code == 1
+        assert "re-run plan" in stderr
+        assert "Traceback" not in stdout + stderr
+        assert len(proxy.requests) + len(sproxy.requests) == seen
+
+
+def test_same_registry_copies_use_cross_repo_mounts(registry, tmp_path) -> None:
+    pushed = push_image(registry.host, "upstream/app", "1.0")
+    images = images_file(
+        tmp_path, f"{registry.host}/mirror", f'- source: "{registry.host}/upstream/app:1.0"\n'
+    )
+    plan_to(tmp_path, images)
+    code, stdout, _ = run("apply", str(tmp_path / "plan.json"), "--format", "json")
+    assert code == 0
+    image = json.loads(stdout)["images"][0]
+    assert image["blobs"]["mounted"] == pushed.blob_count
+    assert image["blobs"]["copied"] == 0
+    assert raw_digest(image["target"]) == pushed.digest
+
+
+def test_apply_with_images_file_plans_and_applies(source_registry, target_registry, tmp_path):
+    push_image(source_registry.host, "team/app", "1.0")
+    images = images_file(
+        tmp_path,
+        f"{target_registry.host}/mirror",
+        f'- source: "{source_registry.host}/team/app:1.0"\n',
+    )
+    code, stdout, _ = run("apply", "-i", str(images))
+    assert code == 0
+    assert "Plan: 1 to create" in stdout and "Apply: 1 created" in stdout
+    result = CliRunner().invoke(main, ["sync"], env={"SYNCER_IMAGES_FILE": str(images)})
+    assert result.exit_code == 0
+    assert "Plan: 0 to create, 1 unchanged" in result.stdout
+
+
+def _imagesync(*args: str, **kwargs) -> subprocess.Popen[bytes]:  # type: ignore[no-untyped-def]
+    return subprocess.Popen(
+        [sys.executable, "-m", "imagesync", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **kwargs,
+    )
+
+
+def test_killed_apply_leaves_no_tag_and_a_rerun_completes(
+    source_registry, target_registry, tmp_path
+):
+    push_image(source_registry.host, "team/app", "1.0", layers=3, layer_size=4 * 1024 * 1024)
+    with FaultProxy(source_registry.host) as proxy:
+        images = images_file(
+            tmp_path, f"{target_registry.host}/mirror", f'- source: "{proxy.host}/team/app:1.0"\n'
+        )
+        plan = plan_to(tmp_path, images)
+        proxy.add(Fault("delay", r"/blobs/sha256:", count=100, method="GET", seconds=30))
+        process = _imagesync("apply", str(tmp_path / "plan.json"))
+        deadline = time.monotonic() + 20
+        while not any("/blobs/" in r.path and r.method == "GET" for r in proxy.requests):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        time.sleep(0.5)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        proxy.clear()
+        code, stdout, _ = run("plan", "-i", str(images), "--format", "json")
+        assert json.loads(stdout)["changes"][0]["action"] == "create"
+        code, stdout, stderr = run("apply", str(tmp_path / "plan.json"))
+        assert code == 0, stdout + stderr
+        assert raw_digest(plan.changes[0].target) == plan.changes[0].digest
+
+
+def test_sigterm_stops_apply_cleanly(source_registry, target_registry, tmp_path):
+    push_image(source_registry.host, "team/app", "1.0", layer_size=1024 * 1024)
+    with FaultProxy(source_registry.host) as proxy:
+        images = images_file(
+            tmp_path, f"{target_registry.host}/mirror", f'- source: "{proxy.host}/team/app:1.0"\n'
+        )
+        plan_to(tmp_path, images)
+        proxy.add(Fault("delay", r"/blobs/sha256:", count=100, method="GET", seconds=3))
+        process = _imagesync("apply", str(tmp_path / "plan.json"))
+        time.sleep(1.5)
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=60)
+        assert process.returncode == 1
+        assert b"Interrupted" in stdout and b"Traceback" not in stderr
+        _, out, _ = run("plan", "-i", str(images))
+        assert "Plan: 1 to create" in out
+
+
+@pytest.mark.slow
+def test_one_gib_layer_is_streamed_in_little_memory(source_registry, target_registry, tmp_path):
+    gib = 1024 * 1024 * 1024
+    pushed = push_image(
+        source_registry.host,
+        "team/big",
+        "1.0",
+        platforms=[("linux", "amd64")],
+        index=False,
+        layers=1,
+        layer_size=gib,
+    )
+    images = images_file(
+        tmp_path,
+        f"{target_registry.host}/mirror",
+        f'- source: "{source_registry.host}/team/big:1.0"\n  amd64Only: true\n',
+    )
+    plan_to(tmp_path, images)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    process = _imagesync("apply", str(tmp_path / "plan.json"), env={**os.environ, "NO_COLOR": "1"})
+    stdout, stderr = process.communicate(timeout=600)
+    assert process.returncode == 0, stdout + stderr
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    assert peak_kib >= before
+    print(f"peak RSS of apply copying a 1 GiB layer: {peak_kib / 1024:.0f} MiB")
+    assert peak_kib < 150 * 1024
+    assert (
+        raw_digest(
+            f"{target_registry.host}/mirror/{source_registry.host.replace(':', '-')}/team/big:1.0"
+        )
+        == pushed.digest
+    )

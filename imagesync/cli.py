@@ -197,8 +197,8 @@ class Session:
     connection: ConnectionOptions
     plan_options: PlanOptions
 
-    def load_images(self, target_fallback: str | None = None) -> ImagesFile:
-        return load_images_file(self.images_file, self.target or target_fallback)
+    def load_images(self, default_target: str | None = None) -> ImagesFile:
+        return load_images_file(self.images_file, self.target, default_target)
 
     def client(self, target_prefix: Repository) -> RegistryClient:
         return open_client(self.connection, target_prefix.endpoint)

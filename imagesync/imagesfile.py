@@ -136,8 +136,11 @@ class InvalidImagesFile(ConfigError):
         return tuple(p for p in self.problems if not p.is_error)
 
 
-def load_images_file(path: str | Path, target_override: str | None = None) -> ImagesFile:
-    """Read and check an images file; ``target_override`` (--target) wins over ``target:``.
+def load_images_file(
+    path: str | Path, target_override: str | None = None, default_target: str | None = None
+) -> ImagesFile:
+    """Read and check an images file; ``target_override`` (--target) wins over ``target:``,
+    ``default_target`` (a saved plan's prefix) counts only when neither gives one.
 
     Raises ConfigError when the file cannot be read, InvalidImagesFile when it has errors.
     """
@@ -151,7 +154,7 @@ def load_images_file(path: str | Path, target_override: str | None = None) -> Im
             "pass the images file with -i/--images-file or SYNCER_IMAGES_FILE",
         ) from None
     checker = _Checker(str(source))
-    entries, prefix = checker.check(data, target_override)
+    entries, prefix = checker.check(data, target_override, default_target)
     problems = tuple(sorted(checker.problems, key=sort_key))
     if prefix is None or any(p.is_error for p in problems):
         raise InvalidImagesFile(source, problems)
@@ -245,12 +248,12 @@ class _Checker:
     # -- the passes ----------------------------------------------------------------------
 
     def check(
-        self, data: bytes, target_override: str | None
+        self, data: bytes, target_override: str | None, default_target: str | None = None
     ) -> tuple[list[ImageEntry], Repository | None]:
         if not self.read_yaml(data):
             return [], None
         self.check_schema()
-        prefix = self.check_target(target_override)
+        prefix = self.check_target(target_override, default_target)
         entries = self.check_entries(prefix or _PLACEHOLDER_PREFIX, known_prefix=prefix is not None)
         self.check_duplicates(entries, known_prefix=prefix is not None)
         return entries, prefix
@@ -430,7 +433,7 @@ class _Checker:
         else:
             self.error(path, f"{path[-1]} must be text, not {kind}", f'write {path[-1]}: "<value>"')
 
-    def check_target(self, override: str | None) -> Repository | None:
+    def check_target(self, override: str | None, default: str | None) -> Repository | None:
         value = self.document.value
         if not isinstance(value, dict):
             return None  # the schema reported it; a missing target would only add noise
@@ -442,6 +445,8 @@ class _Checker:
         if override is not None and override.strip():
             return self.parse_prefix(None, override, "--target / SYNCER_TARGET_REPO")
         if "target" not in value:
+            if default:
+                return self.parse_prefix(None, default, "the plan's target")
             self.error(None, NO_TARGET, "for example target: registry.example.com/external")
         return file_prefix
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from imagesync import mediatypes
-from imagesync.client import RegistryClient
-from imagesync.errors import ImagesyncError, PlanRejected, RegistryError
+from imagesync.client import RegistryClient, TransferBroken
+from imagesync.errors import DigestMismatch, ImagesyncError, PlanRejected
 from imagesync.image import fetch_image
 from imagesync.imagesfile import ImagesFile
 from imagesync.manifest import Descriptor, Manifest
@@ -24,7 +24,6 @@ from imagesync.plan import Action, Change, Plan, SubChange
 from imagesync.planner import DEFAULT_PARALLELISM
 from imagesync.reference import Reference, Repository, parse_reference, parse_registry_prefix
 from imagesync.referrers import REFERRER, REFERRERS_INDEX, merged_referrers_index
-from imagesync.retry import is_transient
 
 
 class Outcome(StrEnum):
@@ -173,6 +172,7 @@ def apply_plan(
                 results[futures[future]] = future.result()
         except KeyboardInterrupt:
             cancel.set()
+            client.transport.stopping.set()  # a wait before a retry ends now, not in 60 s
             for future in futures:
                 future.cancel()
             wait(futures)
@@ -368,19 +368,38 @@ class _Applier:
             try:
                 self.client.copy_blob(source, target, blob, counted)
                 return Transfer(copied=1, bytes_copied=blob.size)
-            except RegistryError as error:
+            except (TransferBroken, DigestMismatch) as error:
                 # A stream cannot be rewound: the retry starts a fresh download and upload.
+                # Other errors come from requests the transport has retried already.
                 progress(-sent)
-                if attempt == attempts or not is_transient(error):
+                if attempt == attempts:
                     raise
-                self.client.transport.pause_before_retry(attempt, f"copy of {blob.digest}", error)
+                self._check_cancel()
+                retry_after = error.retry_after if isinstance(error, TransferBroken) else None
+                self.client.transport.pause_before_retry(
+                    attempt, f"copy of {blob.digest}", error, retry_after
+                )
         raise AssertionError("unreachable")
 
     def _apply_subchanges(self, change: Change) -> tuple[SubResult, ...]:
-        # In plan order: referrers before the tag-schema index that lists them.
-        return tuple(self._apply_subchange(sub, change) for sub in change.subchanges)
+        # In plan order: referrers before the tag-schema index that lists them, so the index
+        # lists only referrers that are in the target by then.
+        results: list[SubResult] = []
+        for sub in change.subchanges:
+            if sub.kind == REFERRERS_INDEX:
+                present = [
+                    planned.digest
+                    for planned, done in zip(change.subchanges, results, strict=False)
+                    if planned.kind == REFERRER
+                    and planned.subject == sub.subject
+                    and done.outcome in (Outcome.CREATED, Outcome.SKIPPED)
+                ]
+                results.append(self._apply_subchange(sub, present))
+            else:
+                results.append(self._apply_subchange(sub, []))
+        return tuple(results)
 
-    def _apply_subchange(self, sub: SubChange, change: Change) -> SubResult:
+    def _apply_subchange(self, sub: SubChange, referrers: list[str]) -> SubResult:
         def result(outcome: Outcome, message: str) -> SubResult:
             return SubResult(sub.kind, sub.target, sub.digest, outcome, message)
 
@@ -392,12 +411,8 @@ class _Applier:
             return result(Outcome.FAILED, sub.reason)
         try:
             if sub.kind == REFERRERS_INDEX:
-                referrers = [
-                    Descriptor(s.media_type, s.digest, s.size, artifact_type=s.artifact_type)
-                    for s in change.subchanges
-                    if s.kind == REFERRER and s.subject == sub.subject
-                ]
-                return result(*self._update_referrers_index(parse_reference(sub.target), referrers))
+                target = parse_reference(sub.target)
+                return result(*self._update_referrers_index(target, sub.digest, referrers))
             source = parse_reference(sub.source).with_tag(None).with_digest(sub.digest)
             outcome, message, _ = self.copy(source, parse_reference(sub.target), lambda n: None)
             return result(outcome, message)
@@ -405,19 +420,50 @@ class _Applier:
             return result(Outcome.FAILED, str(error))
 
     def _update_referrers_index(
-        self, target: Reference, referrers: list[Descriptor]
+        self, target: Reference, subject: str, referrers: list[str]
     ) -> tuple[Outcome, str]:
-        """Merge into the target's tag-schema index; existing entries are never dropped."""
+        """Merge ``referrers`` (digests in the target) into the tag-schema index of ``subject``.
+
+        Existing entries are never dropped. New entries are described from the manifests in
+        the target, as the referrers API would: media type, size, artifactType (or the config's
+        media type) and annotations. A target that turns out to have the referrers API (plan
+        could not tell while the repository did not exist) needs no index.
+        """
+        if not referrers:
+            return Outcome.FAILED, "not updated: none of its referrers is in the target"
+        if self.client.referrers(target.repository, subject, pull=False) is not None:
+            return Outcome.SKIPPED, "the target registry keeps referrers itself (referrers API)"
         existing = None
         if self.client.head_manifest(target, pull=False) is not None:
             existing = self.client.get_manifest(target, pull=False)
-        raw = merged_referrers_index(existing, referrers)
-        if existing is not None and raw == existing.raw:
+            if existing.media_type != mediatypes.OCI_INDEX:
+                return (
+                    Outcome.CONFLICT,
+                    f"{target} is a {existing.media_type}, not a referrers index; left untouched",
+                )
+        listed = {c.digest for c in existing.children} if existing else set()
+        missing = [d for d in dict.fromkeys(referrers) if d not in listed]
+        if not missing:
             return Outcome.SKIPPED, "lists every referrer"
+        added = [self._referrer_descriptor(target.repository, d) for d in missing]
+        raw = merged_referrers_index(existing, added)
         index = Manifest.parse(raw, mediatypes.OCI_INDEX, str(target))
         assert target.tag is not None
         self.client.put_manifest(target.repository, target.tag, index)
-        return Outcome.CREATED, f"lists {len(index.children)} referrer(s)"
+        return Outcome.CREATED, f"lists {len(index.children)} referrer(s), {len(added)} added"
+
+    def _referrer_descriptor(self, repository: Repository, digest: str) -> Descriptor:
+        manifest = self.client.get_manifest(Reference(repository, None, digest), pull=False)
+        annotations = manifest.json.get("annotations")
+        return Descriptor(
+            manifest.media_type,
+            manifest.digest,
+            len(manifest.raw),
+            artifact_type=manifest.artifact_type,
+            annotations=tuple(sorted((str(k), str(v)) for k, v in annotations.items()))
+            if isinstance(annotations, dict)
+            else (),
+        )
 
 
 def _with(

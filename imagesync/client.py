@@ -13,20 +13,54 @@ from dataclasses import dataclass
 from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
 
 import requests
+import urllib3
 
 from imagesync import mediatypes
 from imagesync.errors import DigestMismatch, RegistryError
 from imagesync.manifest import MAX_MANIFEST_BYTES, Descriptor, Manifest, sha256_digest
-from imagesync.reference import Reference, Repository
-from imagesync.transport import Transport, pull_scope, push_scope, raise_for_status
+from imagesync.redact import redact_url, secrets
+from imagesync.reference import Reference, Repository, is_valid_digest
+from imagesync.retry import is_retriable_status
+from imagesync.transport import (
+    Transport,
+    Unreachable,
+    pull_scope,
+    push_scope,
+    raise_for_status,
+    registry_message,
+)
 
 log = logging.getLogger("imagesync.client")
 
 CHUNK_SIZE = 1024 * 1024
 # Config blobs are read whole to learn the platform; real ones are a few KiB.
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
+# A referrers list this long is not something a registry should page through.
+MAX_REFERRERS_PAGES = 1000
+
+# A tag list longer than this many pages is a registry that never stops paging.
+MAX_TAG_PAGES = 1000
+# What goes wrong while a body is read after the status line arrived: resets, truncation.
+_BODY_ERRORS = (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError)
 
 Progress = Callable[[int], None]
+
+
+class TransferBroken(RegistryError):
+    """A body broke off midway (a reset or a truncated download), or a streamed upload failed
+    in a way that may pass (5xx, 429, a reset). A stream cannot be resent, so the transport
+    did not retry it: the caller starts the whole transfer again."""
+
+    def __init__(
+        self,
+        message: str,
+        hint: str | None = None,
+        *,
+        status: int | None = None,
+        retry_after: str | None = None,
+    ) -> None:
+        super().__init__(message, hint, status=status)
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -59,10 +93,11 @@ class RegistryClient:
         raise_for_status(response, f"HEAD {ref}")
         digest = response.headers.get("Docker-Content-Digest")
         media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
-        if digest and mediatypes.is_manifest(media_type):
+        size = _content_length(response)
+        # A HEAD that lacks any of these (or sends nonsense) costs one GET, which is checked.
+        if digest and is_valid_digest(digest) and mediatypes.is_manifest(media_type):
             if ref.digest and digest != ref.digest:
                 raise DigestMismatch(f"{ref}: the registry answered with digest {digest}")
-            size = int(response.headers.get("Content-Length") or 0)
             return Descriptor(media_type, digest, size)
         return self.get_manifest(ref, pull=pull).descriptor
 
@@ -70,18 +105,19 @@ class RegistryClient:
         """The exact bytes of a manifest, checked against the digest asked for and announced."""
         path = f"/v2/{ref.path}/manifests/{ref.identifier}"
         headers = {"Accept": mediatypes.ACCEPT}
-        response = self._read(ref.repository, "GET", path, pull, headers=headers)
-        raise_for_status(response, f"GET manifest {ref}")
-        raw = _read_limited(response, MAX_MANIFEST_BYTES, f"manifest {ref}")
-        manifest = Manifest.parse(raw, response.headers.get("Content-Type"), str(ref))
+        raw, response = self._fetch(
+            ref.repository, path, pull, f"GET manifest {ref}", MAX_MANIFEST_BYTES, headers
+        )
         announced = response.headers.get("Docker-Content-Digest")
+        # The digest first: bytes that are not what was asked for are not worth parsing.
         for expected in (ref.digest, announced):
-            if expected and expected != manifest.digest:
+            actual = _digest_like(raw, expected) if expected else None
+            if expected and actual != expected:
                 raise DigestMismatch(
-                    f"manifest {ref} hashes to {manifest.digest}, expected {expected}",
+                    f"manifest {ref} hashes to {actual}, expected {_shown(expected)}",
                     "the registry or a proxy altered the content; try again",
                 )
-        return manifest
+        return Manifest.parse(raw, response.headers.get("Content-Type"), str(ref))
 
     def put_manifest(self, repository: Repository, reference: str, manifest: Manifest) -> str:
         """Upload the manifest's exact bytes; ``reference`` is a tag or the digest."""
@@ -105,42 +141,104 @@ class RegistryClient:
         """Every tag of a repository, following pagination; empty if it does not exist."""
         tags: list[str] = []
         path: str | None = f"/v2/{repository.path}/tags/list?n=1000"
+        seen: set[str] = set()
         while path:
+            if path in seen or len(seen) >= MAX_TAG_PAGES:
+                raise RegistryError(f"the tag list of {repository} has pages without end")
+            seen.add(path)
             response = self._read(repository, "GET", path, pull)
             if response.status_code == 404:
                 return tags
             raise_for_status(response, f"list tags of {repository}")
             try:
-                tags.extend(response.json().get("tags") or [])
-            except ValueError:
+                document = response.json()
+            except (ValueError, RecursionError):
                 raise RegistryError(f"the tag list of {repository} is not JSON") from None
+            page = document.get("tags") if isinstance(document, dict) else None
+            if page is None and isinstance(document, dict):
+                page = []
+            if not isinstance(page, list) or not all(isinstance(t, str) for t in page):
+                raise RegistryError(f"the tag list of {repository} is not a list of tags")
+            tags.extend(page)
             path = _next_link(response)
         return tags
 
     def referrers(
-        self, repository: Repository, digest: str, *, pull: bool = True
+        self,
+        repository: Repository,
+        digest: str,
+        *,
+        pull: bool = True,
+        artifact_type: str | None = None,
     ) -> list[Descriptor] | None:
-        """Descriptors from the OCI referrers API; None when the registry does not offer it."""
-        host = self._endpoints(repository, pull)[0].host
-        if host in self._without_referrers_api:
-            return None
-        path = f"/v2/{repository.path}/referrers/{digest}"
+        """Descriptors from the OCI referrers API; None when the registry does not offer it.
+
+        Every page is read (``Link: <...>; rel="next"``). With ``artifact_type`` the registry is
+        asked to filter; one that does not say so in ``OCI-Filters-Applied`` is filtered here.
+        """
         # Only the first endpoint is asked: a mirror without the API falls back to the tag
         # schema, which the mirror serves like any tag.
-        response = self._send(
-            self._endpoints(repository, pull)[0], "GET", path, {"Accept": mediatypes.OCI_INDEX}
-        )
-        content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
-        # Registries without the API answer 404 (or an HTML/text error); one with it always
-        # answers an index, empty when nothing refers to the digest.
-        if response.status_code == 404 or content_type != mediatypes.OCI_INDEX:
-            response.close()
-            self._without_referrers_api.add(host)
+        endpoint = self._endpoints(repository, pull)[0]
+        if endpoint.host in self._without_referrers_api:
             return None
-        raise_for_status(response, f"referrers of {repository}@{digest}")
-        raw = _read_limited(response, MAX_MANIFEST_BYTES, f"referrers of {digest}")
-        index = Manifest.parse(raw, mediatypes.OCI_INDEX, f"referrers of {repository}@{digest}")
-        return list(index.children)
+        path: str | None = f"/v2/{repository.path}/referrers/{digest}"
+        if artifact_type:
+            path = f"{path}?{urlencode({'artifactType': artifact_type})}"
+        what = f"referrers of {repository}@{digest}"
+        found: list[Descriptor] = []
+        filtered = False
+        seen: set[str] = set()
+        while path:
+            if path in seen or len(seen) >= MAX_REFERRERS_PAGES:
+                raise RegistryError(f"{what}: the registry's pages do not end")
+            seen.add(path)
+            response = self._send(endpoint, "GET", path, {"Accept": mediatypes.OCI_INDEX})
+            content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+            if len(seen) == 1 and not self._has_referrers_api(endpoint.host, response):
+                response.close()
+                return None
+            raise_for_status(response, what)
+            if content_type != mediatypes.OCI_INDEX:
+                response.close()
+                raise RegistryError(f"{what}: a page is {content_type!r}, not an OCI index")
+            applied = response.headers.get("OCI-Filters-Applied", "")
+            filtered = "artifacttype" in {f.strip().lower() for f in applied.split(",")}
+            raw = _read_limited(response, MAX_MANIFEST_BYTES, what)
+            found.extend(Manifest.parse(raw, mediatypes.OCI_INDEX, what).children)
+            path = self._same_host_link(endpoint.host, response, what)
+        if artifact_type and not filtered:
+            found = [d for d in found if d.artifact_type == artifact_type]
+        return found
+
+    def _has_referrers_api(self, host: str, response: requests.Response) -> bool:
+        """Judge a first referrers answer; remember hosts that have no API.
+
+        A registry with the API answers an OCI index, empty when nothing refers to the digest.
+        One without answers 404 (the route is unknown; the distribution registry 2.8 says
+        "404 page not found" as text), 405 or 501, or a 200 that is not an index (an HTML page
+        from a proxy). A 404 NAME_UNKNOWN is a missing repository: that says nothing about
+        the host, so it is not remembered. Other errors (denied, 5xx) are not "no API": they
+        are raised by the caller, rather than silently falling back to the tag schema.
+        """
+        status = response.status_code
+        content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+        if status == 404 and registry_message(response)[1] == "NAME_UNKNOWN":
+            return False
+        if status in (404, 405, 501) or (status < 400 and content_type != mediatypes.OCI_INDEX):
+            self._without_referrers_api.add(host)
+            return False
+        return True
+
+    def _same_host_link(self, host: str, response: requests.Response, what: str) -> str | None:
+        """The next page from a ``Link`` header, refused when it points at another host."""
+        link = _next_link(response)
+        if link is None:
+            return None
+        base = self.transport.url(host, "/")
+        absolute = urljoin(base, link)
+        if urlsplit(absolute).netloc != urlsplit(base).netloc:
+            raise RegistryError(f"{what}: the next page is on another host ({link})")
+        return absolute
 
     # -- blobs -----------------------------------------------------------------------------
 
@@ -158,14 +256,13 @@ class RegistryClient:
         if response.status_code == 404:
             return None
         raise_for_status(response, f"HEAD blob {digest} in {repository}")
-        return int(response.headers.get("Content-Length") or 0)
+        return _content_length(response)
 
     def get_blob(self, repository: Repository, digest: str, *, pull: bool = True) -> bytes:
         """A small blob (an image config), read whole and checked against its digest."""
         path = f"/v2/{repository.path}/blobs/{digest}"
-        response = self._read(repository, "GET", path, pull, stream=True)
-        raise_for_status(response, f"GET blob {digest} from {repository}")
-        data = _read_limited(response, MAX_CONFIG_BYTES, f"blob {digest}")
+        what = f"GET blob {digest} from {repository}"
+        data, _ = self._fetch(repository, path, pull, what, MAX_CONFIG_BYTES)
         if sha256_digest(data) != digest:
             raise DigestMismatch(f"blob {digest} from {repository} does not match its digest")
         return data
@@ -205,6 +302,11 @@ class RegistryClient:
 
         Nothing is held in memory beyond one chunk, and nothing touches disk. A digest or size
         mismatch aborts the upload before its last byte is sent, so the target never stores it.
+
+        The download and the upload session are requests the transport retries. What breaks
+        once bytes flow (a reset or truncated download, an upload that fails) raises
+        TransferBroken, and a body that does not hash to its digest DigestMismatch: the caller
+        may start the copy again.
         """
         path = f"/v2/{source.path}/blobs/{blob.digest}"
         download = self._read(source, "GET", path, pull=True, stream=True)
@@ -218,17 +320,28 @@ class RegistryClient:
             )
             raise_for_status(start, f"start upload to {target}")
             location = self._location(target, start, digest=blob.digest)
-            body = VerifyingReader(download, blob, progress)
-            finish = self.transport.request(
-                "PUT",
-                target.endpoint,
-                location,
-                scopes=[push_scope(target.path)],
-                headers={"Content-Type": "application/octet-stream"},
-                data=body,
-                retry=False,
-            )
-            raise_for_status(finish, f"upload {blob.digest} to {target}")
+            body = VerifyingReader(download, blob, progress, f"{source}")
+            what = f"upload of blob {blob.digest} to {target}"
+            try:
+                finish = self.transport.request(
+                    "PUT",
+                    target.endpoint,
+                    location,
+                    scopes=[push_scope(target.path)],
+                    headers={"Content-Type": "application/octet-stream"},
+                    data=body,
+                    retry=False,
+                )
+            except Unreachable as error:
+                raise TransferBroken(f"{what} broke off: {error.message}") from None
+            if is_retriable_status(finish.status_code):
+                detail, _ = registry_message(finish)
+                raise TransferBroken(
+                    f"{what} failed: {finish.status_code} {detail}".rstrip(),
+                    status=finish.status_code,
+                    retry_after=finish.headers.get("Retry-After"),
+                )
+            raise_for_status(finish, what)
         finally:
             download.close()
 
@@ -240,6 +353,35 @@ class RegistryClient:
             return [own]
         mirrors = self.transport.config.settings(repository.registry).mirrors
         return [Endpoint(host, repository) for host in mirrors] + [own]
+
+    def _fetch(
+        self,
+        repository: Repository,
+        path: str,
+        pull: bool,
+        what: str,
+        limit: int,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[bytes, requests.Response]:
+        """GET a body of at most ``limit`` bytes (mirrors first), read again when it breaks off.
+
+        The body is streamed so that an oversized one is refused without being held; a body
+        that breaks off midway is outside the transport's retry (the status line had arrived),
+        so it is retried here, with the same policy.
+        """
+        attempts = self.transport.retry.attempts
+        for attempt in range(1, attempts + 1):
+            response = self._read(repository, "GET", path, pull, headers=headers, stream=True)
+            try:
+                raise_for_status(response, what)
+                return _read_limited(response, limit, what), response
+            except TransferBroken as error:
+                if attempt == attempts:
+                    raise
+                self.transport.pause_before_retry(attempt, what, error)
+            finally:
+                response.close()
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _read(
         self,
@@ -287,12 +429,17 @@ class RegistryClient:
         location = response.headers.get("Location")
         if not location:
             raise RegistryError(f"{target.endpoint} started an upload but sent no Location")
-        absolute = urljoin(self.transport.url(target.endpoint, "/"), location)
-        if urlsplit(absolute).netloc != urlsplit(self.transport.url(target.endpoint, "/")).netloc:
-            # Sending our credentials elsewhere is never what a registry should ask for.
+        try:
+            absolute = urljoin(self.transport.url(target.endpoint, "/"), location)
+        except ValueError:
+            absolute = ""
+        if not self.transport.on_registry(target.endpoint, absolute):
+            # Sending our credentials elsewhere (or in plain text) is never what a registry
+            # should ask for.
             raise RegistryError(
-                f"{target.endpoint} sent an upload location on another host",
-                "check the registry's configuration (its public URL)",
+                f"{target.endpoint} sent an upload location on another host or scheme: "
+                f"{_shown_url(location)}",
+                "check the registry's configuration (its public URL, X-Forwarded-Proto)",
             )
         if digest is None:
             return absolute
@@ -309,24 +456,42 @@ class VerifyingReader:
     checked before the final block is handed over: a corrupt blob never completes an upload.
     """
 
-    def __init__(self, download: requests.Response, blob: Descriptor, progress: Progress | None):
+    def __init__(
+        self,
+        download: requests.Response,
+        blob: Descriptor,
+        progress: Progress | None,
+        source: str = "the source",
+    ):
         self._chunks: Iterator[bytes] = download.raw.stream(CHUNK_SIZE, decode_content=False)
         self._blob = blob
+        self._source = source
         self._progress = progress
         self._hash = hashlib.sha256()
         self._sent = 0
         self._buffer = b""
+        # Where the next block starts in the buffer. Slicing the rest off instead would copy
+        # the chunk's remainder on every block: 32 MiB of copying per MiB sent.
+        self._offset = 0
 
     def __len__(self) -> int:
         return self._blob.size
 
     def read(self, size: int = -1) -> bytes:
-        if not self._buffer:
-            self._buffer = next(self._chunks, b"")
+        if self._offset >= len(self._buffer):
+            try:
+                self._buffer = next(self._chunks, b"")
+            except _BODY_ERRORS as error:
+                raise TransferBroken(
+                    f"the download of blob {self._blob.digest} from {self._source} broke off "
+                    f"after {self._sent} of {self._blob.size} bytes: {_reason(error)}"
+                ) from None
+            self._offset = 0
             self._check(self._buffer)
         if size is None or size < 0:
-            size = len(self._buffer)
-        data, self._buffer = self._buffer[:size], self._buffer[size:]
+            size = len(self._buffer) - self._offset
+        data = self._buffer[self._offset : self._offset + size]
+        self._offset += len(data)
         if self._progress and data:
             self._progress(len(data))
         return data
@@ -352,14 +517,64 @@ def _read_limited(response: requests.Response, limit: int, what: str) -> bytes:
     declared = response.headers.get("Content-Length")
     if declared and declared.isdigit() and int(declared) > limit:
         response.close()
-        raise RegistryError(f"{what} is {declared} bytes, more than the {limit} allowed")
-    data = b""
-    for chunk in response.iter_content(64 * 1024):
-        data += chunk
-        if len(data) > limit:
-            response.close()
-            raise RegistryError(f"{what} is more than the {limit} bytes allowed")
-    return data
+        raise RegistryError(
+            f"{what}: the body is {declared} bytes, more than the {limit} bytes allowed"
+        )
+    chunks: list[bytes] = []
+    received = 0
+    try:
+        for chunk in response.iter_content(64 * 1024):
+            chunks.append(chunk)
+            received += len(chunk)
+            if received > limit:
+                response.close()
+                raise RegistryError(f"{what}: the body is more than the {limit} bytes allowed")
+    except _BODY_ERRORS as error:
+        response.close()
+        raise TransferBroken(
+            f"{what}: the body broke off after {received} bytes: {_reason(error)}"
+        ) from None
+    return b"".join(chunks)
+
+
+def _reason(error: BaseException) -> str:
+    """A body error in a few words: urllib3 nests the cause in its message."""
+    text = str(error)
+    for words in ("IncompleteRead", "Connection reset", "Read timed out", "Connection broken"):
+        if words in text:
+            return {
+                "IncompleteRead": "the body ended early (truncated)",
+                "Connection reset": "the connection was reset",
+                "Read timed out": "the read timed out",
+                "Connection broken": "the connection broke",
+            }[words]
+    return secrets(text[:200]) or type(error).__name__
+
+
+def _digest_like(data: bytes, expected: str) -> str:
+    """The digest of ``data`` in the algorithm of ``expected`` (sha256 unless it says sha512)."""
+    if expected.startswith("sha512:"):
+        return "sha512:" + hashlib.sha512(data).hexdigest()
+    return sha256_digest(data)
+
+
+def _shown(text: str) -> str:
+    """A header value in a message: at a readable length."""
+    return text if len(text) <= 80 else repr(text[:77] + "...")
+
+
+def _shown_url(url: str) -> str:
+    """A URL from a registry, redacted and shortened for a message; never raises."""
+    try:
+        return redact_url(url)[:200]
+    except ValueError:
+        return repr(url[:200])
+
+
+def _content_length(response: requests.Response) -> int:
+    """Content-Length as a number; a missing or malformed one counts as 0 (unknown)."""
+    value = (response.headers.get("Content-Length") or "").strip()
+    return int(value) if value.isdigit() and len(value) < 19 else 0
 
 
 def _next_link(response: requests.Response) -> str | None:

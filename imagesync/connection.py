@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from imagesync.auth import CredentialStore
 from imagesync.client import RegistryClient
+from imagesync.errors import ConfigError
 from imagesync.registries import load_registries_config
 from imagesync.retry import DEFAULT_ATTEMPTS, RetryPolicy
 from imagesync.transport import Transport
+
+# Seconds before the first retry (doubling per attempt); tests and impatient users shorten it.
+BASE_DELAY_ENV = "IMAGESYNC_RETRY_BASE_DELAY"
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,24 @@ def open_client(options: ConnectionOptions, target_registry: str) -> RegistryCli
     transport = Transport(
         load_registries_config(options.registries_config),
         credentials,
-        RetryPolicy(attempts=max(1, options.retries)),
+        RetryPolicy(attempts=max(1, options.retries), base_delay=retry_base_delay()),
     )
     return RegistryClient(transport)
+
+
+def retry_base_delay() -> float:
+    """The backoff's first delay: ``IMAGESYNC_RETRY_BASE_DELAY`` seconds, else the policy's."""
+    text = os.environ.get(BASE_DELAY_ENV, "").strip()
+    if not text:
+        return RetryPolicy.base_delay
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or not 0 <= value <= 60:
+        raise ConfigError(
+            f"{BASE_DELAY_ENV}={text!r} is not a number of seconds",
+            f"set it to a number from 0 to 60, or unset it for the default "
+            f"{RetryPolicy.base_delay} s",
+        )
+    return value

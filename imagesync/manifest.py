@@ -18,6 +18,8 @@ from imagesync.reference import is_valid_digest
 
 # The distribution spec lets registries refuse manifests above 4 MiB; so do we.
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+# No blob is larger; a bigger size is a lie (and would not fit a Content-Length).
+MAX_BLOB_SIZE = 2**63 - 1
 
 
 class BadManifest(RegistryError):
@@ -69,16 +71,24 @@ class Descriptor:
             raise BadManifest(f"{where}: a descriptor is not a JSON object")
         digest, size = value.get("digest"), value.get("size")
         if not isinstance(digest, str) or not is_valid_digest(digest):
-            raise BadManifest(f"{where}: descriptor digest {digest!r} is not valid")
-        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-            raise BadManifest(f"{where}: descriptor size {size!r} is not valid")
+            raise BadManifest(f"{where}: descriptor digest {_short(digest)} is not valid")
+        if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_BLOB_SIZE:
+            raise BadManifest(f"{where}: descriptor size {_short(size)} is not valid")
+        media_type = value.get("mediaType", "")
+        if not isinstance(media_type, str):
+            raise BadManifest(f"{where}: descriptor mediaType {_short(media_type)} is not text")
+        artifact_type = value.get("artifactType")
+        if artifact_type is not None and not isinstance(artifact_type, str):
+            raise BadManifest(f"{where}: artifactType {_short(artifact_type)} is not text")
         annotations = value.get("annotations") or {}
+        if not isinstance(annotations, dict):
+            raise BadManifest(f"{where}: annotations are not a JSON object")
         return cls(
-            media_type=str(value.get("mediaType", "")),
+            media_type=media_type,
             digest=digest,
             size=size,
             platform=Platform.from_json(value.get("platform")),
-            artifact_type=value.get("artifactType"),
+            artifact_type=artifact_type,
             annotations=tuple(sorted((str(k), str(v)) for k, v in annotations.items())),
         )
 
@@ -100,9 +110,19 @@ class Manifest:
             document = json.loads(raw)
         except ValueError:
             raise BadManifest(f"{where}: manifest is not valid JSON") from None
+        except RecursionError:
+            raise BadManifest(f"{where}: manifest nests too deeply to be a manifest") from None
         if not isinstance(document, dict):
             raise BadManifest(f"{where}: manifest is not a JSON object")
         declared = document.get("mediaType")
+        if declared is not None and not isinstance(declared, str):
+            raise BadManifest(f"{where}: mediaType {_short(declared)} is not text")
+        header = (content_type or "").split(";", 1)[0].strip()
+        if declared and mediatypes.is_manifest(header) and declared != header:
+            raise BadManifest(
+                f"{where}: the registry sent it as {header}, but it says it is {declared}",
+                "the registry or a proxy in front of it mislabels manifests",
+            )
         media_type = _media_type(content_type, declared, document)
         if mediatypes.is_schema1(media_type):
             raise BadManifest(
@@ -169,6 +189,12 @@ class Manifest:
             return value
         config = self.config
         return config.media_type if config else None
+
+
+def _short(value: Any) -> str:
+    """A value from a hostile document, shown in a message at a readable length."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _media_type(content_type: str | None, declared: Any, document: dict[str, Any]) -> str:

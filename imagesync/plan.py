@@ -18,7 +18,7 @@ from typing import Any
 
 import jsonschema
 
-from imagesync.errors import PlanRejected
+from imagesync.errors import ImagesyncError, PlanRejected
 from imagesync.reference import Repository, parse_reference, parse_registry_prefix
 
 FORMAT_VERSION = 1
@@ -157,15 +157,20 @@ class Plan:
         version = document.get("format_version")
         if version != FORMAT_VERSION:
             raise PlanRejected(
-                f"{where} has format_version {version!r}; this imagesync reads {FORMAT_VERSION}",
+                f"{where} has format_version {_short(repr(version), 40)}; "
+                f"this imagesync reads {FORMAT_VERSION}",
                 "re-run plan with this version of imagesync",
             )
-        errors = sorted(_validator().iter_errors(document), key=lambda e: list(e.absolute_path))
+        try:
+            errors = sorted(_validator().iter_errors(document), key=_error_order)
+        except RecursionError:
+            raise PlanRejected(f"{where} nests too deeply to be a plan", "re-run plan") from None
         if errors:
             first = errors[0]
             place = "/".join(str(p) for p in first.absolute_path) or "(top level)"
             raise PlanRejected(
-                f"{where} does not match the plan schema at {place}: {first.message}",
+                f"{where} does not match the plan schema at {_short(place)}: "
+                f"{_short(first.message)}",
                 "re-run plan; do not edit plan files by hand",
             )
         if document["checksum"] != checksum(document):
@@ -184,6 +189,7 @@ class Plan:
         )
         if document["summary"] != plan.summary():
             raise PlanRejected(f"{where}: the summary does not match the changes", "re-run plan")
+        _check_references(plan, where)
         return plan
 
     @classmethod
@@ -194,10 +200,48 @@ class Plan:
                 raise PlanRejected(f"{source} is too large to be a plan", "re-run plan")
             document = json.loads(source.read_text(encoding="utf-8"))
         except OSError as error:
-            raise PlanRejected(f"cannot read plan {source}: {error.strerror}") from None
+            reason = error.strerror or str(error)
+            raise PlanRejected(f"cannot read plan {source}: {reason}") from None
         except ValueError as error:
-            raise PlanRejected(f"{source} is not JSON: {error}", "re-run plan") from None
+            raise PlanRejected(
+                f"{source} is not JSON: {_short(str(error))}", "re-run plan"
+            ) from None
+        except RecursionError:
+            raise PlanRejected(f"{source} nests too deeply to be a plan", "re-run plan") from None
         return cls.from_document(document, str(source))
+
+
+def _short(text: str, limit: int = 300) -> str:
+    """Schema messages quote the offending value, which in a hostile plan can be huge."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _error_order(error: jsonschema.ValidationError) -> list[tuple[int, int, str]]:
+    # Paths mix list positions and keys; compare them without comparing an int to a str.
+    return [(0, p, "") if isinstance(p, int) else (1, 0, str(p)) for p in error.absolute_path]
+
+
+def _check_references(plan: Plan, where: str) -> None:
+    """Every name apply will parse must parse: a plan is refused whole, before any request."""
+    try:
+        _ = plan.prefix
+    except ImagesyncError as error:
+        raise PlanRejected(
+            f"{where}: target_prefix {_short(plan.target_prefix, 100)!r}: {error.message}",
+            "re-run plan",
+        ) from None
+    for change in plan.changes:
+        names = [("source", change.source), ("target", change.target)]
+        names += [(f"{sub.kind} source", sub.source) for sub in change.subchanges]
+        names += [(f"{sub.kind} target", sub.target) for sub in change.subchanges]
+        for what, name in names:
+            try:
+                parse_reference(name)
+            except ImagesyncError as error:
+                raise PlanRejected(
+                    f"{where}: entry {change.entry}: {what} {_short(name, 100)!r}: {error.message}",
+                    "re-run plan",
+                ) from None
 
 
 def checksum(document: dict[str, Any]) -> str:

@@ -301,10 +301,20 @@ def _referrers_index_change(
         return replace(base, reason="the target registry keeps referrers itself (referrers API)")
     existing = client.head_manifest(target, pull=False)
     listed: set[str] = set()
-    if existing is not None:
-        listed = {c.digest for c in client.get_manifest(target, pull=False).children}
-    missing = [d for d in referrers if d.digest not in listed]
     base = replace(base, target_digest=existing.digest if existing else None)
+    if existing is not None:
+        index = client.get_manifest(target, pull=False)
+        if index.media_type != mediatypes.OCI_INDEX:
+            return replace(
+                base,
+                action=Action.CONFLICT,
+                reason=(
+                    f"target {target} is a {index.media_type}, not a referrers index; it is "
+                    "not overwritten"
+                ),
+            )
+        listed = {c.digest for c in index.children}
+    missing = [d for d in referrers if d.digest not in listed]
     if not missing:
         return replace(base, reason="lists every referrer")
     return replace(

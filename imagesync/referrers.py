@@ -110,12 +110,15 @@ def _tag_schema_index(
 def merged_referrers_index(existing: Manifest | None, referrers: list[Descriptor]) -> bytes:
     """A tag-schema index listing ``existing``'s descriptors plus ``referrers``.
 
-    Existing entries are kept as they are (never dropped), new ones appended in a stable order,
-    so two applies produce the same bytes.
+    Existing entries are kept as they are (never dropped), and so are the index's other fields
+    (its annotations); new ones are appended in a stable order, so two applies produce the same
+    bytes.
     """
     entries: list[dict[str, object]] = []
     known: set[str] = set()
+    document: dict[str, object] = {}
     if existing is not None:
+        document = {k: v for k, v in existing.json.items() if k != "manifests"}
         for kept in existing.json.get("manifests") or []:
             if isinstance(kept, dict) and kept.get("digest") not in known:
                 known.add(str(kept.get("digest")))
@@ -134,5 +137,5 @@ def merged_referrers_index(existing: Manifest | None, referrers: list[Descriptor
         if descriptor.annotations:
             entry["annotations"] = dict(descriptor.annotations)
         entries.append(entry)
-    document = {"schemaVersion": 2, "mediaType": mediatypes.OCI_INDEX, "manifests": entries}
+    document.update(schemaVersion=2, mediaType=mediatypes.OCI_INDEX, manifests=entries)
     return json.dumps(document, separators=(",", ":")).encode()

@@ -15,6 +15,7 @@ Example::
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,14 @@ from imagesync.errors import ConfigError
 from imagesync.reference import DOCKER_HUB, DOCKER_HUB_ENDPOINT
 
 DEFAULT_MAX_CONCURRENCY = 8
+# Each unit is a connection kept in a pool: more than this is a typo, not a plan.
+MAX_CONCURRENCY = 256
+# A registries config is a few lines; a bigger file is the wrong file.
+MAX_CONFIG_BYTES = 1024 * 1024
 _KEYS = {"mirrors", "insecure", "ca_file", "max_concurrency"}
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+# host[:port] as registries are named in image references: no scheme, no path.
+_HOST_RE = re.compile(rf"(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{{1,5}})?")
 
 
 @dataclass(frozen=True)
@@ -71,14 +79,28 @@ def load_registries_config(path: str | Path | None) -> RegistriesConfig:
         return RegistriesConfig()
     source = Path(path)
     try:
+        if source.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                f"{source}: the registries config is larger than {MAX_CONFIG_BYTES} bytes",
+                "check the --registries-config path",
+            )
         document = yaml.safe_load(source.read_text(encoding="utf-8"))
     except OSError as error:
         raise ConfigError(
-            f"{source}: cannot read the registries config: {error.strerror}",
+            f"{source}: cannot read the registries config: {error.strerror or error}",
             "check the --registries-config path",
+        ) from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"{source}: the registries config is not UTF-8 text (byte {error.start})",
+            "save it as UTF-8",
         ) from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{source}: not valid YAML: {error}", "fix the YAML syntax") from None
+    except RecursionError:
+        raise ConfigError(
+            f"{source}: the registries config nests too deeply", "fix the YAML structure"
+        ) from None
     if document is None:
         return RegistriesConfig()
     if not isinstance(document, dict) or set(document) - {"registries"}:
@@ -89,9 +111,21 @@ def load_registries_config(path: str | Path | None) -> RegistriesConfig:
     entries = document.get("registries") or {}
     if not isinstance(entries, dict):
         raise ConfigError(f"{source}: 'registries' must map registry hosts to settings")
-    return RegistriesConfig(
-        {str(host): _settings(source, str(host), value) for host, value in entries.items()}
-    )
+    registries = {}
+    for host, value in entries.items():
+        if not isinstance(host, str) or not _HOST_RE.fullmatch(host):
+            raise ConfigError(
+                f"{source}: registries: {_short(host)} is not a registry host",
+                "write a host as in image references, without scheme or path: "
+                'registry.example.com or "localhost:5000"',
+            )
+        registries[host] = _settings(source, host, value)
+    return RegistriesConfig(registries)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _settings(source: Path, host: str, value: Any) -> RegistrySettings:
@@ -103,25 +137,40 @@ def _settings(source: Path, host: str, value: Any) -> RegistrySettings:
     unknown = set(value) - _KEYS
     if unknown:
         raise ConfigError(
-            f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}",
+            f"{where}: unknown key(s) {', '.join(sorted(_short(k) for k in unknown))}",
             f"the known keys are {', '.join(sorted(_KEYS))}",
         )
     mirrors = value.get("mirrors", [])
-    if not isinstance(mirrors, list) or not all(isinstance(m, str) and m for m in mirrors):
-        raise ConfigError(f"{where}.mirrors must be a list of registry hosts")
+    if not isinstance(mirrors, list) or not all(
+        isinstance(m, str) and _HOST_RE.fullmatch(m) for m in mirrors
+    ):
+        raise ConfigError(
+            f"{where}.mirrors must be a list of registry hosts",
+            'write each as host or host:port, without scheme or path: ["mirror.gcr.io"]',
+        )
     insecure = value.get("insecure", False)
     if not isinstance(insecure, bool):
         raise ConfigError(f"{where}.insecure must be true or false")
     concurrency = value.get("max_concurrency", DEFAULT_MAX_CONCURRENCY)
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-        raise ConfigError(f"{where}.max_concurrency must be a whole number of at least 1")
+    if (
+        isinstance(concurrency, bool)
+        or not isinstance(concurrency, int)
+        or not 1 <= concurrency <= MAX_CONCURRENCY
+    ):
+        raise ConfigError(
+            f"{where}.max_concurrency must be a whole number from 1 to {MAX_CONCURRENCY}"
+        )
     ca_file = value.get("ca_file")
     ca_path: Path | None = None
     if ca_file is not None:
-        if not isinstance(ca_file, str):
+        if not isinstance(ca_file, str) or not ca_file or "\0" in ca_file:
             raise ConfigError(f"{where}.ca_file must be a path")
         # Relative paths are read from the config's folder, like other tools' configs do.
-        ca_path = (source.parent / ca_file).resolve()
-        if not ca_path.is_file():
-            raise ConfigError(f"{where}.ca_file: {ca_path} does not exist")
+        try:
+            ca_path = (source.parent / ca_file).resolve()
+            found = ca_path.is_file()
+        except (OSError, ValueError, RuntimeError):
+            found = False
+        if ca_path is None or not found:
+            raise ConfigError(f"{where}.ca_file: {ca_path or ca_file} does not exist")
     return RegistrySettings(tuple(mirrors), insecure, ca_path, concurrency)

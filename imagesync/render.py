@@ -44,7 +44,12 @@ def summary_line(plan: Plan) -> str:
         parts.append(f"{counts['error']} error" + ("s" if counts["error"] > 1 else ""))
     subs = plan.subchange_summary()
     if any(subs.values()):
-        parts.append(f"signatures: {subs['create']} to create, {subs['skip']} unchanged")
+        text = f"signatures: {subs['create']} to create, {subs['skip']} unchanged"
+        if subs["conflict"]:
+            text += f", {subs['conflict']} conflict" + ("s" if subs["conflict"] > 1 else "")
+        if subs["error"]:
+            text += f", {subs['error']} error" + ("s" if subs["error"] > 1 else "")
+        parts.append(text)
     return "Plan: " + ", ".join(parts) + "."
 
 
@@ -117,6 +122,17 @@ def plan_markdown(plan: Plan, *, changed_only: bool = False) -> str:
             lines += ["<details>", f"<summary>{title}</summary>", "", *table, "", "</details>", ""]
         else:
             lines += [f"#### {title}", "", *table, ""]
+    problems = [
+        (c, s) for c in shown for s in c.subchanges if s.action in (Action.CONFLICT, Action.ERROR)
+    ]
+    if problems:
+        lines += [f"#### ! signatures and referrers ({len(problems)})", ""]
+        lines += ["| image | kind | target | reason and fix |", "|---|---|---|---|"]
+        lines.extend(
+            f"| `{c.target}` | {_SYMBOL[s.action]} {s.kind} | `{s.target}` | {_md(s.reason)} |"
+            for c, s in problems
+        )
+        lines.append("")
     return "\n".join(lines) + "\n"
 
 
@@ -230,8 +246,15 @@ def report_markdown(report: ApplyReport) -> str:
     lines = ["### imagesync apply", "", f"**{report_summary(report)}**", ""]
     lines += ["| outcome | target | digest | details |", "|---|---|---|---|"]
     for r in report.results:
+        details = [r.message] if r.message else []
+        details += [
+            f"{_OUTCOME_SYMBOL[s.outcome]} {s.kind} `{s.target}`"
+            + (f": {s.message}" if s.outcome in (Outcome.CONFLICT, Outcome.FAILED) else "")
+            for s in r.subresults
+            if s.outcome is not Outcome.SKIPPED
+        ]
         lines.append(
             f"| {_OUTCOME_SYMBOL[r.outcome]} {r.outcome.value} | `{r.target}` | "
-            f"`{short_digest(r.digest)}` | {_md(r.message)} |"
+            f"`{short_digest(r.digest)}` | {_md('; '.join(details))} |"
         )
     return "\n".join(lines) + "\n"

@@ -6,11 +6,15 @@ sets an Authorization header, sleeps for a retry or decides between HTTP and HTT
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 import requests.adapters
@@ -36,8 +40,12 @@ log = logging.getLogger("imagesync.http")
 USER_AGENT = f"imagesync/{__version__}"
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 120.0
+# Blob storage redirects once or twice; more than this is a loop.
+MAX_REDIRECTS = 10
 # OpenSSL's words for "the other side does not speak TLS": a plain-HTTP server.
 _PLAIN_HTTP_SIGNS = ("wrong version number", "record layer failure", "unknown protocol")
+# key="value" pairs of a WWW-Authenticate challenge (realm, service, scope, error).
+_CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 
 
 def pull_scope(repository_path: str) -> str:
@@ -72,6 +80,8 @@ class Transport:
         self._tokens: dict[tuple[str, frozenset[str]], Token] = {}
         self.request_count = 0
         self.rate_limit_remaining: dict[str, int] = {}
+        # Set when the run is being stopped (Ctrl-C, SIGTERM): waits before retries end at once.
+        self.stopping = threading.Event()
 
     # -- public ----------------------------------------------------------------------------
 
@@ -103,32 +113,58 @@ class Transport:
                 )
             except requests.exceptions.SSLError as error:
                 raise _tls_error(registry, error) from None
+            except requests.exceptions.TooManyRedirects:
+                raise RegistryError(
+                    f"{method} {redact_url(path)} on {registry} was redirected more than "
+                    f"{MAX_REDIRECTS} times (a redirect loop)",
+                    "check the registry's configuration (its public URL, proxies in front)",
+                ) from None
             except requests.exceptions.RequestException as error:
                 if attempt < attempts and is_retriable_exception(error):
                     self._wait(attempt, None, method, path, registry, type(error).__name__)
                     continue
-                raise RegistryError(
+                raise Unreachable(
                     f"cannot reach {registry}: {secrets(str(error))}",
                     "check the registry host and your network",
                 ) from None
+            except _TransientTokenError as error:
+                if attempt < attempts:
+                    self._wait(attempt, error.retry_after, method, path, registry, error.message)
+                    continue
+                raise
             if attempt < attempts and is_retriable_status(response.status_code):
                 retry_after = response.headers.get("Retry-After")
-                response.close()
+                _discard(response)
                 self._wait(attempt, retry_after, method, path, registry, str(response.status_code))
                 continue
             return response
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    def pause_before_retry(self, attempt: int, what: str, error: Exception) -> None:
+    def pause_before_retry(
+        self, attempt: int, what: str, error: Exception, retry_after: str | None = None
+    ) -> None:
         """Wait before restarting an operation that retries as a whole (a streamed upload)."""
-        delay = self.retry.delay(attempt)
+        delay = self.retry.delay(attempt, retry_after)
         log.debug("retry %d of %s after %s: waiting %.1f s", attempt, what, error, delay)
-        time.sleep(delay)
+        self._sleep(delay, what)
 
     def url(self, registry: str, path: str) -> str:
+        """The URL for ``path`` on ``registry``. An absolute URL (one the registry gave: an
+        upload location, a next page) must stay on ``registry``: our credentials for it
+        would go along."""
         if path.startswith(("http://", "https://")):
+            if not self.on_registry(registry, path):
+                raise RegistryError(
+                    f"{registry} sent a URL on another host ({_shown_url(path)})",
+                    "check the registry's configuration (its public URL)",
+                )
             return path
         return f"{self._scheme(registry)}://{registry}{path}"
+
+    def on_registry(self, registry: str, url: str) -> bool:
+        """Whether absolute ``url`` is on ``registry`` (same host and port; default ports
+        count as written out)."""
+        return _authority(url) == _authority(f"{self._scheme(registry)}://{registry}/")
 
     # -- auth ------------------------------------------------------------------------------
 
@@ -148,21 +184,28 @@ class Transport:
         response = self._send(method, registry, path, headers, auth, params, data, stream)
         if response.status_code != 401:
             return response
-        challenge = Challenge.parse(response.headers.get("WWW-Authenticate", ""))
+        header = response.headers.get("WWW-Authenticate", "")
+        response.close()
+        challenge = Challenge.parse(header)
         if challenge is None or (auth is not None and credential.bearer):
-            raise _auth_failed(registry, credential)
+            raise _refused(registry, credential, scopes, header)
         with self._lock:
             self._challenges[registry] = challenge
-        response.close()
-        # A stream body is spent once sent; ping-style requests carry no body, so a 401 on a
-        # streamed upload can only happen when the token expired mid-upload: the caller retries.
         auth = self._authorization(registry, credential, scopes, refresh=auth is not None)
         if auth is None:
             raise _auth_failed(registry, credential)
+        if _is_stream(data):
+            # The body went out with the refused request and cannot be sent again (resending
+            # it would send nothing, and the registry would wait for the bytes it was promised).
+            # The new token is cached now; the caller starts the transfer over.
+            raise _StreamRefused(
+                f"{registry} refused the token sent with a streamed upload (it expired on the way)"
+            )
         response = self._send(method, registry, path, headers, auth, params, data, stream)
         if response.status_code == 401:
+            header = response.headers.get("WWW-Authenticate", "")
             response.close()
-            raise _auth_failed(registry, credential)
+            raise _refused(registry, credential, scopes, header)
         return response
 
     def _authorization(
@@ -205,7 +248,10 @@ class Transport:
                     scope=" ".join(sorted(scopes)),
                 )
                 response = session.post(
-                    challenge.realm, data=form, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT)
+                    challenge.realm,
+                    data=form,
+                    timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
+                    verify=self._realm_verify(registry, challenge.realm),
                 )
             else:
                 headers = {}
@@ -217,24 +263,30 @@ class Transport:
                     params=params,
                     headers=headers,
                     timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
+                    verify=self._realm_verify(registry, challenge.realm),
                 )
         except requests.exceptions.SSLError as error:
-            raise _tls_error(challenge.realm, error) from None
+            raise _tls_error(registry, error, token_service=challenge.realm) from None
         except requests.exceptions.RequestException as error:
-            raise RegistryError(
-                f"cannot reach the token service of {registry}: {secrets(str(error))}"
-            ) from None
+            message = f"cannot reach the token service of {registry}: {secrets(str(error))}"
+            if is_retriable_exception(error):
+                raise _TransientTokenError(message) from None
+            raise RegistryError(message) from None
         self._log("GET", challenge.realm, response.status_code, started)
         if response.status_code in (401, 403):
             raise _auth_failed(registry, credential)
         if response.status_code != 200:
-            raise RegistryError(
-                f"the token service of {registry} answered {response.status_code}",
-                status=response.status_code,
-            )
+            message = f"the token service of {registry} answered {response.status_code}"
+            if is_retriable_status(response.status_code):
+                raise _TransientTokenError(
+                    message,
+                    status=response.status_code,
+                    retry_after=response.headers.get("Retry-After"),
+                )
+            raise RegistryError(message, status=response.status_code)
         try:
             return token_from_response(response.json())
-        except ValueError:
+        except (ValueError, RecursionError):
             raise RegistryError(f"the token service of {registry} sent no token") from None
 
     # -- wire ------------------------------------------------------------------------------
@@ -265,9 +317,11 @@ class Transport:
                 stream=stream,
                 timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
                 verify=self._verify(registry),
-                # Redirects to blob storage must not carry our Authorization header; requests
-                # drops it on a host change, and we do not follow more than its default.
-                allow_redirects=True,
+                # Reads may be redirected (blob storage); requests drops our Authorization
+                # header on a host change and stops after MAX_REDIRECTS. Writes are not
+                # followed: a stream body cannot be sent twice, and a registry that redirects
+                # an upload is answered with an error (raise_for_status) rather than a guess.
+                allow_redirects=method in ("GET", "HEAD"),
             )
         remaining = _rate_limit_remaining(response)
         with self._lock:
@@ -302,7 +356,11 @@ class Transport:
             why,
             delay,
         )
-        time.sleep(delay)
+        self._sleep(delay, f"{method} {redact_url(path)} on {registry}")
+
+    def _sleep(self, delay: float, what: str) -> None:
+        if self.stopping.wait(delay):
+            raise Stopped(f"stopped while waiting to retry {what}")
 
     def _limit(self, registry: str) -> threading.BoundedSemaphore:
         with self._lock:
@@ -310,6 +368,17 @@ class Transport:
                 limit = self.config.settings(registry).max_concurrency
                 self._limits[registry] = threading.BoundedSemaphore(limit)
             return self._limits[registry]
+
+    def _realm_verify(self, registry: str, realm: str) -> bool | str:
+        """TLS trust for a token service: its own registries-config entry if it has one; else
+        the registry's when it is on the registry's host (Harbor, a registry behind the same
+        private CA); else the system's."""
+        netloc = urlsplit(realm).netloc.rsplit("@", 1)[-1]
+        if netloc in self.config.registries:
+            return self._verify(netloc)
+        if _hostname(netloc) == _hostname(registry):
+            return self._verify(registry)
+        return True
 
     def _verify(self, registry: str) -> bool | str:
         settings = self.config.settings(registry)
@@ -324,6 +393,10 @@ class Transport:
                 # oras-py's Registry sets up the session (cookie policy for registries such as
                 # Harbor); the pool is sized to the concurrency we run against this registry.
                 session = Registry(hostname=registry, insecure=False).session
+                session.max_redirects = MAX_REDIRECTS
+                session.merge_environment_settings = _EnvironmentSettings(
+                    session.merge_environment_settings
+                )
                 size = self.config.settings(registry).max_concurrency * 2
                 adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=size)
                 session.mount("https://", adapter)
@@ -361,6 +434,111 @@ class Transport:
         return "https"
 
 
+MAX_ERROR_BODY = 64 * 1024
+
+
+def _shown_url(url: str) -> str:
+    try:
+        return redact_url(url)[:200]
+    except ValueError:
+        return repr(url[:200])
+
+
+def _authority(url: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of a URL, the port filled in from the scheme; None if malformed."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    default = 443 if parts.scheme == "https" else 80
+    return parts.scheme, parts.hostname.lower(), port or default
+
+
+class Stopped(RegistryError):
+    """The run is being stopped: a retry that was waiting gives up."""
+
+
+class Unreachable(RegistryError):
+    """No answer came: the connection failed, was reset or timed out (after any retries)."""
+
+
+def _error_body(response: requests.Response) -> bytes:
+    """At most MAX_ERROR_BODY bytes of an error answer; a longer one is not a registry's
+    message (ValueError), and is not read further."""
+    cached: object = response._content  # False until requests has read the body
+    if cached is not False:  # read already (not streamed, or read before)
+        body = response.content or b""
+    else:
+        body = b""
+        for chunk in response.iter_content(MAX_ERROR_BODY + 1):
+            body += chunk
+            if len(body) > MAX_ERROR_BODY:
+                response.close()
+                raise ValueError("the error body is too long to be a registry's message")
+        response._content = body  # a second look (another error path) sees the same bytes
+    if len(body) > MAX_ERROR_BODY:
+        raise ValueError("the error body is too long to be a registry's message")
+    return body
+
+
+class _StreamRefused(Unreachable):
+    """A streamed upload was answered 401 (its token expired between use and check). Like a
+    connection that broke midway, the spent body cannot be resent: the caller, which treats
+    Unreachable on a streamed upload as a broken transfer, starts the copy again."""
+
+
+def _discard(response: requests.Response) -> None:
+    """Done with a response: read the rest of a short body so that its connection goes back
+    to the pool (closing one with unread bytes resets it), or close it when the body is long."""
+    with contextlib.suppress(ValueError, requests.exceptions.RequestException):
+        _error_body(response)
+    response.close()
+
+
+class _TransientTokenError(RegistryError):
+    """The token service failed in a way that may pass (5xx, 429, a reset): retried."""
+
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after: str | None = None
+    ) -> None:
+        super().__init__(message, status=status)
+        self.retry_after = retry_after
+
+
+class _EnvironmentSettings:
+    """requests' ``Session.merge_environment_settings``, asked once per scheme, host and options.
+
+    requests reads the proxy variables, NO_PROXY, REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE from
+    the environment again for every request: with a few dozen variables that is about a
+    fifth of a request's CPU time. The answer depends only on the URL's scheme and host and
+    on the other arguments, and the environment does not change while imagesync runs.
+    """
+
+    def __init__(self, merge: Any) -> None:
+        self._merge = merge
+        self._lock = threading.Lock()
+        self._known: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+    def __call__(
+        self, url: str, proxies: Any, stream: Any, verify: Any, cert: Any
+    ) -> dict[str, Any]:
+        if proxies:  # requests passes {} unless a caller gives proxies; imagesync never does
+            return dict(self._merge(url, proxies, stream, verify, cert))
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.netloc, stream, verify, cert)
+        with self._lock:
+            known = self._known.get(key)
+        if known is None:
+            known = dict(self._merge(url, {}, stream, verify, cert))
+            with self._lock:
+                self._known[key] = known
+        # Copies: requests may change what it is given.
+        return {**known, "proxies": known["proxies"].copy()}
+
+
 def _rate_limit_remaining(response: requests.Response) -> int | None:
     """Docker Hub's pull allowance left, from ``ratelimit-remaining: 76;w=21600``."""
     value = response.headers.get("ratelimit-remaining")
@@ -372,11 +550,62 @@ def _rate_limit_remaining(response: requests.Response) -> int | None:
         return None
 
 
-def _tls_error(registry: str, error: Exception) -> RegistryError:
+def _hostname(netloc: str) -> str:
+    """The host of ``host[:port]`` (IPv6 in brackets), lower case."""
+    try:
+        return (urlsplit(f"//{netloc}").hostname or netloc).lower()
+    except ValueError:
+        return netloc.lower()
+
+
+def _tls_error(registry: str, error: Exception, token_service: str | None = None) -> RegistryError:
+    if token_service:
+        service = _shown_url(token_service)
+        return RegistryError(
+            f"TLS error talking to the token service {service} of {registry}: "
+            f"{secrets(str(error))}",
+            f"give the CA with 'ca_file' for {registry} in the registries config (it also "
+            f"covers a token service on the same host), or for the token service's host:port",
+        )
     return RegistryError(
         f"TLS error talking to {registry}: {secrets(str(error))}",
         f"give the registry's CA with 'ca_file' for {registry} in the registries config, "
         "or list it as 'insecure: true' if it serves plain HTTP",
+    )
+
+
+def _is_stream(data: Any) -> bool:
+    """Whether a request body is read as it is sent (a file or generator), so sent only once."""
+    return data is not None and not isinstance(data, bytes | bytearray | str | dict | list | tuple)
+
+
+def _refused(
+    registry: str, credential: Credential, scopes: frozenset[str], header: str
+) -> AuthenticationFailed:
+    """The error for a 401 that a fresh token or the credentials did not cure.
+
+    Token registries answer ``error="insufficient_scope"`` when the credentials are valid but
+    may not do this (a read-only account pushing): say which rights are missing, not that the
+    login failed.
+    """
+    params = dict(_CHALLENGE_PARAM.findall(header))
+    if params.get("error") != "insufficient_scope" or credential.is_anonymous:
+        return _auth_failed(registry, credential)
+    wanted = params.get("scope") or " ".join(sorted(scopes))
+    push = [s for s in wanted.split(" ") if s.startswith("repository:") and "push" in s]
+    needed = push or [s for s in wanted.split(" ") if s.startswith("repository:")]
+    names = ", ".join(f"{registry}/{s.split(':')[1]}" for s in needed) or registry
+    if push:
+        return AuthenticationFailed(
+            f"the credentials lack push (write) rights for {names}",
+            f"plan needs only pull rights, apply needs push rights on the target; the "
+            f"credentials came from {credential.origin}",
+            status=401,
+        )
+    return AuthenticationFailed(
+        f"the credentials lack pull (read) rights for {names}",
+        f"check the access granted to the credentials from {credential.origin}",
+        status=401,
     )
 
 
@@ -389,11 +618,23 @@ def _auth_failed(registry: str, credential: Credential) -> AuthenticationFailed:
 
 
 def raise_for_status(response: requests.Response, what: str) -> None:
-    """Turn an error response into a RegistryError carrying the registry's own message."""
-    if response.status_code < 400:
+    """Turn an error response into a RegistryError carrying the registry's own message.
+
+    A redirect that is still a redirect here was not followed (a write) or has no Location:
+    either way the request did not do what was asked.
+    """
+    if response.status_code < 300:
         return
-    detail, code = registry_message(response)
     status = response.status_code
+    if status < 400:
+        response.close()
+        where = response.headers.get("Location") or "nowhere"
+        raise RegistryError(
+            f"{what}: the registry answered {status}, a redirect to {_shown_url(where)}",
+            "registries do not redirect this request; check the registry's configuration",
+            status=status,
+        )
+    detail, code = registry_message(response)
     message = f"{what}: {status} {detail}".rstrip()
     if status == 404:
         raise NotFound(message, status=status, code=code)
@@ -410,9 +651,13 @@ def raise_for_status(response: requests.Response, what: str) -> None:
 def registry_message(response: requests.Response) -> tuple[str, str | None]:
     """The first error's code and message from a registry's JSON error body."""
     try:
-        errors = response.json().get("errors") or []
+        errors = json.loads(_error_body(response)).get("errors") or []
         first = errors[0]
-        code = str(first.get("code", ""))
-        return secrets(f"{code}: {first.get('message', '')}".strip(": ")), code or None
-    except (ValueError, AttributeError, IndexError, TypeError):
-        return secrets(response.reason or ""), None
+        code = str(first.get("code", ""))[:100]
+        message = str(first.get("message", ""))[:500]
+        return secrets(f"{code}: {message}".strip(": ")), code or None
+    except (ValueError, AttributeError, LookupError, TypeError, RecursionError):
+        return secrets(str(response.reason or "")[:200]), None
+    except requests.exceptions.RequestException:
+        # The body broke off: the status says enough.
+        return secrets(str(response.reason or "")[:200]), None

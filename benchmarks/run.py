@@ -1,0 +1,952 @@
+#!/usr/bin/env python3
+"""imagesync against skopeo sync, on the same generated images, on two local registries.
+
+    python benchmarks/run.py [--runs 3] [--scenarios S1,S2,S3,S4,scale] [--parallelism 16]
+                             [--profile]
+
+Every scenario starts its own source registry (the test harness's real ``docker-registry``),
+pushes generated images into it (not measured), then times each tool copying them into a
+target registry. Cold scenarios get a brand-new, empty target registry for every single run;
+warm ones fill the target once (not measured) and time the re-runs. Tools alternate run by
+run, so drift in the machine's load hits them alike. After every run the target is checked:
+every image's tag must hold the source digest (HEAD), and one sample is also read with
+``skopeo inspect --raw`` and hashed.
+
+Wall time is measured around the whole command (process start-up included: that is what a
+user waits for); peak RSS and CPU time are the command's own, from ``/usr/bin/time -f``
+(or, without GNU time, ``VmHWM`` polled from /proc). The table goes to stdout and to
+``benchmarks/results/latest.md``; see ``benchmarks/README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import inspect
+import io
+import json
+import os
+import platform
+import pstats
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.harness.images import Pushed, push_image  # noqa: E402
+from tests.harness.registry import RegistryServer  # noqa: E402
+
+SKOPEO = os.environ.get("IMAGESYNC_BENCH_SKOPEO", "/usr/bin/skopeo")
+TIME = shutil.which("/usr/bin/time")
+RESULTS = ROOT / "benchmarks" / "results"
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+TWO_PLATFORMS = (("linux", "amd64"), ("linux", "arm64"))
+TAG = "v1"
+MANIFEST_ACCEPT = ", ".join(
+    [
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    ]
+)
+
+
+# -- scenarios ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What the source holds: ``count`` images, each an index over ``platforms``."""
+
+    count: int
+    platforms: tuple[tuple[str, str], ...] = TWO_PLATFORMS
+    layers: int = 2
+    layer_size: int = 1024
+
+    def describe(self) -> str:
+        if self.layer_size >= GIB:
+            size = f"{self.layer_size // GIB} GiB"
+        elif self.layer_size >= MIB:
+            size = f"{self.layer_size // MIB} MiB"
+        else:
+            size = f"{self.layer_size} B"
+        return (
+            f"{_plural(self.count, 'image')} x {_plural(len(self.platforms), 'platform')} x "
+            f"{_plural(self.layers, 'layer')} x {size}"
+        )
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    title: str
+    shape: Shape
+    warm: bool
+    # The targets (issue 8): imagesync/skopeo wall-time ratio, or imagesync's peak RSS in MB.
+    max_ratio: float | None = None
+    max_rss_mb: float | None = None
+    counts: tuple[int, ...] = ()  # scale only: the image counts to time
+    # Also time imagesync --no-signatures: skopeo sync copies the listed tags only, so that
+    # is the like-for-like comparison; plain imagesync also discovers signatures.
+    no_signatures_too: bool = False
+
+
+SMALL = Shape(200)
+SCENARIOS = {
+    "S1": Scenario(
+        "S1",
+        "cold",
+        Shape(16, layers=3, layer_size=2 * MIB),
+        warm=False,
+        max_ratio=0.6,
+        no_signatures_too=True,
+    ),
+    "S2": Scenario(
+        "S2", "warm, nothing to do", SMALL, warm=True, max_ratio=0.15, no_signatures_too=True
+    ),
+    "S3": Scenario("S3", "cold, many small", SMALL, warm=False, max_ratio=0.4),
+    "S4": Scenario(
+        "S4",
+        "one 1 GiB layer",
+        Shape(1, platforms=(("linux", "amd64"),), layers=1, layer_size=GIB),
+        warm=False,
+        max_rss_mb=150,
+    ),
+    "scale": Scenario("scale", "warm, growing", Shape(400), warm=True, counts=(50, 100, 200, 400)),
+}
+
+
+# -- measuring ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    wall: float
+    rss_kb: int
+    cpu: float | None
+    returncode: int
+    stdout: str
+    stderr: str
+    registry_cpu: float = 0.0  # both registries' CPU seconds during the run
+
+
+def measure(command: Sequence[str], env: dict[str, str] | None = None) -> Run:
+    """Run ``command`` to its end: wall time, its own peak RSS (KiB) and CPU time (s).
+
+    GNU time (``/usr/bin/time``, Debian package ``time``) reports them; getrusage or wait4
+    here would not do: Linux carries a process's peak RSS across exec, so a child forked
+    from this (big) benchmark process would report our own peak. Without GNU time, VmHWM is
+    polled from /proc (exec resets it), and CPU time is not reported.
+    """
+    with tempfile.TemporaryDirectory() as scratch:
+        out, err, usage = (Path(scratch) / name for name in ("out", "err", "usage"))
+        prefix = [TIME, "-f", "%M %U %S", "-o", str(usage)] if TIME else []
+        with out.open("wb") as stdout, err.open("wb") as stderr:
+            started = time.perf_counter()
+            process = subprocess.Popen(
+                [*prefix, *command],
+                stdout=stdout,
+                stderr=stderr,
+                stdin=subprocess.DEVNULL,
+                env=env,
+            )
+            peak = 0
+            while TIME is None and process.poll() is None:
+                peak = max(peak, _vm_hwm(process.pid))
+                time.sleep(0.02)
+            returncode = process.wait()
+            wall = time.perf_counter() - started
+        cpu = None
+        if TIME:
+            # GNU time writes "Command exited with non-zero status N" before the numbers.
+            rss, user, system = usage.read_text().split()[-3:]
+            peak, cpu = int(rss), float(user) + float(system)
+        return Run(
+            wall,
+            peak,
+            cpu,
+            returncode,
+            out.read_bytes().decode(errors="replace"),
+            err.read_bytes().decode(errors="replace"),
+        )
+
+
+def _vm_hwm(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    match = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
+    return int(match[1]) if match else 0
+
+
+# Byte-code cache for the tools' Python; main() points it at a scratch directory.
+_pycache: list[Path] = []
+
+
+def tool_environment() -> dict[str, str]:
+    """Plain output, and Python byte code cached as in a normal install.
+
+    An editable install under PYTHONDONTWRITEBYTECODE (set in some sandboxes) would compile
+    imagesync's modules on every start; the cache goes to a scratch directory, not the tree.
+    """
+    env = {**os.environ, "NO_COLOR": "1"}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    if _pycache:
+        env["PYTHONPYCACHEPREFIX"] = str(_pycache[0])
+    return env
+
+
+def imagesync_command() -> list[str]:
+    """The installed console script next to this Python (what users run), else ``-m``."""
+    script = Path(sys.executable).parent / "imagesync"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "imagesync"]
+
+
+# -- the tools ---------------------------------------------------------------------------------
+
+Command = Callable[[RegistryServer, RegistryServer, list[Pushed], Path], list[str]]
+
+
+@dataclass
+class Tool:
+    name: str
+    # (source, target, images, work directory) -> the command line
+    command: Command
+    # (source host, target host, source repository) -> where it lands, without the tag
+    target_of: Callable[[str, str, str], str]
+    is_imagesync: bool = True
+
+
+def imagesync_tool(
+    parallelism: int, max_concurrency: int | None, extra: Sequence[str] = ()
+) -> Tool:
+    def command(
+        source: RegistryServer, target: RegistryServer, images: list[Pushed], work: Path
+    ) -> list[str]:
+        images_file = work / "imagesync-images.yaml"
+        document = {
+            "target": f"{target.host}/imagesync",
+            "images": [{"source": f"{source.host}/{p.repository}:{TAG}"} for p in images],
+        }
+        images_file.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+        # The same as skopeo's tls-verify: false (imagesync would also find plain HTTP on
+        # loopback by itself, with one probe per registry).
+        settings: dict[str, object] = {"insecure": True}
+        if max_concurrency:
+            settings["max_concurrency"] = max_concurrency
+        config = work / "imagesync-registries.yaml"
+        config.write_text(
+            yaml.safe_dump({"registries": {source.host: settings, target.host: settings}}),
+            encoding="utf-8",
+        )
+        return [
+            *imagesync_command(),
+            "sync",
+            "-i",
+            str(images_file),
+            "--parallelism",
+            str(parallelism),
+            "--registries-config",
+            str(config),
+            *extra,
+        ]
+
+    def target_of(source_host: str, target_host: str, repository: str) -> str:
+        # The image-syncer layout: <prefix>/<source host with the port's ':' as '-'>/<repo>.
+        return f"{target_host}/imagesync/{source_host.replace(':', '-')}/{repository}"
+
+    return Tool(" ".join(["imagesync", *extra]), command, target_of)
+
+
+def skopeo_tool() -> Tool:
+    def command(
+        source: RegistryServer, target: RegistryServer, images: list[Pushed], work: Path
+    ) -> list[str]:
+        source_file = work / "skopeo-sync.yaml"
+        document = {
+            source.host: {"tls-verify": False, "images": {p.repository: [TAG] for p in images}}
+        }
+        source_file.write_text(yaml.safe_dump(document), encoding="utf-8")
+        return [
+            SKOPEO,
+            "sync",
+            "--all",
+            "--preserve-digests",
+            "--src",
+            "yaml",
+            "--dest",
+            "docker",
+            "--dest-tls-verify=false",
+            str(source_file),
+            f"{target.host}/skopeo",
+        ]
+
+    def target_of(source_host: str, target_host: str, repository: str) -> str:
+        # skopeo sync without --scoped keeps the last path component.
+        return f"{target_host}/skopeo/{repository.rsplit('/', 1)[-1]}"
+
+    return Tool("skopeo", command, target_of, is_imagesync=False)
+
+
+# -- registries and images ---------------------------------------------------------------------
+
+
+@contextmanager
+def registry(directory: Path, **options: object) -> Iterator[RegistryServer]:
+    """A fresh registry whose storage is deleted when it stops."""
+    server = RegistryServer(directory, **options)  # type: ignore[arg-type]
+    try:
+        yield server
+    finally:
+        server.close()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def generate(
+    host: str, shape: Shape, repository: Callable[[str], str] = lambda name: name
+) -> list[Pushed]:
+    """Push ``shape.count`` distinct images (their own seeds, so no shared layers).
+
+    The same shape always gives the same bytes and digests, whichever the host and
+    ``repository`` (which maps the source repository name to where it is pushed).
+    """
+
+    def one(number: int) -> Pushed:
+        return push_image(
+            host,
+            repository(f"bench/app-{number:04d}"),
+            TAG,
+            shape.platforms,
+            layers=shape.layers,
+            layer_size=shape.layer_size,
+            seed=1000 + number,
+        )
+
+    with ThreadPoolExecutor(max_workers=min(8, shape.count)) as pool:
+        return list(pool.map(one, range(shape.count)))
+
+
+def fill(
+    tools: Sequence[Tool],
+    source: RegistryServer,
+    target: RegistryServer,
+    shape: Shape,
+    images: list[Pushed],
+) -> None:
+    """Make the target warm for ``tools``: push the same images where each tool puts them.
+
+    Pushed directly (faster than a first sync, not measured), then verified like any run.
+    """
+    done: set[str] = set()
+    for tool in tools:
+        layout = tool.target_of(source.host, target.host, "")
+        if layout in done:  # imagesync with other options: the same layout
+            continue
+        done.add(layout)
+        started = time.perf_counter()
+
+        def where(name: str, tool: Tool = tool) -> str:
+            return tool.target_of(source.host, target.host, name).split("/", 1)[1]
+
+        generate(target.host, shape, where)
+        verify(tool, source, target, images)
+        seconds = time.perf_counter() - started
+        print(f"  target filled for {tool.name} in {seconds:.1f} s (not measured)", flush=True)
+
+
+def verify(
+    tool: Tool, source: RegistryServer, target: RegistryServer, images: list[Pushed]
+) -> None:
+    """Every tag in the target holds the source's digest; one sample also through skopeo."""
+
+    def where(image: Pushed) -> str:
+        return tool.target_of(source.host, target.host, image.repository)
+
+    with requests.Session() as session:
+
+        def head(image: Pushed) -> tuple[Pushed, str | None]:
+            repository = where(image).split("/", 1)[1]
+            response = session.head(
+                f"http://{target.host}/v2/{repository}/manifests/{TAG}",
+                headers={"Accept": MANIFEST_ACCEPT},
+                timeout=60,
+            )
+            return image, response.headers.get("Docker-Content-Digest")
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            wrong = [(i, d) for i, d in pool.map(head, images) if d != i.digest]
+    if wrong:
+        image, found = wrong[0]
+        raise SystemExit(
+            f"{tool.name}: {len(wrong)} of {len(images)} images missing or wrong in the target, "
+            f"e.g. {image.repository}: {found or 'absent'}, expected {image.digest}"
+        )
+    sample = images[len(images) // 2]
+    reference = f"docker://{where(sample)}:{TAG}"
+    raw = subprocess.run(
+        [SKOPEO, "inspect", "--raw", "--tls-verify=false", reference],
+        capture_output=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+    if digest != sample.digest:
+        raise SystemExit(f"{tool.name}: skopeo inspect read {digest}, expected {sample.digest}")
+
+
+# -- running scenarios -------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    scenario: str
+    tool: str
+    walls: list[float] = field(default_factory=list)
+    rss_kb: list[int] = field(default_factory=list)
+    cpus: list[float] = field(default_factory=list)
+    registry_cpus: list[float] = field(default_factory=list)
+    count: int | None = None
+    load: list[float] = field(default_factory=list)
+
+    def add(self, run: Run) -> None:
+        self.walls.append(run.wall)
+        self.rss_kb.append(run.rss_kb)
+        if run.cpu is not None:
+            self.cpus.append(run.cpu)
+        self.registry_cpus.append(run.registry_cpu)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.walls)
+
+    @property
+    def peak_mb(self) -> float:
+        return max(self.rss_kb) / 1024
+
+    @property
+    def cpu(self) -> str:
+        return f"{statistics.median(self.cpus):.2f} s" if self.cpus else "-"
+
+    @property
+    def floor(self) -> str:
+        """(tool CPU + registries' CPU) / CPUs: no faster on this machine, at any parallelism."""
+        if not self.cpus:
+            return "-"
+        total = statistics.median(self.cpus) + statistics.median(self.registry_cpus)
+        return f"{total / (os.cpu_count() or 1):.2f} s"
+
+    @property
+    def registries_cpu(self) -> str:
+        return f"{statistics.median(self.registry_cpus):.2f} s" if self.registry_cpus else "-"
+
+
+def run_checked(
+    tool: Tool,
+    source: RegistryServer,
+    target: RegistryServer,
+    images: list[Pushed],
+    work: Path,
+    label: str,
+) -> Run:
+    servers = (source, target)
+    before = [registry_cpu(server) for server in servers]
+    run = measure(tool.command(source, target, images, work), tool_environment())
+    run.registry_cpu = sum(registry_cpu(s) - b for s, b in zip(servers, before, strict=True))
+    if run.returncode != 0:
+        raise SystemExit(
+            f"{label}: {tool.name} exited {run.returncode}\n{run.stdout[-3000:]}\n"
+            f"{run.stderr[-3000:]}"
+        )
+    verify(tool, source, target, images)
+    cpu = f"{run.cpu:6.2f} s CPU" if run.cpu is not None else ""
+    print(
+        f"  {label:<22} {tool.name:<26} {run.wall:7.2f} s  {run.rss_kb / 1024:5.0f} MB  {cpu}"
+        f"  (registries {run.registry_cpu:5.2f} s CPU)",
+        flush=True,
+    )
+    return run
+
+
+def registry_cpu(server: RegistryServer) -> float:
+    """CPU seconds the registry process has used so far (found by its config file)."""
+    config = str(server.config_file).encode()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if config not in (proc / "cmdline").read_bytes():
+                continue
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return 0.0
+
+
+def run_scenario(scenario: Scenario, tools: list[Tool], runs: int, work: Path) -> list[Row]:
+    rows = {tool.name: Row(scenario.name, tool.name) for tool in tools}
+    with registry(work / "source") as source:
+        started = time.perf_counter()
+        images = generate(source.host, scenario.shape)
+        print(f"  generated in {time.perf_counter() - started:.1f} s (not measured)", flush=True)
+        if scenario.counts:
+            return run_scale(scenario, tools[0], source, images, runs, work)
+        if scenario.warm:
+            with registry(work / "target") as target:
+                fill(tools, source, target, scenario.shape, images)
+                for number in range(1, runs + 1):
+                    for tool in tools:
+                        rows[tool.name].load.append(os.getloadavg()[0])
+                        run = run_checked(tool, source, target, images, work, f"run {number}")
+                        rows[tool.name].add(run)
+        else:
+            for number in range(1, runs + 1):
+                for tool in tools:
+                    rows[tool.name].load.append(os.getloadavg()[0])
+                    with registry(work / f"target-{number}") as target:  # a new, empty one
+                        run = run_checked(tool, source, target, images, work, f"run {number}")
+                    rows[tool.name].add(run)
+    return list(rows.values())
+
+
+def run_scale(
+    scenario: Scenario,
+    tool: Tool,
+    source: RegistryServer,
+    images: list[Pushed],
+    runs: int,
+    work: Path,
+) -> list[Row]:
+    rows = []
+    with registry(work / "target") as target:
+        fill([tool], source, target, scenario.shape, images)
+        for count in scenario.counts:
+            row = Row(scenario.name, tool.name, count=count)
+            for number in range(1, runs + 1):
+                row.load.append(os.getloadavg()[0])
+                label = f"{count} images, run {number}"
+                row.add(run_checked(tool, source, target, images[:count], work, label))
+            rows.append(row)
+    return rows
+
+
+def warm_up(tools: list[Tool], work: Path) -> None:
+    """One untimed sync of one small image per tool: byte code compiled, binaries cached."""
+    with registry(work / "source") as source:
+        images = generate(source.host, Shape(1))
+        for tool in tools:
+            with registry(work / f"target-{tool.name}") as target:
+                run_checked(tool, source, target, images, work, "warm-up")
+
+
+# -- profile -----------------------------------------------------------------------------------
+
+# Runs the CLI in-process: phase times always; with a profile path, a CPU profile of every
+# thread (cProfile alone sees only the main thread, and the work happens in worker threads).
+PROFILE_WRAPPER = r"""
+import cProfile, json, pstats, sys, threading, time
+began = time.perf_counter()
+out, phases_out = sys.argv.pop(1), sys.argv.pop(1)
+profiles = []
+if out != "-":
+    lock = threading.Lock()
+    original_run = threading.Thread.run
+    def profiled_run(self):
+        profile = cProfile.Profile(time.thread_time)
+        with lock:
+            profiles.append(profile)
+        profile.enable()
+        try:
+            original_run(self)
+        finally:
+            profile.disable()
+    threading.Thread.run = profiled_run
+    profiles.append(cProfile.Profile(time.thread_time))
+    profiles[-1].enable()
+phases = {}
+import imagesync.cli as cli
+phases["imports"] = time.perf_counter() - began
+def timed(name, function):
+    def wrapper(*args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            phases[name] = time.perf_counter() - started
+    return wrapper
+cli.make_plan = timed("plan", cli.make_plan)
+cli.apply_plan = timed("apply", cli.apply_plan)
+sys.argv[0] = "imagesync"
+code = 0
+try:
+    cli.main()
+except SystemExit as exit_:
+    code = exit_.code or 0
+finally:
+    if profiles:
+        profiles[0].disable()
+        stats = pstats.Stats(profiles[0])
+        for other in profiles[1:]:
+            try:
+                stats.add(other)
+            except TypeError:
+                pass  # a thread that never ran profiled code
+        stats.dump_stats(out)
+    phases["in-process total"] = time.perf_counter() - began
+    with open(phases_out, "w") as f:
+        json.dump(phases, f)
+sys.exit(code)
+"""
+
+
+def profile_largest(ours: Tool, theirs: Tool, scale: Scenario, work: Path) -> list[str]:
+    """Where imagesync's time goes on the largest warm (S2-shaped) run, and request counts."""
+    lines: list[str] = []
+    count = max(scale.counts)
+    wrapper = work / "profile_wrapper.py"
+    wrapper.write_text(PROFILE_WRAPPER, encoding="utf-8")
+    # The registry's access log (log level debug) has one line per request.
+    logs = "log_level" in inspect.signature(RegistryServer).parameters
+    logged: dict[str, object] = {"log_level": "debug"} if logs else {}
+    with registry(work / "source", **logged) as source:
+        images = generate(source.host, Shape(count))
+        with registry(work / "target", **logged) as target:
+            fill([ours, theirs], source, target, Shape(count), images)
+            command = ours.command(source, target, images, work)
+            args = command[len(imagesync_command()) :]
+            # 1. Requests per image, from the registries' access logs.
+            if logged:
+                lines.append(f"Requests per image, {count} images, warm (registry access logs):")
+                for tool in (ours, theirs):
+                    lines += counted_run(tool, source, target, images, work)
+            # 2. Phases: start-up and imports, plan, apply.
+            phases_file = work / "phases.json"
+            base = measure(
+                [sys.executable, str(wrapper), "-", str(phases_file), *args], tool_environment()
+            )
+            phases = json.loads(phases_file.read_text())
+            version = statistics.median(
+                measure([*imagesync_command(), "--version"], tool_environment()).wall
+                for _ in range(3)
+            )
+            cpu = f", {base.cpu:.2f} s CPU" if base.cpu is not None else ""
+            lines += [
+                "",
+                f"imagesync sync, {count} images, warm: {base.wall:.2f} s wall{cpu}; "
+                f"`imagesync --version` (interpreter start-up + imports) {version:.2f} s",
+                "  phases: "
+                + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in phases.items()),
+            ]
+            # 3. CPU profile of every thread.
+            prof = RESULTS / f"profile-warm-{count}.prof"
+            profiled = measure(
+                [sys.executable, str(wrapper), str(prof), str(phases_file), *args],
+                tool_environment(),
+            )
+            if profiled.returncode != 0:
+                raise SystemExit(f"the profiled run failed:\n{profiled.stderr[-3000:]}")
+            lines += ["", *_profile_summary(prof)]
+    # 4. Requests per image when copying (cold), on a small sample.
+    if logged:
+        sample = 20
+        with registry(work / "source-cold", **logged) as source:
+            images = generate(source.host, Shape(sample))
+            lines += ["", f"Requests per image, {sample} images, cold (S3's shape):"]
+            for tool in (ours, theirs):
+                with registry(work / f"target-cold-{tool.name}", **logged) as target:
+                    lines += counted_run(tool, source, target, images, work)
+    print("\n".join(lines))
+    return lines
+
+
+def counted_run(
+    tool: Tool, source: RegistryServer, target: RegistryServer, images: list[Pushed], work: Path
+) -> list[str]:
+    """Run ``tool`` once; its requests per image, by kind, from both access logs."""
+    servers = (source, target)
+    marks = [server.log_file.stat().st_size for server in servers]
+    run = measure(tool.command(source, target, images, work), tool_environment())
+    if run.returncode != 0:
+        raise SystemExit(f"{tool.name} exited {run.returncode}\n{run.stderr[-3000:]}")
+    texts = []
+    for server, mark in zip(servers, marks, strict=True):
+        with server.log_file.open("rb") as log:
+            log.seek(mark)
+            texts.append(log.read().decode(errors="replace"))
+    verify(tool, source, target, images)  # after reading: its requests are not the tool's
+    kinds: Counter[str] = Counter()
+    for side, text in zip(("source", "target"), texts, strict=True):
+        for match in re.finditer(r'"(HEAD|GET|PUT|POST|PATCH|DELETE) (\S+) HTTP', text):
+            kinds[f"{side} {match[1]} {_request_kind(match[2])}"] += 1
+    count = len(images)
+    lines = [f"  {tool.name}: {sum(kinds.values()) / count:.1f} per image"]
+    lines += [f"    {number / count:5.2f}  {kind}" for kind, number in sorted(kinds.items())]
+    return lines
+
+
+def _request_kind(path: str) -> str:
+    for pattern, kind in (
+        (r"/manifests/sha256:", "manifest by digest"),
+        (r"/manifests/sha256-", "tag-schema index"),
+        (r"/manifests/", "manifest by tag"),
+        (r"/blobs/uploads", "blob upload"),
+        (r"/blobs/", "blob"),
+        (r"/tags/list", "tag list"),
+        (r"/referrers/", "referrers API"),
+        (r"^/v2/?$", "/v2/ (ping)"),
+    ):
+        if re.search(pattern, path):
+            return kind
+    return path.split("?")[0]
+
+
+# Where CPU goes: (label, file fragment, function) whose cumulative time is shown. Nested
+# entries are parts of the one above them.
+_BREAKDOWN = (
+    ("start-up: importing imagesync.cli and its dependencies", "imagesync/cli.py", "<module>"),
+    ("planning, per image (worker threads)", "imagesync/planner.py", "plan"),
+    ("applying, per image (worker threads)", "imagesync/applier.py", "apply_change"),
+    ("every HTTP request: requests.Session.request", "requests/sessions.py", "request"),
+    (
+        "  requests: prepare (URL, headers, cookies, netrc)",
+        "requests/sessions.py",
+        "prepare_request",
+    ),
+    (
+        "  requests: environment (proxies, CA bundle variables)",
+        "requests/sessions.py",
+        "merge_environment_settings",
+    ),
+    ("  requests: send via the adapter", "requests/adapters.py", "send"),
+    ("    urllib3: connection pool urlopen", "urllib3/connectionpool.py", "urlopen"),
+    ("      http.client: read the response head", "http/client.py", "begin"),
+    ("      socket: sendall", "~", "<method 'sendall' of '_socket.socket' objects>"),
+    ("      socket: recv_into", "~", "<method 'recv_into' of '_socket.socket' objects>"),
+    ("rendering the plan and the report", "imagesync/render.py", "render_plan"),
+)
+
+
+def _profile_summary(path: Path) -> list[str]:
+    stats = pstats.Stats(str(path), stream=io.StringIO())
+    table: dict[tuple[str, int, str], tuple[int, int, float, float, object]] = stats.stats  # type: ignore[attr-defined]
+    total = sum(row[2] for row in table.values())
+    lines = [
+        f"CPU profile of every thread (thread CPU time; cProfile's overhead inflates it about "
+        f"3x): {total:.2f} s",
+        f"  {path}",
+        "  cumulative CPU:",
+    ]
+    for label, fragment, function in _BREAKDOWN:
+        seconds = sum(
+            row[3]
+            for (filename, _line, name), row in table.items()
+            if fragment in filename and name == function
+        )
+        lines.append(f"    {seconds:6.2f} s {seconds / total:4.0%}  {label}")
+    text = io.StringIO()
+    pstats.Stats(str(path), stream=text).sort_stats("tottime").print_stats(12)
+    top = [line for line in text.getvalue().splitlines() if line.strip()][-13:]
+    lines += ["  top functions by own CPU:", *(f"    {line}" for line in top)]
+    return lines
+
+
+# -- report ------------------------------------------------------------------------------------
+
+
+def table(rows: list[Row]) -> str:
+    skopeo = {r.scenario: r for r in rows if r.tool == "skopeo" and r.count is None}
+    lines = [
+        "| scenario | tool | median wall | min-max | CPU | registries' CPU | CPU floor "
+        "| peak RSS | ÷ skopeo | target | met |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for row in rows:
+        if row.count is not None:
+            continue
+        scenario = SCENARIOS[row.scenario]
+        ratio_text, target_text, met = "", "", ""
+        other = skopeo.get(row.scenario)
+        if row.tool.startswith("imagesync") and other:
+            ratio = row.median / other.median
+            ratio_text = f"{ratio:.2f}x"
+            if scenario.max_ratio is not None:
+                target_text = f"≤ {scenario.max_ratio}x"
+                met = "yes" if ratio <= scenario.max_ratio else "**no**"
+        if row.tool.startswith("imagesync") and scenario.max_rss_mb is not None:
+            target_text = f"RSS < {scenario.max_rss_mb:.0f} MB"
+            met = "yes" if row.peak_mb < scenario.max_rss_mb else "**no**"
+        lines.append(
+            f"| {row.scenario} {scenario.title} | {row.tool} | {row.median:.2f} s | "
+            f"{min(row.walls):.2f}-{max(row.walls):.2f} s | {row.cpu} | {row.registries_cpu} | "
+            f"{row.floor} | {row.peak_mb:.0f} MB | "
+            f"{ratio_text} | {target_text} | {met} |"
+        )
+    scale = [r for r in rows if r.count is not None]
+    if scale:
+        first = scale[0]
+        assert first.count is not None
+        lines += [
+            "",
+            f"scale — {SCENARIOS['scale'].title} (S2's shape), {scale[0].tool} only:",
+            "",
+            "| images | median wall | min-max | CPU | per image | ÷ linear from the first |",
+            "|---:|---:|---:|---:|---:|---:|",
+        ]
+        for row in scale:
+            assert row.count is not None
+            linear = first.median * row.count / first.count
+            lines.append(
+                f"| {row.count} | {row.median:.2f} s | {min(row.walls):.2f}-{max(row.walls):.2f} s"
+                f" | {row.cpu} | {row.median / row.count * 1000:.1f} ms | "
+                f"{row.median / linear:.2f}x |"
+            )
+    return "\n".join(lines)
+
+
+LEGEND = """\
+Wall time includes process start-up. CPU: the tool's own user+system time. Registries' CPU:
+what the source and target registry processes used during the run. CPU floor: (tool CPU +
+registries' CPU) / CPUs, the least wall time this machine needs for that work at any
+parallelism; imagesync's own CPU time is a floor too (one Python process: its Python code runs
+on one CPU at a time). ÷ skopeo: median wall time over skopeo's in the same scenario."""
+
+
+def environment(runs: int, parallelism: int, max_concurrency: int | None, load: str) -> str:
+    def first_line(command: list[str]) -> str:
+        try:
+            out = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+            return (out.stdout or out.stderr).strip().splitlines()[0]
+        except (OSError, IndexError):
+            return "unknown"
+
+    commit = first_line(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
+    dirty = subprocess.run(
+        ["git", "-C", str(ROOT), "status", "--porcelain", "--", "imagesync"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    registry_version = first_line(["/usr/bin/docker-registry", "--version"]).split()[-1]
+    concurrency = max_concurrency or "imagesync's default (8)"
+    return "\n".join(
+        [
+            f"- when: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; median of "
+            f"{runs} runs per tool; machine load average (1 min) during the runs {load}",
+            f"- imagesync {commit}{' with uncommitted changes in imagesync/' if dirty else ''}"
+            f", `sync --parallelism {parallelism}`, per-registry max_concurrency {concurrency}",
+            f"- {first_line([SKOPEO, '--version'])}, "
+            "`sync --all --preserve-digests --src yaml --dest docker`",
+            f"- docker-registry {registry_version} (filesystem storage), both registries on "
+            "127.0.0.1, plain HTTP",
+            f"- Python {platform.python_version()}, {os.cpu_count()} CPUs, "
+            f"{platform.system()} {platform.release()}",
+        ]
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3, help="measured runs per tool (default 3)")
+    parser.add_argument(
+        "--scenarios",
+        default=",".join(SCENARIOS),
+        help=f"comma-separated, from {','.join(SCENARIOS)} (default: all)",
+    )
+    parser.add_argument(
+        "--parallelism", type=int, default=16, help="imagesync --parallelism (default 16)"
+    )
+    parser.add_argument(
+        "--max-concurrency",
+        type=int,
+        default=None,
+        help="imagesync's per-registry max_concurrency (default: its own, 8)",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also profile imagesync on the largest warm run and count requests per image",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS / "latest.md", help="where to write the results"
+    )
+    args = parser.parse_args(argv)
+    names = [n.strip() for n in args.scenarios.split(",") if n.strip()]
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
+    for binary in (SKOPEO, "/usr/bin/docker-registry"):
+        if not shutil.which(binary):
+            parser.error(f"{binary} is missing: sudo apt-get install -y docker-registry skopeo")
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    ours = imagesync_tool(args.parallelism, args.max_concurrency)
+    unsigned = imagesync_tool(args.parallelism, args.max_concurrency, ["--no-signatures"])
+    theirs = skopeo_tool()
+    rows: list[Row] = []
+    notes: list[str] = []
+    began = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="imagesync-bench-") as scratch:
+        _pycache.append(Path(scratch) / "pycache")
+
+        def fresh(name: str) -> Path:
+            work = Path(scratch) / name
+            work.mkdir()
+            return work
+
+        print("== warm-up (byte code, page cache; not measured)", flush=True)
+        warm_up([ours, theirs], fresh("warm-up"))
+        for name in names:
+            scenario = SCENARIOS[name]
+            print(f"== {name} ({scenario.title}): {scenario.shape.describe()}", flush=True)
+            if scenario.counts:
+                tools = [ours]
+            elif scenario.no_signatures_too:
+                tools = [ours, unsigned, theirs]
+            else:
+                tools = [ours, theirs]
+            rows += run_scenario(scenario, tools, args.runs, fresh(name))
+        if args.profile:
+            print("== profile", flush=True)
+            notes = profile_largest(ours, theirs, SCENARIOS["scale"], fresh("profile"))
+    loads = [value for row in rows for value in row.load]
+    load = f"{min(loads):.1f}-{max(loads):.1f}" if loads else "-"
+    header = environment(args.runs, args.parallelism, args.max_concurrency, load)
+    text = table(rows)
+    document = f"# imagesync benchmark\n\n{header}\n\n{text}\n\n{LEGEND}\n"
+    if notes:
+        document += "\n## Profile\n\n```\n" + "\n".join(notes) + "\n```\n"
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(document, encoding="utf-8")
+    args.out.with_suffix(".json").write_text(
+        json.dumps([row.__dict__ for row in rows], indent=1), encoding="utf-8"
+    )
+    print(f"\n{header}\n\n{text}\n")
+    print(f"({time.perf_counter() - began:.0f} s in all; written to {args.out})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,365 @@
+"""Two plans compared image by image: what a reviewer needs to know changed between them.
+
+The use is "is this still the plan I reviewed?": the plan from the pull request against a fresh
+plan made right before apply, or yesterday's plan against today's. Images are matched by their
+target reference (the tag that would be written), not by their position in the images file, so
+moving an entry, adding comments or re-ordering the file is not a change.
+
+Compared per image: the decision (``action``), the normalised ``source``, the source ``digest``
+and ``media_type``, the ``platforms``, the digest already in the target (``target_digest``), the
+``warnings``, and the signature/referrer sub-changes (matched by their own target). Left out on
+purpose: what always differs between two runs (``created``, ``checksum``, ``tool``), where the
+entry sits in the file (``entry``, ``line``), the prose ``reason`` (it follows from the fields
+above), and the transfer estimate (``blobs_to_transfer``, ``bytes_to_transfer``), which moves
+whenever the target gains a shared layer although no decision changed. Per plan: the target
+prefix, the images file's sha256 (not its path: the same file read from another directory is the
+same input) and the plan-level warnings.
+
+deepdiff finds the differences; this module groups them by field so that a list such as the
+platforms is reported whole ("a, b -> a") rather than element by element.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, TypeAlias
+
+from deepdiff import DeepDiff
+
+from imagesync.plan import Change, Plan, SubChange
+
+JsonValue: TypeAlias = str | int | float | bool | list["JsonValue"] | dict[str, "JsonValue"] | None
+
+DIFF_FORMATS = ("text", "json", "markdown")
+# Exit codes of `imagesync diff`: the same convention as `plan --detailed-exitcode`
+# (2 = there is something to look at); 1 stays reserved for errors (an unreadable plan).
+EXIT_SAME = 0
+EXIT_DIFFERENT = 2
+
+IMAGE_FIELDS = (
+    "action",
+    "source",
+    "digest",
+    "media_type",
+    "platforms",
+    "target_digest",
+    "warnings",
+)
+SUBCHANGE_FIELDS = ("kind", "source", "digest", "media_type", "action", "target_digest")
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One field that differs; ``old``/``new`` are its whole JSON values (None: absent)."""
+
+    field: str
+    old: JsonValue
+    new: JsonValue
+
+
+@dataclass(frozen=True)
+class SubChangeDiff:
+    """A signature or referrer of an image that was added, removed or changed."""
+
+    target: str
+    kind: str
+    status: str  # "added" | "removed" | "changed"
+    old: SubChange | None
+    new: SubChange | None
+    fields: tuple[FieldChange, ...] = ()
+
+
+@dataclass(frozen=True)
+class ImageDiff:
+    """An image (same target reference in both plans) whose compared fields differ."""
+
+    target: str
+    old: Change
+    new: Change
+    fields: tuple[FieldChange, ...]
+    subchanges: tuple[SubChangeDiff, ...]
+
+
+@dataclass(frozen=True)
+class PlanDiff:
+    old_created: str
+    new_created: str
+    plan_fields: tuple[FieldChange, ...]
+    added: tuple[Change, ...]
+    removed: tuple[Change, ...]
+    changed: tuple[ImageDiff, ...]
+    unchanged: int
+
+    @property
+    def same(self) -> bool:
+        return not (self.plan_fields or self.added or self.removed or self.changed)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_SAME if self.same else EXIT_DIFFERENT
+
+
+def diff_plans(old: Plan, new: Plan) -> PlanDiff:
+    """Compare two plans; images are matched by target reference."""
+    old_by_key = _keyed(old.changes)
+    new_by_key = _keyed(new.changes)
+    added = tuple(c for key, c in new_by_key.items() if key not in old_by_key)
+    removed = tuple(c for key, c in old_by_key.items() if key not in new_by_key)
+    changed: list[ImageDiff] = []
+    unchanged = 0
+    for key, after in new_by_key.items():
+        before = old_by_key.get(key)
+        if before is None:
+            continue
+        image = _image_diff(before, after)
+        if image is None:
+            unchanged += 1
+        else:
+            changed.append(image)
+    return PlanDiff(
+        old_created=old.created,
+        new_created=new.created,
+        plan_fields=_field_changes(_plan_view(old), _plan_view(new)),
+        added=added,
+        removed=removed,
+        changed=tuple(changed),
+        unchanged=unchanged,
+    )
+
+
+def _keyed(changes: Iterable[Change]) -> dict[str, Change]:
+    """Changes by target reference, in plan order.
+
+    A valid plan has each target once; a repeated one (an error entry can repeat a target) gets
+    its occurrence number, so the n-th of one plan is compared with the n-th of the other.
+    """
+    seen: Counter[str] = Counter()
+    keyed: dict[str, Change] = {}
+    for change in changes:
+        seen[change.target] += 1
+        n = seen[change.target]
+        keyed[change.target if n == 1 else f"{change.target} (#{n})"] = change
+    return keyed
+
+
+def _plan_view(plan: Plan) -> dict[str, JsonValue]:
+    return {
+        "target_prefix": plan.target_prefix,
+        "images_file_sha256": plan.images_file.sha256,
+        "warnings": list(plan.warnings),
+    }
+
+
+def _image_view(change: Change) -> dict[str, JsonValue]:
+    document = _json(asdict(change))
+    assert isinstance(document, dict)
+    return {name: document[name] for name in IMAGE_FIELDS}
+
+
+def _sub_view(sub: SubChange) -> dict[str, JsonValue]:
+    document = _json(asdict(sub))
+    assert isinstance(document, dict)
+    return {name: document[name] for name in SUBCHANGE_FIELDS}
+
+
+def _json(value: Any) -> JsonValue:
+    """Tuples to lists and enums to their values: the plan document's own JSON shape."""
+    loaded: JsonValue = json.loads(json.dumps(value))
+    return loaded
+
+
+def _field_changes(
+    old: Mapping[str, JsonValue], new: Mapping[str, JsonValue]
+) -> tuple[FieldChange, ...]:
+    """The top-level fields deepdiff finds a difference under, each reported whole."""
+    found = DeepDiff(dict(old), dict(new), view="tree")
+    names: set[str] = set()
+    for levels in found.values():
+        for level in levels:
+            path = level.path(output_format="list")
+            if path:
+                names.add(str(path[0]))
+    order = list(old) + [name for name in new if name not in old]
+    return tuple(FieldChange(name, old.get(name), new.get(name)) for name in order if name in names)
+
+
+def _image_diff(old: Change, new: Change) -> ImageDiff | None:
+    fields = _field_changes(_image_view(old), _image_view(new))
+    subs = _sub_diffs(old.subchanges, new.subchanges)
+    if not fields and not subs:
+        return None
+    return ImageDiff(new.target, old, new, fields, subs)
+
+
+def _sub_diffs(old: Sequence[SubChange], new: Sequence[SubChange]) -> tuple[SubChangeDiff, ...]:
+    old_by = {s.target: s for s in old}
+    new_by = {s.target: s for s in new}
+    result: list[SubChangeDiff] = []
+    for target, after in new_by.items():
+        before = old_by.get(target)
+        if before is None:
+            result.append(SubChangeDiff(target, after.kind, "added", None, after))
+            continue
+        fields = _field_changes(_sub_view(before), _sub_view(after))
+        if fields:
+            result.append(SubChangeDiff(target, after.kind, "changed", before, after, fields))
+    result.extend(
+        SubChangeDiff(target, before.kind, "removed", before, None)
+        for target, before in old_by.items()
+        if target not in new_by
+    )
+    return tuple(result)
+
+
+# -- rendering ---------------------------------------------------------------------------------
+
+
+def summary_line(diff: PlanDiff) -> str:
+    if diff.same:
+        return f"No differences: {diff.unchanged} images with the same decisions."
+    text = (
+        f"Diff: {len(diff.added)} added, {len(diff.removed)} removed, "
+        f"{len(diff.changed)} changed, {diff.unchanged} unchanged"
+    )
+    if diff.plan_fields:
+        text += "; plan: " + ", ".join(f.field for f in diff.plan_fields) + " changed"
+    return text + "."
+
+
+def render_diff(diff: PlanDiff, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(diff_document(diff), indent=2, ensure_ascii=False) + "\n"
+    if fmt == "markdown":
+        return diff_markdown(diff)
+    if fmt == "text":
+        return diff_text(diff)
+    raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(DIFF_FORMATS)}")
+
+
+def show_value(value: JsonValue) -> str:
+    """A field value in one line: lists joined, digests kept whole, absent as "-"."""
+    if value is None or value == []:
+        return "-"
+    if isinstance(value, list):
+        return ", ".join(show_value(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={show_value(v)}" for k, v in value.items())
+    return str(value)
+
+
+def _field_line(change: FieldChange) -> str:
+    return f"{change.field}: {show_value(change.old)} -> {show_value(change.new)}"
+
+
+def _brief(change: Change) -> str:
+    digest = f", {change.digest}" if change.digest else ""
+    return f"{change.action.value}{digest}; source {change.source_text}"
+
+
+def diff_text(diff: PlanDiff) -> str:
+    lines = [f"Old plan: {diff.old_created}", f"New plan: {diff.new_created}", ""]
+    lines.extend(f"plan {_field_line(f)}" for f in diff.plan_fields)
+    for change in diff.added:
+        lines.append(f"+ added    {change.target} ({_brief(change)})")
+    for change in diff.removed:
+        lines.append(f"- removed  {change.target} ({_brief(change)})")
+    for image in diff.changed:
+        lines.append(f"~ changed  {image.target}")
+        lines.extend(f"    {_field_line(f)}" for f in image.fields)
+        lines.extend(f"    {line}" for line in _sub_lines(image.subchanges))
+    lines += ["", summary_line(diff)]
+    return "\n".join(lines) + "\n"
+
+
+_SUB_SYMBOL = {"added": "+", "removed": "-", "changed": "~"}
+
+
+def _sub_lines(subs: Iterable[SubChangeDiff]) -> list[str]:
+    lines: list[str] = []
+    for sub in subs:
+        present = sub.new or sub.old
+        assert present is not None
+        head = f"{_SUB_SYMBOL[sub.status]} {sub.kind} {sub.target}"
+        if sub.status == "changed":
+            lines.append(head + ": " + "; ".join(_field_line(f) for f in sub.fields))
+        else:
+            lines.append(f"{head} ({present.action.value}, {present.digest})")
+    return lines
+
+
+def diff_document(diff: PlanDiff) -> dict[str, JsonValue]:
+    def field(change: FieldChange) -> JsonValue:
+        return {"field": change.field, "old": change.old, "new": change.new}
+
+    def sub(change: SubChangeDiff) -> JsonValue:
+        return {
+            "target": change.target,
+            "kind": change.kind,
+            "status": change.status,
+            "old": _json(asdict(change.old)) if change.old else None,
+            "new": _json(asdict(change.new)) if change.new else None,
+            "fields": [field(f) for f in change.fields],
+        }
+
+    return {
+        "same": diff.same,
+        "old_created": diff.old_created,
+        "new_created": diff.new_created,
+        "summary": {
+            "added": len(diff.added),
+            "removed": len(diff.removed),
+            "changed": len(diff.changed),
+            "unchanged": diff.unchanged,
+        },
+        "plan": [field(f) for f in diff.plan_fields],
+        "added": [_json(asdict(c)) for c in diff.added],
+        "removed": [_json(asdict(c)) for c in diff.removed],
+        "changed": [
+            {
+                "target": image.target,
+                "fields": [field(f) for f in image.fields],
+                "subchanges": [sub(s) for s in image.subchanges],
+            }
+            for image in diff.changed
+        ],
+    }
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def diff_markdown(diff: PlanDiff) -> str:
+    lines = ["### imagesync plan diff", "", f"**{summary_line(diff)}**", ""]
+    if diff.same:
+        return "\n".join(lines) + "\n"
+    rows: list[str] = []
+    rows.extend(
+        f"| plan | {f.field} | `{_md(show_value(f.old))}` | `{_md(show_value(f.new))}` |"
+        for f in diff.plan_fields
+    )
+    rows.extend(f"| `{c.target}` | + added | - | `{_md(_brief(c))}` |" for c in diff.added)
+    rows.extend(f"| `{c.target}` | - removed | `{_md(_brief(c))}` | - |" for c in diff.removed)
+    for image in diff.changed:
+        rows.extend(
+            f"| `{image.target}` | {f.field} | `{_md(show_value(f.old))}` | "
+            f"`{_md(show_value(f.new))}` |"
+            for f in image.fields
+        )
+        rows.extend(f"| `{image.target}` | {_md(s)} | | |" for s in _sub_lines(image.subchanges))
+    lines += ["| image | what | old | new |", "|---|---|---|---|", *rows, ""]
+    return "\n".join(lines) + "\n"
+
+
+def diff_command(old_path: str, new_path: str, fmt: str = "text") -> tuple[str, int]:
+    """``imagesync diff OLD NEW``: the rendered diff and the exit code (0 same, 2 different).
+
+    Both plans are read with :meth:`Plan.read`, so a damaged or edited plan raises
+    :class:`~imagesync.errors.PlanRejected` (the CLI's usual handling: message, fix, exit 1)
+    instead of being compared.
+    """
+    diff = diff_plans(Plan.read(old_path), Plan.read(new_path))
+    return render_diff(diff, fmt), diff.exit_code

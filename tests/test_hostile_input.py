@@ -1,0 +1,772 @@
+"""Hostile input: registries that answer nonsense, and plan files and registries configs that
+are not what imagesync wrote or documented. Each one gives a clear error entry, a failed image
+or a one-line error; never a traceback, never a tag on a bad image.
+
+The real registry validates what it stores and serves it faithfully, so it cannot send an
+oversized or malformed manifest, a body that does not hash to its digest, a mislabelled
+Content-Type, an upload Location on another host or an endless redirect. Those answers come
+from ``HostileRegistry`` below, a small fake HTTP server: a fake source registry that serves one
+generated image and then misbehaves in one chosen way, or a fake that stands in front of the
+real target registry and passes everything through but the answers under test. The target
+that stores the result is always the real registry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import re
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from click.testing import CliRunner, Result
+
+from imagesync.cli import main
+from imagesync.connection import BASE_DELAY_ENV
+from imagesync.plan import MAX_PLAN_BYTES, Plan, checksum
+from imagesync.registries import MAX_CONCURRENCY
+from tests.harness.registry import RegistryServer
+
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+SCHEMA1 = "application/vnd.docker.distribution.manifest.v1+prettyjws"
+MIB = 1024 * 1024
+
+
+def sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+# -- the fake ------------------------------------------------------------------------------
+
+
+@dataclass
+class Answer:
+    """What the fake sends: ``body`` is bytes, or an iterable of chunks sent with chunked
+    encoding (no Content-Length), or None for no body at all."""
+
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes | Iterable[bytes] | None = b""
+
+
+Route = Callable[[str, str], Answer | None]
+
+
+class HostileRegistry:
+    """A fake registry on loopback. ``routes`` are tried in order with (method, path); the
+    first answer wins. Without one: a pass-through to ``upstream`` (a real registry), or 404."""
+
+    def __init__(self, upstream: str | None = None) -> None:
+        self.upstream = upstream
+        self.routes: list[Route] = []
+        self.requests: list[tuple[str, str]] = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                return
+
+            def handle_one_request(self) -> None:
+                try:
+                    super().handle_one_request()
+                except (ConnectionError, TimeoutError):
+                    self.close_connection = True
+
+            def do_GET(self) -> None:
+                fake._handle(self)
+
+            do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.host = f"127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def __enter__(self) -> HostileRegistry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def route(self, method: str, pattern: str, answer: Answer | Callable[[str], Answer]) -> None:
+        def matched(m: str, path: str) -> Answer | None:
+            if m != method or not re.search(pattern, path):
+                return None
+            return answer(path) if callable(answer) else answer
+
+        self.routes.insert(0, matched)
+
+    def _handle(self, request: BaseHTTPRequestHandler) -> None:
+        method, path = request.command, request.path
+        self.requests.append((method, path))
+        length = int(request.headers.get("Content-Length") or 0)
+        body = request.rfile.read(length) if length else None
+        for route in self.routes:
+            answer = route(method, path)
+            if answer is not None:
+                return self._send(request, answer)
+        if self.upstream is None:
+            return self._send(request, Answer(404, {"Content-Type": "text/plain"}, b"not here"))
+        upstream = http.client.HTTPConnection(self.upstream, timeout=60)
+        # Host passes unchanged: the registry builds upload Locations from it.
+        headers = {k: v for k, v in request.headers.items() if k.lower() != "connection"}
+        upstream.request(method, path, body=body, headers=headers)
+        response = upstream.getresponse()
+        data = response.read()
+        passed = {
+            k: v
+            for k, v in response.getheaders()
+            if k.lower() not in ("connection", "transfer-encoding", "content-length")
+        }
+        upstream.close()
+        self._send(request, Answer(response.status, passed, data))
+
+    @staticmethod
+    def _send(request: BaseHTTPRequestHandler, answer: Answer) -> None:
+        request.send_response(answer.status)
+        for key, value in answer.headers.items():
+            request.send_header(key, value)
+        body = answer.body
+        if body is None or isinstance(body, bytes):
+            if "Content-Length" not in answer.headers:
+                request.send_header("Content-Length", str(len(body or b"")))
+            request.end_headers()
+            if body and request.command != "HEAD":
+                request.wfile.write(body)
+            return
+        request.send_header("Transfer-Encoding", "chunked")
+        request.end_headers()
+        if request.command == "HEAD":
+            return
+        try:
+            for chunk in body:
+                request.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            request.wfile.write(b"0\r\n\r\n")
+        except (ConnectionError, TimeoutError):
+            request.close_connection = True
+
+
+@dataclass
+class FakeImage:
+    """One generated single-platform OCI image (linux/amd64) the fake source serves."""
+
+    repository: str = "team/app"
+    tag: str = "1.0"
+    config: bytes = b""
+    layer: bytes = b""
+    manifest: bytes = b""
+
+    @classmethod
+    def make(cls) -> FakeImage:
+        config = json.dumps(
+            {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers"}}
+        ).encode()
+        layer = bytes(range(256)) * 64
+        manifest = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": {"mediaType": OCI_CONFIG, "digest": sha256(config), "size": len(config)},
+                "layers": [{"mediaType": OCI_LAYER, "digest": sha256(layer), "size": len(layer)}],
+            },
+            indent=2,
+        ).encode()
+        return cls(config=config, layer=layer, manifest=manifest)
+
+    @property
+    def digest(self) -> str:
+        return sha256(self.manifest)
+
+    def serve(
+        self,
+        fake: HostileRegistry,
+        manifest: bytes | None = None,
+        content_type: str = OCI_MANIFEST,
+    ) -> str:
+        """Serve the image (or ``manifest`` bytes in its place) by tag and digest; returns the
+        digest the tag resolves to."""
+        raw = self.manifest if manifest is None else manifest
+        digest = sha256(raw)
+        headers = {
+            "Content-Type": content_type,
+            "Docker-Content-Digest": digest,
+            "Content-Length": str(len(raw)),
+        }
+        fake.route("GET", r"^/v2/$", Answer(200, {"Content-Type": "application/json"}, b"{}"))
+        for method in ("HEAD", "GET"):
+            for reference in (self.tag, digest):
+                pattern = rf"^/v2/{self.repository}/manifests/{re.escape(reference)}$"
+                fake.route(method, pattern, Answer(200, headers, raw))
+        for blob in (self.config, self.layer):
+            pattern = rf"^/v2/{self.repository}/blobs/{sha256(blob)}$"
+            blob_headers = {"Content-Type": "application/octet-stream"}
+            fake.route("GET", pattern, Answer(200, blob_headers, blob))
+            fake.route("HEAD", pattern, Answer(200, blob_headers, None))
+        return digest
+
+
+# -- running imagesync ---------------------------------------------------------------------
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args))
+
+
+def clean(result: Result, code: int) -> None:
+    """Exited with ``code`` by itself: no exception escaped, no traceback was printed."""
+    assert result.exception is None or isinstance(result.exception, SystemExit), (
+        f"{result.exception!r}\n{result.output}"
+    )
+    assert "Traceback" not in result.output, result.output
+    assert result.exit_code == code, result.output
+
+
+@pytest.fixture(autouse=True)
+def _fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(BASE_DELAY_ENV, "0.01")
+    monkeypatch.setenv("NO_COLOR", "1")
+
+
+def images_file(tmp_path: Path, target: str, source: str) -> Path:
+    path = tmp_path / "images.yaml"
+    path.write_text(f'target: {target}/mirror\nimages:\n- source: "{source}"\n  amd64Only: true\n')
+    return path
+
+
+def plan_json(tmp_path: Path, images: Path, *extra: str) -> tuple[Result, dict[str, Any]]:
+    out = tmp_path / "plan.json"
+    result = run("plan", "-i", str(images), "-o", str(out), "--format", "json", *extra)
+    clean(result, result.exit_code)
+    return result, json.loads(result.stdout)
+
+
+def target_tags(target: RegistryServer, fake: HostileRegistry, repository: str) -> list[str]:
+    path = f"mirror/{fake.host.replace(':', '-')}/{repository}"
+    response = requests.get(f"{target.url}/v2/{path}/tags/list", timeout=10)
+    return list(response.json().get("tags") or []) if response.status_code == 200 else []
+
+
+# -- manifests the source serves -----------------------------------------------------------
+
+
+def _nested(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+def _manifest(**changes: Any) -> bytes:
+    image = FakeImage.make()
+    document = json.loads(image.manifest)
+    document.update(changes)
+    return json.dumps(document).encode()
+
+
+def _bad_layer(**changes: Any) -> bytes:
+    image = FakeImage.make()
+    document = json.loads(image.manifest)
+    document["layers"][0].update(changes)
+    return json.dumps(document).encode()
+
+
+# (manifest bytes served for the tag, Content-Type, what the error entry must say)
+BAD_MANIFESTS: dict[str, tuple[bytes, str, str]] = {
+    "malformed JSON": (b'{"schemaVersion": 2, "layers": [', OCI_MANIFEST, "not valid JSON"),
+    "not a JSON object": (b"[1, 2, 3]", OCI_MANIFEST, "not a JSON object"),
+    "nested 100000 deep": (_nested(100_000), OCI_MANIFEST, "nests too deeply"),
+    "wrong Content-Type": (
+        FakeImage.make().manifest,
+        OCI_INDEX,
+        f"the registry sent it as {OCI_INDEX}, but it says it is {OCI_MANIFEST}",
+    ),
+    "HTML page as a manifest": (
+        b"<html><body>Welcome to nginx!</body></html>",
+        "text/html",
+        "not valid JSON",
+    ),
+    "layers not a list": (_manifest(layers={"a": 1}), OCI_MANIFEST, "has no 'layers' list"),
+    "annotations a list": (
+        _bad_layer(annotations=["a", "b"]),
+        OCI_MANIFEST,
+        "annotations are not a JSON object",
+    ),
+    "absurd blob size": (_bad_layer(size=10**30), OCI_MANIFEST, "size 1000000000000000000000"),
+    "negative blob size": (_bad_layer(size=-1), OCI_MANIFEST, "size -1 is not valid"),
+    "digest not a digest": (_bad_layer(digest="sha256:xyz"), OCI_MANIFEST, "'sha256:xyz'"),
+    "mediaType not text": (_manifest(mediaType=["x"]), OCI_MANIFEST, "mediaType ['x']"),
+    "schema 1": (
+        json.dumps({"schemaVersion": 1, "name": "team/app", "fsLayers": []}).encode(),
+        SCHEMA1,
+        "schema 1 manifests are not supported",
+    ),
+    "over 4 MiB": (
+        _manifest(annotations={"padding": "x" * (4 * MIB + 10)}),
+        OCI_MANIFEST,
+        "more than the 4194304 bytes allowed",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_MANIFESTS))
+def test_a_bad_manifest_is_an_error_entry(
+    target_registry: RegistryServer, tmp_path: Path, case: str
+) -> None:
+    raw, content_type, expected = BAD_MANIFESTS[case]
+    with HostileRegistry() as fake:
+        good = FakeImage.make()
+        good.serve(fake, raw, content_type)
+        images = images_file(tmp_path, target_registry.host, f"{fake.host}/team/app:1.0")
+        result, plan = plan_json(tmp_path, images, "--no-signatures")
+    clean(result, 1)
+    change = plan["changes"][0]
+    assert change["action"] == "error"
+    assert expected in change["reason"]
+    assert len(change["reason"]) < 600, change["reason"]
+
+
+def test_an_oversized_manifest_without_content_length_is_cut_off(
+    target_registry: RegistryServer, tmp_path: Path
+) -> None:
+    """Chunked, no Content-Length: the limit holds while reading, not just on the header."""
+    sent: list[int] = []
+
+    def endless(path: str) -> Answer:
+        def chunks() -> Iterator[bytes]:
+            yield b'{"schemaVersion": 2, "padding": "'
+            for _ in range(64):  # 64 MiB if anyone read it all
+                sent.append(MIB)
+                yield b"x" * MIB
+
+        return Answer(200, {"Content-Type": OCI_MANIFEST}, chunks())
+
+    with HostileRegistry() as fake:
+        image = FakeImage.make()
+        image.serve(fake)
+        fake.route("GET", rf"/manifests/{image.digest}$", endless)
+        images = images_file(tmp_path, target_registry.host, f"{fake.host}/team/app:1.0")
+        result, plan = plan_json(tmp_path, images, "--no-signatures")
+    clean(result, 1)
+    assert "more than the 4194304 bytes allowed" in plan["changes"][0]["reason"]
+    assert sum(sent) < 16 * MIB
+
+
+def test_a_manifest_that_does_not_hash_to_its_digest(
+    target_registry: RegistryServer, tmp_path: Path
+) -> None:
+    with HostileRegistry() as fake:
+        image = FakeImage.make()
+        image.serve(fake)
+        altered = image.manifest.replace(b'"schemaVersion": 2', b'"schemaVersion":  2')
+        fake.route("GET", rf"/manifests/{image.digest}$", Answer(200, {}, altered))
+        images = images_file(tmp_path, target_registry.host, f"{fake.host}/team/app:1.0")
+        result, plan = plan_json(tmp_path, images, "--no-signatures")
+    clean(result, 1)
+    reason = plan["changes"][0]["reason"]
+    assert f"hashes to {sha256(altered)}, expected {image.digest}" in reason
+
+
+def test_endless_redirects_end_with_a_clear_error(
+    target_registry: RegistryServer, tmp_path: Path
+) -> None:
+    with HostileRegistry() as fake:
+        image = FakeImage.make()
+        image.serve(fake)
+        fake.route(
+            "GET",
+            rf"/manifests/{image.digest}",
+            lambda path: Answer(302, {"Location": path.split("?")[0] + f"?n={len(path)}"}, b""),
+        )
+        images = images_file(tmp_path, target_registry.host, f"{fake.host}/team/app:1.0")
+        result, plan = plan_json(tmp_path, images, "--no-signatures")
+        redirects = sum(1 for m, p in fake.requests if m == "GET" and "/manifests/sha256" in p)
+    clean(result, 1)
+    assert "redirected more than 10 times (a redirect loop)" in plan["changes"][0]["reason"]
+    assert redirects <= 11
+
+
+def test_hostile_error_answers_give_short_messages(
+    target_registry: RegistryServer, tmp_path: Path
+) -> None:
+    """A 500 with a megabyte of HTML, an error body nested 100000 deep, errors as a dict."""
+    with HostileRegistry() as fake:
+        image = FakeImage.make()
+        image.serve(fake)
+        html = b"<html>" + b"x" * MIB + b"</html>"
+        fake.route("GET", rf"/manifests/{image.digest}$", Answer(500, {}, html))
+        images = images_file(tmp_path, target_registry.host, f"{fake.host}/team/app:1.0")
+        result, plan = plan_json(tmp_path, images, "--no-signatures", "--retries", "2")
+        clean(result, 1)
+        reason = plan["changes"][0]["reason"]
+        assert "500" in reason and len(reason) < 400, reason
+        for body in (_nested(100_000), b'{"errors": {"a": 1}}', b'{"errors": [7]}'):
+            fake.route("GET", rf"/manifests/{image.digest}$", Answer(400, {}, body))
+            result, plan = plan_json(tmp_path, images, "--no-signatures")
+            clean(result, 1)
+            assert "400" in plan["changes"][0]["reason"]
+
+
+def test_a_hostile_tag_list_is_an_error_entry(
+    target_registry: RegistryServer, tmp_path: Path
+) -> None:
+    """With signatures on, plan reads the source's tag list: wrong shapes and pages without
+    end are errors of that entry."""
+    answers = [
+        Answer(200, {"Content-Type": "application/json"}, b'{"tags": {"a": 1}}'),
+        Answer(200, {"Content-Type": "application/json"}, b"[]"),
+        Answer(200, {"Content-Type": "application/json"}, b"{not json"),
+        Answer(
+            200,
+            {
+                "Content-Type": "application/json",
+                "Link": '</v2/team/app/tags/list?n=1>; rel="next"',
+            },
+            b'{"tags": ["1.0"]}',
+        ),
+    ]
+    expected = ["not a list of tags", "not a list of tags", "is not JSON", "pages without end"]
+    for answer, words in zip(answers, expected, strict=True):
+        with HostileRegistry() as fake:
+            FakeImage.make().serve(fake)
+            fake.route("GET", r"/tags/list", answer)
+            images = images_file(tmp_path, target_registry.host, f"{fake.host}/team/app:1.0")
+            result, plan = plan_json(tmp_path, images)
+        clean(result, 1)
+        assert words in plan["changes"][0]["reason"]
+
+
+def test_a_next_page_on_another_host_is_refused(
+    target_registry: RegistryServer, tmp_path: Path
+) -> None:
+    """Our credentials for the registry must not follow a link to another host."""
+    with HostileRegistry() as elsewhere, HostileRegistry() as fake:
+        FakeImage.make().serve(fake)
+        link = f'<http://{elsewhere.host}/v2/team/app/tags/list?n=1>; rel="next"'
+        headers = {"Content-Type": "application/json", "Link": link}
+        fake.route("GET", r"/tags/list", Answer(200, headers, b'{"tags": ["1.0"]}'))
+        images = images_file(tmp_path, target_registry.host, f"{fake.host}/team/app:1.0")
+        result, plan = plan_json(tmp_path, images)
+        assert elsewhere.requests == []
+    clean(result, 1)
+    assert "sent a URL on another host" in plan["changes"][0]["reason"]
+
+
+# -- blobs the source serves, uploads the target answers -----------------------------------
+
+BAD_BLOBS: dict[str, tuple[Callable[[bytes], Answer], str]] = {
+    "body does not hash to its digest": (
+        lambda layer: Answer(200, {}, bytes([layer[0] ^ 0xFF]) + layer[1:]),
+        "arrived with digest",
+    ),
+    "body longer than its size": (
+        lambda layer: Answer(200, {}, iter([layer, b"more"])),
+        "is longer than its",
+    ),
+    "body shorter than its size": (
+        lambda layer: Answer(200, {}, iter([layer[:100]])),
+        f"ended after 100 of {len(FakeImage.make().layer)} bytes",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_BLOBS))
+def test_a_bad_blob_fails_the_image_and_nothing_is_tagged(
+    target_registry: RegistryServer, tmp_path: Path, case: str
+) -> None:
+    answer, expected = BAD_BLOBS[case]
+    with HostileRegistry() as fake:
+        image = FakeImage.make()
+        image.serve(fake)
+        images = images_file(tmp_path, target_registry.host, f"{fake.host}/team/app:1.0")
+        _, plan = plan_json(tmp_path, images, "--no-signatures")
+        assert plan["changes"][0]["action"] == "create", plan
+        fake.route("GET", rf"/blobs/{sha256(image.layer)}$", lambda path: answer(image.layer))
+        applied = run("apply", str(tmp_path / "plan.json"), "--format", "json", "--retries", "2")
+        clean(applied, 1)
+        outcome = json.loads(applied.stdout)["images"][0]
+        assert outcome["outcome"] == "failed"
+        assert expected in outcome["message"]
+        assert target_tags(target_registry, fake, "team/app") == []
+        if case != "body longer than its size":
+            # (Longer: the first `size` bytes are the real blob, and may be stored.)
+            blob = f"mirror/{fake.host.replace(':', '-')}/team/app/blobs/{sha256(image.layer)}"
+            url = f"{target_registry.url}/v2/{blob}"
+            assert requests.head(url, timeout=10).status_code == 404
+
+
+TARGET_ANSWERS: dict[str, tuple[str, str, Callable[[str], Answer], str]] = {
+    "upload Location on another host": (
+        "POST",
+        r"/blobs/uploads/$",
+        lambda path: Answer(202, {"Location": "http://elsewhere.invalid:9/v2/upload"}, b""),
+        "sent an upload location on another host or scheme: http://elsewhere.invalid:9",
+    ),
+    "upload Location that is not a URL": (
+        "POST",
+        r"/blobs/uploads/$",
+        lambda path: Answer(202, {"Location": "http://[::1"}, b""),
+        "sent an upload location on another host or scheme",
+    ),
+    "upload redirected": (
+        "PUT",
+        r"/blobs/uploads/.",
+        lambda path: Answer(307, {"Location": path}, b""),
+        "answered 307, a redirect to",
+    ),
+    "manifest PUT redirected": (
+        "PUT",
+        r"/manifests/",
+        lambda path: Answer(308, {"Location": path}, b""),
+        "answered 308, a redirect to",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(TARGET_ANSWERS))
+def test_a_hostile_target_fails_the_image_and_nothing_is_tagged(
+    target_registry: RegistryServer, tmp_path: Path, case: str
+) -> None:
+    method, pattern, answer, expected = TARGET_ANSWERS[case]
+    with HostileRegistry() as source, HostileRegistry(target_registry.host) as target:
+        image = FakeImage.make()
+        image.serve(source)
+        images = images_file(tmp_path, target.host, f"{source.host}/team/app:1.0")
+        _, plan = plan_json(tmp_path, images, "--no-signatures")
+        assert plan["changes"][0]["action"] == "create", plan
+        target.route(method, pattern, answer)
+        applied = run("apply", str(tmp_path / "plan.json"), "--format", "json")
+        clean(applied, 1)
+        outcome = json.loads(applied.stdout)["images"][0]
+        assert outcome["outcome"] == "failed"
+        assert expected in outcome["message"], outcome["message"]
+        # Nothing was sent after the refused answer to where it pointed.
+        assert not any("elsewhere" in p for _, p in target.requests)
+        assert target_tags(target_registry, source, "team/app") == []
+
+
+# -- plan files ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def valid_plan(tmp_path: Path) -> dict[str, Any]:
+    """A plan document as plan writes it (for an unreachable target: it is never applied)."""
+    images = tmp_path / "images.yaml"
+    images.write_text('target: 127.0.0.1:9/mirror\nimages:\n- source: "127.0.0.1:9/app:1.0"\n')
+    digest = "sha256:" + "a" * 64
+    document: dict[str, Any] = {
+        "format_version": 1,
+        "tool": {"name": "imagesync", "version": "0.1.0"},
+        "created": "2026-01-01T00:00:00Z",
+        "target_prefix": "127.0.0.1:9/mirror",
+        "images_file": {"path": str(images), "sha256": "b" * 64},
+        "summary": {"create": 1, "skip": 0, "conflict": 0, "error": 0},
+        "warnings": [],
+        "changes": [
+            {
+                "entry": 1,
+                "line": 3,
+                "source_text": "127.0.0.1:9/app:1.0",
+                "source": "127.0.0.1:9/app:1.0",
+                "target": "127.0.0.1:9/mirror/127.0.0.1-9/app:1.0",
+                "action": "create",
+                "reason": "not in the target",
+                "digest": digest,
+                "media_type": OCI_INDEX,
+                "platforms": ["linux/amd64"],
+                "target_digest": None,
+                "warnings": [],
+                "blobs_to_transfer": 1,
+                "bytes_to_transfer": 10,
+                "subchanges": [],
+            }
+        ],
+    }
+    document["checksum"] = checksum(document)
+    Plan.from_document(document)  # the baseline is a plan imagesync accepts
+    return document
+
+
+def _resealed(document: dict[str, Any]) -> dict[str, Any]:
+    """Edited, with a fresh checksum: what someone forging a plan would do."""
+    document = json.loads(json.dumps(document))
+    document["checksum"] = checksum(document)
+    return document
+
+
+def _edit(path: str, value: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    def edit(document: dict[str, Any]) -> dict[str, Any]:
+        node: Any = document
+        keys = path.split("/")
+        for key in keys[:-1]:
+            node = node[int(key)] if isinstance(node, list) else node[key]
+        last = keys[-1]
+        if isinstance(node, list):
+            node[int(last)] = value
+        else:
+            node[last] = value
+        return _resealed(document)
+
+    return edit
+
+
+HOSTILE_PLANS: dict[str, Callable[[dict[str, Any]], bytes | dict[str, Any]]] = {
+    "empty file": lambda d: b"",
+    "not JSON": lambda d: b"{plan",
+    "not UTF-8": lambda d: b"\xff\xfe{}",
+    "a JSON list": lambda d: b"[]",
+    "nested 100000 deep": lambda d: _nested(100_000),
+    "a number with 5000 digits": lambda d: b"1" * 5000,
+    "format_version as text": _edit("format_version", "1"),
+    "changes as a mapping": _edit("changes", {"a": 1}),
+    "entry as text": _edit("changes/0/entry", "one"),
+    "a 1 MiB string": _edit("tool/version", "v" * MIB),
+    "deep nesting inside": _edit("warnings", json.loads(_nested(500))),
+    "an unknown key": lambda d: _resealed({**d, "extra": True}),
+    "checksum mismatch": lambda d: {**d, "created": "2027-01-01T00:00:00Z"},
+    "target prefix not a name": _edit("target_prefix", "UPPER CASE/x"),
+    "source not a reference": _edit("changes/0/source", "!!!"),
+    "target outside the prefix": _edit("changes/0/target", "127.0.0.1:9/elsewhere/app:1.0"),
+    "NaN count": lambda d: (
+        json.dumps(d).replace('"blobs_to_transfer": 1', '"blobs_to_transfer": NaN').encode()
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_PLANS))
+def test_a_hostile_plan_is_refused_before_any_request(
+    tmp_path: Path, valid_plan: dict[str, Any], case: str
+) -> None:
+    content = HOSTILE_PLANS[case](json.loads(json.dumps(valid_plan)))
+    path = tmp_path / "plan.json"
+    path.write_bytes(content if isinstance(content, bytes) else json.dumps(content).encode())
+    commands = [["apply", str(path)], ["show", str(path)]]
+    if case == "target outside the prefix":
+        commands = commands[:1]  # a well-formed plan: show renders it, apply refuses it
+    for command in commands:
+        result = run(*command)
+        clean(result, 1)
+        assert "re-run plan" in result.stderr or "cannot read plan" in result.stderr
+        assert len(result.stderr) < 1000, result.stderr[:2000]
+        # 127.0.0.1:9 (discard) is never reached: no "cannot reach" either.
+        assert "cannot reach" not in result.output
+
+
+def test_a_plan_too_large_to_be_a_plan_is_not_read(tmp_path: Path) -> None:
+    path = tmp_path / "plan.json"
+    with path.open("wb") as sparse:
+        sparse.truncate(MAX_PLAN_BYTES + 1)
+    result = run("apply", str(path))
+    clean(result, 1)
+    assert "too large to be a plan" in result.stderr
+
+
+def test_a_plan_that_is_a_directory(tmp_path: Path) -> None:
+    (tmp_path / "plan.json").mkdir()
+    result = run("show", str(tmp_path / "plan.json"))
+    clean(result, 2)  # click refuses a directory for PLAN: a usage error
+
+
+# -- registries configs --------------------------------------------------------------------
+
+
+HOSTILE_CONFIGS: dict[str, tuple[bytes, str]] = {
+    "not YAML": (b"registries: [", "not valid YAML"),
+    "not UTF-8": (b"registries:\n  \xff\xfe: {}\n", "not UTF-8"),
+    "a list": (b"- a\n- b\n", "a mapping with one key, 'registries'"),
+    "an unknown top-level key": (b"registry: {}\n", "a mapping with one key"),
+    "registries as a list": (b"registries: [a, b]\n", "must map registry hosts to settings"),
+    "a number as host": (b"registries:\n  5000: {}\n", "5000 is not a registry host"),
+    "a URL as host": (b"registries:\n  https://reg.io/v2: {}\n", "is not a registry host"),
+    "settings as text": (b"registries:\n  reg.io: fast\n", "must be a mapping of settings"),
+    "an unknown setting": (b"registries:\n  reg.io: {mirror: [a]}\n", "unknown key(s) 'mirror'"),
+    "mirrors as text": (b"registries:\n  reg.io: {mirrors: m.io}\n", "mirrors must be a list"),
+    "a mirror with a scheme": (
+        b"registries:\n  reg.io: {mirrors: ['https://m.io']}\n",
+        "mirrors must be a list of registry hosts",
+    ),
+    "insecure as text": (b"registries:\n  reg.io: {insecure: 'yes'}\n", "true or false"),
+    "max_concurrency 0": (b"registries:\n  reg.io: {max_concurrency: 0}\n", "from 1 to"),
+    "max_concurrency huge": (
+        b"registries:\n  reg.io: {max_concurrency: 100000000000}\n",
+        f"from 1 to {MAX_CONCURRENCY}",
+    ),
+    "max_concurrency true": (b"registries:\n  reg.io: {max_concurrency: true}\n", "from 1 to"),
+    "ca_file missing": (b"registries:\n  reg.io: {ca_file: nope.pem}\n", "does not exist"),
+    "ca_file a number": (b"registries:\n  reg.io: {ca_file: 7}\n", "ca_file must be a path"),
+    "ca_file with a NUL": (b'registries:\n  reg.io: {ca_file: "a\\0b"}\n', "must be a path"),
+    "nested 10000 deep": (b"registries: " + b"[" * 10_000 + b"]" * 10_000, "registries"),
+    "a tag YAML cannot build": (b"registries: !!python/object:os.system {}\n", "not valid YAML"),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_CONFIGS))
+def test_a_hostile_registries_config_is_a_one_line_error(tmp_path: Path, case: str) -> None:
+    content, expected = HOSTILE_CONFIGS[case]
+    config = tmp_path / "registries.yaml"
+    config.write_bytes(content)
+    images = tmp_path / "images.yaml"
+    images.write_text('target: 127.0.0.1:9/mirror\nimages:\n- source: "127.0.0.1:9/app:1.0"\n')
+    result = run("plan", "-i", str(images), "--registries-config", str(config))
+    clean(result, 1)
+    assert result.stderr.startswith(f"Error: {config}"), result.stderr
+    assert expected in result.stderr
+    assert len(result.stderr) < 1000
+    assert "cannot reach" not in result.output
+
+
+def test_a_huge_registries_config_is_not_read(tmp_path: Path) -> None:
+    config = tmp_path / "registries.yaml"
+    config.write_bytes(b"registries:\n" + b"  # padding\n" * 200_000)
+    images = tmp_path / "images.yaml"
+    images.write_text('target: 127.0.0.1:9/mirror\nimages:\n- source: "127.0.0.1:9/app:1.0"\n')
+    result = run("plan", "-i", str(images), "--registries-config", str(config))
+    clean(result, 1)
+    assert "larger than" in result.stderr
+
+
+# -- images files (the loader is imagesfile.py; see also test_properties.py) ---------------
+
+
+def _alias_bomb(levels: int = 9) -> str:
+    lines = ["target: reg.io/x", 'a0: &a0 ["x","x","x","x","x","x","x","x","x"]']
+    for level in range(1, levels):
+        refs = ",".join([f"*a{level - 1}"] * 9)
+        lines.append(f"a{level}: &a{level} [{refs}]")
+    lines += ["images:", '- source: "busybox:1.36"', f"  tag: *a{levels - 1}"]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.xfail(
+    reason="imagesfile.py: yaml.compose and _Checker.to_python recurse per level, so a deeply "
+    "nested file raises RecursionError (reported, not fixed here: imagesfile.py is not ours)",
+    strict=True,
+)
+def test_a_deeply_nested_images_file_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "images.yaml"
+    path.write_text("target: reg.io/x\nimages: " + "[" * 5000 + "]" * 5000 + "\n")
+    result = run("validate", "-i", str(path))
+    clean(result, 1)
+    assert str(path) in result.stderr
+
+
+@pytest.mark.xfail(
+    reason="imagesfile.py: _Checker.to_python expands every alias, so 9 levels of 9 aliases "
+    "build 9**9 values (reported, not fixed here: imagesfile.py is not ours)",
+    strict=True,
+    run=False,
+)
+def test_an_alias_bomb_images_file_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "images.yaml"
+    path.write_text(_alias_bomb())
+    result = run("validate", "-i", str(path))
+    clean(result, 1)

@@ -1,0 +1,644 @@
+"""The GitHub side: action.yml, the example workflows and scripts/imagesync-action.sh.
+
+Three layers:
+- structure: action.yml and the workflows load, and every rule that keeps a pull request from
+  writing or from running code is checked on the YAML itself (inputs only through env:/with:,
+  no ``${{ }}`` in any ``run:``, write secrets only in the push job, least permissions);
+- actionlint on the workflows, when it is installed;
+- the action's script run as GitHub would run it (GITHUB_EVENT_NAME, GITHUB_OUTPUT,
+  GITHUB_STEP_SUMMARY): against a recording stand-in for imagesync for the event rules, and with
+  the real imagesync against real registries for "a pull request writes nothing, a push mirrors".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tomllib
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+
+from tests.harness.images import connect, push_image
+from tests.harness.registry import RegistryServer, in_ci
+
+ROOT = Path(__file__).resolve().parent.parent
+ACTION = ROOT / "action.yml"
+SCRIPT = ROOT / "scripts" / "imagesync-action.sh"
+WORKFLOWS = ROOT / "examples" / "github"
+REUSABLE = WORKFLOWS / "imagesync.yml"
+CALLER = WORKFLOWS / "caller.yml"
+EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
+PR_EVENTS = ("pull_request", "pull_request_target")
+WRITE_SECRETS = ("access-token", "target-auth-key")
+
+
+def load(path: Path) -> dict[str, Any]:
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert isinstance(document, dict), f"{path} is not a YAML mapping"
+    return document
+
+
+def triggers(workflow: Mapping[Any, Any]) -> Any:
+    # YAML 1.1 reads the key `on` as the boolean True.
+    return workflow.get("on", workflow.get(True))
+
+
+def strings(node: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], str]]:
+    """Every string in a YAML tree with the keys (and list indexes) that lead to it."""
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            yield from strings(value, (*path, str(key)))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from strings(value, (*path, str(index)))
+    elif isinstance(node, str):
+        yield path, node
+
+
+def run_scripts(document: Mapping[str, Any]) -> list[str]:
+    return [text for path, text in strings(document) if path and path[-1] == "run"]
+
+
+# -- action.yml ----------------------------------------------------------------------------------
+
+
+def test_action_metadata_is_a_complete_composite_action() -> None:
+    action = load(ACTION)
+    for key in ("name", "description", "inputs", "outputs", "runs"):
+        assert action.get(key), f"action.yml has no {key}"
+    assert action["runs"]["using"] == "composite"
+    expected = {
+        "command",
+        "images-file",
+        "target",
+        "plan-file",
+        "debug",
+        "registries-config",
+        "extra-args",
+    }
+    assert expected <= set(action["inputs"])
+    assert action["inputs"]["images-file"]["default"] == "external-images.yaml"
+    assert action["inputs"]["plan-file"]["default"] == "imagesync-plan.json"
+    for name, spec in action["inputs"].items():
+        assert spec.get("description"), f"input {name} has no description"
+    assert set(action["outputs"]) == {"plan-file", "report-file", "exit-code"}
+    step_ids = {s.get("id") for s in action["runs"]["steps"]}
+    for name, spec in action["outputs"].items():
+        (expression,) = EXPRESSION.findall(spec["value"])
+        step = re.fullmatch(r"\s*steps\.([\w-]+)\.outputs\.([\w-]+)\s*", expression)
+        assert step, f"output {name}: {spec['value']}"
+        assert step.group(1) in step_ids
+        assert step.group(2) == name
+    for step in action["runs"]["steps"]:
+        if "run" in step:
+            assert step.get("shell") == "bash", "composite run steps must name their shell"
+
+
+def test_action_inputs_reach_scripts_only_through_env_or_with() -> None:
+    """``${{ inputs.x }}`` pasted into a ``run:`` would be shell code an input could inject."""
+    action = load(ACTION)
+    used: set[str] = set()
+    for path, text in strings(action["runs"]):
+        for expression in EXPRESSION.findall(text):
+            names = re.findall(r"\binputs\.([\w-]+)", expression)
+            if not names:
+                continue
+            assert path[-2] in ("env", "with"), (
+                f"inputs used outside env:/with: at {'.'.join(path)}: {text!r}"
+            )
+            assert EXPRESSION.fullmatch(text.strip()), f"{'.'.join(path)} mixes text and ${{{{ }}}}"
+            used.update(names)
+    assert used == set(action["inputs"]), "every input is used, and only declared ones"
+    for script in run_scripts(action):
+        assert "${{" not in script, f"a run: script contains an expression: {script!r}"
+
+
+def test_action_script_reads_exactly_the_variables_action_yml_sets() -> None:
+    action = load(ACTION)
+    (step,) = [s for s in action["runs"]["steps"] if s.get("id") == "imagesync"]
+    assert "scripts/imagesync-action.sh" in step["run"]
+    assert "$GITHUB_ACTION_PATH" in step["run"]
+    script = SCRIPT.read_text(encoding="utf-8")
+    read = set(re.findall(r"\$\{(IMAGESYNC_\w+)", script))
+    assert read == set(step["env"]), "action.yml sets what the script reads, no more, no less"
+    install = "\n".join(run_scripts(action))
+    assert '"$GITHUB_ACTION_PATH"' in install, "imagesync is installed from the action's checkout"
+
+
+# -- the example workflows -------------------------------------------------------------------------
+
+
+def jobs(workflow: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    return dict(workflow["jobs"])
+
+
+def job_for(workflow: Mapping[str, Any], event: str) -> str:
+    """The job whose ``if:`` lets ``event`` in (each event has exactly one)."""
+    matching = [name for name, job in jobs(workflow).items() if _runs_on(job.get("if", ""), event)]
+    assert len(matching) == 1, f"{event}: jobs {matching}"
+    return matching[0]
+
+
+def _runs_on(condition: str, event: str) -> bool:
+    """Evaluates the simple ``github.event_name ==/!= '…'`` conditions these workflows use."""
+    text = condition.replace("\n", " ")
+    text = re.sub(r"github\.event_name\s*==\s*'([\w-]+)'", lambda m: str(m[1] == event), text)
+    text = re.sub(r"github\.event_name\s*!=\s*'([\w-]+)'", lambda m: str(m[1] != event), text)
+    text = text.replace("&&", " and ").replace("||", " or ")
+    assert re.fullmatch(r"[\sA-Za-z()]*", text), f"condition not understood: {condition!r}"
+    return bool(eval(text, {"__builtins__": {}}))  # only True/False/and/or/not left
+
+
+def test_reusable_workflow_routes_each_event_to_one_job() -> None:
+    workflow = load(REUSABLE)
+    call = triggers(workflow)["workflow_call"]
+    assert set(call["inputs"]) >= {"images-file", "target", "debug"}
+    assert call["inputs"]["images-file"]["default"] == "external-images.yaml"
+    assert job_for(workflow, "pull_request_target") == "plan"
+    assert job_for(workflow, "pull_request") == "plan"
+    assert job_for(workflow, "push") == "sync"
+    for other in ("schedule", "workflow_dispatch", "issue_comment", "pull_request_review"):
+        assert job_for(workflow, other) == "refuse-event"
+    refuse = jobs(workflow)["refuse-event"]
+    assert "exit 1" in refuse["steps"][-1]["run"]
+
+
+def test_reusable_workflow_permissions_are_least_privilege() -> None:
+    workflow = load(REUSABLE)
+    assert workflow["permissions"] == {}
+    everything = jobs(workflow)
+    for name, job in everything.items():
+        assert "permissions" in job, f"job {name} does not declare its permissions"
+    assert everything["plan"]["permissions"] == {"contents": "read"}
+    assert everything["sync"]["permissions"] == {"contents": "read", "id-token": "write"}
+    assert everything["refuse-event"]["permissions"] == {}
+    # Each permission is explained where it is granted.
+    text = REUSABLE.read_text(encoding="utf-8")
+    for scope in ("contents: read", "id-token: write"):
+        for match in re.finditer(rf"^\s+{re.escape(scope)}\s*$", text, re.MULTILINE):
+            before = text[: match.start()].splitlines()[-1]
+            assert before.strip().startswith("#"), f"'{scope}' has no comment saying why"
+
+
+def test_the_plan_job_has_no_write_credentials_and_runs_nothing_of_the_pull_request() -> None:
+    workflow = load(REUSABLE)
+    plan = jobs(workflow)["plan"]
+    referenced = {
+        name
+        for _path, text in strings(plan)
+        for expression in EXPRESSION.findall(text)
+        for name in re.findall(r"\bsecrets\.([\w-]+)", expression)
+    }
+    assert referenced <= {"plan-access-token"}, f"the plan job uses secrets {referenced}"
+    # No shell step at all: nothing the pull request supplies can be run by one.
+    assert all("uses" in step for step in plan["steps"]), "the plan job has a run: step"
+    imagesync = [s for s in plan["steps"] if "/imagesync@" in s["uses"]]
+    assert [s["with"]["command"] for s in imagesync] == ["plan"]
+    for step in plan["steps"]:
+        if step["uses"].startswith("actions/checkout@"):
+            assert step["with"]["persist-credentials"] is False
+            assert step["with"]["sparse-checkout"], "check out the files needed, nothing more"
+    head = plan["steps"][0]["with"]
+    assert head["ref"] == "${{ github.event.pull_request.head.sha }}"
+    uploads = [s for s in plan["steps"] if s["uses"].startswith("actions/upload-artifact@")]
+    assert uploads
+    assert uploads[0]["with"]["path"] == "imagesync-plan.json"
+    assert uploads[0]["if"] == "always()", "a failing plan is the one reviewers need to see"
+
+
+def test_write_secrets_are_used_only_by_the_push_job() -> None:
+    workflow = load(REUSABLE)
+    declared = triggers(workflow)["workflow_call"]["secrets"]
+    assert set(WRITE_SECRETS) <= set(declared)
+    for name, job in jobs(workflow).items():
+        for _path, text in strings(job):
+            for expression in EXPRESSION.findall(text):
+                for secret in re.findall(r"\bsecrets\.([\w-]+)", expression):
+                    if secret in WRITE_SECRETS:
+                        assert name == "sync", f"write secret {secret} used in job {name}"
+    sync = jobs(workflow)["sync"]
+    commands = [s["with"]["command"] for s in sync["steps"] if "/imagesync@" in s.get("uses", "")]
+    assert commands == ["sync"]
+    assert sync["concurrency"]["cancel-in-progress"] is False
+
+
+def test_no_run_script_in_any_workflow_contains_an_expression() -> None:
+    for path in (REUSABLE, CALLER):
+        for script in run_scripts(load(path)):
+            assert "${{" not in script, f"{path.name}: expression in run: {script!r}"
+
+
+def test_caller_calls_the_reusable_workflow_on_the_seed_events() -> None:
+    caller = load(CALLER)
+    on = triggers(caller)
+    assert set(on) == {"pull_request_target", "push"}
+    assert on["pull_request_target"]["paths"] == ["external-images.yaml"]
+    assert caller["permissions"] == {"contents": "read", "id-token": "write"}
+    (job,) = jobs(caller).values()
+    assert job["uses"].endswith("/.github/workflows/imagesync.yml@main")
+    token = job["secrets"]["access-token"]
+    assert token.startswith("${{ github.event_name == 'push' && "), token
+
+
+# -- actionlint ------------------------------------------------------------------------------------
+
+
+def actionlint_declared() -> bool:
+    """Whether the dev extra installs an actionlint; then CI must have it (fail, not skip)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    dev = project["project"].get("optional-dependencies", {}).get("dev", [])
+    return any("actionlint" in requirement for requirement in dev)
+
+
+def find_actionlint() -> str | None:
+    configured = os.environ.get("ACTIONLINT")
+    if configured:
+        return configured
+    beside_python = Path(sys.executable).with_name("actionlint")
+    if beside_python.exists():
+        return str(beside_python)
+    return shutil.which("actionlint")
+
+
+def test_actionlint_accepts_the_example_workflows() -> None:
+    binary = find_actionlint()
+    if binary is None:
+        message = "actionlint is not installed (set ACTIONLINT=/path/to/actionlint to use one)"
+        if in_ci() and actionlint_declared():
+            pytest.fail(f"{message}, but the dev extra declares it", pytrace=False)
+        pytest.skip(message)
+    result = subprocess.run(
+        [binary, "-oneline", str(REUSABLE), str(CALLER)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# -- the action's script, with a recording stand-in for imagesync ---------------------------------
+
+FAKE_IMAGESYNC = """#!{python}
+# Records its arguments; plan writes a plan file (-o), apply prints a report.
+import json, os, sys
+args = sys.argv[1:]
+with open(os.environ["FAKE_LOG"], "a") as log:
+    log.write(json.dumps(args) + "\\n")
+if args[0] == "plan":
+    if os.environ.get("FAKE_PLAN_WRITES", "1") == "1":
+        open(args[args.index("-o") + 1], "w").write("{{}}")
+    sys.exit(int(os.environ.get("FAKE_PLAN_EXIT", "0")))
+if args[0] == "apply":
+    print(json.dumps({{"images": []}}))
+    sys.exit(int(os.environ.get("FAKE_APPLY_EXIT", "0")))
+sys.exit(0)
+"""
+
+
+class ActionRun:
+    """One run of scripts/imagesync-action.sh in a fake GitHub job directory."""
+
+    def __init__(self, workdir: Path, result: subprocess.CompletedProcess[str]) -> None:
+        self.workdir = workdir
+        self.code = result.returncode
+        self.stdout = result.stdout
+        self.stderr = result.stderr
+
+    @property
+    def outputs(self) -> dict[str, str]:
+        text = (self.workdir / "github-output").read_text(encoding="utf-8")
+        return dict(line.split("=", 1) for line in text.splitlines())
+
+    @property
+    def summary(self) -> str:
+        path = self.workdir / "step-summary.md"
+        return path.read_text(encoding="utf-8") if path.exists() else ""
+
+    @property
+    def calls(self) -> list[list[str]]:
+        log = self.workdir / "fake.log"
+        if not log.exists():
+            return []
+        return [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+
+
+def run_action(
+    workdir: Path, event: str | None, imagesync: str | None = None, **env: str
+) -> ActionRun:
+    """Run the script as the action does: in the workspace, inputs as IMAGESYNC_* variables."""
+    if imagesync is None:
+        fake = workdir / "fake-imagesync"
+        fake.write_text(FAKE_IMAGESYNC.format(python=sys.executable), encoding="utf-8")
+        fake.chmod(0o755)
+        imagesync = str(fake)
+    environment = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("GITHUB_", "IMAGESYNC_", "SYNCER_", "RUNNER_"))
+    }
+    environment.update(
+        IMAGESYNC_BIN=imagesync,
+        GITHUB_OUTPUT=str(workdir / "github-output"),
+        GITHUB_STEP_SUMMARY=str(workdir / "step-summary.md"),
+        FAKE_LOG=str(workdir / "fake.log"),
+        NO_COLOR="1",
+    )
+    if event is not None:
+        environment["GITHUB_EVENT_NAME"] = event
+    environment.update(env)
+    (workdir / "github-output").touch()
+    result = subprocess.run(
+        ["bash", str(SCRIPT)],
+        cwd=workdir,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    return ActionRun(workdir, result)
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    workdir = tmp_path / "workspace"
+    workdir.mkdir()
+    (workdir / "external-images.yaml").write_text("images: []\n", encoding="utf-8")
+    return workdir
+
+
+@pytest.mark.parametrize("event", ["schedule", "workflow_dispatch", "issue_comment", None])
+def test_other_events_are_refused_before_imagesync_runs(workspace: Path, event: str | None) -> None:
+    run = run_action(workspace, event)
+    assert run.code == 1
+    assert "::error" in run.stderr
+    assert "not supported" in run.stderr or "GITHUB_EVENT_NAME is not set" in run.stderr
+    assert run.calls == []
+
+
+@pytest.mark.parametrize("event", PR_EVENTS)
+@pytest.mark.parametrize("command", ["sync", "apply", "plan"])
+def test_pull_requests_only_ever_plan(workspace: Path, event: str, command: str) -> None:
+    run = run_action(workspace, event, IMAGESYNC_COMMAND=command, IMAGESYNC_TARGET="reg.io/ext")
+    assert run.code == 0, run.stderr
+    assert [call[0] for call in run.calls] == ["plan"]
+    assert run.calls[0] == [
+        "plan",
+        "-i",
+        "external-images.yaml",
+        "--target",
+        "reg.io/ext",
+        "-o",
+        "imagesync-plan.json",
+        "--format",
+        "text",
+    ]
+    assert run.outputs == {"plan-file": "imagesync-plan.json", "report-file": "", "exit-code": "0"}
+    if command != "plan":
+        assert "running plan instead of" in run.stderr
+
+
+def test_a_failing_plan_fails_the_pull_request_check(workspace: Path) -> None:
+    run = run_action(workspace, "pull_request_target", FAKE_PLAN_EXIT="1")
+    assert run.code == 1
+    assert run.outputs["exit-code"] == "1"
+    assert run.outputs["plan-file"] == "imagesync-plan.json", "the plan is still there to review"
+
+
+def test_push_plans_then_applies_that_plan(workspace: Path) -> None:
+    (workspace / "out").mkdir()
+    run = run_action(
+        workspace,
+        "push",
+        IMAGESYNC_DEBUG="true",
+        IMAGESYNC_REGISTRIES_CONFIG="registries.yaml",
+        IMAGESYNC_PLAN_FILE="out/plan.json",
+    )
+    assert run.code == 0, run.stderr
+    plan_call, apply_call = run.calls
+    assert plan_call[:5] == ["plan", "-i", "external-images.yaml", "-o", "out/plan.json"]
+    assert "--debug" in plan_call
+    assert plan_call[plan_call.index("--registries-config") + 1] == "registries.yaml"
+    assert apply_call[:4] == ["apply", "out/plan.json", "-i", "external-images.yaml"]
+    assert apply_call[apply_call.index("--format") + 1] == "json"
+    assert json.loads((workspace / "imagesync-report.json").read_text()) == {"images": []}
+    assert run.outputs == {
+        "plan-file": "out/plan.json",
+        "report-file": "imagesync-report.json",
+        "exit-code": "0",
+    }
+
+
+def test_push_with_plan_command_does_not_apply(workspace: Path) -> None:
+    run = run_action(workspace, "push", IMAGESYNC_COMMAND="plan")
+    assert run.code == 0
+    assert [call[0] for call in run.calls] == ["plan"]
+
+
+def test_push_applies_a_plan_with_conflicts_and_reports_failure(workspace: Path) -> None:
+    run = run_action(workspace, "push", FAKE_PLAN_EXIT="1")
+    assert [call[0] for call in run.calls] == ["plan", "apply"]
+    assert run.code == 1
+    assert run.outputs["exit-code"] == "1"
+
+
+def test_push_does_not_apply_when_no_plan_was_written(workspace: Path) -> None:
+    run = run_action(workspace, "push", FAKE_PLAN_EXIT="1", FAKE_PLAN_WRITES="0")
+    assert [call[0] for call in run.calls] == ["plan"]
+    assert run.code == 1
+    assert run.outputs == {"plan-file": "", "report-file": "", "exit-code": "1"}
+
+
+def test_apply_failure_is_the_exit_code(workspace: Path) -> None:
+    run = run_action(workspace, "push", FAKE_APPLY_EXIT="1")
+    assert run.code == 1
+    assert run.outputs["exit-code"] == "1"
+
+
+def test_extra_args_are_split_but_never_evaluated(workspace: Path) -> None:
+    (workspace / "some-file").touch()
+    extra = "--parallelism 4 $(touch pwned) `touch pwned2` * ;rm -rf /"
+    run = run_action(workspace, "pull_request_target", IMAGESYNC_EXTRA_ARGS=extra)
+    assert run.code == 0, run.stderr
+    assert run.calls[0][-len(extra.split()) :] == extra.split()
+    assert not (workspace / "pwned").exists()
+    assert not (workspace / "pwned2").exists()
+
+
+def test_a_symlinked_images_file_is_refused_on_pull_requests(workspace: Path) -> None:
+    secret = workspace.parent / "credentials.json"
+    secret.write_text('{"auths": {"x": {"auth": "c2VjcmV0"}}}', encoding="utf-8")
+    (workspace / "external-images.yaml").unlink()
+    (workspace / "external-images.yaml").symlink_to(secret)
+    run = run_action(workspace, "pull_request_target")
+    assert run.code == 1
+    assert "symbolic link" in run.stderr
+    assert run.calls == []
+
+
+def test_credentials_on_pull_requests_need_the_target_input(workspace: Path) -> None:
+    """Else the images file, which the pull request edits, would say where the token goes."""
+    run = run_action(workspace, "pull_request_target", SYNCER_ACCESS_TOKEN="read-only")
+    assert run.code == 1
+    assert "target" in run.stderr
+    assert run.calls == []
+    run = run_action(
+        workspace,
+        "pull_request_target",
+        SYNCER_ACCESS_TOKEN="read-only",
+        IMAGESYNC_TARGET="reg.io/ext",
+    )
+    assert run.code == 0
+    assert run.calls[0][0] == "plan"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("IMAGESYNC_COMMAND", "destroy", "unknown command"),
+        ("IMAGESYNC_PLAN_FILE", "plan.json\nexit-code=0", "line breaks"),
+        ("IMAGESYNC_IMAGES_FILE", "x.yaml\rplan-file=/etc/passwd", "line breaks"),
+    ],
+)
+def test_bad_inputs_are_refused(workspace: Path, variable: str, value: str, message: str) -> None:
+    run = run_action(workspace, "push", **{variable: value})
+    assert run.code == 1
+    assert message in run.stderr
+    assert run.calls == []
+    assert run.outputs == {}
+
+
+def test_validate_and_show_run_as_asked(workspace: Path) -> None:
+    run = run_action(workspace, "pull_request", IMAGESYNC_COMMAND="validate")
+    assert run.calls == [["validate", "-i", "external-images.yaml"]]
+    run = run_action(
+        workspace, "push", IMAGESYNC_COMMAND="show", IMAGESYNC_EXTRA_ARGS="--format markdown"
+    )
+    assert run.calls[-1] == ["show", "imagesync-plan.json", "--format", "markdown"]
+
+
+def test_shellcheck_accepts_the_script() -> None:
+    shellcheck = shutil.which("shellcheck")
+    if shellcheck is None:
+        pytest.skip("shellcheck is not installed (apt-get install shellcheck)")
+    result = subprocess.run(
+        [shellcheck, str(SCRIPT)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# -- the action's script with the real imagesync against real registries --------------------------
+
+IMAGESYNC = str(Path(sys.executable).with_name("imagesync"))
+
+
+def catalog(registry: RegistryServer) -> list[str]:
+    response = requests.get(f"{registry.url}/v2/_catalog", timeout=10)
+    response.raise_for_status()
+    return list(response.json().get("repositories") or [])
+
+
+def mirror_setup(
+    source: RegistryServer, target: RegistryServer, workdir: Path
+) -> tuple[str, str, str]:
+    """An image in the source, an images file for it; (digest, target repository, target prefix)."""
+    pushed = push_image(source.host, "team/app", "1.0", layer_size=4096)
+    (workdir / "external-images.yaml").write_text(
+        f'images:\n- source: "{source.host}/team/app:1.0"\n', encoding="utf-8"
+    )
+    prefix = f"{target.host}/mirror"
+    return pushed.digest, f"mirror/{source.host.replace(':', '-')}/team/app", prefix
+
+
+@pytest.mark.registry
+@pytest.mark.parametrize("command", ["sync", "apply"])
+def test_a_pull_request_writes_nothing_to_the_target(
+    source_registry: RegistryServer,
+    target_registry: RegistryServer,
+    workspace: Path,
+    command: str,
+) -> None:
+    digest, repository, prefix = mirror_setup(source_registry, target_registry, workspace)
+    run = run_action(
+        workspace,
+        "pull_request_target",
+        imagesync=IMAGESYNC,
+        IMAGESYNC_COMMAND=command,
+        IMAGESYNC_TARGET=prefix,
+    )
+    assert run.code == 0, run.stdout + run.stderr
+    # Nothing at all in the target: no repository, no tag, no manifest.
+    assert catalog(target_registry) == []
+    target = connect(target_registry.host)
+    assert target.tags(repository) == []
+    assert not target.manifest_exists(repository, "1.0")
+    assert not target.manifest_exists(repository, digest)
+    plan = json.loads((workspace / "imagesync-plan.json").read_text(encoding="utf-8"))
+    assert [(c["action"], c["digest"]) for c in plan["changes"]] == [("create", digest)]
+    assert run.outputs == {"plan-file": "imagesync-plan.json", "report-file": "", "exit-code": "0"}
+    assert "imagesync plan" in run.summary
+    assert "+ create" in run.stdout
+    assert "+ imagesync plan" in run.stderr and "+ imagesync apply" not in run.stderr
+
+
+@pytest.mark.registry
+def test_a_push_mirrors_the_image(
+    source_registry: RegistryServer, target_registry: RegistryServer, workspace: Path
+) -> None:
+    digest, repository, prefix = mirror_setup(source_registry, target_registry, workspace)
+    run = run_action(workspace, "push", imagesync=IMAGESYNC, IMAGESYNC_TARGET=prefix)
+    assert run.code == 0, run.stdout + run.stderr
+    target = connect(target_registry.host)
+    assert target.tags(repository) == ["1.0"]
+    assert target.fetch_manifest(repository, "1.0").digest == digest
+    report = json.loads((workspace / "imagesync-report.json").read_text(encoding="utf-8"))
+    assert [(i["target"], i["outcome"]) for i in report["images"]] == [
+        (f"{target_registry.host}/{repository}:1.0", "created")
+    ]
+    assert run.outputs == {
+        "plan-file": "imagesync-plan.json",
+        "report-file": "imagesync-report.json",
+        "exit-code": "0",
+    }
+    # The step summary has the plan and then the apply report, both in Markdown.
+    assert run.summary.count("###") >= 2, run.summary
+
+    again = run_action(workspace, "push", imagesync=IMAGESYNC, IMAGESYNC_TARGET=prefix)
+    assert again.code == 0, again.stdout + again.stderr
+    report = json.loads((workspace / "imagesync-report.json").read_text(encoding="utf-8"))
+    assert [i["outcome"] for i in report["images"]] == ["skipped"]
+
+
+@pytest.mark.registry
+def test_a_pull_request_with_a_conflict_fails_and_keeps_the_plan(
+    source_registry: RegistryServer, target_registry: RegistryServer, workspace: Path
+) -> None:
+    _digest, repository, prefix = mirror_setup(source_registry, target_registry, workspace)
+    other = push_image(target_registry.host, repository, "1.0", seed=99)
+    run = run_action(workspace, "pull_request_target", imagesync=IMAGESYNC, IMAGESYNC_TARGET=prefix)
+    assert run.code == 1, run.stdout + run.stderr
+    assert run.outputs["exit-code"] == "1"
+    plan = json.loads((workspace / "imagesync-plan.json").read_text(encoding="utf-8"))
+    assert [c["action"] for c in plan["changes"]] == ["conflict"]
+    # The tag still points at what was there.
+    assert connect(target_registry.host).fetch_manifest(repository, "1.0").digest == other.digest
+
+
+def test_the_action_runs_the_script_with_no_arguments() -> None:
+    """Inputs travel as environment variables only, which is what the tests above do too."""
+    assert shlex.split(load(ACTION)["runs"]["steps"][-1]["run"]) == [
+        "bash",
+        "$GITHUB_ACTION_PATH/scripts/imagesync-action.sh",
+    ]

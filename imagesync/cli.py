@@ -23,6 +23,7 @@ from imagesync.errors import ImagesyncError
 from imagesync.imagesfile import ImagesFile, InvalidImagesFile, load_images_file
 from imagesync.logs import configure_logging
 from imagesync.plan import Plan
+from imagesync.plandiff import DIFF_FORMATS, diff_command
 from imagesync.planner import DEFAULT_PARALLELISM, PlanOptions, make_plan
 from imagesync.progress import PlainProgress, RichProgress
 from imagesync.reference import Repository
@@ -361,3 +362,15 @@ def sync(images_file: str, target: str | None, dry_run: bool, **options: Any) ->
     click.echo(render_report(report, "text"), nl=False)
     _write_step_summary(render_report(report, "markdown"))
     sys.exit(1 if report.failed else 0)
+
+
+@main.command()
+@click.argument("old", type=click.Path(dir_okay=False))
+@click.argument("new", type=click.Path(dir_okay=False))
+@format_option(DIFF_FORMATS)
+def diff(old: str, new: str, fmt: str) -> None:
+    """Compare two saved plans image by image; exit 0 when the same, 2 when they differ."""
+    with _user_errors():
+        output, code = diff_command(old, new, fmt)
+    click.echo(output, nl=False)
+    sys.exit(code)

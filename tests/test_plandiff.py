@@ -270,3 +270,13 @@ def test_diff_command_refuses_an_edited_plan(tmp_path: Path) -> None:
     edited.write_text(json.dumps(document), encoding="utf-8")
     with pytest.raises(PlanRejected, match="checksum"):
         diff_command(str(good), str(edited), "text")
+
+
+def test_diff_command_is_wired_into_the_cli(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from imagesync.cli import main
+
+    missing = CliRunner().invoke(main, ["diff", str(tmp_path / "a.json"), str(tmp_path / "b.json")])
+    assert missing.exit_code == 1
+    assert "Traceback" not in missing.output

@@ -1,8 +1,5 @@
 """imagesync: mirror container images into a registry with a reviewable plan."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("imagesync")
-except PackageNotFoundError:  # running from a source tree that was not installed
-    __version__ = "0.0.0+source"
+# The one place the version is written: pyproject.toml reads it from here. Asking
+# importlib.metadata at run time instead would cost every start a twentieth of a second.
+__version__ = "0.1.0"

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from rich.console import Console
 
 from imagesync import __version__
 from imagesync.applier import ApplyOptions, ApplyReport, apply_plan, check_plan
@@ -25,7 +24,7 @@ from imagesync.logs import configure_logging
 from imagesync.plan import Plan
 from imagesync.plandiff import DIFF_FORMATS, diff_command
 from imagesync.planner import DEFAULT_PARALLELISM, PlanOptions, make_plan
-from imagesync.progress import PlainProgress, RichProgress
+from imagesync.progress import progress_for
 from imagesync.reference import Repository
 from imagesync.render import FORMATS, render_plan, render_report
 from imagesync.retry import DEFAULT_ATTEMPTS
@@ -231,11 +230,13 @@ def _write_step_summary(markdown: str) -> None:
             summary.write(markdown + "\n")
 
 
-def _run_plan(session: Session) -> Plan:
+def _run_plan(session: Session) -> tuple[Plan, RegistryClient]:
+    """The plan, and the client that made it: apply in the same run goes on with it (its
+    connections, tokens and what it learnt)."""
     images = session.load_images()
     report_problems(images.warnings)
     client = session.client(images.target_prefix)
-    return make_plan(images, client, session.plan_options)
+    return make_plan(images, client, session.plan_options), client
 
 
 def _plan_exit_code(plan: Plan, detailed: bool) -> int:
@@ -268,7 +269,7 @@ def plan(
     """Resolve every image against its source and the target; write a reviewable plan."""
     session = _session(images_file, target, **options)
     with _user_errors():
-        result = _run_plan(session)
+        result, _ = _run_plan(session)
         if out:
             result.write(out)
     click.echo(render_plan(result, fmt, changed_only=changed_only), nl=False)
@@ -298,33 +299,30 @@ def apply(
         raise click.UsageError("give a PLAN file, or -i FILE to plan and apply at once")
     session = _session(images_file or DEFAULT_IMAGES_FILE, target, **options)
     with _user_errors():
+        client = None
         if plan_file is None:
-            saved = _run_plan(session)
+            saved, client = _run_plan(session)
             click.echo(render_plan(saved, "text"), nl=False, err=fmt != "text")
         else:
             saved = Plan.read(plan_file)
             images = session.load_images(saved.target_prefix) if images_file else None
             check_plan(saved, images, target)
-        report = _apply(session, saved)
+        report = _apply(session, saved, client)
     click.echo(render_report(report, fmt), nl=False)
     _write_step_summary(render_report(report, "markdown"))
     sys.exit(1 if report.failed else 0)
 
 
-def _apply(session: Session, saved: Plan) -> ApplyReport:
+def _apply(session: Session, saved: Plan, planner: RegistryClient | None = None) -> ApplyReport:
+    """Apply ``saved``; ``planner`` is the client that made it in this run, if one did."""
     # SIGTERM (CI cancelling a job) stops apply the way Ctrl-C does: no new work, no tag
     # on an incomplete image, a report of what was done.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    client = session.client(saved.prefix)
-    console = Console(stderr=True)
-    if console.is_terminal and not os.environ.get("NO_COLOR"):
-        with RichProgress(saved, console) as listener:
-            return apply_plan(
-                saved, client, ApplyOptions(session.plan_options.parallelism, listener)
-            )
-    return apply_plan(
-        saved, client, ApplyOptions(session.plan_options.parallelism, PlainProgress())
-    )
+    fresh = planner is not None
+    client = planner or session.client(saved.prefix)
+    with progress_for(saved) as listener:
+        options = ApplyOptions(session.plan_options.parallelism, listener, fresh)
+        return apply_plan(saved, client, options)
 
 
 @main.command()
@@ -352,13 +350,13 @@ def sync(images_file: str, target: str | None, dry_run: bool, **options: Any) ->
     """The image-syncer's interface: plan, then apply unless --dry-run."""
     session = _session(images_file, target, **options)
     with _user_errors():
-        planned = _run_plan(session)
+        planned, client = _run_plan(session)
     click.echo(render_plan(planned, "text"), nl=False)
     _write_step_summary(render_plan(planned, "markdown"))
     if dry_run:
         sys.exit(_plan_exit_code(planned, False))
     with _user_errors():
-        report = _apply(session, planned)
+        report = _apply(session, planned, client)
     click.echo(render_report(report, "text"), nl=False)
     _write_step_summary(render_report(report, "markdown"))
     sys.exit(1 if report.failed else 0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
@@ -76,6 +77,13 @@ class RegistryClient:
         self.transport = transport
         # Hosts that answered "no referrers API": asking again per digest would be wasted work.
         self._without_referrers_api: set[str] = set()
+        # What this run has learnt already, so that apply does not ask again what plan just
+        # asked. Manifests by digest are content-addressed and cannot change; a blob's presence
+        # in a repository is taken as it was seen (one that vanished makes the push of the
+        # manifest fail; one that appeared is sent again, harmlessly).
+        self._lock = threading.Lock()
+        self._manifests: dict[tuple[str, str], Manifest] = {}
+        self._blobs: dict[tuple[str, str], int | None] = {}
 
     # -- manifests -------------------------------------------------------------------------
 
@@ -103,11 +111,39 @@ class RegistryClient:
 
     def get_manifest(self, ref: Reference, *, pull: bool = True) -> Manifest:
         """The exact bytes of a manifest, checked against the digest asked for and announced."""
+        manifest = self._manifest(ref, pull, missing_ok=False)
+        assert manifest is not None
+        return manifest
+
+    def find_manifest(self, ref: Reference, *, pull: bool = True) -> Manifest | None:
+        """Like :meth:`get_manifest`, but None when it does not exist.
+
+        For a tag in the target, one GET answers both "is it there" and "what is it", where a
+        HEAD would need a GET after it.
+        """
+        return self._manifest(ref, pull, missing_ok=True)
+
+    def _manifest(self, ref: Reference, pull: bool, *, missing_ok: bool) -> Manifest | None:
+        key = (str(ref.repository), ref.digest) if ref.digest else None
+        if key is not None:
+            with self._lock:
+                known = self._manifests.get(key)
+            if known is not None:
+                return known
         path = f"/v2/{ref.path}/manifests/{ref.identifier}"
         headers = {"Accept": mediatypes.ACCEPT}
-        raw, response = self._fetch(
-            ref.repository, path, pull, f"GET manifest {ref}", MAX_MANIFEST_BYTES, headers
+        fetched = self._fetch(
+            ref.repository,
+            path,
+            pull,
+            f"GET manifest {ref}",
+            MAX_MANIFEST_BYTES,
+            headers,
+            missing_ok=missing_ok,
         )
+        if fetched is None:
+            return None
+        raw, response = fetched
         announced = response.headers.get("Docker-Content-Digest")
         # The digest first: bytes that are not what was asked for are not worth parsing.
         for expected in (ref.digest, announced):
@@ -117,7 +153,10 @@ class RegistryClient:
                     f"manifest {ref} hashes to {actual}, expected {_shown(expected)}",
                     "the registry or a proxy altered the content; try again",
                 )
-        return Manifest.parse(raw, response.headers.get("Content-Type"), str(ref))
+        manifest = Manifest.parse(raw, response.headers.get("Content-Type"), str(ref))
+        with self._lock:
+            self._manifests[(str(ref.repository), manifest.digest)] = manifest
+        return manifest
 
     def put_manifest(self, repository: Repository, reference: str, manifest: Manifest) -> str:
         """Upload the manifest's exact bytes; ``reference`` is a tag or the digest."""
@@ -245,8 +284,23 @@ class RegistryClient:
     def blob_size(self, repository: Repository, digest: str) -> int | None:
         """Size of a blob in the target registry, or None when it is not there.
 
-        Pull scope suffices, so plan works with read-only credentials on the target.
+        Pull scope suffices, so plan works with read-only credentials on the target. Asked once
+        per run: apply goes by what plan saw.
         """
+        key = (str(repository), digest)
+        with self._lock:
+            if key in self._blobs:
+                return self._blobs[key]
+        size = self._head_blob(repository, digest)
+        with self._lock:
+            self._blobs[key] = size
+        return size
+
+    def _blob_arrived(self, repository: Repository, digest: str, size: int = 0) -> None:
+        with self._lock:
+            self._blobs[(str(repository), digest)] = size
+
+    def _head_blob(self, repository: Repository, digest: str) -> int | None:
         response = self.transport.request(
             "HEAD",
             repository.endpoint,
@@ -262,7 +316,9 @@ class RegistryClient:
         """A small blob (an image config), read whole and checked against its digest."""
         path = f"/v2/{repository.path}/blobs/{digest}"
         what = f"GET blob {digest} from {repository}"
-        data, _ = self._fetch(repository, path, pull, what, MAX_CONFIG_BYTES)
+        fetched = self._fetch(repository, path, pull, what, MAX_CONFIG_BYTES)
+        assert fetched is not None
+        data, _ = fetched
         if sha256_digest(data) != digest:
             raise DigestMismatch(f"blob {digest} from {repository} does not match its digest")
         return data
@@ -277,6 +333,7 @@ class RegistryClient:
             scopes=[push_scope(target.path), pull_scope(source.path)],
         )
         if response.status_code == 201:
+            self._blob_arrived(target, digest)
             return True
         # 202 means "mount refused, here is an upload session instead": cancel it, the caller
         # streams the blob with a fresh session and its own retry.
@@ -342,6 +399,7 @@ class RegistryClient:
                     retry_after=finish.headers.get("Retry-After"),
                 )
             raise_for_status(finish, what)
+            self._blob_arrived(target, blob.digest, blob.size)
         finally:
             download.close()
 
@@ -362,17 +420,21 @@ class RegistryClient:
         what: str,
         limit: int,
         headers: dict[str, str] | None = None,
-    ) -> tuple[bytes, requests.Response]:
+        *,
+        missing_ok: bool = False,
+    ) -> tuple[bytes, requests.Response] | None:
         """GET a body of at most ``limit`` bytes (mirrors first), read again when it breaks off.
 
         The body is streamed so that an oversized one is refused without being held; a body
         that breaks off midway is outside the transport's retry (the status line had arrived),
-        so it is retried here, with the same policy.
+        so it is retried here, with the same policy. ``missing_ok``: None for a 404.
         """
         attempts = self.transport.retry.attempts
         for attempt in range(1, attempts + 1):
             response = self._read(repository, "GET", path, pull, headers=headers, stream=True)
             try:
+                if missing_ok and response.status_code == 404:
+                    return None
                 raise_for_status(response, what)
                 return _read_limited(response, limit, what), response
             except TransferBroken as error:

@@ -28,7 +28,9 @@ from typing import Any
 import yaml
 from jsonschema import Draft202012Validator, ValidationError
 from yaml.constructor import ConstructorError, SafeConstructor
+from yaml.events import AliasEvent, NodeEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.reader import ReaderError
 
 from imagesync.diagnostics import Problem, Severity, count, sort_key
 from imagesync.errors import ConfigError, InvalidReference
@@ -47,6 +49,18 @@ SCHEMA_NAME = "images.schema.json"
 
 ENTRY_KEYS = ("source", "tag", "amd64Only")
 TOP_LEVEL_KEYS = ("target", "images")
+
+# A real images file is a few hundred lines, and the pure-Python YAML reader needs seconds per
+# MiB: a larger file is the wrong file, and saying so beats a long wait.
+MAX_FILE_BYTES = 1024 * 1024
+# The file needs four levels (the file, images, an entry, its keys). Beyond a few hundred the
+# reader would hit Python's recursion limit; the margin lets a mistake be reported as itself.
+MAX_DEPTH = 32
+# Values aliases may repeat, in all: plenty for any use (one alias per entry), and a few lines
+# of nested aliases (an "alias bomb") would otherwise expand to billions of values.
+MAX_ALIASED_VALUES = 10_000
+# A message quotes at most this much of a value: the user needs to recognise it, not reread it.
+MAX_QUOTED = 80
 
 NO_TARGET = "no target: set `target:` in the file, --target or SYNCER_TARGET_REPO"
 TAG_RULE = "a tag is up to 128 letters, digits, '_', '.' or '-', not starting with '.' or '-'"
@@ -250,6 +264,14 @@ class _Checker:
     def check(
         self, data: bytes, target_override: str | None, default_target: str | None = None
     ) -> tuple[list[ImageEntry], Repository | None]:
+        if len(data) > MAX_FILE_BYTES:
+            self.error(
+                None,
+                f"the file is larger than {MAX_FILE_BYTES // 1024 // 1024} MiB, too large to be "
+                "an images file",
+                "check the -i/--images-file path; split a list this long into several files",
+            )
+            return [], None
         if not self.read_yaml(data):
             return [], None
         self.check_schema()
@@ -270,7 +292,23 @@ class _Checker:
             )
             return False
         try:
-            root = yaml.compose(text, Loader=yaml.SafeLoader)
+            loader = _Loader(text)
+        except ReaderError as error:
+            # Raised before any token, with a position and no mark: the line is ours to find.
+            character = error.character
+            code = ord(character) if isinstance(character, str) else int(character)
+            self.error(
+                text.count("\n", 0, error.position) + 1,
+                f"not valid YAML: character U+{code:04X} is not allowed (an invisible or control "
+                "character)",
+                "delete it; most editors do not show it",
+            )
+            return False
+        try:
+            root = loader.get_single_node()
+        except _Refused as refused:
+            self.error(refused.line, refused.message, refused.hint)
+            return False
         except yaml.MarkedYAMLError as error:
             mark = error.problem_mark or error.context_mark
             problem = error.problem or "syntax error"
@@ -284,18 +322,36 @@ class _Checker:
             )
             self.error(mark.line + 1 if mark is not None else None, message, hint)
             return False
+        except ValueError as error:
+            # PyYAML's scanner hands a "\U" escape beyond U+10FFFF to chr() unchecked; it stops
+            # right after the escape.
+            message = f"not valid YAML: {error}"
+            if "chr()" in str(error):
+                message = "not valid YAML: a \\U escape beyond U+10FFFF, the last character"
+            self.error(loader.get_mark().line + 1, message, "fix the escape or write the character")
+            return False
         except yaml.YAMLError as error:
             self.error(None, f"not valid YAML: {error}", "fix the YAML syntax")
             return False
+        finally:
+            loader.dispose()
         if root is None:
             self.error(1, "the file is empty", LIST_IMAGES)
             return False
-        self.document.value = self.to_python(root, (), active=set())
+        try:
+            self.document.value = self.to_python(root, (), active=set())
+        except _Refused as refused:
+            self.error(refused.line, refused.message, refused.hint)
+            return False
         return True
 
     def to_python(self, node: Node, path: _Path, active: set[int]) -> Any:
         """Plain values for the schema, recording the node of each; keys stay as written."""
         self.document.nodes[path] = node
+        if len(path) >= MAX_DEPTH:
+            # Only aliases get here (the loader stops deeper nesting): each adds its anchor's
+            # depth to its own.
+            raise _Refused(self.line(path) or 1, *_TOO_DEEP)
         if id(node) in active:  # an alias inside its own anchor
             self.error(path, "a YAML alias refers to itself", "remove the alias")
             return None
@@ -311,7 +367,8 @@ class _Checker:
                 if key in mapping:
                     self.error(
                         (*path, key),
-                        f"key {key!r} appears twice here; YAML would silently keep the last one",
+                        f"key {_quoted(key)} appears twice here; YAML would silently keep the "
+                        "last one",
                         "remove one of them",
                     )
                 mapping[key] = self.to_python(value_node, (*path, key), active)
@@ -330,8 +387,16 @@ class _Checker:
         except ConstructorError as error:
             self.error(
                 path,
-                f"YAML cannot read {node.value!r} as {node.tag}: {error.problem}",
+                f"YAML cannot read {_quoted(node.value)} as {node.tag}: {error.problem}",
                 "remove the explicit !tag",
+            )
+            return str(node.value)
+        except ValueError:
+            # What looks like a date or a number and is none (2001-13-45, 0x_, 5000 digits):
+            # Python's own reason names Python internals, so it is left out.
+            written = _shown(str(node.value))
+            self.error(
+                path, f"YAML cannot read {written!r} as {_describe(node)}", f'quote it: "{written}"'
             )
             return str(node.value)
 
@@ -375,7 +440,7 @@ class _Checker:
                 "shorten it",
             )
         elif keyword == "pattern" and path[-1:] == ("tag",):
-            self.error(path, f"tag {instance!r} is not valid", TAG_RULE)
+            self.error(path, f"tag {_quoted(instance)} is not valid", TAG_RULE)
         else:
             self.error(path, f"{name}: {error.message}")
 
@@ -387,14 +452,14 @@ class _Checker:
             match = close[0] if close else None
         key_node = self.document.key_nodes.get((*path, key))
         line = _line_of(key_node) if key_node is not None else self.line(path)
-        message = f"unknown key {key!r}"
+        message = f"unknown key {_quoted(key)}"
         message += f": did you mean {match}?" if match else " (it would be ignored)"
         hint = f"rename it to {match}" if match else f"the known keys are {', '.join(known)}"
         self.error(line, message, hint, entry=_entry_index(path))
 
     def type_problem(self, path: _Path, expected: str) -> None:
         node = self.document.nodes.get(path)
-        written = self.text(path)
+        written = _shown(self.text(path))
         kind = _describe(node)
         if not path:
             hint = "put `images:` on the first line and indent the list under it"
@@ -490,7 +555,7 @@ class _Checker:
         if "tag" in item and (not isinstance(tag, str) or tag_path in self.flagged):
             ok = False
         elif isinstance(tag, str) and not is_valid_tag(tag):
-            self.error(tag_path, f"tag {tag!r} is not valid", TAG_RULE)
+            self.error(tag_path, f"tag {_quoted(tag)} is not valid", TAG_RULE)
             ok = False
         amd64_only = item.get("amd64Only", False)
         if not isinstance(amd64_only, bool):
@@ -581,6 +646,66 @@ class _Checker:
                 )
 
 
+_TOO_DEEP = (
+    f"the YAML nests more than {MAX_DEPTH} levels deep",
+    "an images file needs four: the file, images, an entry and its keys",
+)
+
+
+class _Refused(Exception):
+    """Reading stops: going on would exhaust the stack or the memory."""
+
+    def __init__(self, line: int, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.message = message
+        self.hint = hint
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader with limits on nesting and on what aliases repeat, checked while composing.
+
+    The composer shares an anchored node between its aliases, so composing costs nothing; the
+    values an alias stands for are counted here, before anything expands them.
+    """
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.depth = 0
+        self.composed = 0  # values so far, each alias counted as what it repeats
+        self.aliased = 0
+        self.sizes: dict[int, int] = {}  # anchored node id: the values it stands for
+
+    def compose_node(self, parent: Node | None, index: int) -> Node | None:
+        event = self.peek_event()  # type: ignore[no-untyped-call] # untyped in the stubs
+        line = event.start_mark.line + 1
+        if isinstance(event, AliasEvent):
+            node = self.anchors.get(event.anchor)
+            if node is not None:  # (None: an unknown alias, which the composer reports)
+                # Inside its own anchor the size is not known yet; to_python refuses the loop.
+                size = self.sizes.get(id(node), 1)
+                self.composed += size
+                self.aliased += size
+                if self.aliased > MAX_ALIASED_VALUES:
+                    raise _Refused(
+                        line,
+                        f"YAML aliases (*name) repeat more than {MAX_ALIASED_VALUES} values, "
+                        "as in an alias bomb",
+                        "write the values out: an images file needs no anchors (&) or aliases",
+                    )
+            return super().compose_node(parent, index)
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise _Refused(line, *_TOO_DEEP)
+        before = self.composed
+        self.composed += 1
+        node = super().compose_node(parent, index)
+        self.depth -= 1
+        if isinstance(event, NodeEvent) and event.anchor is not None and node is not None:
+            self.sizes[id(node)] = self.composed - before
+        return node
+
+
 def _line_of(node: Node) -> int:
     return int(node.start_mark.line) + 1
 
@@ -596,6 +721,15 @@ def _field_name(path: _Path) -> str:
         return "the file"
     last = path[-1]
     return "the entry" if isinstance(last, int) else str(last)
+
+
+def _shown(text: str) -> str:
+    """A value as written, cut short: a message quotes it, not megabytes of it."""
+    return text if len(text) <= MAX_QUOTED else text[: MAX_QUOTED - 1] + "…"
+
+
+def _quoted(value: Any) -> str:
+    return repr(_shown(value)) if isinstance(value, str) else _shown(repr(value))
 
 
 def _is_null(node: Node | None) -> bool:

@@ -27,8 +27,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, TypeAlias
 
-from deepdiff import DeepDiff
-
 from imagesync.plan import Change, Plan, SubChange
 
 JsonValue: TypeAlias = str | int | float | bool | list["JsonValue"] | dict[str, "JsonValue"] | None
@@ -175,6 +173,9 @@ def _field_changes(
     old: Mapping[str, JsonValue], new: Mapping[str, JsonValue]
 ) -> tuple[FieldChange, ...]:
     """The top-level fields deepdiff finds a difference under, each reported whole."""
+    # Imported here: deepdiff costs every other command a twentieth of a second to import.
+    from deepdiff import DeepDiff
+
     found = DeepDiff(dict(old), dict(new), view="tree")
     names: set[str] = set()
     for levels in found.values():

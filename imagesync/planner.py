@@ -117,8 +117,8 @@ class _EntryPlanner:
             warnings=warnings,
         )
         try:
-            base = self._resolve(entry, base)
-            change, manifest = self._decide(entry, base)
+            base, existing = self._resolve(entry, base)
+            change, manifest = self._decide(entry, base, existing)
             if self.options.signatures and change.action in (Action.CREATE, Action.SKIP):
                 subchanges = plan_attached(self.client, entry, manifest)
                 change = replace(change, subchanges=subchanges)
@@ -128,8 +128,12 @@ class _EntryPlanner:
         except ImagesyncError as error:
             return replace(base, action=Action.ERROR, reason=str(error))
 
-    def _resolve(self, entry: ImageEntry, base: Change) -> Change:
-        """The source's digest and media type, and the target tag's digest if it exists."""
+    def _resolve(self, entry: ImageEntry, base: Change) -> tuple[Change, Manifest | None]:
+        """The source's digest and media type, and what the target tag holds, if anything.
+
+        The source gets a HEAD (pulls count against rate limits, HEADs do not); the target tag
+        a GET, which answers "is it there" and, for a skip, gives the manifest in one request.
+        """
         found = self.client.head_manifest(entry.source)
         if found is None:
             raise EntryError(
@@ -137,21 +141,24 @@ class _EntryPlanner:
                 "check the name, the tag or digest, and that the image is public or you are "
                 "logged in",
             )
-        existing = self.client.head_manifest(entry.target, pull=False)
-        return replace(
+        existing = self.client.find_manifest(entry.target, pull=False)
+        change = replace(
             base,
             digest=found.digest,
             media_type=found.media_type,
             target_digest=existing.digest if existing else None,
         )
+        return change, existing
 
-    def _decide(self, entry: ImageEntry, base: Change) -> tuple[Change, Manifest]:
+    def _decide(
+        self, entry: ImageEntry, base: Change, existing: Manifest | None
+    ) -> tuple[Change, Manifest]:
         source = entry.source
         assert base.digest is not None
         pinned = source.with_tag(None).with_digest(base.digest)
-        if base.target_digest == base.digest:
+        if existing is not None and existing.digest == base.digest:
             # The bytes are identical, so read them from the target: no pull counted at source.
-            manifest = self.client.get_manifest(entry.target.with_digest(base.digest), pull=False)
+            manifest = existing
             platforms = self._platforms(entry, manifest, entry.target.repository, pull=False)
             skip = replace(
                 base, action=Action.SKIP, reason="already in the target", platforms=platforms

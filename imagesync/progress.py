@@ -2,23 +2,34 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
-from typing import TextIO
-
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TransferSpeedColumn,
-)
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, TextIO
 
 from imagesync.applier import ApplyListener, ImageResult
 from imagesync.plan import Change, Plan
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import TaskID
+
+
+@contextmanager
+def progress_for(plan: Plan) -> Iterator[ApplyListener]:
+    """A rich display on a terminal, plain lines elsewhere (CI logs, pipes, ``NO_COLOR``).
+
+    Only a terminal pays for importing rich: a run in CI starts that much sooner.
+    """
+    if not sys.stderr.isatty() or os.environ.get("NO_COLOR"):
+        yield PlainProgress()
+        return
+    from rich.console import Console
+
+    with RichProgress(plan, Console(stderr=True)) as listener:
+        yield listener
 
 
 class PlainProgress(ApplyListener):
@@ -43,6 +54,15 @@ class RichProgress(ApplyListener):
     """A bar per image and an overall bar in bytes."""
 
     def __init__(self, plan: Plan, console: Console) -> None:
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TransferSpeedColumn,
+        )
+
         self._progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),

@@ -8,7 +8,6 @@ import resource
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -197,13 +196,11 @@ def test_killed_apply_leaves_no_tag_and_a_rerun_completes(
         plan = plan_to(tmp_path, images)
         proxy.add(Fault("delay", r"/blobs/sha256:", count=100, method="GET", seconds=30))
         process = _imagesync("apply", str(tmp_path / "plan.json"))
-        deadline = time.monotonic() + 20
-        while not any("/blobs/" in r.path and r.method == "GET" for r in proxy.requests):
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
-        time.sleep(0.5)
-        process.send_signal(signal.SIGKILL)
+        try:
+            # A blob download is in flight (held by the delay): the kill lands mid-copy.
+            assert proxy.wait_for_request(r"/blobs/sha256:", "GET", timeout=60)
+        finally:
+            process.send_signal(signal.SIGKILL)
         process.wait()
         proxy.clear()
         code, stdout, _ = run("plan", "-i", str(images), "--format", "json")
@@ -219,16 +216,27 @@ def test_sigterm_stops_apply_cleanly(source_registry, target_registry, tmp_path)
         images = images_file(
             tmp_path, f"{target_registry.host}/mirror", f'- source: "{proxy.host}/team/app:1.0"\n'
         )
-        plan_to(tmp_path, images)
-        proxy.add(Fault("delay", r"/blobs/sha256:", count=100, method="GET", seconds=3))
+        plan = plan_to(tmp_path, images)
+        # Every source blob GET is held 2 s, and SIGTERM goes out the moment one reaches the
+        # proxy: apply has installed its handler (before any request) and the copy is in flight,
+        # with seconds to go. No sleep guessing the moment, which a loaded machine defeats.
+        proxy.add(Fault("delay", r"/blobs/sha256:", count=100, method="GET", seconds=2))
         process = _imagesync("apply", str(tmp_path / "plan.json"))
-        time.sleep(1.5)
-        process.send_signal(signal.SIGTERM)
-        stdout, stderr = process.communicate(timeout=60)
-        assert process.returncode == 1
-        assert b"Interrupted" in stdout and b"Traceback" not in stderr
+        try:
+            assert proxy.wait_for_request(r"/blobs/sha256:", "GET", timeout=60), (
+                "apply never fetched a blob"
+            )
+        finally:
+            process.send_signal(signal.SIGTERM)
+            stdout, stderr = process.communicate(timeout=60)
+        assert process.returncode == 1, stdout + stderr
+        assert b"Interrupted" in stdout and b"Traceback" not in stderr, stdout + stderr
         _, out, _ = run("plan", "-i", str(images))
-        assert "Plan: 1 to create" in out
+        assert "Plan: 1 to create" in out  # no tag on the incomplete image
+        proxy.clear()
+        code, stdout_text, stderr_text = run("apply", str(tmp_path / "plan.json"))
+        assert code == 0, stdout_text + stderr_text
+        assert raw_digest(plan.changes[0].target) == plan.changes[0].digest
 
 
 @pytest.mark.slow

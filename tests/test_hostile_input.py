@@ -737,7 +737,7 @@ def test_a_huge_registries_config_is_not_read(tmp_path: Path) -> None:
 # -- images files (the loader is imagesfile.py; see also test_properties.py) ---------------
 
 
-def _alias_bomb(levels: int = 9) -> str:
+def _alias_bomb(levels: int) -> str:
     lines = ["target: reg.io/x", 'a0: &a0 ["x","x","x","x","x","x","x","x","x"]']
     for level in range(1, levels):
         refs = ",".join([f"*a{level - 1}"] * 9)
@@ -746,27 +746,88 @@ def _alias_bomb(levels: int = 9) -> str:
     return "\n".join(lines) + "\n"
 
 
-@pytest.mark.xfail(
-    reason="imagesfile.py: yaml.compose and _Checker.to_python recurse per level, so a deeply "
-    "nested file raises RecursionError (reported, not fixed here: imagesfile.py is not ours)",
-    strict=True,
-)
-def test_a_deeply_nested_images_file_is_an_error(tmp_path: Path) -> None:
-    path = tmp_path / "images.yaml"
-    path.write_text("target: reg.io/x\nimages: " + "[" * 5000 + "]" * 5000 + "\n")
-    result = run("validate", "-i", str(path))
-    clean(result, 1)
-    assert str(path) in result.stderr
+def _deep_aliases() -> str:
+    """Each anchor 30 levels deep, one alias in the next: shallow as written, deep expanded."""
+    nested = ["target: reg.io/x", "b0: &b0 x"]
+    for level in range(1, 3):
+        nested.append(f"b{level}: &b{level} " + "[" * 30 + f"*b{level - 1}" + "]" * 30)
+    nested += ["images:", '- source: "busybox:1.36"', "  tag: *b2"]
+    return "\n".join(nested) + "\n"
 
 
-@pytest.mark.xfail(
-    reason="imagesfile.py: _Checker.to_python expands every alias, so 9 levels of 9 aliases "
-    "build 9**9 values (reported, not fixed here: imagesfile.py is not ours)",
-    strict=True,
-    run=False,
-)
-def test_an_alias_bomb_images_file_is_an_error(tmp_path: Path) -> None:
+_ENTRY = 'target: reg.io/x\nimages:\n- source: "busybox:1.36"\n'
+
+# content, the line every problem is on, what the message says.
+HOSTILE_IMAGES_FILES: dict[str, tuple[bytes, int, str]] = {
+    "nested 5000 deep": (
+        b"target: reg.io/x\nimages: " + _nested(5000) + b"\n",
+        2,
+        "nests more than 32 levels deep",
+    ),
+    # Six levels (9**6 values) cross the limit where nine would, and without the limit they
+    # make this test fail in seconds where nine would exhaust the memory.
+    "an alias bomb": (_alias_bomb(6).encode(), 6, "aliases (*name) repeat more than 10000"),
+    "aliases that nest deeply": (_deep_aliases().encode(), 3, "nests more than 32 levels"),
+    "a \\U escape beyond U+10FFFF": (
+        b'target: reg.io/x\nimages:\n- source: "\\U00110000"\n',
+        3,
+        "escape beyond U+10FFFF",
+    ),
+    "a control character": (
+        b"target: reg.io/x\nimages:\n- source: busybox\x1f\n",
+        3,
+        "character U+001F is not allowed",
+    ),
+    "a date that is none": (_ENTRY.encode() + b"  tag: 2001-13-45\n", 4, "as a date"),
+    "a number of 900000 digits": (
+        _ENTRY.encode() + b"  tag: " + b"1" * 900_000 + b"\n",
+        4,
+        "cannot read '1111",
+    ),
+    "a tag of 900000 characters": (
+        _ENTRY.encode() + b"  tag: " + b"t" * 900_000 + b"\n",
+        4,
+        "tag 'tttt",
+    ),
+    "a key of 900000 characters": (
+        _ENTRY.encode() + b"  ? " + b"k" * 900_000 + b"\n  : 1\n",
+        4,
+        "unknown key 'kkkk",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_IMAGES_FILES))
+def test_a_hostile_images_file_is_a_located_short_error(tmp_path: Path, case: str) -> None:
+    content, line, expected = HOSTILE_IMAGES_FILES[case]
     path = tmp_path / "images.yaml"
-    path.write_text(_alias_bomb())
+    path.write_bytes(content)
     result = run("validate", "-i", str(path))
     clean(result, 1)
+    problems = result.stderr.splitlines()[:-1]  # the last line is the summary
+    assert problems, result.stderr
+    for problem in problems:
+        assert problem.startswith(f"{path}:{line}: "), problem
+        assert "(fix: " in problem, problem
+    assert expected in result.stderr, result.stderr
+    # Values are quoted, not copied: a megabyte in the file is not a megabyte on the screen.
+    assert len(result.stderr) < 1000, result.stderr[:2000]
+
+
+def test_an_images_file_too_large_to_be_one_is_not_read(tmp_path: Path) -> None:
+    path = tmp_path / "images.yaml"
+    with path.open("wb") as padded:
+        padded.write(_ENTRY.encode())
+        padded.truncate(50 * MIB)  # zeros: read, they would be a control character error
+    result = run("validate", "-i", str(path))
+    clean(result, 1)
+    assert result.stderr.startswith(f"{path}: the file is larger than 1 MiB"), result.stderr
+    assert "(fix: check the -i/--images-file path" in result.stderr
+
+
+def test_an_images_file_just_under_the_limit_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "images.yaml"
+    path.write_bytes(_ENTRY.encode() + b"# padding\n" * (MIB // 10 - 10))
+    assert path.stat().st_size <= MIB
+    result = run("validate", "-i", str(path))
+    clean(result, 0)

@@ -29,7 +29,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from imagesync.cli import main
-from imagesync.diagnostics import Problem
 from imagesync.errors import ConfigError, InvalidReference, PlanRejected
 from imagesync.imagesfile import ImagesFile, InvalidImagesFile, load_images_file
 from imagesync.plan import Action, Change, ImagesFileInfo, Plan, SubChange, checksum
@@ -162,6 +161,12 @@ LINE_PARTS = [
     "? complex",
     "- [a, b]",
     "- {source: busybox, tag: 1}",
+    '- source: "\\U00110000"',
+    "- source: busybox\x1f",
+    "  tag: 2001-13-45",
+    "  tag: 0x_",
+    "- *b",
+    "b: &b [*a, *a, *a]",
     "images: []",
     "target:",
 ]
@@ -210,28 +215,9 @@ def images_file_bytes(draw: st.DrawFn) -> bytes:
 NOT_LOCATED = (
     "no target: set `target:` in the file",  # may come from --target as well: no place
     "--target / SYNCER_TARGET_REPO",  # about the command line, not the file
-    "not valid YAML",  # a reader error without a mark
+    "not valid YAML",  # a YAML error without a mark (none is known)
+    "the file is larger than",  # the whole file
 )
-
-
-# Known, reported, not ours to fix (imagesfile.py): each has a strict xfail test below, which
-# starts to pass (and so fails) once the loader is fixed; then drop it from here too.
-KNOWN_ISSUES = {
-    # yaml.reader.ReaderError is not a MarkedYAMLError: no line, and its text spans two lines.
-    "unlocated reader error": re.compile(r"^not valid YAML: unacceptable character"),
-}
-
-
-# PyYAML's scanner raises a bare ValueError for a "\U" escape beyond U+10FFFF, and the loader
-# lets it through.
-KNOWN_CRASH = re.compile(r"chr\(\) arg not in range")
-
-# The second line of the unlocated reader error.
-KNOWN_SECOND_LINES = ('  in "<unicode string>", position',)
-
-
-def known_issue(problem: Problem) -> bool:
-    return any(pattern.search(problem.message) for pattern in KNOWN_ISSUES.values())
 
 
 def check_problems(path: Path, data: bytes, error: InvalidImagesFile) -> None:
@@ -239,8 +225,6 @@ def check_problems(path: Path, data: bytes, error: InvalidImagesFile) -> None:
     assert error.problems, "rejected without a single problem"
     assert error.errors, "rejected with warnings only"
     for problem in error.problems:
-        if known_issue(problem):
-            continue
         assert problem.path == str(path)
         assert problem.message.strip(), problem
         if problem.line is None:
@@ -264,10 +248,6 @@ def test_load_images_file_gives_a_file_or_located_problems(
     override = target if isinstance(target, str) else None
     try:
         loaded = load_images_file(path, override)
-    except ValueError as error:
-        if KNOWN_CRASH.search(str(error)):
-            return
-        raise
     except InvalidImagesFile as error:
         check_problems(path, data, error)
         return
@@ -297,14 +277,12 @@ def test_validate_never_shows_a_traceback_and_locates_every_line(
     path = workdir / "validate.yaml"
     path.write_bytes(data)
     result = CliRunner().invoke(main, ["validate", "-i", str(path)])
-    if isinstance(result.exception, ValueError) and KNOWN_CRASH.search(str(result.exception)):
-        return
     assert result.exception is None or isinstance(result.exception, SystemExit), (
         f"{result.exception!r}\n{result.output}"
     )
     assert "Traceback" not in result.output
     assert result.exit_code in (0, 1), result.output
-    lines = [line for line in result.stderr.splitlines() if not line.startswith(KNOWN_SECOND_LINES)]
+    lines = result.stderr.splitlines()
     for line in lines:
         assert line.startswith(f"{path}:"), f"not located: {line!r}"
     if result.exit_code == 1:
@@ -533,25 +511,37 @@ def test_apply_refuses_a_changed_plan_before_any_request(
     assert not sent.called
 
 
-# -- known issues of the images-file loader (imagesfile.py), reported --------------------
-# Each test passes once the loader is fixed; strict xfail then fails, to be removed together
-# with the matching KNOWN_ISSUES / KNOWN_CRASH entry above.
+# -- what PyYAML lets through, located by the loader ----------------------------------------
+# Each once escaped as a traceback or as an unlocated two-line message.
 
 
-@pytest.mark.xfail(reason="imagesfile.py lets PyYAML's ValueError through", strict=True)
 def test_a_unicode_escape_beyond_the_last_code_point_is_a_located_error(workdir: Path) -> None:
     path = workdir / "escape.yaml"
     path.write_bytes(b'target: reg.io/x\nimages:\n- source: "\\U00110000"\n')
     with pytest.raises(InvalidImagesFile) as raised:
         load_images_file(path)
-    assert raised.value.problems[0].line == 3
+    (problem,) = raised.value.problems
+    assert problem.line == 3
+    assert "U+10FFFF" in problem.message and problem.hint
 
 
-@pytest.mark.xfail(reason="imagesfile.py: a ReaderError has no line and two lines", strict=True)
 def test_a_control_character_is_a_located_one_line_error(workdir: Path) -> None:
     path = workdir / "control.yaml"
     path.write_bytes(b"target: reg.io/x\nimages:\n- source: busybox\x1f\n")
     with pytest.raises(InvalidImagesFile) as raised:
         load_images_file(path)
-    problem = raised.value.problems[0]
+    (problem,) = raised.value.problems
     assert problem.line == 3 and "\n" not in str(problem)
+    assert "U+001F" in problem.message and problem.hint
+
+
+@pytest.mark.parametrize("written", ["2001-13-45", "0x_", "1" * 5000, "!!int x", "!!float y"])
+def test_a_scalar_yaml_cannot_build_is_a_located_error(workdir: Path, written: str) -> None:
+    path = workdir / "scalar.yaml"
+    path.write_text(f"target: reg.io/x\nimages:\n- source: busybox:1\n  tag: {written}\n")
+    with pytest.raises(InvalidImagesFile) as raised:
+        load_images_file(path)
+    problem = raised.value.errors[0]
+    assert problem.line == 4 and problem.entry_index == 1
+    assert problem.message.startswith("YAML cannot read"), problem
+    assert len(str(problem)) < 300, problem

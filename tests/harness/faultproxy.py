@@ -2,7 +2,8 @@
 
 Tests use it for what a healthy local registry never does: 5xx bursts, 429 with Retry-After,
 connections reset in the middle of a blob, truncated or corrupted bodies, slow answers. It also
-records every request, so a test can assert that a command sent no write.
+records every request, so a test can assert that a command sent no write, and lets a test wait
+until a request has arrived (before any delay fault holds it), to act while it is in flight.
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ from __future__ import annotations
 import http.client
 import re
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 HOP_BY_HOP = {
     "connection",
@@ -48,6 +51,27 @@ class Fault:
         return self.hits < self.count and re.search(self.path, path) is not None
 
 
+# What a client hanging up or an injected reset raises in a handler: not worth a traceback.
+EXPECTED_CONNECTION_ERRORS = (
+    ConnectionResetError,
+    BrokenPipeError,
+    ConnectionAbortedError,
+    socket.timeout,
+)
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(
+        self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any
+    ) -> None:
+        """Print a traceback only for what a test did not provoke."""
+        if isinstance(sys.exc_info()[1], EXPECTED_CONNECTION_ERRORS):
+            return
+        super().handle_error(request, client_address)
+
+
 @dataclass(frozen=True)
 class Recorded:
     method: str
@@ -60,7 +84,10 @@ class FaultProxy:
         self.upstream = upstream
         self.faults: list[Fault] = []
         self.requests: list[Recorded] = []
+        # (method, path) of every request as it arrives, before a fault or the upstream answers.
+        self.received: list[tuple[str, str]] = []
         self._lock = threading.Lock()
+        self._arrival = threading.Condition(self._lock)
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -74,8 +101,7 @@ class FaultProxy:
 
             do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
         self.host = f"127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
@@ -99,6 +125,18 @@ class FaultProxy:
         with self._lock:
             self.faults.clear()
 
+    def wait_for_request(self, path: str, method: str | None = None, timeout: float = 30) -> bool:
+        """Wait until a request whose path matches ``path`` (a regex) and whose method is
+        ``method`` (any, if None) has arrived; False if none did within ``timeout`` seconds."""
+
+        def arrived() -> bool:
+            return any(
+                (method is None or m == method) and re.search(path, p) for m, p in self.received
+            )
+
+        with self._arrival:
+            return self._arrival.wait_for(arrived, timeout)
+
     def writes(self) -> list[Recorded]:
         return [r for r in self.requests if r.method in ("PUT", "POST", "PATCH", "DELETE")]
 
@@ -116,6 +154,9 @@ class FaultProxy:
 
     def _handle(self, request: BaseHTTPRequestHandler) -> None:
         method, path = request.command, request.path
+        with self._arrival:
+            self.received.append((method, path))
+            self._arrival.notify_all()
         fault = self._take_fault(method, path)
         body = self._read_request_body(request)
         if fault and fault.kind == "delay":

@@ -125,8 +125,11 @@ class TokenServer:
         with self._lock:
             self.issued.append((user, query.get("scope", [])))
         token = self._jwt(user or "", access)
+        # The token spec's expires_in is integer seconds (skopeo rejects 300.0); at least 1,
+        # since a client reads 0 as "not given" and assumes 60.
+        expires_in = max(1, int(self.advertised_lifetime))
         body = json.dumps(
-            {"token": token, "access_token": token, "expires_in": self.advertised_lifetime}
+            {"token": token, "access_token": token, "expires_in": expires_in}
         ).encode()
         request.send_response(200)
         request.send_header("Content-Type", "application/json")

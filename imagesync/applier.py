@@ -109,6 +109,10 @@ class ApplyListener:
 class ApplyOptions:
     parallelism: int = DEFAULT_PARALLELISM
     listener: ApplyListener = field(default_factory=ApplyListener)
+    # The plan was made moments ago by this process (sync, apply -i): what it saw of the
+    # target needs no second look before the work starts. The look right before a tag is
+    # written, which keeps tags immutable, is never skipped.
+    fresh_plan: bool = False
 
 
 def check_plan(plan: Plan, images: ImagesFile | None = None, target: str | None = None) -> None:
@@ -135,6 +139,79 @@ def check_plan(plan: Plan, images: ImagesFile | None = None, target: str | None 
         _check_inside(prefix, change.target, change.entry)
         for sub in change.subchanges:
             _check_inside(prefix, sub.target, change.entry)
+    if images is not None:
+        _check_entries(plan, images)
+
+
+_EDITED = "re-run plan; do not edit plan files by hand"
+
+
+def _check_entries(plan: Plan, images: ImagesFile) -> None:
+    """Every change must be the one plan makes for an entry of the images file.
+
+    Anyone can recompute a plan's checksum, so an edited plan can pass it; this is what keeps
+    such a plan from writing an image, a tag or a signature the images file does not ask for.
+    Duplicated entries (same sync key) are planned once, under the first of them.
+    """
+    entries = {entry.index: entry for entry in images.entries}
+    planned: dict[tuple[str, str], int] = {}
+    indices: set[int] = set()
+    for change in plan.changes:
+        name = f"entry {change.entry} ({_short(change.target)})"
+        entry = entries.get(change.entry)
+        if entry is None:
+            raise PlanRejected(f"the plan has {name}, which {images.path} does not have", _EDITED)
+        expected = (
+            ("source", change.source_text, entry.source_text),
+            ("normalised source", change.source, str(entry.source)),
+            ("target", change.target, str(entry.target)),
+            ("line", str(change.line), str(entry.line)),
+        )
+        for what, in_plan, in_file in expected:
+            if in_plan != in_file:
+                raise PlanRejected(
+                    f"the plan's {name} has {what} {_short(in_plan)!r}, but entry "
+                    f"{entry.index} of {images.path} has {_short(in_file)!r}",
+                    _EDITED,
+                )
+        pinned = entry.source.digest
+        if pinned and change.digest is not None and change.digest != pinned:
+            raise PlanRejected(
+                f"the plan's {name} copies {_short(change.digest)}, but its source is pinned "
+                f"to {pinned}",
+                _EDITED,
+            )
+        first = planned.setdefault(entry.sync_key, entry.index)
+        if first != entry.index or entry.index in indices:
+            raise PlanRejected(
+                f"the plan has {name} more than once (entry {first} is the same work)", _EDITED
+            )
+        indices.add(entry.index)
+        repositories = {entry.source.repository, entry.target.repository}
+        for sub in change.subchanges:
+            for what, reference, allowed in (
+                ("target", sub.target, {entry.target.repository}),
+                ("source", sub.source, repositories),
+            ):
+                if _repository(reference) not in allowed:
+                    raise PlanRejected(
+                        f"the plan's {name} has a {_short(sub.kind, 40)} {what} "
+                        f"{_short(reference)} outside the image's own repositories "
+                        f"({', '.join(sorted(str(r) for r in allowed))})",
+                        _EDITED,
+                    )
+
+
+def _repository(reference: str) -> Repository | None:
+    try:
+        return parse_reference(reference).repository
+    except ImagesyncError:
+        return None
+
+
+def _short(text: str, limit: int = 200) -> str:
+    """A hostile plan can hold huge strings; messages quote only the start of them."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _check_inside(prefix: Repository, target: str, entry: int) -> None:
@@ -234,6 +311,8 @@ class _Applier:
         target = parse_reference(change.target)
         try:
             if change.action is Action.SKIP:
+                if self.options.fresh_plan:
+                    return _with(base, Outcome.SKIPPED, "already in the target")
                 return self._recheck_skip(change, target, base)
             self.listener.image_started(change)
             outcome, message, transfer = self.copy(
@@ -268,7 +347,8 @@ class _Applier:
     ) -> tuple[Outcome, str, Transfer]:
         """Copy the image at ``source`` (by digest) to ``target``, tag or digest last."""
         assert source.digest is not None
-        if target.tag is not None:
+        if target.tag is not None and not self.options.fresh_plan:
+            # A tag written since plan spares the copy of its blobs.
             early = self._tag_state(target, source.digest)
             if early is not None:
                 return (*early, Transfer())
@@ -276,9 +356,8 @@ class _Applier:
         transfer = self._copy_blobs(image.blobs, source.repository, target.repository, progress)
         for manifest in image.manifests:
             self._check_cancel()
-            by_digest = target.with_tag(None).with_digest(manifest.digest)
-            if self.client.head_manifest(by_digest, pull=False) is None:
-                self.client.put_manifest(target.repository, manifest.digest, manifest)
+            # By digest, a PUT cannot overwrite anything else: no HEAD needed first.
+            self.client.put_manifest(target.repository, manifest.digest, manifest)
         if target.tag is None:
             self.client.put_manifest(target.repository, image.root.digest, image.root)
             return Outcome.CREATED, "copied", transfer

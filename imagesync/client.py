@@ -512,10 +512,12 @@ class RegistryClient:
 
 
 class VerifyingReader:
-    """A file-like request body that hashes a download as it is uploaded.
+    """A request body that hashes a download as it is uploaded, chunk by chunk.
 
-    It has a length, so requests sends a Content-Length and reads it in blocks. The digest is
-    checked before the final block is handed over: a corrupt blob never completes an upload.
+    It has a length, so requests sends a Content-Length; it is iterable (not file-like), so
+    urllib3 sends each downloaded chunk as it comes rather than copying it out in 16 KiB
+    reads. The digest is checked before the final chunk is handed over: a corrupt blob never
+    completes an upload.
     """
 
     def __init__(
@@ -531,32 +533,25 @@ class VerifyingReader:
         self._progress = progress
         self._hash = hashlib.sha256()
         self._sent = 0
-        self._buffer = b""
-        # Where the next block starts in the buffer. Slicing the rest off instead would copy
-        # the chunk's remainder on every block: 32 MiB of copying per MiB sent.
-        self._offset = 0
 
     def __len__(self) -> int:
         return self._blob.size
 
-    def read(self, size: int = -1) -> bytes:
-        if self._offset >= len(self._buffer):
+    def __iter__(self) -> Iterator[bytes]:
+        while True:
             try:
-                self._buffer = next(self._chunks, b"")
+                chunk = next(self._chunks, b"")
             except _BODY_ERRORS as error:
                 raise TransferBroken(
                     f"the download of blob {self._blob.digest} from {self._source} broke off "
                     f"after {self._sent} of {self._blob.size} bytes: {_reason(error)}"
                 ) from None
-            self._offset = 0
-            self._check(self._buffer)
-        if size is None or size < 0:
-            size = len(self._buffer) - self._offset
-        data = self._buffer[self._offset : self._offset + size]
-        self._offset += len(data)
-        if self._progress and data:
-            self._progress(len(data))
-        return data
+            self._check(chunk)
+            if not chunk:
+                return
+            if self._progress:
+                self._progress(len(chunk))
+            yield chunk
 
     def _check(self, chunk: bytes) -> None:
         self._hash.update(chunk)

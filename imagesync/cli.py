@@ -150,7 +150,8 @@ def connection_options(function: F) -> F:
         click.option(
             "--require-signatures",
             is_flag=True,
-            help="Make an image without a cosign signature an error in the plan",
+            help="Make an image without a signature (cosign, Sigstore bundle or Notary "
+            "Project) an error in the plan",
         ),
         click.option(
             "--debug",
@@ -205,6 +206,11 @@ class Session:
 
 
 def _session(images_file: str, target: str | None, **options: Any) -> Session:
+    if options.get("no_signatures") and options.get("require_signatures"):
+        raise click.UsageError(
+            "--require-signatures needs the signatures that --no-signatures leaves out; "
+            "give one of them"
+        )
     configure_logging(bool(options.get("debug")))
     key_file = options.get("target_repo_auth_key")
     registries = options.get("registries_config")

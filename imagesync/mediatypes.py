@@ -11,6 +11,17 @@ DOCKER_SCHEMA1_SIGNED = "application/vnd.docker.distribution.manifest.v1+prettyj
 
 OCI_EMPTY = "application/vnd.oci.empty.v1+json"
 
+# Referrers that are signatures (--require-signatures counts them like cosign's .sig tags):
+# cosign's OCI 1.1 signatures, Sigstore bundles (cosign 3) and Notary Project signatures.
+SIGNATURE_ARTIFACT_TYPES = frozenset(
+    {
+        "application/vnd.dev.cosign.artifact.sig.v1+json",
+        "application/vnd.dev.sigstore.bundle.v0.3+json",
+        "application/vnd.dev.sigstore.bundle+json;version=0.3",
+        "application/vnd.cncf.notary.signature",
+    }
+)
+
 INDEXES = frozenset({OCI_INDEX, DOCKER_LIST})
 IMAGE_MANIFESTS = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
 SCHEMA1 = frozenset({DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED})

@@ -233,11 +233,19 @@ class _EntryPlanner:
 
 
 def _require_signature(change: Change) -> None:
-    signed = any(s.kind == "signature" and s.subject == change.digest for s in change.subchanges)
+    signed = any(
+        s.subject == change.digest
+        and (
+            s.kind == "signature"
+            or (s.kind == REFERRER and s.artifact_type in mediatypes.SIGNATURE_ARTIFACT_TYPES)
+        )
+        for s in change.subchanges
+    )
     if not signed:
         raise EntryError(
-            f"source {change.source} has no signature (--require-signatures)",
-            "sign the image (cosign sign) or sync it without --require-signatures",
+            f"source {change.source} has no signature (--require-signatures): no cosign "
+            "signature tag, and no Sigstore or Notary Project signature among its referrers",
+            "sign the image (cosign sign, notation sign) or sync it without --require-signatures",
         )
 
 

@@ -330,20 +330,28 @@ def test_require_signatures_makes_unsigned_images_errors(
     signed = push_image(src, "team/signed", "1.0", seed=51)
     push_cosign_signature(src, "team/signed", signed.digest)
     unsigned = push_image(src, "team/unsigned", "1.0", seed=52)
-    # Attached, but no signature: an SBOM and a signature of a child only.
+    # Attached, but no signature: an SBOM (tag and referrer) and a signature of a child only.
     push_cosign_signature(src, "team/unsigned", unsigned.digest, suffix=".sbom")
     push_cosign_signature(src, "team/unsigned", unsigned.children[0])
+    push_referrer(src, "team/unsigned", unsigned, seed=53)
+    # Signed by a Notary Project signature, a referrer (here in the tag schema).
+    notation = push_image(src, "team/notation", "1.0", seed=54)
+    push_referrer(
+        src, "team/notation", notation, artifact_type="application/vnd.cncf.notary.signature"
+    )
     images = images_file(
         tmp_path,
         f"{dst}/mirror",
-        f'- source: "{src}/team/signed:1.0"\n- source: "{src}/team/unsigned:1.0"\n',
+        f'- source: "{src}/team/signed:1.0"\n- source: "{src}/team/unsigned:1.0"\n'
+        f'- source: "{src}/team/notation:1.0"\n',
     )
 
     out = tmp_path / "plan.json"
     code, stdout, _ = run("plan", "-i", str(images), "-o", str(out), "--require-signatures")
     assert code == 1
-    signed_change, unsigned_change = Plan.read(out).changes
+    signed_change, unsigned_change, notation_change = Plan.read(out).changes
     assert signed_change.action is Action.CREATE
+    assert notation_change.action is Action.CREATE
     assert unsigned_change.action is Action.ERROR
     assert "no signature" in unsigned_change.reason
     assert "--require-signatures" in unsigned_change.reason
@@ -354,7 +362,7 @@ def test_require_signatures_makes_unsigned_images_errors(
     code, report = apply(out)
     assert code == 1
     outcomes = [i["outcome"] for i in report["images"]]  # type: ignore[attr-defined]
-    assert outcomes == ["created", "failed"]
+    assert outcomes == ["created", "failed", "created"]
     target = f"{dst}/{mirror_path(source_registry, 'team/unsigned')}"
     with pytest.raises(AssertionError):
         inspect_raw(f"{target}:1.0")
@@ -428,3 +436,10 @@ def test_index_lists_only_referrers_that_reached_the_target(
     assert outcomes == {good.digest: "created", broken.digest: "failed", image.digest: "created"}
     target = f"{dst}/{mirror_path(source_registry, 'team/app')}"
     assert index_digests(f"{target}:{tag_of(image.digest)}") == [good.digest]
+
+
+def test_require_signatures_with_no_signatures_is_a_usage_error(tmp_path) -> None:
+    images = images_file(tmp_path, "127.0.0.1:1/mirror", '- source: "127.0.0.1:1/team/app:1.0"\n')
+    code, _, stderr = run("plan", "-i", str(images), "--no-signatures", "--require-signatures")
+    assert code == 2
+    assert "--require-signatures needs the signatures that --no-signatures leaves out" in stderr

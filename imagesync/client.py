@@ -75,8 +75,10 @@ class Endpoint:
 class RegistryClient:
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
-        # Hosts that answered "no referrers API": asking again per digest would be wasted work.
-        self._without_referrers_api: set[str] = set()
+        # Whether a host has the referrers API, once an answer told: a host without it is not
+        # asked again, and while nobody knows, one request at a time per host finds out.
+        self._referrers_api: dict[str, bool] = {}
+        self._referrers_probes: dict[str, threading.Lock] = {}
         # What this run has learnt already, so that apply does not ask again what plan just
         # asked. Manifests by digest are content-addressed and cannot change; a blob's presence
         # in a repository is taken as it was seen (one that vanished makes the push of the
@@ -218,8 +220,21 @@ class RegistryClient:
         # Only the first endpoint is asked: a mirror without the API falls back to the tag
         # schema, which the mirror serves like any tag.
         endpoint = self._endpoints(repository, pull)[0]
-        if endpoint.host in self._without_referrers_api:
+        known = self._referrers_api.get(endpoint.host)
+        if known is None:
+            with self._lock:
+                probe = self._referrers_probes.setdefault(endpoint.host, threading.Lock())
+            with probe:
+                if self._referrers_api.get(endpoint.host) is False:
+                    return None
+                return self._list_referrers(endpoint, repository, digest, artifact_type)
+        if not known:
             return None
+        return self._list_referrers(endpoint, repository, digest, artifact_type)
+
+    def _list_referrers(
+        self, endpoint: Endpoint, repository: Repository, digest: str, artifact_type: str | None
+    ) -> list[Descriptor] | None:
         path: str | None = f"/v2/{repository.path}/referrers/{digest}"
         if artifact_type:
             path = f"{path}?{urlencode({'artifactType': artifact_type})}"
@@ -250,7 +265,7 @@ class RegistryClient:
         return found
 
     def _has_referrers_api(self, host: str, response: requests.Response) -> bool:
-        """Judge a first referrers answer; remember hosts that have no API.
+        """Judge a first referrers answer; remember what it says about the host.
 
         A registry with the API answers an OCI index, empty when nothing refers to the digest.
         One without answers 404 (the route is unknown; the distribution registry 2.8 says
@@ -264,8 +279,10 @@ class RegistryClient:
         if status == 404 and registry_message(response)[1] == "NAME_UNKNOWN":
             return False
         if status in (404, 405, 501) or (status < 400 and content_type != mediatypes.OCI_INDEX):
-            self._without_referrers_api.add(host)
+            self._referrers_api[host] = False
             return False
+        if status < 400:
+            self._referrers_api[host] = True
         return True
 
     def _same_host_link(self, host: str, response: requests.Response, what: str) -> str | None:

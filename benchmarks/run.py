@@ -729,16 +729,12 @@ _BREAKDOWN = (
     ("start-up: importing imagesync.cli and its dependencies", "imagesync/cli.py", "<module>"),
     ("planning, per image (worker threads)", "imagesync/planner.py", "plan"),
     ("applying, per image (worker threads)", "imagesync/applier.py", "apply_change"),
-    ("every HTTP request: requests.Session.request", "requests/sessions.py", "request"),
-    (
-        "  requests: prepare (URL, headers, cookies, netrc)",
-        "requests/sessions.py",
-        "prepare_request",
-    ),
+    ("every HTTP request: imagesync's Transport._send", "imagesync/transport.py", "_send"),
+    ("  building the request (URL, headers, body)", "imagesync/transport.py", "_prepared"),
     (
         "  requests: environment (proxies, CA bundle variables)",
-        "requests/sessions.py",
-        "merge_environment_settings",
+        "imagesync/transport.py",
+        "__call__",
     ),
     ("  requests: send via the adapter", "requests/adapters.py", "send"),
     ("    urllib3: connection pool urlopen", "urllib3/connectionpool.py", "urlopen"),
@@ -812,17 +808,25 @@ def table(rows: list[Row]) -> str:
             "",
             f"scale — {SCENARIOS['scale'].title} (S2's shape), {scale[0].tool} only:",
             "",
-            "| images | median wall | min-max | CPU | per image | ÷ linear from the first |",
-            "|---:|---:|---:|---:|---:|---:|",
+            "| images | median wall | min-max | CPU | per image | each added image "
+            "| ÷ linear from the first |",
+            "|---:|---:|---:|---:|---:|---:|---:|",
         ]
+        previous: Row | None = None
         for row in scale:
             assert row.count is not None
             linear = first.median * row.count / first.count
+            # What one more image costs, start-up aside: the slope between two sizes.
+            added = ""
+            if previous is not None and previous.count is not None:
+                slope = (row.median - previous.median) / (row.count - previous.count)
+                added = f"{slope * 1000:.1f} ms"
             lines.append(
                 f"| {row.count} | {row.median:.2f} s | {min(row.walls):.2f}-{max(row.walls):.2f} s"
-                f" | {row.cpu} | {row.median / row.count * 1000:.1f} ms | "
+                f" | {row.cpu} | {row.median / row.count * 1000:.1f} ms | {added} | "
                 f"{row.median / linear:.2f}x |"
             )
+            previous = row
     return "\n".join(lines)
 
 

@@ -36,6 +36,8 @@ log = logging.getLogger("imagesync.client")
 CHUNK_SIZE = 1024 * 1024
 # Config blobs are read whole to learn the platform; real ones are a few KiB.
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
+# Manifests kept for reuse within a run: plenty for tens of thousands of real ones.
+MANIFEST_MEMORY = 64 * 1024 * 1024
 # A referrers list this long is not something a registry should page through.
 MAX_REFERRERS_PAGES = 1000
 
@@ -85,6 +87,7 @@ class RegistryClient:
         # manifest fail; one that appeared is sent again, harmlessly).
         self._lock = threading.Lock()
         self._manifests: dict[tuple[str, str], Manifest] = {}
+        self._manifest_bytes = 0
         self._blobs: dict[tuple[str, str], int | None] = {}
 
     # -- manifests -------------------------------------------------------------------------
@@ -156,9 +159,21 @@ class RegistryClient:
                     "the registry or a proxy altered the content; try again",
                 )
         manifest = Manifest.parse(raw, response.headers.get("Content-Type"), str(ref))
-        with self._lock:
-            self._manifests[(str(ref.repository), manifest.digest)] = manifest
+        self._remember(str(ref.repository), manifest)
         return manifest
+
+    def _remember(self, repository: str, manifest: Manifest) -> None:
+        """Keep a manifest for the rest of the run, the oldest going first past a budget (a
+        run over many thousands of images must not hold all of them)."""
+        with self._lock:
+            key = (repository, manifest.digest)
+            if key in self._manifests:
+                return
+            self._manifests[key] = manifest
+            self._manifest_bytes += len(manifest.raw)
+            while self._manifest_bytes > MANIFEST_MEMORY:
+                oldest = self._manifests.pop(next(iter(self._manifests)))
+                self._manifest_bytes -= len(oldest.raw)
 
     def put_manifest(self, repository: Repository, reference: str, manifest: Manifest) -> str:
         """Upload the manifest's exact bytes; ``reference`` is a tag or the digest."""

@@ -16,7 +16,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+import imagesync.client
 from imagesync.cli import main
+from imagesync.client import RegistryClient
+from imagesync.reference import parse_reference
+from imagesync.transport import Transport
 from tests.harness.faultproxy import FaultProxy, Recorded
 from tests.harness.images import Pushed, push_image
 from tests.harness.registry import RegistryServer
@@ -127,3 +131,22 @@ def test_a_saved_plan_looks_at_the_target_again(proxied, tmp_path: Path) -> None
     assert code == 0, stdout + stderr
     # Each skip is checked once more: the plan may be hours old.
     assert kinds(target.requests) == Counter({("HEAD", "manifest by tag"): IMAGES})
+
+
+def test_manifests_are_kept_within_a_memory_budget(source_registry, monkeypatch) -> None:
+    index = push_image(source_registry.host, "team/app", "1.0", seed=90)
+    client = RegistryClient(Transport())
+    first, second = (
+        parse_reference(f"{source_registry.host}/team/app@{child}") for child in index.children[:2]
+    )
+    client.get_manifest(first)
+    sent = client.transport.request_count
+    client.get_manifest(first)
+    assert client.transport.request_count == sent  # kept
+
+    # Room for one of them: the newer pushes the older out, which is then fetched again.
+    monkeypatch.setattr(imagesync.client, "MANIFEST_MEMORY", len(client.get_manifest(first).raw))
+    client.get_manifest(second)
+    sent = client.transport.request_count
+    client.get_manifest(first)
+    assert client.transport.request_count == sent + 1

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """imagesync against skopeo sync, on the same generated images, on two local registries.
 
-    python benchmarks/run.py [--runs 3] [--scenarios S1,S2,S3,S4,scale] [--parallelism 16]
+    python benchmarks/run.py [--runs 3] [--scenarios S1,S2,S3,S4,scale,S5,S6] [--parallelism 16]
                              [--profile]
 
 Every scenario starts its own source registry (the test harness's real ``docker-registry``),
@@ -42,6 +42,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import requests
 import yaml
@@ -49,6 +50,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.latency import LatencyProxy  # noqa: E402
 from tests.harness.images import Pushed, push_image  # noqa: E402
 from tests.harness.registry import RegistryServer  # noqa: E402
 
@@ -111,6 +113,8 @@ class Scenario:
     # Also time imagesync --no-signatures: skopeo sync copies the listed tags only, so that
     # is the like-for-like comparison; plain imagesync also discovers signatures.
     no_signatures_too: bool = False
+    # Both registries this far away (round trip, ms), through benchmarks/latency.py.
+    latency_ms: int = 0
 
 
 SMALL = Shape(200)
@@ -135,7 +139,45 @@ SCENARIOS = {
         max_rss_mb=150,
     ),
     "scale": Scenario("scale", "warm, growing", Shape(400), warm=True, counts=(50, 100, 200, 400)),
+    # Not in issue 8's targets: what the same work costs when the registries are on a network.
+    "S5": Scenario("S5", "warm, registries 10 ms away", SMALL, warm=True, latency_ms=10),
+    "S6": Scenario(
+        "S6",
+        "cold, registries 10 ms away",
+        Shape(16, layers=3, layer_size=2 * MIB),
+        warm=False,
+        latency_ms=10,
+    ),
 }
+
+
+class Registry(Protocol):
+    """What a run needs of a registry: where tools reach it, and its config file (which
+    finds its process, for its CPU time)."""
+
+    @property
+    def host(self) -> str: ...
+
+    @property
+    def config_file(self) -> Path: ...
+
+
+@dataclass(frozen=True)
+class Distant:
+    """A registry reached through a LatencyProxy."""
+
+    host: str
+    config_file: Path
+
+
+@contextmanager
+def far(server: RegistryServer, latency_ms: int) -> Iterator[Registry]:
+    """``server`` itself, or ``server`` behind a relay that adds ``latency_ms`` per round trip."""
+    if not latency_ms:
+        yield server
+        return
+    with LatencyProxy(server.host, latency_ms / 1000) as proxy:
+        yield Distant(proxy.host, server.config_file)
 
 
 # -- measuring ---------------------------------------------------------------------------------
@@ -227,7 +269,7 @@ def imagesync_command() -> list[str]:
 
 # -- the tools ---------------------------------------------------------------------------------
 
-Command = Callable[[RegistryServer, RegistryServer, list[Pushed], Path], list[str]]
+Command = Callable[[Registry, Registry, list[Pushed], Path], list[str]]
 
 
 @dataclass
@@ -243,9 +285,7 @@ class Tool:
 def imagesync_tool(
     parallelism: int, max_concurrency: int | None, extra: Sequence[str] = ()
 ) -> Tool:
-    def command(
-        source: RegistryServer, target: RegistryServer, images: list[Pushed], work: Path
-    ) -> list[str]:
+    def command(source: Registry, target: Registry, images: list[Pushed], work: Path) -> list[str]:
         images_file = work / "imagesync-images.yaml"
         document = {
             "target": f"{target.host}/imagesync",
@@ -282,9 +322,7 @@ def imagesync_tool(
 
 
 def skopeo_tool() -> Tool:
-    def command(
-        source: RegistryServer, target: RegistryServer, images: list[Pushed], work: Path
-    ) -> list[str]:
+    def command(source: Registry, target: Registry, images: list[Pushed], work: Path) -> list[str]:
         source_file = work / "skopeo-sync.yaml"
         document = {
             source.host: {"tls-verify": False, "images": {p.repository: [TAG] for p in images}}
@@ -351,8 +389,8 @@ def generate(
 
 def fill(
     tools: Sequence[Tool],
-    source: RegistryServer,
-    target: RegistryServer,
+    source: Registry,
+    target: Registry,
     shape: Shape,
     images: list[Pushed],
 ) -> None:
@@ -377,9 +415,7 @@ def fill(
         print(f"  target filled for {tool.name} in {seconds:.1f} s (not measured)", flush=True)
 
 
-def verify(
-    tool: Tool, source: RegistryServer, target: RegistryServer, images: list[Pushed]
-) -> None:
+def verify(tool: Tool, source: Registry, target: Registry, images: list[Pushed]) -> None:
     """Every tag in the target holds the source's digest; one sample also through skopeo."""
 
     def where(image: Pushed) -> str:
@@ -465,8 +501,8 @@ class Row:
 
 def run_checked(
     tool: Tool,
-    source: RegistryServer,
-    target: RegistryServer,
+    source: Registry,
+    target: Registry,
     images: list[Pushed],
     work: Path,
     label: str,
@@ -490,7 +526,7 @@ def run_checked(
     return run
 
 
-def registry_cpu(server: RegistryServer) -> float:
+def registry_cpu(server: Registry) -> float:
     """CPU seconds the registry process has used so far (found by its config file)."""
     config = str(server.config_file).encode()
     for proc in Path("/proc").iterdir():
@@ -508,14 +544,15 @@ def registry_cpu(server: RegistryServer) -> float:
 
 def run_scenario(scenario: Scenario, tools: list[Tool], runs: int, work: Path) -> list[Row]:
     rows = {tool.name: Row(scenario.name, tool.name) for tool in tools}
-    with registry(work / "source") as source:
+    latency = scenario.latency_ms
+    with registry(work / "source") as local, far(local, latency) as source:
         started = time.perf_counter()
-        images = generate(source.host, scenario.shape)
+        images = generate(local.host, scenario.shape)
         print(f"  generated in {time.perf_counter() - started:.1f} s (not measured)", flush=True)
         if scenario.counts:
-            return run_scale(scenario, tools[0], source, images, runs, work)
+            return run_scale(scenario, tools[0], local, images, runs, work)
         if scenario.warm:
-            with registry(work / "target") as target:
+            with registry(work / "target") as near, far(near, latency) as target:
                 fill(tools, source, target, scenario.shape, images)
                 for number in range(1, runs + 1):
                     for tool in tools:
@@ -526,7 +563,8 @@ def run_scenario(scenario: Scenario, tools: list[Tool], runs: int, work: Path) -
             for number in range(1, runs + 1):
                 for tool in tools:
                     rows[tool.name].load.append(os.getloadavg()[0])
-                    with registry(work / f"target-{number}") as target:  # a new, empty one
+                    # A new, empty target for every run.
+                    with registry(work / f"target-{number}") as near, far(near, latency) as target:
                         run = run_checked(tool, source, target, images, work, f"run {number}")
                     rows[tool.name].add(run)
     return list(rows.values())

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import click
 
 from imagesync import __version__
-from imagesync.applier import ApplyOptions, ApplyReport, apply_plan, check_plan
+from imagesync.applier import ApplyOptions, ApplyReport, apply_plan
 from imagesync.client import RegistryClient
 from imagesync.connection import ConnectionOptions, open_client
 from imagesync.diagnostics import Problem, count
@@ -22,6 +22,7 @@ from imagesync.errors import ImagesyncError
 from imagesync.imagesfile import ImagesFile, InvalidImagesFile, load_images_file
 from imagesync.logs import configure_logging
 from imagesync.plan import Plan
+from imagesync.plancheck import check_plan
 from imagesync.plandiff import DIFF_FORMATS, diff_command
 from imagesync.planner import DEFAULT_PARALLELISM, PlanOptions, make_plan
 from imagesync.progress import progress_for

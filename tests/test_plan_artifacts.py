@@ -21,11 +21,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from imagesync.applier import check_plan
 from imagesync.cli import main
 from imagesync.errors import PlanRejected
 from imagesync.imagesfile import ImagesFile, load_images_file
 from imagesync.plan import Action, Change, ImagesFileInfo, Plan, SubChange, checksum
+from imagesync.plancheck import check_plan
 from imagesync.render import render_plan
 from tests.harness.faultproxy import FaultProxy
 from tests.harness.images import push_image

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from imagesync.applier import check_plan
 from imagesync.errors import PlanRejected
 from imagesync.plan import Action, Change, ImagesFileInfo, Plan, SubChange, checksum
+from imagesync.plancheck import check_plan
 
 DIGEST = "sha256:" + "a" * 64
 OTHER = "sha256:" + "b" * 64

@@ -97,6 +97,11 @@ def load_registries_config(path: str | Path | None) -> RegistriesConfig:
         ) from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{source}: not valid YAML: {error}", "fix the YAML syntax") from None
+    except ValueError as error:
+        # What PyYAML reads but cannot build: "\U00110000", 2001-13-45, a 5,000-digit number.
+        raise ConfigError(
+            f"{source}: not valid YAML: {str(error)[:200]}", "quote the value, or fix it"
+        ) from None
     except RecursionError:
         raise ConfigError(
             f"{source}: the registries config nests too deeply", "fix the YAML structure"

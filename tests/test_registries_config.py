@@ -40,6 +40,8 @@ def test_settings_are_read(tmp_path: Path) -> None:
         ("registries:\n  a.io:\n    mirrors: mirror.io\n", "mirrors"),
         ("registries:\n  a.io:\n    ca_file: missing.pem\n", "does not exist"),
         ("registries: [\n", "not valid YAML"),
+        ('registries:\n  a.io: "\\U00110000"\n', "not valid YAML"),
+        ("registries:\n  a.io:\n    max_concurrency: 2001-13-45\n", "not valid YAML"),
         ("hosts: {}\n", "one key"),
     ],
 )

@@ -118,11 +118,12 @@ class Scenario:
 
 
 SMALL = Shape(200)
+BATCH = Shape(16, layers=3, layer_size=2 * MIB)
 SCENARIOS = {
     "S1": Scenario(
         "S1",
         "cold",
-        Shape(16, layers=3, layer_size=2 * MIB),
+        BATCH,
         warm=False,
         max_ratio=0.6,
         no_signatures_too=True,
@@ -144,7 +145,7 @@ SCENARIOS = {
     "S6": Scenario(
         "S6",
         "cold, registries 10 ms away",
-        Shape(16, layers=3, layer_size=2 * MIB),
+        BATCH,
         warm=False,
         latency_ms=10,
     ),

@@ -17,9 +17,9 @@ import requests
 import urllib3
 
 from imagesync import mediatypes
-from imagesync.errors import DigestMismatch, RegistryError
+from imagesync.errors import DigestMismatch, RegistryError, shorten
 from imagesync.manifest import MAX_MANIFEST_BYTES, Descriptor, Manifest, sha256_digest
-from imagesync.redact import redact_url, secrets
+from imagesync.redact import secrets
 from imagesync.reference import Reference, Repository, is_valid_digest
 from imagesync.retry import is_retriable_status
 from imagesync.transport import (
@@ -29,6 +29,7 @@ from imagesync.transport import (
     push_scope,
     raise_for_status,
     registry_message,
+    shown_url,
 )
 
 log = logging.getLogger("imagesync.client")
@@ -409,7 +410,7 @@ class RegistryClient:
             )
             raise_for_status(start, f"start upload to {target}")
             location = self._location(target, start, digest=blob.digest)
-            body = VerifyingReader(download, blob, progress, f"{source}")
+            body = VerifyingBody(download, blob, progress, f"{source}")
             what = f"upload of blob {blob.digest} to {target}"
             try:
                 finish = self.transport.request(
@@ -532,7 +533,7 @@ class RegistryClient:
             # should ask for.
             raise RegistryError(
                 f"{target.endpoint} sent an upload location on another host or scheme: "
-                f"{_shown_url(location)}",
+                f"{shown_url(location)}",
                 "check the registry's configuration (its public URL, X-Forwarded-Proto)",
             )
         if digest is None:
@@ -543,7 +544,7 @@ class RegistryClient:
         return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
 
 
-class VerifyingReader:
+class VerifyingBody:
     """A request body that hashes a download as it is uploaded, chunk by chunk.
 
     It has a length, so requests sends a Content-Length; it is iterable (not file-like), so
@@ -649,15 +650,7 @@ def _digest_like(data: bytes, expected: str) -> str:
 
 def _shown(text: str) -> str:
     """A header value in a message: at a readable length."""
-    return text if len(text) <= 80 else repr(text[:77] + "...")
-
-
-def _shown_url(url: str) -> str:
-    """A URL from a registry, redacted and shortened for a message; never raises."""
-    try:
-        return redact_url(url)[:200]
-    except ValueError:
-        return repr(url[:200])
+    return text if len(text) <= 80 else repr(shorten(text))
 
 
 def _content_length(response: requests.Response) -> int:

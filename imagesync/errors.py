@@ -7,6 +7,12 @@ without a traceback; anything else escaping is a bug.
 from __future__ import annotations
 
 
+def shorten(text: str, limit: int = 80, ellipsis: str = "...") -> str:
+    """``text`` cut to ``limit`` characters for a message: hostile input (a plan, a manifest,
+    an images file) can hold megabytes where a message needs a recognisable start."""
+    return text if len(text) <= limit else text[: limit - len(ellipsis)] + ellipsis
+
+
 class ImagesyncError(Exception):
     """Base class: ``message`` says what is wrong, ``hint`` how to fix it."""
 

@@ -33,7 +33,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.reader import ReaderError
 
 from imagesync.diagnostics import Problem, Severity, count, sort_key
-from imagesync.errors import ConfigError, InvalidReference
+from imagesync.errors import ConfigError, InvalidReference, shorten
 from imagesync.mapping import DEFAULT_TAG, target_reference
 from imagesync.reference import (
     DOCKER_HUB,
@@ -724,8 +724,7 @@ def _field_name(path: _Path) -> str:
 
 
 def _shown(text: str) -> str:
-    """A value as written, cut short: a message quotes it, not megabytes of it."""
-    return text if len(text) <= MAX_QUOTED else text[: MAX_QUOTED - 1] + "…"
+    return shorten(text, MAX_QUOTED, "…")
 
 
 def _quoted(value: Any) -> str:

@@ -13,7 +13,7 @@ from functools import cached_property
 from typing import Any
 
 from imagesync import mediatypes
-from imagesync.errors import RegistryError
+from imagesync.errors import RegistryError, shorten
 from imagesync.reference import is_valid_digest
 
 # The distribution spec lets registries refuse manifests above 4 MiB; so do we.
@@ -71,15 +71,17 @@ class Descriptor:
             raise BadManifest(f"{where}: a descriptor is not a JSON object")
         digest, size = value.get("digest"), value.get("size")
         if not isinstance(digest, str) or not is_valid_digest(digest):
-            raise BadManifest(f"{where}: descriptor digest {_short(digest)} is not valid")
+            raise BadManifest(f"{where}: descriptor digest {shorten(repr(digest))} is not valid")
         if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_BLOB_SIZE:
-            raise BadManifest(f"{where}: descriptor size {_short(size)} is not valid")
+            raise BadManifest(f"{where}: descriptor size {shorten(repr(size))} is not valid")
         media_type = value.get("mediaType", "")
         if not isinstance(media_type, str):
-            raise BadManifest(f"{where}: descriptor mediaType {_short(media_type)} is not text")
+            raise BadManifest(
+                f"{where}: descriptor mediaType {shorten(repr(media_type))} is not text"
+            )
         artifact_type = value.get("artifactType")
         if artifact_type is not None and not isinstance(artifact_type, str):
-            raise BadManifest(f"{where}: artifactType {_short(artifact_type)} is not text")
+            raise BadManifest(f"{where}: artifactType {shorten(repr(artifact_type))} is not text")
         annotations = value.get("annotations") or {}
         if not isinstance(annotations, dict):
             raise BadManifest(f"{where}: annotations are not a JSON object")
@@ -116,7 +118,7 @@ class Manifest:
             raise BadManifest(f"{where}: manifest is not a JSON object")
         declared = document.get("mediaType")
         if declared is not None and not isinstance(declared, str):
-            raise BadManifest(f"{where}: mediaType {_short(declared)} is not text")
+            raise BadManifest(f"{where}: mediaType {shorten(repr(declared))} is not text")
         header = (content_type or "").split(";", 1)[0].strip()
         if declared and mediatypes.is_manifest(header) and declared != header:
             raise BadManifest(
@@ -189,12 +191,6 @@ class Manifest:
             return value
         config = self.config
         return config.media_type if config else None
-
-
-def _short(value: Any) -> str:
-    """A value from a hostile document, shown in a message at a readable length."""
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _media_type(content_type: str | None, declared: Any, document: dict[str, Any]) -> str:

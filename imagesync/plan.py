@@ -18,7 +18,7 @@ from typing import Any
 
 import jsonschema
 
-from imagesync.errors import ImagesyncError, PlanRejected
+from imagesync.errors import ImagesyncError, PlanRejected, shorten
 from imagesync.reference import Repository, parse_reference, parse_registry_prefix
 
 FORMAT_VERSION = 1
@@ -157,7 +157,7 @@ class Plan:
         version = document.get("format_version")
         if version != FORMAT_VERSION:
             raise PlanRejected(
-                f"{where} has format_version {_short(repr(version), 40)}; "
+                f"{where} has format_version {shorten(repr(version), 40)}; "
                 f"this imagesync reads {FORMAT_VERSION}",
                 "re-run plan with this version of imagesync",
             )
@@ -169,8 +169,8 @@ class Plan:
             first = errors[0]
             place = "/".join(str(p) for p in first.absolute_path) or "(top level)"
             raise PlanRejected(
-                f"{where} does not match the plan schema at {_short(place)}: "
-                f"{_short(first.message)}",
+                f"{where} does not match the plan schema at {shorten(place, 300)}: "
+                f"{shorten(first.message, 300)}",
                 "re-run plan; do not edit plan files by hand",
             )
         if document["checksum"] != checksum(document):
@@ -204,16 +204,11 @@ class Plan:
             raise PlanRejected(f"cannot read plan {source}: {reason}") from None
         except ValueError as error:
             raise PlanRejected(
-                f"{source} is not JSON: {_short(str(error))}", "re-run plan"
+                f"{source} is not JSON: {shorten(str(error), 300)}", "re-run plan"
             ) from None
         except RecursionError:
             raise PlanRejected(f"{source} nests too deeply to be a plan", "re-run plan") from None
         return cls.from_document(document, str(source))
-
-
-def _short(text: str, limit: int = 300) -> str:
-    """Schema messages quote the offending value, which in a hostile plan can be huge."""
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _error_order(error: jsonschema.ValidationError) -> list[tuple[int, int, str]]:
@@ -227,7 +222,7 @@ def _check_references(plan: Plan, where: str) -> None:
         _ = plan.prefix
     except ImagesyncError as error:
         raise PlanRejected(
-            f"{where}: target_prefix {_short(plan.target_prefix, 100)!r}: {error.message}",
+            f"{where}: target_prefix {shorten(plan.target_prefix, 100)!r}: {error.message}",
             "re-run plan",
         ) from None
     for change in plan.changes:
@@ -239,7 +234,8 @@ def _check_references(plan: Plan, where: str) -> None:
                 parse_reference(name)
             except ImagesyncError as error:
                 raise PlanRejected(
-                    f"{where}: entry {change.entry}: {what} {_short(name, 100)!r}: {error.message}",
+                    f"{where}: entry {change.entry}: {what} {shorten(name, 100)!r}: "
+                    f"{error.message}",
                     "re-run plan",
                 ) from None
 

@@ -8,12 +8,14 @@ checks the plan against what it is applied to: the target given, and the images 
 
 from __future__ import annotations
 
-from imagesync.errors import ImagesyncError, PlanRejected
+from imagesync.errors import ImagesyncError, PlanRejected, shorten
 from imagesync.imagesfile import ImagesFile
 from imagesync.plan import Plan
 from imagesync.reference import Repository, parse_reference, parse_registry_prefix
 
 _EDITED = "re-run plan; do not edit plan files by hand"
+# A hostile plan can hold huge strings; messages quote only the start of them.
+_QUOTED = 200
 
 
 def check_plan(plan: Plan, images: ImagesFile | None = None, target: str | None = None) -> None:
@@ -55,7 +57,7 @@ def _check_entries(plan: Plan, images: ImagesFile) -> None:
     planned: dict[tuple[str, str], int] = {}
     indices: set[int] = set()
     for change in plan.changes:
-        name = f"entry {change.entry} ({_short(change.target)})"
+        name = f"entry {change.entry} ({shorten(change.target, _QUOTED)})"
         entry = entries.get(change.entry)
         if entry is None:
             raise PlanRejected(f"the plan has {name}, which {images.path} does not have", _EDITED)
@@ -68,15 +70,15 @@ def _check_entries(plan: Plan, images: ImagesFile) -> None:
         for what, in_plan, in_file in expected:
             if in_plan != in_file:
                 raise PlanRejected(
-                    f"the plan's {name} has {what} {_short(in_plan)!r}, but entry "
-                    f"{entry.index} of {images.path} has {_short(in_file)!r}",
+                    f"the plan's {name} has {what} {shorten(in_plan, _QUOTED)!r}, but entry "
+                    f"{entry.index} of {images.path} has {shorten(in_file, _QUOTED)!r}",
                     _EDITED,
                 )
         pinned = entry.source.digest
         if pinned and change.digest is not None and change.digest != pinned:
             raise PlanRejected(
-                f"the plan's {name} copies {_short(change.digest)}, but its source is pinned "
-                f"to {pinned}",
+                f"the plan's {name} copies {shorten(change.digest, _QUOTED)}, but its source is "
+                f"pinned to {pinned}",
                 _EDITED,
             )
         first = planned.setdefault(entry.sync_key, entry.index)
@@ -93,8 +95,8 @@ def _check_entries(plan: Plan, images: ImagesFile) -> None:
             ):
                 if _repository(reference) not in allowed:
                     raise PlanRejected(
-                        f"the plan's {name} has a {_short(sub.kind, 40)} {what} "
-                        f"{_short(reference)} outside the image's own repositories "
+                        f"the plan's {name} has a {shorten(sub.kind, 40)} {what} "
+                        f"{shorten(reference, _QUOTED)} outside the image's own repositories "
                         f"({', '.join(sorted(str(r) for r in allowed))})",
                         _EDITED,
                     )
@@ -105,11 +107,6 @@ def _repository(reference: str) -> Repository | None:
         return parse_reference(reference).repository
     except ImagesyncError:
         return None
-
-
-def _short(text: str, limit: int = 200) -> str:
-    """A hostile plan can hold huge strings; messages quote only the start of them."""
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _check_inside(prefix: Repository, target: str, entry: int) -> None:

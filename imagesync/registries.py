@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from imagesync.errors import ConfigError
+from imagesync.errors import ConfigError, shorten
 from imagesync.reference import DOCKER_HUB, DOCKER_HUB_ENDPOINT
 
 DEFAULT_MAX_CONCURRENCY = 8
@@ -120,17 +120,12 @@ def load_registries_config(path: str | Path | None) -> RegistriesConfig:
     for host, value in entries.items():
         if not isinstance(host, str) or not _HOST_RE.fullmatch(host):
             raise ConfigError(
-                f"{source}: registries: {_short(host)} is not a registry host",
+                f"{source}: registries: {shorten(repr(host))} is not a registry host",
                 "write a host as in image references, without scheme or path: "
                 'registry.example.com or "localhost:5000"',
             )
         registries[host] = _settings(source, host, value)
     return RegistriesConfig(registries)
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _settings(source: Path, host: str, value: Any) -> RegistrySettings:
@@ -142,7 +137,7 @@ def _settings(source: Path, host: str, value: Any) -> RegistrySettings:
     unknown = set(value) - _KEYS
     if unknown:
         raise ConfigError(
-            f"{where}: unknown key(s) {', '.join(sorted(_short(k) for k in unknown))}",
+            f"{where}: unknown key(s) {', '.join(sorted(shorten(repr(k)) for k in unknown))}",
             f"the known keys are {', '.join(sorted(_KEYS))}",
         )
     mirrors = value.get("mirrors", [])

@@ -158,7 +158,7 @@ class Transport:
         if path.startswith(("http://", "https://")):
             if not self.on_registry(registry, path):
                 raise RegistryError(
-                    f"{registry} sent a URL on another host ({_shown_url(path)})",
+                    f"{registry} sent a URL on another host ({shown_url(path)})",
                     "check the registry's configuration (its public URL)",
                 )
             return path
@@ -440,7 +440,8 @@ class Transport:
 MAX_ERROR_BODY = 64 * 1024
 
 
-def _shown_url(url: str) -> str:
+def shown_url(url: str) -> str:
+    """A URL from a registry, redacted and shortened for a message; never raises."""
     try:
         return redact_url(url)[:200]
     except ValueError:
@@ -595,7 +596,7 @@ def _hostname(netloc: str) -> str:
 
 def _tls_error(registry: str, error: Exception, token_service: str | None = None) -> RegistryError:
     if token_service:
-        service = _shown_url(token_service)
+        service = shown_url(token_service)
         return RegistryError(
             f"TLS error talking to the token service {service} of {registry}: "
             f"{secrets(str(error))}",
@@ -665,7 +666,7 @@ def raise_for_status(response: requests.Response, what: str) -> None:
         response.close()
         where = response.headers.get("Location") or "nowhere"
         raise RegistryError(
-            f"{what}: the registry answered {status}, a redirect to {_shown_url(where)}",
+            f"{what}: the registry answered {status}, a redirect to {shown_url(where)}",
             "registries do not redirect this request; check the registry's configuration",
             status=status,
         )

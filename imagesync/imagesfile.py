@@ -478,7 +478,7 @@ class _Checker:
         elif len(path) == 2 and path[0] == "images":
             hint = 'write each entry as - source: "<image>"'
             if isinstance(node, ScalarNode) and not _is_null(node):
-                hint = f'write it as - source: "{written}"'
+                hint = f"write it as - source: {_double_quoted(written)}"
             self.error(path, f"the entry is {kind}, not a mapping with `source:`", hint)
         elif _is_null(node):
             self.error(path, f"{path[-1]} is empty", f"write the {path[-1]} or remove the key")
@@ -493,7 +493,7 @@ class _Checker:
             self.error(
                 path,
                 f"{path[-1]} {written} is not text: YAML reads it as {kind}",
-                f'quote it: {path[-1]}: "{written}"',
+                f"quote it: {path[-1]}: {_double_quoted(written)}",
             )
         else:
             self.error(path, f"{path[-1]} must be text, not {kind}", f'write {path[-1]}: "<value>"')
@@ -725,6 +725,12 @@ def _field_name(path: _Path) -> str:
 
 def _shown(text: str) -> str:
     return shorten(text, MAX_QUOTED, "…")
+
+
+def _double_quoted(text: str) -> str:
+    """``text`` as a YAML double-quoted scalar, control characters escaped: a hint to copy
+    must not carry a raw carriage return or tab into the one-line message."""
+    return json.dumps(text, ensure_ascii=False)
 
 
 def _quoted(value: Any) -> str:

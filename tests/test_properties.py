@@ -25,7 +25,7 @@ from unittest import mock
 import pytest
 import yaml
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from imagesync.cli import main
@@ -271,6 +271,8 @@ PROBLEM_LINE = re.compile(r"^(?P<path>[^:]+):(?:(?P<line>\d+):)? ")
 
 @SLOWER
 @given(data=images_file_bytes())
+# Found by this test: the hint repeated a carriage return raw, breaking its line in two.
+@example(data=b'images: ["\\r"]\n')
 def test_validate_never_shows_a_traceback_and_locates_every_line(
     workdir: Path, data: bytes
 ) -> None:

@@ -217,10 +217,12 @@ def test_sigterm_stops_apply_cleanly(source_registry, target_registry, tmp_path)
             tmp_path, f"{target_registry.host}/mirror", f'- source: "{proxy.host}/team/app:1.0"\n'
         )
         plan = plan_to(tmp_path, images)
-        # Every source blob GET is held 2 s, and SIGTERM goes out the moment one reaches the
+        # Every source blob GET is held 6 s, and SIGTERM goes out the moment one reaches the
         # proxy: apply has installed its handler (before any request) and the copy is in flight,
-        # with seconds to go. No sleep guessing the moment, which a loaded machine defeats.
-        proxy.add(Fault("delay", r"/blobs/sha256:", count=100, method="GET", seconds=2))
+        # with seconds to go. No sleep guessing the moment, which a loaded machine defeats; the
+        # hold is long enough for a starved test process to wake and send the signal (with 2 s,
+        # a run beside other suites sometimes sent it after the copy had finished).
+        proxy.add(Fault("delay", r"/blobs/sha256:", count=100, method="GET", seconds=6))
         process = _imagesync("apply", str(tmp_path / "plan.json"))
         try:
             assert proxy.wait_for_request(r"/blobs/sha256:", "GET", timeout=60), (

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -23,6 +23,9 @@ from imagesync.plan import Action, Change, Plan, SubChange
 from imagesync.planner import DEFAULT_PARALLELISM
 from imagesync.reference import Reference, Repository, parse_reference
 from imagesync.referrers import REFERRER, REFERRERS_INDEX, merged_referrers_index
+
+# How long the main thread waits on the workers before it looks for a signal again.
+SIGNAL_SLICE = 0.2
 
 
 class Outcome(StrEnum):
@@ -133,8 +136,14 @@ def apply_plan(
     with applier, ThreadPoolExecutor(max_workers=max(1, options.parallelism)) as pool:
         futures = {pool.submit(applier.apply_change, c): i for i, c in enumerate(plan.changes)}
         try:
-            for future in as_completed(futures):
-                results[futures[future]] = future.result()
+            # Waits in short slices: the kernel may hand SIGTERM to a worker thread, and its
+            # Python handler then runs only when the main thread next runs bytecode. A wait
+            # without a timeout would hold it off until an image finished, its tag written.
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, timeout=SIGNAL_SLICE, return_when=FIRST_COMPLETED)
+                for future in done:
+                    results[futures[future]] = future.result()
         except KeyboardInterrupt:
             cancel.set()
             client.transport.stopping.set()  # a wait before a retry ends now, not in 60 s

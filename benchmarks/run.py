@@ -805,9 +805,9 @@ def timed(name, function):
         finally:
             phases[name] = time.perf_counter() - started
     return wrapper
-import imagesync.applier as applier
-cli.make_plan = timed("plan", cli.make_plan)
-applier.apply_plan = timed("apply", applier.apply_plan)
+import imagesync.applier as applier, imagesync.planner as planner
+planner.make_plan = timed("plan", planner.make_plan)
+applier.Applier.apply = timed("apply", applier.Applier.apply)
 sys.argv[0] = "imagesync"
 code = 0
 try:

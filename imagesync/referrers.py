@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from imagesync import mediatypes
-from imagesync.client import RegistryClient
 from imagesync.errors import RegistryError
 from imagesync.manifest import Descriptor, Manifest
 from imagesync.reference import Reference, Repository
+
+if TYPE_CHECKING:
+    from imagesync.client import RegistryClient
 
 COSIGN_KINDS = {".sig": "signature", ".att": "attestation", ".sbom": "sbom"}
 REFERRER = "referrer"

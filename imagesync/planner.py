@@ -49,8 +49,9 @@ def make_plan(
 ) -> Plan:
     """Plan every entry of ``images``, concurrently; the plan keeps file order.
 
-    ``on_change`` hears of each entry as soon as it is planned, so that apply in the same run
-    can begin a create's copy while the rest is planned.
+    ``on_change`` hears of each entry as soon as its action is known (its sub-changes are
+    looked up after that, unless they decide the action: --require-signatures), so that apply
+    in the same run can begin a create's copy while the rest is planned.
     """
     options = options or PlanOptions()
     entries = _unique(images.entries)
@@ -59,14 +60,11 @@ def make_plan(
     # the target tag, the children of an index, the target repository); nothing in this
     # pool waits on another of its tasks.
     lookups = ThreadPoolExecutor(max_workers=max(4, 2 * options.parallelism))
-    planner = _EntryPlanner(client, options, lookups)
+    planner = _EntryPlanner(client, options, lookups, on_change)
 
     def plan_one(entry: ImageEntry) -> Change:
         warnings = tuple(p.message for p in images.warnings if p.entry_index == entry.index)
-        change = planner.plan(entry, warnings)
-        if on_change:
-            on_change(change)
-        return change
+        return planner.plan(entry, warnings)
 
     with lookups, ThreadPoolExecutor(max_workers=max(1, options.parallelism)) as pool:
         changes = list(with_mounts(client, list(pool.map(plan_one, entries)), planner.missing))
@@ -119,10 +117,12 @@ class _EntryPlanner:
         client: RegistryClient,
         options: PlanOptions,
         lookups: ThreadPoolExecutor,
+        on_change: Callable[[Change], None] | None = None,
     ) -> None:
         self.client = client
         self.options = options
         self.lookups = lookups
+        self.on_change = on_change or (lambda change: None)
         # Per create's target, the blobs its repository lacks.
         self.missing: dict[str, tuple[Descriptor, ...]] = {}
 
@@ -137,17 +137,25 @@ class _EntryPlanner:
             reason="",
             warnings=warnings,
         )
+        told = False
         try:
             base, existing = self._resolve(entry, base)
             change, manifest = self._decide(entry, base, existing)
+            if not self.options.require_signatures:
+                # Told before its signatures are looked up: a create whose lookup then fails
+                # (an error) has had blobs copied for nothing, which is harmless.
+                self.on_change(change)
+                told = True
             if self.options.signatures and change.action in (Action.CREATE, Action.SKIP):
                 subchanges = plan_attached(self.client, entry, manifest)
                 change = replace(change, subchanges=subchanges)
             if self.options.require_signatures and change.action is not Action.CONFLICT:
                 _require_signature(change)
-            return change
         except ImagesyncError as error:
-            return replace(base, action=Action.ERROR, reason=str(error))
+            change = replace(base, action=Action.ERROR, reason=str(error))
+        if not told:
+            self.on_change(change)
+        return change
 
     def _resolve(self, entry: ImageEntry, base: Change) -> tuple[Change, Manifest | None]:
         """The source's digest and media type, and what the target tag holds, if anything.

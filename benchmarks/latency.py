@@ -27,7 +27,7 @@ from typing import Any
 
 # The most the relay reads, and puts on the link, at once. Connections take turns on the link
 # piece by piece, so a small request waits behind at most one piece of each busy connection
-# (8 streams x 64 KiB at 40 MB/s: 13 ms), as on a link with fair queueing and short buffers.
+# (6 streams x 128 KiB at 40 MB/s: 20 ms), as on a link with fair queueing and short buffers.
 PIECE = 128 * 1024
 # An idle link lets this much through at once: headers and small bodies are not paced.
 BURST = 64 * 1024

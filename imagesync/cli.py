@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import sys
@@ -144,6 +145,13 @@ def connection_options(function: F) -> F:
             help="Attempts per request for transient failures (5xx, 429, resets)",
         ),
         click.option(
+            "--timeout",
+            type=float,
+            default=60,
+            show_default=True,
+            help="Seconds a registry may take to answer a request",
+        ),
+        click.option(
             "--no-signatures",
             is_flag=True,
             help="Leave signatures, attestations, SBOMs and referrers out",
@@ -212,6 +220,9 @@ def _session(images_file: str, target: str | None, **options: Any) -> Session:
             "--require-signatures needs the signatures that --no-signatures leaves out; "
             "give one of them"
         )
+    timeout = float(options.get("timeout", 60.0))
+    if not 0 < timeout < math.inf:
+        raise click.BadParameter("give a number of seconds above 0", param_hint="'--timeout'")
     configure_logging(bool(options.get("debug")))
     key_file = options.get("target_repo_auth_key")
     registries = options.get("registries_config")
@@ -220,6 +231,7 @@ def _session(images_file: str, target: str | None, **options: Any) -> Session:
         access_token=options.get("access_token") or None,
         key_file=Path(key_file) if key_file else None,
         retries=options.get("retries", DEFAULT_ATTEMPTS),
+        timeout=timeout,
     )
     plan_options = PlanOptions(
         parallelism=options.get("parallelism", DEFAULT_PARALLELISM),

@@ -19,6 +19,7 @@ from typing import Any
 import jsonschema
 
 from imagesync.errors import ImagesyncError, PlanRejected, shorten
+from imagesync.inputfile import InputTooLarge, UnreadableInput, read_input
 from imagesync.reference import Repository, parse_reference, parse_registry_prefix
 
 FORMAT_VERSION = 1
@@ -196,12 +197,13 @@ class Plan:
     def read(cls, path: str | Path) -> Plan:
         source = Path(path)
         try:
-            if source.stat().st_size > MAX_PLAN_BYTES:
-                raise PlanRejected(f"{source} is too large to be a plan", "re-run plan")
-            document = json.loads(source.read_text(encoding="utf-8"))
-        except OSError as error:
-            reason = error.strerror or str(error)
-            raise PlanRejected(f"cannot read plan {source}: {reason}") from None
+            document = json.loads(read_input(source, MAX_PLAN_BYTES).decode("utf-8"))
+        except InputTooLarge:
+            raise PlanRejected(f"{source} is too large to be a plan", "re-run plan") from None
+        except UnreadableInput as error:
+            raise PlanRejected(
+                f"cannot read plan {source}: {error.reason}", "give the plan file plan wrote"
+            ) from None
         except ValueError as error:
             raise PlanRejected(
                 f"{source} is not JSON: {shorten(str(error), 300)}", "re-run plan"

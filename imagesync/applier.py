@@ -442,14 +442,14 @@ class _Applier:
         if self.client.referrers(target.repository, subject, pull=False) is not None:
             return Outcome.SKIPPED, "the target registry keeps referrers itself (referrers API)"
         existing = self.client.find_manifest(target, pull=False)
-        if existing is not None:
-            problem = referrers_index_problem(self.client, target.repository, existing, subject)
-            if problem is not None:
-                return Outcome.CONFLICT, f"{target} {problem}; left untouched"
         listed = {c.digest for c in existing.children} if existing else set()
         missing = [d for d in dict.fromkeys(referrers) if d not in listed]
         if not missing:
             return Outcome.SKIPPED, "lists every referrer"
+        if existing is not None:  # looked at entry by entry: it is about to be written over
+            problem = referrers_index_problem(self.client, target.repository, existing, subject)
+            if problem is not None:
+                return Outcome.CONFLICT, f"{target} {problem}; left untouched"
         added = [referrer_descriptor(self.client, target.repository, d, subject) for d in missing]
         raw = merged_referrers_index(existing, added)
         index = Manifest.parse(raw, mediatypes.OCI_INDEX, str(target))

@@ -197,7 +197,7 @@ class RegistryClient:
         written = response.headers.get("Docker-Content-Digest") or manifest.digest
         if written != manifest.digest:
             raise DigestMismatch(
-                f"{repository}:{reference} was stored as {written}, not {manifest.digest}"
+                f"{repository}:{reference} was stored as {_shown(written)}, not {manifest.digest}"
             )
         return written
 

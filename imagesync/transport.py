@@ -160,8 +160,11 @@ class Transport:
         self, registry: str, error: requests.exceptions.RequestException
     ) -> Unreachable:
         if _is_timeout(error):
+            waited = self.timeout
+            if isinstance(error, requests.exceptions.ConnectTimeout):
+                waited = min(CONNECT_TIMEOUT, self.timeout)
             return Unreachable(
-                deadline_message(error) or f"no answer from {registry} within {self.timeout:g} s",
+                deadline_message(error) or f"no answer from {registry} within {waited:g} s",
                 "check the registry and your network, or give it longer with --timeout",
             )
         return Unreachable(
@@ -757,7 +760,8 @@ def _refused(
     wanted = params.get("scope") or " ".join(sorted(scopes))
     push = [s for s in wanted.split(" ") if s.startswith("repository:") and "push" in s]
     needed = push or [s for s in wanted.split(" ") if s.startswith("repository:")]
-    names = ", ".join(f"{registry}/{s.split(':')[1]}" for s in needed) or registry
+    # The scope comes from the registry's challenge: its words, quoted as such.
+    names = excerpt(", ".join(f"{registry}/{s.split(':')[1]}" for s in needed), 300) or registry
     if push:
         return AuthenticationFailed(
             f"the credentials lack push (write) rights for {names}",

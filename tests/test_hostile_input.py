@@ -159,6 +159,69 @@ def test_a_bad_manifest_is_an_error_entry(
     assert len(change["reason"]) < 600, change["reason"]
 
 
+BAD_CONFIGS: dict[str, tuple[bytes, str]] = {
+    "a JSON list": (b"[1, 2, 3]", "is not a JSON object (it is a list)"),
+    "nested 200000 deep": (_nested(200_000), "nests too deeply"),
+    "not JSON": (b'{"os": "linux", "architecture": ', "is not valid JSON"),
+    "a JSON string": (b'"linux/amd64"', "is not a JSON object (it is a string)"),
+    "os and architecture of the wrong type": (
+        json.dumps({"os": {"name": "linux"}, "architecture": ["amd64"]}).encode(),
+        "but amd64Only allows only linux/amd64",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CONFIGS))
+def test_an_image_config_of_the_wrong_shape_fails_its_entry_only(
+    target_registry: RegistryServer, tmp_path: Path, case: str
+) -> None:
+    config, expected = BAD_CONFIGS[case]
+    with HostileRegistry() as fake:
+        FakeImage.make(config, repository="team/bad").serve(fake)
+        FakeImage.make().serve(fake)
+        images = tmp_path / "images.yaml"
+        images.write_text(
+            f"target: {target_registry.host}/mirror\nimages:\n"
+            f'- source: "{fake.host}/team/bad:1.0"\n  amd64Only: true\n'
+            f'- source: "{fake.host}/team/app:1.0"\n  amd64Only: true\n'
+        )
+        result, plan = plan_json(tmp_path, images, "--no-signatures")
+    clean(result, 1)
+    bad, good = plan["changes"]
+    assert bad["action"] == "error"
+    assert expected in bad["reason"], bad["reason"]
+    assert len(bad["reason"]) < 600
+    assert good["action"] == "create", good
+
+
+BAD_TOKEN_ANSWERS: dict[str, tuple[bytes, str]] = {
+    "a JSON list": (b'["token"]', "is not a JSON object (it is a list)"),
+    "nested 100000 deep": (b'{"token": ' + _nested(100_000) + b"}", "nests too deeply"),
+    "a token that is a number": (b'{"token": 12345678}', "sent no token"),
+    "not JSON": (b"<html>login</html>", "is not valid JSON"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_TOKEN_ANSWERS))
+def test_a_token_answer_of_the_wrong_shape_fails_the_entry(
+    target_registry: RegistryServer, tmp_path: Path, case: str
+) -> None:
+    body, expected = BAD_TOKEN_ANSWERS[case]
+    with HostileRegistry() as fake:
+        FakeImage.make().serve(fake)
+        challenge = f'Bearer realm="http://{fake.host}/token",service="hostile"'
+        for method in ("GET", "HEAD"):
+            fake.route(method, r"^/v2/", Answer(401, {"WWW-Authenticate": challenge}, b""))
+        fake.route("GET", r"^/token", Answer(200, {"Content-Type": "application/json"}, body))
+        images = images_file(tmp_path, target_registry.host, f"{fake.host}/team/app:1.0")
+        result, plan = plan_json(tmp_path, images, "--no-signatures")
+    clean(result, 1)
+    (change,) = plan["changes"]
+    assert change["action"] == "error"
+    assert expected in change["reason"], change["reason"]
+    assert len(change["reason"]) < 600
+
+
 def test_an_oversized_manifest_without_content_length_is_cut_off(
     target_registry: RegistryServer, tmp_path: Path
 ) -> None:

@@ -193,10 +193,12 @@ class FakeImage:
     manifest: bytes = b""
 
     @classmethod
-    def make(cls) -> FakeImage:
-        config = json.dumps(
-            {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers"}}
-        ).encode()
+    def make(cls, config: bytes | None = None, repository: str = "team/app") -> FakeImage:
+        """The image; ``config`` replaces its config blob's bytes (a broken one, say)."""
+        if config is None:
+            config = json.dumps(
+                {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers"}}
+            ).encode()
         layer = bytes(range(256)) * 64
         manifest = json.dumps(
             {
@@ -207,7 +209,7 @@ class FakeImage:
             },
             indent=2,
         ).encode()
-        return cls(config=config, layer=layer, manifest=manifest)
+        return cls(repository=repository, config=config, layer=layer, manifest=manifest)
 
     @property
     def digest(self) -> str:

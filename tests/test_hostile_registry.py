@@ -126,6 +126,7 @@ def test_a_2_gib_answer_fails_the_entry_in_little_memory(
     target_registry: RegistryServer, tmp_path: Path, case: str
 ) -> None:
     hostile, expected = TWO_GIB[case]
+    before = target_registry.listing()
     with HostileRegistry() as fake:
         FakeImage.make().serve(fake)
         hostile(fake)
@@ -138,6 +139,7 @@ def test_a_2_gib_answer_fails_the_entry_in_little_memory(
     assert expected in reason
     assert len(reason) < 1000
     assert peak_kib < PEAK_LIMIT_KIB, f"peak RSS {peak_kib} KiB"
+    assert target_registry.listing() == before
 
 
 # -- answers a byte a second ---------------------------------------------------------------
@@ -186,6 +188,7 @@ DRIPS = {
 def test_an_answer_at_a_byte_a_second_ends_within_the_timeout(
     target_registry: RegistryServer, tmp_path: Path, case: str
 ) -> None:
+    before = target_registry.listing()
     with HostileRegistry() as fake:
         image = FakeImage.make()
         image.serve(fake)
@@ -201,6 +204,7 @@ def test_an_answer_at_a_byte_a_second_ends_within_the_timeout(
     assert f"no answer from {fake.host} within 2 s" in change["reason"], change["reason"]
     # The plan's own work (the target, the start) takes a moment on a loaded machine.
     assert elapsed < TIMEOUT + 4, f"{elapsed:.1f} s"
+    assert target_registry.listing() == before
 
 
 def test_a_slow_answer_is_retried_like_any_other_failure(

@@ -24,10 +24,11 @@ from click.testing import CliRunner
 from imagesync.cli import main
 from imagesync.errors import PlanRejected
 from imagesync.imagesfile import ImagesFile, load_images_file
-from imagesync.plan import Action, Change, ImagesFileInfo, Plan, SubChange, checksum
+from imagesync.plan import Action, Change, ImagesFileInfo, Plan, SubChange
 from imagesync.plancheck import check_plan
 from imagesync.render import render_plan
 from tests.harness.faultproxy import FaultProxy
+from tests.harness.forgery import reseal
 from tests.harness.images import push_image
 from tests.harness.registry import RegistryServer
 
@@ -44,17 +45,6 @@ def write_images(tmp_path: Path, target: str, entries: str) -> Path:
     path = tmp_path / "external-images.yaml"
     path.write_text(f"target: {target}\nimages:\n{entries}", encoding="utf-8")
     return path
-
-
-def reseal(document: dict[str, Any]) -> dict[str, Any]:
-    """What someone editing a plan artifact does: fix the summary, recompute the checksum."""
-    counts = {action.value: 0 for action in Action}
-    for change in document["changes"]:
-        counts[change["action"]] += 1
-    document["summary"] = counts
-    document["checksum"] = checksum(document)
-    Plan.from_document(document)  # it passes every check of the plan document itself
-    return document
 
 
 def signature_for(change: dict[str, Any], target_repository: str) -> dict[str, Any]:

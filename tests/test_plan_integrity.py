@@ -24,11 +24,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from imagesync.cli import main
-from imagesync.plan import Action, Plan, canonical, checksum
+from imagesync.plan import canonical
 from imagesync.plankey import PLAN_KEY_ENV, PlanKey
 from imagesync.reference import parse_reference
 from imagesync.referrers import attached_source, attached_target
 from tests.harness.faultproxy import FaultProxy
+from tests.harness.forgery import reseal
 from tests.harness.images import push_cosign_signature, push_image, push_referrer
 from tests.harness.registry import RegistryServer
 
@@ -61,15 +62,9 @@ def plan_document(tmp_path: Path, images: Path, *, env: dict[str, str] | None = 
     return path
 
 
-def reseal(path: Path, document: dict[str, Any]) -> None:
-    """What someone editing a plan artifact does: fix the summary, recompute the checksum."""
-    counts = {action.value: 0 for action in Action}
-    for change in document["changes"]:
-        counts[change["action"]] += 1
-    document["summary"] = counts
-    document["checksum"] = checksum(document)
-    Plan.from_document(document)  # the forgery passes every check of the document itself
-    path.write_text(json.dumps(document), encoding="utf-8")
+def forge(path: Path, document: dict[str, Any]) -> None:
+    """Write an edited plan as a forger would: resealed, passing the document's own checks."""
+    path.write_text(json.dumps(reseal(document)), encoding="utf-8")
 
 
 def mirrored(source: RegistryServer, path: str) -> str:
@@ -149,7 +144,7 @@ def test_a_referrers_index_aimed_at_the_images_own_tag_is_refused(
             "create",
         ),
     ]
-    reseal(path, document)
+    forge(path, document)
     before = target_registry.listing()
 
     extra = ["-i", str(images)] if with_images_file else []
@@ -204,7 +199,7 @@ def test_a_signature_written_to_another_tag_is_refused(
     (planned,) = [s for s in document["changes"][0]["subchanges"] if s["kind"] == "signature"]
     assert planned["digest"] == signature.digest
     planned["target"] = planned["target"].rsplit(":", 1)[0] + ":evil"
-    reseal(path, document)
+    forge(path, document)
     before = target_registry.listing()
 
     code, stdout, stderr = run("apply", str(path), "-i", str(images))
@@ -228,7 +223,7 @@ def test_a_signature_whose_digest_is_not_the_sources_signature_fails_before_its_
     (planned,) = [s for s in document["changes"][0]["subchanges"] if s["kind"] == "signature"]
     planned["digest"] = other.digest
     planned["source"] = planned["source"].rsplit("@", 1)[0] + f"@{other.digest}"
-    reseal(path, document)
+    forge(path, document)
 
     code, stdout, stderr = run("apply", str(path), "-i", str(images), "--format", "json")
 
@@ -257,7 +252,7 @@ def swapped_plan(
     path = plan_document(tmp_path, images, env=env)
     document = json.loads(path.read_text())
     document["changes"][0]["digest"] = other.digest
-    reseal(path, document)
+    forge(path, document)
     return path, images, other.digest
 
 
@@ -348,7 +343,7 @@ def test_with_the_key_apply_refuses_a_plan_without_a_valid_hmac_before_any_reque
             source_registry, proxy.host, tmp_path, {PLAN_KEY_ENV: made_with} if made_with else None
         )
         document = tamper(copy.deepcopy(json.loads(path.read_text())))
-        reseal(path, document)
+        forge(path, document)
         seen = len(proxy.requests)
         before = target_registry.listing()
 
@@ -572,12 +567,7 @@ def tampered(draw: st.DrawFn, world: World) -> dict[str, Any]:
         elif operation == "retarget" and subs:
             sub = draw(st.sampled_from(subs))
             sub[draw(st.sampled_from(["target", "source"]))] = draw(references)
-    counts = {action.value: 0 for action in Action}
-    for one in document["changes"]:
-        counts[one["action"]] = counts.get(one["action"], 0) + 1
-    document["summary"] = counts
-    document["checksum"] = checksum(document)
-    return document
+    return reseal(document, check=False)
 
 
 @settings(

@@ -80,7 +80,9 @@ def read_claim(payload: bytes) -> Claim:
 def _object(value: object, name: str) -> dict[str, object]:
     if not isinstance(value, dict):
         raise BadPayload("the payload is not a JSON object")
-    member = value.get(name, {})
+    member = value.get(name)
+    if member is None:  # absent or null: Go's json.Unmarshal leaves the struct empty
+        return {}
     if not isinstance(member, dict):
         raise BadPayload(f"the payload's {name!r} is not an object")
     return member

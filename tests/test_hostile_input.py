@@ -778,11 +778,17 @@ HOSTILE_IMAGES_FILES: dict[str, tuple[bytes, int, str]] = {
         3,
         "character U+001F is not allowed",
     ),
-    "a date that is none": (_ENTRY.encode() + b"  tag: 2001-13-45\n", 4, "as a date"),
+    # Text fields take any number or date as written; a boolean field cannot.
+    "a date that is none": (_ENTRY.encode() + b"  amd64Only: 2001-13-45\n", 4, "as a date"),
     "a number of 900000 digits": (
-        _ENTRY.encode() + b"  tag: " + b"1" * 900_000 + b"\n",
+        _ENTRY.encode() + b"  amd64Only: " + b"1" * 900_000 + b"\n",
         4,
         "cannot read '1111",
+    ),
+    "a tag of 900000 digits": (
+        _ENTRY.encode() + b"  tag: " + b"1" * 900_000 + b"\n",
+        4,
+        "tag '1111",
     ),
     "a tag of 900000 characters": (
         _ENTRY.encode() + b"  tag: " + b"t" * 900_000 + b"\n",

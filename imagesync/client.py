@@ -566,7 +566,7 @@ class RegistryClient:
                 response = self._send(endpoint, method, path, headers, stream)
             except RegistryError as error:
                 log.debug("mirror %s failed, trying the next: %s", endpoint.host, error)
-                passed.append(f"mirror {endpoint.host}: {error.message}")
+                passed.append(f"mirror {endpoint.host} failed: {error.message}")
                 continue
             if response.status_code < 400:
                 return response, endpoint
@@ -576,7 +576,7 @@ class RegistryClient:
             return self._send(endpoints[-1], method, path, headers, stream), endpoints[-1]
         except RegistryError as error:
             if passed:
-                error.message = f"{error.message}; {', '.join(passed)}"
+                error.message = f"{error.message}, and {'; '.join(passed)}"
             raise
 
     def _send(

@@ -114,8 +114,8 @@ def classify(error: BaseException, host: str, timeout: float) -> NetworkFailure:
             kind,
             host,
             f"cannot resolve host {name}",
-            "check the host name; where only mirrors reach the internet, list one for this "
-            "registry under 'mirrors' in the registries config (--registries-config)",
+            "check the host name; where only mirrors reach the internet, list a mirror for this "
+            "registry under 'mirrors' in the --registries-config file",
         )
     if kind is Kind.DNS_UNAVAILABLE:
         return NetworkFailure(
@@ -143,8 +143,8 @@ def classify(error: BaseException, host: str, timeout: float) -> NetworkFailure:
             kind,
             host,
             f"no answer from {host} within {timeout:g} s",
-            "check that it is a registry and that nothing (a proxy, a firewall) holds the "
-            "connection; give a slow registry longer with --timeout",
+            "check that it is a registry and that no proxy or firewall holds the connection; "
+            "give a slow registry longer with --timeout",
         )
     if kind is Kind.TLS_UNTRUSTED:
         return NetworkFailure(

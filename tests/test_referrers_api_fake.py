@@ -432,6 +432,9 @@ def test_an_api_error_is_not_taken_for_a_missing_api(
     (warning,) = change["warnings"]
     assert warning.startswith(f"signatures and referrers could not be looked up at {src}")
     assert "referrers" in warning and "500" in warning
+    for fmt in ("text", "markdown"):
+        code, stdout, _ = run("plan", "-i", str(images), "--retries", "1", "--format", fmt)
+        assert code == 0 and "signatures and referrers could not be looked up" in stdout
     code, stdout, _ = run(
         "plan", "-i", str(images), "--retries", "1", "--format", "json", "--require-signatures"
     )

@@ -783,7 +783,8 @@ def _written_as_text(node: Node) -> bool:
     (yes, no, on, off: Go's yaml.v3 put them into a string field as written)."""
     if not isinstance(node, ScalarNode) or node.style is not None:
         return False  # quoted: text already
-    if _RESOLVER.resolve(ScalarNode, node.value, (True, False)) != node.tag:
+    implicit = _RESOLVER.resolve(ScalarNode, node.value, (True, False))  # type: ignore[no-untyped-call]
+    if implicit != node.tag:
         return False  # an explicit !!tag the characters do not fit (!!int x): YAML says no
     if node.tag in _AS_WRITTEN:
         return True

@@ -125,9 +125,7 @@ class RegistryClient:
         itself) answered; None if none has it."""
         path = f"/v2/{ref.path}/manifests/{ref.identifier}"
         headers = {"Accept": mediatypes.ACCEPT}
-        response, endpoint = self._read_located(
-            ref.repository, "HEAD", path, pull, headers=headers, at=at
-        )
+        response, endpoint = self._read(ref.repository, "HEAD", path, pull, headers=headers, at=at)
         if response.status_code == 404:
             return None
         raise_for_status(response, f"HEAD {ref}")
@@ -241,7 +239,7 @@ class RegistryClient:
             if path in seen or len(seen) >= MAX_TAG_PAGES:
                 raise RegistryError(f"the tag list of {repository} has pages without end")
             seen.add(path)
-            response = self._read(repository, "GET", path, pull, at=at)
+            response, _ = self._read(repository, "GET", path, pull, at=at)
             if response.status_code == 404:
                 return tags
             raise_for_status(response, f"list tags of {repository}")
@@ -438,7 +436,7 @@ class RegistryClient:
         may start the copy again.
         """
         path = f"/v2/{source.path}/blobs/{blob.digest}"
-        download = self._read(source, "GET", path, pull=True, stream=True)
+        download, _ = self._read(source, "GET", path, pull=True, stream=True)
         try:
             raise_for_status(download, f"GET blob {blob.digest} from {source}")
             start = self.transport.request(
@@ -508,7 +506,7 @@ class RegistryClient:
         """
         attempts = self.transport.retry.attempts
         for attempt in range(1, attempts + 1):
-            response = self._read(
+            response, _ = self._read(
                 repository, "GET", path, pull, headers=headers, stream=True, at=at
             )
             try:
@@ -525,22 +523,6 @@ class RegistryClient:
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _read(
-        self,
-        repository: Repository,
-        method: str,
-        path: str,
-        pull: bool,
-        *,
-        headers: dict[str, str] | None = None,
-        stream: bool = False,
-        at: Endpoint | None = None,
-    ) -> requests.Response:
-        response, _ = self._read_located(
-            repository, method, path, pull, headers=headers, stream=stream, at=at
-        )
-        return response
-
-    def _read_located(
         self,
         repository: Repository,
         method: str,

@@ -270,3 +270,47 @@ def test_the_image_syncer_invocation_does_what_target_does(
         expected = expected_digests(target_registry, prefix, mirrored.unique())
         assert target_digests(target_registry, expected) == expected
     assert world.dns.refused == []
+
+
+def test_an_image_no_mirror_has_is_an_error_that_says_where_it_looked(
+    world: MirrorWorld, target_registry: RegistryServer, tmp_path: Path
+) -> None:
+    """The other side of the world: what the mirror lacks, the upstream cannot give. The
+    entry is an error that names both, the other entries are not touched by it, and the
+    one lookup of the upstream's name is what the DNS guard counts."""
+    original = tmp_path / "partly.yaml"
+    original.write_text(
+        'images:\n- source: "busybox:1.36"\n- source: "alpine:3.20"\n', encoding="utf-8"
+    )
+    mirrored = world.mirror_file(original, signed=lambda entry: False)
+    mirror = world.mirrors["docker.io"]
+    connect(mirror).delete_manifest("library/busybox", mirrored.images[0].image.digest)
+    planned = run(
+        "plan", "-i", str(mirrored.path), "-r", f"{target_registry.host}/ext/",
+        "--registries-config", str(world.registries_config), "--retries", "1",
+        "--format", "json",
+    )  # fmt: skip
+    assert planned.exit_code == 1
+    missing, present = plan_json(planned)["changes"]
+    assert present["action"] == "create"
+    assert missing["action"] == "error"
+    assert missing["reason"].startswith(
+        f"cannot resolve host registry-1.docker.io, and mirror {mirror.host} answered 404 ("
+    )
+    assert world.dns.refused == ["registry-1.docker.io"]
+
+
+def test_require_signatures_counts_the_signatures_the_mirror_holds(
+    world: MirrorWorld, target_registry: RegistryServer
+) -> None:
+    mirrored = world.mirror_file(REALWORLD / "kyma-project__api-gateway__external-images.yaml")
+    planned = run(
+        "plan", "-i", str(mirrored.path), "-r", f"{target_registry.host}/ext/",
+        "--registries-config", str(world.registries_config), "--require-signatures",
+        "--format", "json",
+    )  # fmt: skip
+    actions = {c["source_text"]: c["action"] for c in plan_json(planned)["changes"]}
+    signed = {i.entry.source for i in mirrored.images if i.signature is not None}
+    assert signed and signed != set(actions)
+    assert actions == {s: "create" if s in signed else "error" for s in actions}
+    assert world.dns.refused == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import subprocess
@@ -87,6 +88,21 @@ def test_tag_three_point_ten_is_the_tag_three_point_ten(tmp_path: Path) -> None:
 
 REALWORLD_DIR = REPO / "tests" / "realworld"
 REALWORLD = sorted(REALWORLD_DIR.glob("*.yaml"))
+
+
+def test_the_real_files_are_kept_byte_for_byte() -> None:
+    """The copies under tests/realworld/ are the published files: SHA256SUMS records them, and
+    where the originals are at hand (../shared/realworld/ next to the repository) they match."""
+    recorded = dict(
+        reversed(line.split("  ", 1))
+        for line in (REALWORLD_DIR / "SHA256SUMS").read_text(encoding="utf-8").splitlines()
+    )
+    assert sorted(recorded) == [p.name for p in REALWORLD]
+    for path in REALWORLD:
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == recorded[path.name], path.name
+    originals = REPO.parent / "shared" / "realworld"
+    for original in sorted(originals.glob("*.yaml")):
+        assert (REALWORLD_DIR / original.name).read_bytes() == original.read_bytes(), original
 
 
 @pytest.mark.parametrize("path", REALWORLD, ids=[p.name.split("__")[1] for p in REALWORLD])

@@ -34,6 +34,7 @@ from imagesync.auth import (
     token_from_response,
 )
 from imagesync.errors import AuthenticationFailed, NotFound, RegistryError
+from imagesync.netfailure import Kind, NetworkFailure, classify, kind_of, realm_host
 from imagesync.redact import redact_url, secrets
 from imagesync.registries import RegistriesConfig, is_loopback
 from imagesync.retry import RetryPolicy, is_retriable_exception, is_retriable_status
@@ -41,12 +42,8 @@ from imagesync.retry import RetryPolicy, is_retriable_exception, is_retriable_st
 log = logging.getLogger("imagesync.http")
 
 USER_AGENT = f"imagesync/{__version__}"
-CONNECT_TIMEOUT = 10.0
-READ_TIMEOUT = 120.0
 # Blob storage redirects once or twice; more than this is a loop.
 MAX_REDIRECTS = 10
-# OpenSSL's words for "the other side does not speak TLS": a plain-HTTP server.
-_PLAIN_HTTP_SIGNS = ("wrong version number", "record layer failure", "unknown protocol")
 # key="value" pairs of a WWW-Authenticate challenge (realm, service, scope, error).
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 
@@ -71,10 +68,13 @@ class Transport:
         config: RegistriesConfig | None = None,
         credentials: CredentialStore | None = None,
         retry: RetryPolicy | None = None,
+        timeout: float = 60.0,
     ) -> None:
         self.config = config or RegistriesConfig()
         self.credentials = credentials or CredentialStore()
         self.retry = retry or RetryPolicy()
+        # Seconds a registry may take to connect, and then between the bytes of its answer.
+        self.timeout = timeout
         self._lock = threading.Lock()
         self._sessions: dict[str, requests.Session] = {}
         self._schemes: dict[str, str] = {}
@@ -114,8 +114,6 @@ class Transport:
                 response = self._authenticated(
                     method, registry, path, scope_set, headers, params, data, stream
                 )
-            except requests.exceptions.SSLError as error:
-                raise _tls_error(registry, error) from None
             except requests.exceptions.TooManyRedirects:
                 raise RegistryError(
                     f"{method} {redact_url(path)} on {registry} was redirected more than "
@@ -123,13 +121,11 @@ class Transport:
                     "check the registry's configuration (its public URL, proxies in front)",
                 ) from None
             except requests.exceptions.RequestException as error:
+                failure = classify(error, registry, self.timeout)
                 if attempt < attempts and is_retriable_exception(error):
-                    self._wait(attempt, None, method, path, registry, type(error).__name__)
+                    self._wait(attempt, None, method, path, registry, failure.kind.value)
                     continue
-                raise Unreachable(
-                    f"cannot reach {registry}: {secrets(str(error))}",
-                    "check the registry host and your network",
-                ) from None
+                raise _unreachable(failure, attempt) from None
             except _TransientTokenError as error:
                 if attempt < attempts:
                     self._wait(attempt, error.retry_after, method, path, registry, error.message)
@@ -253,7 +249,7 @@ class Transport:
                 response = session.post(
                     challenge.realm,
                     data=form,
-                    timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
+                    timeout=self.timeout,
                     verify=self._realm_verify(registry, challenge.realm),
                 )
             else:
@@ -265,16 +261,22 @@ class Transport:
                     challenge.realm,
                     params=params,
                     headers=headers,
-                    timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
+                    timeout=self.timeout,
                     verify=self._realm_verify(registry, challenge.realm),
                 )
-        except requests.exceptions.SSLError as error:
-            raise _tls_error(registry, error, token_service=challenge.realm) from None
         except requests.exceptions.RequestException as error:
-            message = f"cannot reach the token service of {registry}: {secrets(str(error))}"
+            failure = classify(error, realm_host(challenge.realm), self.timeout)
+            message = f"cannot get a token for {registry}: {failure.message}"
             if is_retriable_exception(error):
-                raise _TransientTokenError(message) from None
-            raise RegistryError(message) from None
+                raise _TransientTokenError(message, hint=failure.hint) from None
+            hint = failure.hint
+            if failure.is_tls:
+                hint = (
+                    f"give the CA with 'ca_file' for {registry} in the registries config (it "
+                    "also covers a token service on the same host), or for the token service's "
+                    "host:port"
+                )
+            raise RegistryError(message, hint) from None
         self._log("GET", challenge.realm, response.status_code, started)
         if response.status_code in (401, 403):
             raise _auth_failed(registry, credential)
@@ -313,7 +315,7 @@ class Transport:
             url = f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"
         session = self._session(registry)
         settings = session.merge_environment_settings(url, {}, stream, self._verify(registry), None)
-        options: dict[str, Any] = {**settings, "timeout": (CONNECT_TIMEOUT, READ_TIMEOUT)}
+        options: dict[str, Any] = {**settings, "timeout": self.timeout}
         request = _prepared(method, url, all_headers, data)
         started = time.monotonic()
         with self._limit(registry):
@@ -423,15 +425,16 @@ class Transport:
         return scheme
 
     def _probe_loopback(self, registry: str) -> str:
-        """Loopback registries may speak plain HTTP; one that speaks TLS must verify."""
+        """Loopback registries may speak plain HTTP; one that speaks TLS must verify.
+
+        Any other failure (nothing answers, the port refuses) is left to the request that
+        follows, which reports it."""
         try:
-            self._session(registry).get(
-                f"https://{registry}/v2/", timeout=(CONNECT_TIMEOUT, READ_TIMEOUT)
-            ).close()
+            self._session(registry).get(f"https://{registry}/v2/", timeout=self.timeout).close()
         except requests.exceptions.SSLError as error:
-            if any(sign in str(error).lower() for sign in _PLAIN_HTTP_SIGNS):
+            if kind_of(error) is Kind.NOT_TLS:
                 return "http"
-            raise _tls_error(registry, error) from None
+            raise _unreachable(classify(error, registry, self.timeout), 1) from None
         except requests.exceptions.ConnectionError:
             return "http"
         return "https"
@@ -506,9 +509,14 @@ class _TransientTokenError(RegistryError):
     """The token service failed in a way that may pass (5xx, 429, a reset): retried."""
 
     def __init__(
-        self, message: str, *, status: int | None = None, retry_after: str | None = None
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        status: int | None = None,
+        retry_after: str | None = None,
     ) -> None:
-        super().__init__(message, status=status)
+        super().__init__(message, hint, status=status)
         self.retry_after = retry_after
 
 
@@ -594,20 +602,11 @@ def _hostname(netloc: str) -> str:
         return netloc.lower()
 
 
-def _tls_error(registry: str, error: Exception, token_service: str | None = None) -> RegistryError:
-    if token_service:
-        service = shown_url(token_service)
-        return RegistryError(
-            f"TLS error talking to the token service {service} of {registry}: "
-            f"{secrets(str(error))}",
-            f"give the CA with 'ca_file' for {registry} in the registries config (it also "
-            f"covers a token service on the same host), or for the token service's host:port",
-        )
-    return RegistryError(
-        f"TLS error talking to {registry}: {secrets(str(error))}",
-        f"give the registry's CA with 'ca_file' for {registry} in the registries config, "
-        "or list it as 'insecure: true' if it serves plain HTTP",
-    )
+def _unreachable(failure: NetworkFailure, attempts: int) -> RegistryError:
+    """The error for a request that got no answer. TLS problems are settings, not a network
+    that broke: they are plain RegistryErrors, which nothing retries as a whole."""
+    kind = RegistryError if failure.is_tls else Unreachable
+    return kind(failure.after(attempts), failure.hint)
 
 
 def _is_stream(data: Any) -> bool:

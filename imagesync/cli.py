@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
 from imagesync import __version__
 from imagesync.applier import ApplyOptions, ApplyReport, apply_plan
@@ -49,14 +50,39 @@ def images_file_option(function: F) -> F:
     )(function)
 
 
+TARGET_ENV = ("SYNCER_TARGET_REPO", "SYNCER_TARGET_REPO_PREFIX")
+
+
 def target_option(function: F) -> F:
     return click.option(
         "--target",
-        envvar="SYNCER_TARGET_REPO",
+        "-r",
+        "--target-repo-prefix",
+        "target",
+        envvar=list(TARGET_ENV),
         metavar="PREFIX",
-        help="Registry prefix to mirror below, e.g. registry.example.com/external; "
-        "wins over the images file's `target:` [SYNCER_TARGET_REPO]",
+        callback=_one_target_from_environment,
+        help="Registry prefix to mirror below, e.g. registry.example.com/external (a trailing "
+        "/ is fine); wins over the images file's `target:` [SYNCER_TARGET_REPO, "
+        "SYNCER_TARGET_REPO_PREFIX]",
     )(function)
+
+
+def _one_target_from_environment(
+    context: click.Context, parameter: click.Parameter, value: str | None
+) -> str | None:
+    """Both variables set to different prefixes: which one was meant is not ours to guess."""
+    if context.get_parameter_source("target") is not ParameterSource.ENVIRONMENT:
+        return value
+    given = {name: os.environ.get(name, "").strip() for name in TARGET_ENV}
+    if len({text.rstrip("/") for text in given.values() if text}) > 1:
+        raise click.BadParameter(
+            " and ".join(f"{name}={text!r}" for name, text in given.items())
+            + " name different prefixes; set one of them",
+            context,
+            parameter,
+        )
+    return value
 
 
 def report_problems(problems: Iterable[Problem]) -> None:
@@ -150,6 +176,7 @@ def connection_options(function: F) -> F:
             type=float,
             default=60,
             show_default=True,
+            callback=_seconds,
             help="Seconds a registry may take to answer a request",
         ),
         click.option(
@@ -178,6 +205,7 @@ def connection_options(function: F) -> F:
             "[SYNCER_TARGET_REPO_AUTH_KEY]",
         ),
         click.option(
+            "-a",
             "--access-token",
             envvar="SYNCER_ACCESS_TOKEN",
             help="Bearer token for the target registry [SYNCER_ACCESS_TOKEN]",
@@ -186,6 +214,12 @@ def connection_options(function: F) -> F:
     for decorator in reversed(decorators):
         function = decorator(function)
     return function
+
+
+def _seconds(context: click.Context, parameter: click.Parameter, value: float) -> float:
+    if not math.isfinite(value) or value <= 0:
+        raise click.BadParameter("give a number of seconds above 0", context, parameter)
+    return value
 
 
 def format_option(choices: tuple[str, ...] = FORMATS) -> Callable[[F], F]:
@@ -221,9 +255,6 @@ def _session(images_file: str, target: str | None, **options: Any) -> Session:
             "--require-signatures needs the signatures that --no-signatures leaves out; "
             "give one of them"
         )
-    timeout = float(options.get("timeout", 60.0))
-    if not 0 < timeout < math.inf:
-        raise click.BadParameter("give a number of seconds above 0", param_hint="'--timeout'")
     configure_logging(bool(options.get("debug")))
     key_file = options.get("target_repo_auth_key")
     registries = options.get("registries_config")
@@ -232,7 +263,7 @@ def _session(images_file: str, target: str | None, **options: Any) -> Session:
         access_token=options.get("access_token") or None,
         key_file=Path(key_file) if key_file else None,
         retries=options.get("retries", DEFAULT_ATTEMPTS),
-        timeout=timeout,
+        timeout=options.get("timeout", 60.0),
     )
     plan_options = PlanOptions(
         parallelism=options.get("parallelism", DEFAULT_PARALLELISM),

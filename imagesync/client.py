@@ -17,10 +17,10 @@ import requests
 import urllib3
 
 from imagesync import mediatypes
-from imagesync.deadline import deadline_message
 from imagesync.document import json_object
 from imagesync.errors import DigestMismatch, RegistryError
 from imagesync.manifest import MAX_MANIFEST_BYTES, Descriptor, Manifest, sha256_digest
+from imagesync.netfailure import broken_body
 from imagesync.redact import excerpt
 from imagesync.reference import Reference, Repository, is_valid_digest
 from imagesync.retry import is_retriable_status
@@ -82,6 +82,19 @@ class Endpoint:
     repository: Repository
 
 
+@dataclass(frozen=True)
+class Located:
+    """A manifest's descriptor, and the endpoint that answered for it.
+
+    What is attached to an image (signatures, referrers) is looked up where the image was
+    found: a pull-through mirror holds images by digest, often without a single tag, and the
+    registry behind it may be out of reach altogether.
+    """
+
+    descriptor: Descriptor
+    endpoint: Endpoint
+
+
 class RegistryClient:
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
@@ -100,15 +113,26 @@ class RegistryClient:
 
     # -- manifests -------------------------------------------------------------------------
 
-    def head_manifest(self, ref: Reference, *, pull: bool = True) -> Descriptor | None:
+    def head_manifest(
+        self, ref: Reference, *, pull: bool = True, at: Endpoint | None = None
+    ) -> Descriptor | None:
         """Digest, media type and size of what ``ref`` points at; None if it does not exist.
 
         HEAD first: registries (Docker Hub) do not count HEADs against pull limits. A registry
-        that sends no Docker-Content-Digest on HEAD costs one GET instead.
+        that sends no Docker-Content-Digest on HEAD costs one GET instead. ``at`` asks that
+        endpoint only (see :meth:`locate`).
         """
+        located = self.locate(ref, pull=pull, at=at)
+        return located.descriptor if located else None
+
+    def locate(
+        self, ref: Reference, *, pull: bool = True, at: Endpoint | None = None
+    ) -> Located | None:
+        """Like :meth:`head_manifest`, also saying which endpoint (a mirror or the registry
+        itself) answered; None if none has it."""
         path = f"/v2/{ref.path}/manifests/{ref.identifier}"
         headers = {"Accept": mediatypes.ACCEPT}
-        response = self._read(ref.repository, "HEAD", path, pull, headers=headers)
+        response, endpoint = self._read(ref.repository, "HEAD", path, pull, headers=headers, at=at)
         if response.status_code == 404:
             return None
         raise_for_status(response, f"HEAD {ref}")
@@ -119,12 +143,14 @@ class RegistryClient:
         if digest and is_valid_digest(digest) and mediatypes.is_manifest(media_type):
             if ref.digest and digest != ref.digest:
                 raise DigestMismatch(f"{ref}: the registry answered with digest {digest}")
-            return Descriptor(media_type, digest, size)
-        return self.get_manifest(ref, pull=pull).descriptor
+            return Located(Descriptor(media_type, digest, size), endpoint)
+        return Located(self.get_manifest(ref, at=endpoint).descriptor, endpoint)
 
-    def get_manifest(self, ref: Reference, *, pull: bool = True) -> Manifest:
+    def get_manifest(
+        self, ref: Reference, *, pull: bool = True, at: Endpoint | None = None
+    ) -> Manifest:
         """The exact bytes of a manifest, checked against the digest asked for and announced."""
-        manifest = self._manifest(ref, pull, missing_ok=False)
+        manifest = self._manifest(ref, pull, missing_ok=False, at=at)
         assert manifest is not None
         return manifest
 
@@ -136,7 +162,9 @@ class RegistryClient:
         """
         return self._manifest(ref, pull, missing_ok=True)
 
-    def _manifest(self, ref: Reference, pull: bool, *, missing_ok: bool) -> Manifest | None:
+    def _manifest(
+        self, ref: Reference, pull: bool, *, missing_ok: bool, at: Endpoint | None = None
+    ) -> Manifest | None:
         key = (str(ref.repository), ref.digest) if ref.digest else None
         if key is not None:
             with self._lock:
@@ -153,6 +181,7 @@ class RegistryClient:
             MAX_MANIFEST_BYTES,
             headers,
             missing_ok=missing_ok,
+            at=at,
         )
         if fetched is None:
             return None
@@ -202,11 +231,21 @@ class RegistryClient:
         return written
 
     def list_tags(
-        self, repository: Repository, *, pull: bool = True, prefixes: tuple[str, ...] = ("",)
+        self,
+        repository: Repository,
+        *,
+        pull: bool = True,
+        at: Endpoint | None = None,
+        prefixes: tuple[str, ...] = ("",),
     ) -> list[str]:
         """The tags of a repository that start with one of ``prefixes``, following
-        pagination; empty if it does not exist. Only those are kept: a repository may hold a
-        million tags, of which a caller needs a few."""
+        pagination; empty if it does not exist (as a mirror answers for a repository it holds
+        by digest only). Only those are kept: a repository may hold a million tags, of which a
+        caller needs a few.
+
+        Without ``at`` a mirror's 404 passes the question on to the next endpoint, like any
+        read; with ``at`` only that endpoint is asked.
+        """
         tags: list[str] = []
         path: str | None = f"/v2/{repository.path}/tags/list?n=1000"
         seen: set[str] = set()
@@ -216,7 +255,7 @@ class RegistryClient:
             if path in seen or len(seen) >= MAX_TAG_PAGES:
                 raise RegistryError(f"{what} has pages without end")
             seen.add(path)
-            response = self._read(repository, "GET", path, pull, limit=MAX_TAG_PAGE_BYTES)
+            response, _ = self._read(repository, "GET", path, pull, at=at, limit=MAX_TAG_PAGE_BYTES)
             if response.status_code == 404:
                 return tags
             raise_for_status(response, f"list tags of {repository}")
@@ -239,15 +278,16 @@ class RegistryClient:
         *,
         pull: bool = True,
         artifact_type: str | None = None,
+        at: Endpoint | None = None,
     ) -> list[Descriptor] | None:
         """Descriptors from the OCI referrers API; None when the registry does not offer it.
 
         Every page is read (``Link: <...>; rel="next"``). With ``artifact_type`` the registry is
         asked to filter; one that does not say so in ``OCI-Filters-Applied`` is filtered here.
         """
-        # Only the first endpoint is asked: a mirror without the API falls back to the tag
-        # schema, which the mirror serves like any tag.
-        endpoint = self._endpoints(repository, pull)[0]
+        # Only one endpoint is asked (``at``, else the first): a mirror without the API falls
+        # back to the tag schema, which the mirror serves like any tag.
+        endpoint = at or self._endpoints(repository, pull)[0]
         known = self._referrers_api.get(endpoint.host)
         if known is None:
             with self._lock:
@@ -413,7 +453,7 @@ class RegistryClient:
         may start the copy again.
         """
         path = f"/v2/{source.path}/blobs/{blob.digest}"
-        download = self._read(source, "GET", path, pull=True, stream=True)
+        download, _ = self._read(source, "GET", path, pull=True, stream=True)
         try:
             raise_for_status(download, f"GET blob {blob.digest} from {source}")
             start = self.transport.request(
@@ -452,7 +492,11 @@ class RegistryClient:
 
     # -- plumbing --------------------------------------------------------------------------
 
-    def _endpoints(self, repository: Repository, pull: bool) -> list[Endpoint]:
+    def _endpoints(
+        self, repository: Repository, pull: bool, at: Endpoint | None = None
+    ) -> list[Endpoint]:
+        if at is not None:
+            return [at]
         own = Endpoint(repository.endpoint, repository)
         if not pull:
             return [own]
@@ -469,10 +513,11 @@ class RegistryClient:
         headers: dict[str, str] | None = None,
         *,
         missing_ok: bool = False,
+        at: Endpoint | None = None,
     ) -> tuple[bytes, requests.Response] | None:
         """GET a body of at most ``limit`` bytes (mirrors first); ``missing_ok``: None for a
         404. The transport reads it to that limit, and reads it again when it breaks off."""
-        response = self._read(repository, "GET", path, pull, headers=headers, limit=limit)
+        response, _ = self._read(repository, "GET", path, pull, headers=headers, limit=limit, at=at)
         if missing_ok and response.status_code == 404:
             return None
         raise_for_status(response, what)
@@ -488,23 +533,35 @@ class RegistryClient:
         headers: dict[str, str] | None = None,
         stream: bool = False,
         limit: int = MAX_ANSWER_BYTES,
-    ) -> requests.Response:
-        """A read request, tried on each mirror, then on the registry itself.
+        at: Endpoint | None = None,
+    ) -> tuple[requests.Response, Endpoint]:
+        """A read request, tried on each mirror, then on the registry itself (or on ``at``
+        only); the answer, and the endpoint that gave it.
 
         A mirror that fails or lacks the content is passed over; the registry's own answer,
-        whatever it is, is returned for the caller to judge.
+        whatever it is, is returned for the caller to judge. When the registry cannot be
+        reached either, the error says what the mirrors answered: "cannot resolve host" alone
+        would hide that a mirror was asked and lacked the content.
         """
-        endpoints = self._endpoints(repository, pull)
+        endpoints = self._endpoints(repository, pull, at)
+        passed: list[str] = []
         for endpoint in endpoints[:-1]:
             try:
                 response = self._send(endpoint, method, path, headers, stream, limit)
             except RegistryError as error:
                 log.debug("mirror %s failed, trying the next: %s", endpoint.host, error)
+                passed.append(f"mirror {endpoint.host} failed: {error.message}")
                 continue
             if response.status_code < 400:
-                return response
+                return response, endpoint
+            passed.append(f"mirror {endpoint.host} answered {response.status_code}")
             response.close()
-        return self._send(endpoints[-1], method, path, headers, stream, limit)
+        try:
+            return self._send(endpoints[-1], method, path, headers, stream, limit), endpoints[-1]
+        except RegistryError as error:
+            if passed:
+                error.message = f"{error.message}, and {'; '.join(passed)}"
+            raise
 
     def _send(
         self,
@@ -579,7 +636,7 @@ class VerifyingBody:
             except _BODY_ERRORS as error:
                 raise TransferBroken(
                     f"the download of blob {self._blob.digest} from {self._source} broke off "
-                    f"after {self._sent} of {self._blob.size} bytes: {_reason(error)}"
+                    f"after {self._sent} of {self._blob.size} bytes: {broken_body(error)}"
                 ) from None
             self._check(chunk)
             if not chunk:
@@ -603,23 +660,6 @@ class VerifyingBody:
             actual = "sha256:" + self._hash.hexdigest()
             if actual != self._blob.digest:
                 raise DigestMismatch(f"blob {self._blob.digest} arrived with digest {actual}")
-
-
-def _reason(error: BaseException) -> str:
-    """A body error in a few words: urllib3 nests the cause in its message."""
-    late = deadline_message(error)
-    if late:
-        return late
-    text = str(error)
-    for words in ("IncompleteRead", "Connection reset", "Read timed out", "Connection broken"):
-        if words in text:
-            return {
-                "IncompleteRead": "the body ended early (truncated)",
-                "Connection reset": "the connection was reset",
-                "Read timed out": "the read timed out",
-                "Connection broken": "the connection broke",
-            }[words]
-    return excerpt(text, 200) or type(error).__name__
 
 
 def _digest_like(data: bytes, expected: str) -> str:

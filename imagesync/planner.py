@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from imagesync import __version__, mediatypes
-from imagesync.client import RegistryClient
+from imagesync.client import Endpoint, RegistryClient
 from imagesync.document import json_object
 from imagesync.errors import ImagesyncError
 from imagesync.image import fetch_image
@@ -124,38 +124,66 @@ class _EntryPlanner:
             warnings=warnings,
         )
         try:
-            base, existing = self._resolve(entry, base)
+            base, existing, found = self._resolve(entry, base)
             change, manifest = self._decide(entry, base, existing)
             if self.options.signatures and change.action in (Action.CREATE, Action.SKIP):
-                subchanges = plan_attached(self.client, entry, manifest)
-                change = replace(change, subchanges=subchanges)
+                change = self._attach(entry, change, manifest, found)
             if self.options.require_signatures and change.action is not Action.CONFLICT:
                 _require_signature(change)
             return change
         except ImagesyncError as error:
             return replace(base, action=Action.ERROR, reason=str(error))
 
-    def _resolve(self, entry: ImageEntry, base: Change) -> tuple[Change, Manifest | None]:
-        """The source's digest and media type, and what the target tag holds, if anything.
+    def _resolve(self, entry: ImageEntry, base: Change) -> tuple[Change, Manifest | None, Endpoint]:
+        """The source's digest and media type, what the target tag holds, if anything, and
+        where the source was found (a mirror or the registry itself).
 
         The source gets a HEAD (pulls count against rate limits, HEADs do not); the target tag
         a GET, which answers "is it there" and, for a skip, gives the manifest in one request.
         """
-        found = self.client.head_manifest(entry.source)
-        if found is None:
+        located = self.client.locate(entry.source)
+        if located is None:
             raise EntryError(
                 f"source {entry.source} not found",
                 "check the name, the tag or digest, and that the image is public or you are "
                 "logged in",
             )
         existing = self.client.find_manifest(entry.target, pull=False)
+        found = located.descriptor
         change = replace(
             base,
             digest=found.digest,
             media_type=found.media_type,
             target_digest=existing.digest if existing else None,
         )
-        return change, existing
+        return change, existing, located.endpoint
+
+    def _attach(
+        self, entry: ImageEntry, change: Change, manifest: Manifest, found: Endpoint
+    ) -> Change:
+        """The change with what is attached to the image (and, for an index, to its children)
+        as sub-changes, looked up where the image was found.
+
+        A lookup that fails leaves the image planned without them and says so: signatures are
+        copied by the next plan that can read them, an image held back now is not. With
+        --require-signatures it is an error: whether the image is signed is not known.
+        """
+        subjects = [manifest.digest, *(c.digest for c in manifest.children)]
+        try:
+            attached = discover(self.client, found, subjects)
+        except ImagesyncError as error:
+            if self.options.require_signatures:
+                raise EntryError(
+                    f"cannot tell whether {entry.source} is signed (--require-signatures): its "
+                    f"signatures could not be looked up at {found.host}: {error.message}",
+                    error.hint,
+                ) from None
+            warning = (
+                f"signatures and referrers could not be looked up at {found.host}, so none "
+                f"are planned with the image: {error}"
+            )
+            return replace(change, warnings=(*change.warnings, warning))
+        return replace(change, subchanges=plan_attached(self.client, entry, attached))
 
     def _decide(
         self, entry: ImageEntry, base: Change, existing: Manifest | None
@@ -252,12 +280,11 @@ def _require_signature(change: Change) -> None:
 
 
 def plan_attached(
-    client: RegistryClient, entry: ImageEntry, manifest: Manifest
+    client: RegistryClient, entry: ImageEntry, attached: list[Attached]
 ) -> tuple[SubChange, ...]:
-    """Sub-changes for everything attached to the image and, for an index, to its children."""
+    """Sub-changes for everything attached to the image: create / skip / conflict against
+    the target, plus the tag-schema indexes a target without the referrers API needs."""
     source_repo, target_repo = entry.source.repository, entry.target.repository
-    subjects = [manifest.digest, *(c.digest for c in manifest.children)]
-    attached = discover(client, source_repo, subjects)
     subchanges = [_attached_change(client, item, source_repo, target_repo) for item in attached]
     by_subject: dict[str, list[Descriptor]] = {}
     for item in attached:

@@ -5,6 +5,7 @@ Two conventions exist side by side (design.md §3.4):
 - OCI 1.1 referrers: manifests with a ``subject``, listed by the referrers API or, where a
   registry lacks it, by an index tagged ``sha256-<hex>`` (the tag schema).
 Referrers can have referrers of their own (a signature on an SBOM); discovery follows them.
+Everything is looked up at one endpoint: where the image was found (a mirror, or the registry).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from imagesync.redact import excerpt
 from imagesync.reference import Reference, Repository
 
 if TYPE_CHECKING:  # the naming rules are read offline (plancheck): no HTTP stack for them
-    from imagesync.client import RegistryClient
+    from imagesync.client import Endpoint, RegistryClient
 
 COSIGN_KINDS = {".sig": "signature", ".att": "attestation", ".sbom": "sbom"}
 COSIGN_SUFFIXES = {kind: suffix for suffix, kind in COSIGN_KINDS.items()}
@@ -83,21 +84,23 @@ class Attached:
         return attached_target(self.kind, repository, self.subject, self.descriptor.digest)
 
 
-def discover(
-    client: RegistryClient, repository: Repository, subjects: list[str], *, pull: bool = True
-) -> list[Attached]:
-    """Everything attached to ``subjects`` (and, recursively, to what is attached)."""
+def discover(client: RegistryClient, at: Endpoint, subjects: list[str]) -> list[Attached]:
+    """Everything attached to ``subjects`` (and, recursively, to what is attached) in the
+    repository ``at`` serves.
+
+    Only ``at`` is asked. A mirror that served the image is the one place known to answer:
+    the registry behind it may be unreachable (networks where only mirrors get out), and a
+    mirror's "no such tags" must not send the question on to it.
+    """
     # Only tag-schema names matter here: sha256-<hex>, its .sig/.att/.sbom, and sha512.
-    tags = set(client.list_tags(repository, pull=pull, prefixes=("sha256-", "sha512-")))
+    tags = set(client.list_tags(at.repository, at=at, prefixes=("sha256-", "sha512-")))
     found: list[Attached] = []
     seen = set(subjects)
     frontier = list(subjects)
     for _ in range(MAX_DEPTH):
         next_frontier: list[str] = []
         for subject in frontier:
-            for item in _cosign(client, repository, subject, tags, pull) + _referrers(
-                client, repository, subject, tags, pull
-            ):
+            for item in _cosign(client, at, subject, tags) + _referrers(client, at, subject, tags):
                 if item.descriptor.digest in seen and item.tag is None:
                     continue
                 found.append(item)
@@ -110,38 +113,36 @@ def discover(
     return found
 
 
-def _cosign(
-    client: RegistryClient, repository: Repository, subject: str, tags: set[str], pull: bool
-) -> list[Attached]:
+def _cosign(client: RegistryClient, at: Endpoint, subject: str, tags: set[str]) -> list[Attached]:
     found = []
     for suffix, kind in COSIGN_KINDS.items():
         tag = digest_tag(subject) + suffix
         if tag not in tags:
             continue
-        descriptor = client.head_manifest(Reference(repository, tag), pull=pull)
+        descriptor = client.head_manifest(Reference(at.repository, tag), at=at)
         if descriptor is not None:
             found.append(Attached(kind, subject, descriptor, tag))
     return found
 
 
 def _referrers(
-    client: RegistryClient, repository: Repository, subject: str, tags: set[str], pull: bool
+    client: RegistryClient, at: Endpoint, subject: str, tags: set[str]
 ) -> list[Attached]:
-    listed = client.referrers(repository, subject, pull=pull)
+    listed = client.referrers(at.repository, subject, at=at)
     if listed is None:
-        listed = _tag_schema_index(client, repository, subject, tags, pull)
+        listed = _tag_schema_index(client, at, subject, tags)
     return [Attached(REFERRER, subject, d) for d in listed]
 
 
 def _tag_schema_index(
-    client: RegistryClient, repository: Repository, subject: str, tags: set[str], pull: bool
+    client: RegistryClient, at: Endpoint, subject: str, tags: set[str]
 ) -> list[Descriptor]:
     tag = digest_tag(subject)
     if tag not in tags:
         return []
-    index = client.get_manifest(Reference(repository, tag), pull=pull)
+    index = client.get_manifest(Reference(at.repository, tag), at=at)
     if not index.is_index:
-        raise RegistryError(f"{repository}:{tag} should be a referrers index, it is not")
+        raise RegistryError(f"{at.repository}:{tag} should be a referrers index, it is not")
     return list(index.children)
 
 

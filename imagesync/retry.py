@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import requests
 
 from imagesync.errors import AuthenticationFailed, NotFound, RegistryError
+from imagesync.netfailure import PERMANENT, kind_of
 
 RETRIABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 DEFAULT_ATTEMPTS = 5
@@ -39,8 +40,9 @@ def is_retriable_status(status: int) -> bool:
 
 
 def is_retriable_exception(error: BaseException) -> bool:
-    # SSL errors are configuration problems: retrying only delays the message.
-    if isinstance(error, requests.exceptions.SSLError):
+    # TLS errors are configuration problems, and a resolver that says a host does not exist
+    # says so again a second later: retrying only delays the message.
+    if isinstance(error, requests.exceptions.SSLError) or kind_of(error) in PERMANENT:
         return False
     return isinstance(
         error,

@@ -17,7 +17,6 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import requests
-import urllib3.exceptions
 from oras.provider import Registry
 from requests.cookies import RequestsCookieJar
 from requests.structures import CaseInsensitiveDict
@@ -33,9 +32,10 @@ from imagesync.auth import (
     basic_token,
     token_from_response,
 )
-from imagesync.deadline import BLOB_FLOOR, DeadlineAdapter, answers_within, deadline_message
+from imagesync.deadline import BLOB_FLOOR, DeadlineAdapter, answers_within
 from imagesync.document import json_object
 from imagesync.errors import AuthenticationFailed, NotFound, RegistryError
+from imagesync.netfailure import Kind, NetworkFailure, classify, kind_of, realm_host
 from imagesync.redact import excerpt, redact_url
 from imagesync.registries import RegistriesConfig, is_loopback
 from imagesync.retry import RetryPolicy, is_retriable_exception, is_retriable_status
@@ -43,8 +43,6 @@ from imagesync.retry import RetryPolicy, is_retriable_exception, is_retriable_st
 log = logging.getLogger("imagesync.http")
 
 USER_AGENT = f"imagesync/{__version__}"
-CONNECT_TIMEOUT = 10.0
-DEFAULT_TIMEOUT = 60.0
 # Bodies read whole are read to a limit (callers pass larger ones for manifests, tag lists,
 # referrers): a registry that sends more is broken or hostile, and is not read further.
 MAX_ANSWER_BYTES = 1024 * 1024
@@ -52,8 +50,6 @@ MAX_ERROR_BODY = 64 * 1024
 MAX_TOKEN_BYTES = 1024 * 1024
 # Blob storage redirects once or twice; more than this is a loop.
 MAX_REDIRECTS = 10
-# OpenSSL's words for "the other side does not speak TLS": a plain-HTTP server.
-_PLAIN_HTTP_SIGNS = ("wrong version number", "record layer failure", "unknown protocol")
 # key="value" pairs of a WWW-Authenticate challenge (realm, service, scope, error).
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 
@@ -83,7 +79,8 @@ class Transport:
         self.config = config or RegistriesConfig()
         self.credentials = credentials or CredentialStore()
         self.retry = retry or RetryPolicy()
-        # Seconds a registry has to answer a request: headers and body (deadline.py).
+        # Seconds a registry may take to connect, and then to send its whole answer (headers
+        # and body; for a blob, each window of this many seconds brings its share: deadline.py).
         self.timeout = timeout
         self._lock = threading.Lock()
         self._sessions: dict[str, requests.Session] = {}
@@ -130,8 +127,6 @@ class Transport:
                 response = self._authenticated(
                     method, registry, path, scope_set, headers, params, data, stream, limit
                 )
-            except requests.exceptions.SSLError as error:
-                raise _tls_error(registry, error) from None
             except requests.exceptions.TooManyRedirects:
                 raise RegistryError(
                     f"{method} {redact_url(path)} on {registry} was redirected more than "
@@ -139,10 +134,11 @@ class Transport:
                     "check the registry's configuration (its public URL, proxies in front)",
                 ) from None
             except requests.exceptions.RequestException as error:
+                failure = classify(error, registry, self.timeout)
                 if attempt < attempts and is_retriable_exception(error):
-                    self._wait(attempt, None, method, path, registry, type(error).__name__)
+                    self._wait(attempt, None, method, path, registry, failure.kind.value)
                     continue
-                raise self._unreachable(registry, error) from None
+                raise _unreachable(failure, attempt) from None
             except _TransientTokenError as error:
                 if attempt < attempts:
                     self._wait(attempt, error.retry_after, method, path, registry, error.message)
@@ -155,22 +151,6 @@ class Transport:
                 continue
             return response
         raise AssertionError("unreachable: the last attempt returns or raises")
-
-    def _unreachable(
-        self, registry: str, error: requests.exceptions.RequestException
-    ) -> Unreachable:
-        if _is_timeout(error):
-            waited = self.timeout
-            if isinstance(error, requests.exceptions.ConnectTimeout):
-                waited = min(CONNECT_TIMEOUT, self.timeout)
-            return Unreachable(
-                deadline_message(error) or f"no answer from {registry} within {waited:g} s",
-                "check the registry and your network, or give it longer with --timeout",
-            )
-        return Unreachable(
-            f"cannot reach {registry}: {excerpt(str(error), 500)}",
-            "check the registry host and your network",
-        )
 
     def pause_before_retry(
         self, attempt: int, what: str, error: Exception, retry_after: str | None = None
@@ -271,7 +251,6 @@ class Transport:
         )
         params += [("scope", s) for s in sorted(scopes)]
         started = time.monotonic()
-        timeout = (min(CONNECT_TIMEOUT, self.timeout), self.timeout)
         try:
             if credential.identity_token:
                 form = dict(params[:1])
@@ -281,11 +260,11 @@ class Transport:
                     client_id="imagesync",
                     scope=" ".join(sorted(scopes)),
                 )
-                with answers_within(registry, self.timeout):
+                with answers_within(realm_host(challenge.realm), self.timeout):
                     response = session.post(
                         challenge.realm,
                         data=form,
-                        timeout=timeout,
+                        timeout=self.timeout,
                         verify=self._realm_verify(registry, challenge.realm),
                         stream=True,
                     )
@@ -295,31 +274,29 @@ class Transport:
                 if credential.username and credential.password:
                     token = basic_token(credential.username, credential.password)
                     headers["Authorization"] = f"Basic {token}"
-                with answers_within(registry, self.timeout):
+                with answers_within(realm_host(challenge.realm), self.timeout):
                     response = session.get(
                         challenge.realm,
                         params=params,
                         headers=headers,
-                        timeout=timeout,
+                        timeout=self.timeout,
                         verify=self._realm_verify(registry, challenge.realm),
                         stream=True,
                     )
                     body = _read_token_answer(response, registry)
-        except requests.exceptions.SSLError as error:
-            raise _tls_error(registry, error, token_service=challenge.realm) from None
         except requests.exceptions.RequestException as error:
-            if _is_timeout(error):
-                message = deadline_message(error) or (
-                    f"no answer from {registry} within {self.timeout:g} s"
-                )
-                message = f"the token service of {registry}: {message}"
-            else:
-                message = (
-                    f"cannot reach the token service of {registry}: {excerpt(str(error), 500)}"
-                )
+            failure = classify(error, realm_host(challenge.realm), self.timeout)
+            message = f"cannot get a token for {registry}: {failure.message}"
             if is_retriable_exception(error):
-                raise _TransientTokenError(message) from None
-            raise RegistryError(message) from None
+                raise _TransientTokenError(message, hint=failure.hint) from None
+            hint = failure.hint
+            if failure.is_tls:
+                hint = (
+                    f"give the CA with 'ca_file' for {registry} in the registries config (it "
+                    "also covers a token service on the same host), or for the token service's "
+                    "host:port"
+                )
+            raise RegistryError(message, hint) from None
         self._log("GET", challenge.realm, response.status_code, started)
         if response.status_code in (401, 403):
             raise _auth_failed(registry, credential)
@@ -361,8 +338,7 @@ class Transport:
         session = self._session(registry)
         # requests never reads a body here (stream=True); _read_answer reads it to its limit.
         settings = session.merge_environment_settings(url, {}, True, self._verify(registry), None)
-        timeout = (min(CONNECT_TIMEOUT, self.timeout), self.timeout)
-        options: dict[str, Any] = {**settings, "timeout": timeout}
+        options: dict[str, Any] = {**settings, "timeout": self.timeout}
         request = _prepared(method, url, all_headers, data)
         started = time.monotonic()
         clock = answers_within(
@@ -479,18 +455,21 @@ class Transport:
         return scheme
 
     def _probe_loopback(self, registry: str) -> str:
-        """Loopback registries may speak plain HTTP; one that speaks TLS must verify."""
+        """Loopback registries may speak plain HTTP; one that speaks TLS must verify.
+
+        Any other failure (nothing answers, the port refuses) is left to the request that
+        follows, which reports it."""
         try:
             with answers_within(registry, self.timeout):
                 self._session(registry).get(
                     f"https://{registry}/v2/",
-                    timeout=(min(CONNECT_TIMEOUT, self.timeout), self.timeout),
+                    timeout=self.timeout,
                     stream=True,  # the answer's body does not matter; it is not read
                 ).close()
         except requests.exceptions.SSLError as error:
-            if any(sign in str(error).lower() for sign in _PLAIN_HTTP_SIGNS):
+            if kind_of(error) is Kind.NOT_TLS:
                 return "http"
-            raise _tls_error(registry, error) from None
+            raise _unreachable(classify(error, registry, self.timeout), 1) from None
         except requests.exceptions.ConnectionError:
             return "http"
         return "https"
@@ -599,16 +578,6 @@ def _size(limit: int) -> str:
     return f"{limit // mib} MiB" if limit % mib == 0 else f"{limit} bytes"
 
 
-def _is_timeout(error: BaseException) -> bool:
-    """Whether a requests error means that an answer did not come in time."""
-    if isinstance(error, requests.exceptions.Timeout) or deadline_message(error):
-        return True
-    return any(
-        isinstance(arg, urllib3.exceptions.ReadTimeoutError | urllib3.exceptions.TimeoutError)
-        for arg in error.args
-    )
-
-
 class _StreamRefused(Unreachable):
     """A streamed upload was answered 401 (its token expired between use and check). Like a
     connection that broke midway, the spent body cannot be resent: the caller, which treats
@@ -627,9 +596,14 @@ class _TransientTokenError(RegistryError):
     """The token service failed in a way that may pass (5xx, 429, a reset): retried."""
 
     def __init__(
-        self, message: str, *, status: int | None = None, retry_after: str | None = None
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        status: int | None = None,
+        retry_after: str | None = None,
     ) -> None:
-        super().__init__(message, status=status)
+        super().__init__(message, hint, status=status)
         self.retry_after = retry_after
 
 
@@ -724,20 +698,11 @@ def _hostname(netloc: str) -> str:
         return netloc.lower()
 
 
-def _tls_error(registry: str, error: Exception, token_service: str | None = None) -> RegistryError:
-    if token_service:
-        service = shown_url(token_service)
-        return RegistryError(
-            f"TLS error talking to the token service {service} of {registry}: "
-            f"{excerpt(str(error), 500)}",
-            f"give the CA with 'ca_file' for {registry} in the registries config (it also "
-            f"covers a token service on the same host), or for the token service's host:port",
-        )
-    return RegistryError(
-        f"TLS error talking to {registry}: {excerpt(str(error), 500)}",
-        f"give the registry's CA with 'ca_file' for {registry} in the registries config, "
-        "or list it as 'insecure: true' if it serves plain HTTP",
-    )
+def _unreachable(failure: NetworkFailure, attempts: int) -> RegistryError:
+    """The error for a request that got no answer. TLS problems are settings, not a network
+    that broke: they are plain RegistryErrors, which nothing retries as a whole."""
+    kind = RegistryError if failure.is_tls else Unreachable
+    return kind(failure.after(attempts), failure.hint)
 
 
 def _is_stream(data: Any) -> bool:

@@ -303,11 +303,12 @@ def test_hostile_error_answers_give_short_messages(
             assert "400" in plan["changes"][0]["reason"]
 
 
-def test_a_hostile_tag_list_is_an_error_entry(
+def test_a_hostile_tag_list_is_a_warning_or_with_require_signatures_an_error(
     target_registry: RegistryServer, tmp_path: Path
 ) -> None:
     """With signatures on, plan reads the source's tag list: wrong shapes and pages without
-    end are errors of that entry."""
+    end are a failed lookup, a warning on that entry (planned without signatures), and an
+    error of that entry with --require-signatures."""
     answers = [
         Answer(200, {"Content-Type": "application/json"}, b'{"tags": {"a": 1}}'),
         Answer(200, {"Content-Type": "application/json"}, b"[]"),
@@ -333,8 +334,13 @@ def test_a_hostile_tag_list_is_an_error_entry(
             fake.route("GET", r"/tags/list", answer)
             images = images_file(tmp_path, target_registry.host, f"{fake.host}/team/app:1.0")
             result, plan = plan_json(tmp_path, images)
-        clean(result, 1)
-        assert words in plan["changes"][0]["reason"]
+            required, required_plan = plan_json(tmp_path, images, "--require-signatures")
+        clean(result, 0)
+        (change,) = plan["changes"]
+        assert change["action"] == "create" and change["subchanges"] == []
+        assert any(words in warning for warning in change["warnings"]), change["warnings"]
+        clean(required, 1)
+        assert words in required_plan["changes"][0]["reason"]
 
 
 def test_a_next_page_on_another_host_is_refused(
@@ -349,8 +355,10 @@ def test_a_next_page_on_another_host_is_refused(
         images = images_file(tmp_path, target_registry.host, f"{fake.host}/team/app:1.0")
         result, plan = plan_json(tmp_path, images)
         assert elsewhere.requests == []
-    clean(result, 1)
-    assert "sent a URL on another host" in plan["changes"][0]["reason"]
+    # A failed signature lookup: a warning on the entry (an error with --require-signatures).
+    clean(result, 0)
+    (warning,) = plan["changes"][0]["warnings"]
+    assert "sent a URL on another host" in warning
 
 
 # -- blobs the source serves, uploads the target answers -----------------------------------
@@ -670,11 +678,17 @@ HOSTILE_IMAGES_FILES: dict[str, tuple[bytes, int, str]] = {
         3,
         "character U+001F is not allowed",
     ),
-    "a date that is none": (_ENTRY.encode() + b"  tag: 2001-13-45\n", 4, "as a date"),
+    # Text fields take any number or date as written; a boolean field cannot.
+    "a date that is none": (_ENTRY.encode() + b"  amd64Only: 2001-13-45\n", 4, "as a date"),
     "a number of 900000 digits": (
-        _ENTRY.encode() + b"  tag: " + b"1" * 900_000 + b"\n",
+        _ENTRY.encode() + b"  amd64Only: " + b"1" * 900_000 + b"\n",
         4,
         "cannot read '1111",
+    ),
+    "a tag of 900000 digits": (
+        _ENTRY.encode() + b"  tag: " + b"1" * 900_000 + b"\n",
+        4,
+        "tag '1111",
     ),
     "a tag of 900000 characters": (
         _ENTRY.encode() + b"  tag: " + b"t" * 900_000 + b"\n",

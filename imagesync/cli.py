@@ -26,6 +26,7 @@ from imagesync.logs import configure_logging
 from imagesync.plan import Plan
 from imagesync.plancheck import check_plan
 from imagesync.plandiff import DIFF_FORMATS, diff_command
+from imagesync.plankey import PLAN_KEY_ENV, plan_key_from_environment
 from imagesync.planner import DEFAULT_PARALLELISM, PlanOptions, make_plan
 from imagesync.progress import progress_for
 from imagesync.reference import Repository
@@ -319,9 +320,10 @@ def plan(
     """Resolve every image against its source and the target; write a reviewable plan."""
     session = _session(images_file, target, **options)
     with _user_errors():
+        key = plan_key_from_environment()
         result, _ = _run_plan(session)
         if out:
-            result.write(out)
+            result.write(out, key)
     click.echo(render_plan(result, fmt, changed_only=changed_only), nl=False)
     _write_step_summary(render_plan(result, "markdown", changed_only=changed_only))
     sys.exit(_plan_exit_code(result, detailed_exitcode))
@@ -354,7 +356,14 @@ def apply(
             saved, client = _run_plan(session)
             click.echo(render_plan(saved, "text"), nl=False, err=fmt != "text")
         else:
-            saved = Plan.read(plan_file)
+            key = plan_key_from_environment()
+            saved = Plan.read(plan_file, key)
+            if saved.signed and key is None:
+                click.echo(
+                    f"Warning: {plan_file} carries an hmac, but {PLAN_KEY_ENV} is not set: "
+                    "it is not checked",
+                    err=True,
+                )
             images = session.load_images(saved.target_prefix) if images_file else None
             check_plan(saved, images, target)
         report = _apply(session, saved, client)

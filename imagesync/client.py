@@ -17,12 +17,15 @@ import requests
 import urllib3
 
 from imagesync import mediatypes
-from imagesync.errors import DigestMismatch, RegistryError, shorten
+from imagesync.document import json_object
+from imagesync.errors import DigestMismatch, RegistryError
 from imagesync.manifest import MAX_MANIFEST_BYTES, Descriptor, Manifest, sha256_digest
 from imagesync.netfailure import broken_body
+from imagesync.redact import excerpt
 from imagesync.reference import Reference, Repository, is_valid_digest
 from imagesync.retry import is_retriable_status
 from imagesync.transport import (
+    MAX_ANSWER_BYTES,
     Transport,
     Unreachable,
     pull_scope,
@@ -44,6 +47,10 @@ MAX_REFERRERS_PAGES = 1000
 
 # A tag list longer than this many pages is a registry that never stops paging.
 MAX_TAG_PAGES = 1000
+# One page of a tag list (registries that ignore ?n= send every tag at once, some with a
+# manifest map), and all pages together: a million tags is a broken or hostile registry.
+MAX_TAG_PAGE_BYTES = 16 * 1024 * 1024
+MAX_TAG_LIST_BYTES = 64 * 1024 * 1024
 # What goes wrong while a body is read after the status line arrived: resets, truncation.
 _BODY_ERRORS = (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError)
 
@@ -219,15 +226,22 @@ class RegistryClient:
         written = response.headers.get("Docker-Content-Digest") or manifest.digest
         if written != manifest.digest:
             raise DigestMismatch(
-                f"{repository}:{reference} was stored as {written}, not {manifest.digest}"
+                f"{repository}:{reference} was stored as {_shown(written)}, not {manifest.digest}"
             )
         return written
 
     def list_tags(
-        self, repository: Repository, *, pull: bool = True, at: Endpoint | None = None
+        self,
+        repository: Repository,
+        *,
+        pull: bool = True,
+        at: Endpoint | None = None,
+        prefixes: tuple[str, ...] = ("",),
     ) -> list[str]:
-        """Every tag of a repository, following pagination; empty if it does not exist (as a
-        mirror answers for a repository it holds by digest only).
+        """The tags of a repository that start with one of ``prefixes``, following
+        pagination; empty if it does not exist (as a mirror answers for a repository it holds
+        by digest only). Only those are kept: a repository may hold a million tags, of which a
+        caller needs a few.
 
         Without ``at`` a mirror's 404 passes the question on to the next endpoint, like any
         read; with ``at`` only that endpoint is asked.
@@ -235,24 +249,25 @@ class RegistryClient:
         tags: list[str] = []
         path: str | None = f"/v2/{repository.path}/tags/list?n=1000"
         seen: set[str] = set()
+        received = 0
+        what = f"the tag list of {repository}"
         while path:
             if path in seen or len(seen) >= MAX_TAG_PAGES:
-                raise RegistryError(f"the tag list of {repository} has pages without end")
+                raise RegistryError(f"{what} has pages without end")
             seen.add(path)
-            response, _ = self._read(repository, "GET", path, pull, at=at)
+            response, _ = self._read(repository, "GET", path, pull, at=at, limit=MAX_TAG_PAGE_BYTES)
             if response.status_code == 404:
                 return tags
             raise_for_status(response, f"list tags of {repository}")
-            try:
-                document = response.json()
-            except (ValueError, RecursionError):
-                raise RegistryError(f"the tag list of {repository} is not JSON") from None
-            page = document.get("tags") if isinstance(document, dict) else None
-            if page is None and isinstance(document, dict):
+            received += len(response.content)
+            if received > MAX_TAG_LIST_BYTES:
+                raise RegistryError(f"{what} is longer than {MAX_TAG_LIST_BYTES // 2**20} MiB")
+            page = json_object(response.content, what).get("tags")
+            if page is None:
                 page = []
             if not isinstance(page, list) or not all(isinstance(t, str) for t in page):
-                raise RegistryError(f"the tag list of {repository} is not a list of tags")
-            tags.extend(page)
+                raise RegistryError(f"{what} is not a list of tags")
+            tags.extend(t for t in page if t.startswith(prefixes))
             path = _next_link(response)
         return tags
 
@@ -299,19 +314,21 @@ class RegistryClient:
             if path in seen or len(seen) >= MAX_REFERRERS_PAGES:
                 raise RegistryError(f"{what}: the registry's pages do not end")
             seen.add(path)
-            response = self._send(endpoint, "GET", path, {"Accept": mediatypes.OCI_INDEX})
+            response = self._send(
+                endpoint, "GET", path, {"Accept": mediatypes.OCI_INDEX}, limit=MAX_MANIFEST_BYTES
+            )
             content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
             if len(seen) == 1 and not self._has_referrers_api(endpoint.host, response):
                 response.close()
                 return None
             raise_for_status(response, what)
             if content_type != mediatypes.OCI_INDEX:
-                response.close()
-                raise RegistryError(f"{what}: a page is {content_type!r}, not an OCI index")
+                raise RegistryError(
+                    f"{what}: a page is {excerpt(repr(content_type), 100)}, not an OCI index"
+                )
             applied = response.headers.get("OCI-Filters-Applied", "")
             filtered = "artifacttype" in {f.strip().lower() for f in applied.split(",")}
-            raw = _read_limited(response, MAX_MANIFEST_BYTES, what)
-            found.extend(Manifest.parse(raw, mediatypes.OCI_INDEX, what).children)
+            found.extend(Manifest.parse(response.content, mediatypes.OCI_INDEX, what).children)
             path = self._same_host_link(endpoint.host, response, what)
         if artifact_type and not filtered:
             found = [d for d in found if d.artifact_type == artifact_type]
@@ -346,7 +363,7 @@ class RegistryClient:
         base = self.transport.url(host, "/")
         absolute = urljoin(base, link)
         if urlsplit(absolute).netloc != urlsplit(base).netloc:
-            raise RegistryError(f"{what}: the next page is on another host ({link})")
+            raise RegistryError(f"{what}: the next page is on another host ({shown_url(link)})")
         return absolute
 
     # -- blobs -----------------------------------------------------------------------------
@@ -498,29 +515,13 @@ class RegistryClient:
         missing_ok: bool = False,
         at: Endpoint | None = None,
     ) -> tuple[bytes, requests.Response] | None:
-        """GET a body of at most ``limit`` bytes (mirrors first), read again when it breaks off.
-
-        The body is streamed so that an oversized one is refused without being held; a body
-        that breaks off midway is outside the transport's retry (the status line had arrived),
-        so it is retried here, with the same policy. ``missing_ok``: None for a 404.
-        """
-        attempts = self.transport.retry.attempts
-        for attempt in range(1, attempts + 1):
-            response, _ = self._read(
-                repository, "GET", path, pull, headers=headers, stream=True, at=at
-            )
-            try:
-                if missing_ok and response.status_code == 404:
-                    return None
-                raise_for_status(response, what)
-                return _read_limited(response, limit, what), response
-            except TransferBroken as error:
-                if attempt == attempts:
-                    raise
-                self.transport.pause_before_retry(attempt, what, error)
-            finally:
-                response.close()
-        raise AssertionError("unreachable: the last attempt returns or raises")
+        """GET a body of at most ``limit`` bytes (mirrors first); ``missing_ok``: None for a
+        404. The transport reads it to that limit, and reads it again when it breaks off."""
+        response, _ = self._read(repository, "GET", path, pull, headers=headers, limit=limit, at=at)
+        if missing_ok and response.status_code == 404:
+            return None
+        raise_for_status(response, what)
+        return response.content, response
 
     def _read(
         self,
@@ -531,6 +532,7 @@ class RegistryClient:
         *,
         headers: dict[str, str] | None = None,
         stream: bool = False,
+        limit: int = MAX_ANSWER_BYTES,
         at: Endpoint | None = None,
     ) -> tuple[requests.Response, Endpoint]:
         """A read request, tried on each mirror, then on the registry itself (or on ``at``
@@ -545,7 +547,7 @@ class RegistryClient:
         passed: list[str] = []
         for endpoint in endpoints[:-1]:
             try:
-                response = self._send(endpoint, method, path, headers, stream)
+                response = self._send(endpoint, method, path, headers, stream, limit)
             except RegistryError as error:
                 log.debug("mirror %s failed, trying the next: %s", endpoint.host, error)
                 passed.append(f"mirror {endpoint.host} failed: {error.message}")
@@ -555,7 +557,7 @@ class RegistryClient:
             passed.append(f"mirror {endpoint.host} answered {response.status_code}")
             response.close()
         try:
-            return self._send(endpoints[-1], method, path, headers, stream), endpoints[-1]
+            return self._send(endpoints[-1], method, path, headers, stream, limit), endpoints[-1]
         except RegistryError as error:
             if passed:
                 error.message = f"{error.message}, and {'; '.join(passed)}"
@@ -568,10 +570,11 @@ class RegistryClient:
         path: str,
         headers: dict[str, str] | None = None,
         stream: bool = False,
+        limit: int = MAX_ANSWER_BYTES,
     ) -> requests.Response:
         scope = pull_scope(endpoint.repository.path)
         return self.transport.request(
-            method, endpoint.host, path, scopes=[scope], headers=headers, stream=stream
+            method, endpoint.host, path, scopes=[scope], headers=headers, stream=stream, limit=limit
         )
 
     def _location(
@@ -659,30 +662,6 @@ class VerifyingBody:
                 raise DigestMismatch(f"blob {self._blob.digest} arrived with digest {actual}")
 
 
-def _read_limited(response: requests.Response, limit: int, what: str) -> bytes:
-    declared = response.headers.get("Content-Length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        response.close()
-        raise RegistryError(
-            f"{what}: the body is {declared} bytes, more than the {limit} bytes allowed"
-        )
-    chunks: list[bytes] = []
-    received = 0
-    try:
-        for chunk in response.iter_content(64 * 1024):
-            chunks.append(chunk)
-            received += len(chunk)
-            if received > limit:
-                response.close()
-                raise RegistryError(f"{what}: the body is more than the {limit} bytes allowed")
-    except _BODY_ERRORS as error:
-        response.close()
-        raise TransferBroken(
-            f"{what}: the body broke off after {received} bytes: {broken_body(error)}"
-        ) from None
-    return b"".join(chunks)
-
-
 def _digest_like(data: bytes, expected: str) -> str:
     """The digest of ``data`` in the algorithm of ``expected`` (sha256 unless it says sha512)."""
     if expected.startswith("sha512:"):
@@ -692,7 +671,7 @@ def _digest_like(data: bytes, expected: str) -> str:
 
 def _shown(text: str) -> str:
     """A header value in a message: at a readable length."""
-    return text if len(text) <= 80 else repr(shorten(text))
+    return excerpt(text) if len(text) <= 80 else excerpt(repr(text), 80)
 
 
 def _content_length(response: requests.Response) -> int:

@@ -36,6 +36,7 @@ from yaml.resolver import Resolver
 
 from imagesync.diagnostics import Problem, Severity, count, sort_key
 from imagesync.errors import ConfigError, InvalidReference, shorten
+from imagesync.inputfile import InputTooLarge, UnreadableInput, read_input
 from imagesync.mapping import DEFAULT_TAG, target_reference
 from imagesync.reference import (
     DOCKER_HUB,
@@ -175,17 +176,18 @@ def load_images_file(
     """
     source = Path(path)
     try:
-        data = source.read_bytes()
-    except OSError as error:
-        reason = error.strerror or str(error)
+        data = read_input(source, MAX_FILE_BYTES)
+    except InputTooLarge:
+        data = None  # the checker says so, as a located problem
+    except UnreadableInput as error:
         raise ConfigError(
-            f"{source}: cannot read the images file: {reason}",
+            f"{source}: cannot read the images file: {error.reason}",
             "pass the images file with -i/--images-file or SYNCER_IMAGES_FILE",
         ) from None
     checker = _Checker(str(source))
     entries, prefix = checker.check(data, target_override, default_target)
     problems = tuple(sorted(checker.problems, key=sort_key))
-    if prefix is None or any(p.is_error for p in problems):
+    if data is None or prefix is None or any(p.is_error for p in problems):
         raise InvalidImagesFile(source, problems)
     return ImagesFile(
         path=source,
@@ -277,9 +279,10 @@ class _Checker:
     # -- the passes ----------------------------------------------------------------------
 
     def check(
-        self, data: bytes, target_override: str | None, default_target: str | None = None
+        self, data: bytes | None, target_override: str | None, default_target: str | None = None
     ) -> tuple[list[ImageEntry], Repository | None]:
-        if len(data) > MAX_FILE_BYTES:
+        """``data`` is None when the file is larger than an images file can be."""
+        if data is None or len(data) > MAX_FILE_BYTES:
             self.error(
                 None,
                 f"the file is larger than {MAX_FILE_BYTES // 1024 // 1024} MiB, too large to be "

@@ -22,7 +22,8 @@ from urllib.parse import urlsplit
 import requests
 import urllib3
 
-from imagesync.redact import secrets
+from imagesync.deadline import deadline_message
+from imagesync.redact import excerpt
 
 
 class Kind(StrEnum):
@@ -142,7 +143,8 @@ def classify(error: BaseException, host: str, timeout: float) -> NetworkFailure:
         return NetworkFailure(
             kind,
             host,
-            f"no answer from {host} within {timeout:g} s",
+            # The deadline's own words say which time ran out (a blob's throughput floor).
+            deadline_message(error) or f"no answer from {host} within {timeout:g} s",
             "check that it is a registry and that no proxy or firewall holds the connection; "
             "give a slow registry longer with --timeout",
         )
@@ -200,7 +202,7 @@ def broken_body(error: BaseException) -> str:
     if kind is Kind.TRUNCATED:
         return "the body ended early (truncated)"
     if kind is Kind.TIMEOUT:
-        return "the read timed out"
+        return deadline_message(error) or "the read timed out"
     if kind is Kind.CLOSED:
         return "the connection was reset"
     return f"the connection broke ({_innermost(error)})"
@@ -209,9 +211,9 @@ def broken_body(error: BaseException) -> str:
 def realm_host(realm: str) -> str:
     """host[:port] of a token service URL, for a message."""
     try:
-        return urlsplit(realm).netloc.rsplit("@", 1)[-1] or realm[:100]
+        return urlsplit(realm).netloc.rsplit("@", 1)[-1] or excerpt(realm, 100)
     except ValueError:
-        return realm[:100]
+        return excerpt(realm, 100)
 
 
 def _dns_kind(chain: list[BaseException]) -> Kind:
@@ -261,7 +263,7 @@ def _innermost(error: BaseException) -> str:
 def _verify_reason(error: BaseException) -> str:
     for e in _causes(error):
         if isinstance(e, ssl.SSLCertVerificationError):
-            return secrets(str(e.verify_message or e.reason or "certificate verify failed"))
+            return excerpt(str(e.verify_message or e.reason or "certificate verify failed"), 300)
     return "certificate verify failed"
 
 

@@ -7,7 +7,6 @@ Entries resolve concurrently; the plan keeps file order.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -15,13 +14,21 @@ from datetime import UTC, datetime
 
 from imagesync import __version__, mediatypes
 from imagesync.client import Endpoint, RegistryClient
+from imagesync.document import json_object
 from imagesync.errors import ImagesyncError
 from imagesync.image import fetch_image
 from imagesync.imagesfile import ImageEntry, ImagesFile
 from imagesync.manifest import LINUX_AMD64, Descriptor, Manifest, Platform
 from imagesync.plan import Action, Change, ImagesFileInfo, Plan, SubChange
 from imagesync.reference import Reference, Repository, parse_reference
-from imagesync.referrers import REFERRER, REFERRERS_INDEX, Attached, digest_tag, discover
+from imagesync.referrers import (
+    REFERRER,
+    REFERRERS_INDEX,
+    Attached,
+    digest_tag,
+    discover,
+    referrers_index_problem,
+)
 
 DEFAULT_PARALLELISM = 8
 
@@ -241,15 +248,10 @@ class _EntryPlanner:
         config = manifest.config
         if config is None:
             raise EntryError(f"manifest {manifest.digest} has no config")
-        try:
-            document = json.loads(self.client.get_blob(repository, config.digest, pull=pull))
-        except ValueError:
-            raise EntryError(f"the image config {config.digest} is not JSON") from None
-        return Platform(
-            str(document.get("os", "")),
-            str(document.get("architecture", "")),
-            str(document.get("variant") or ""),
-        )
+        raw = self.client.get_blob(repository, config.digest, pull=pull)
+        platform = Platform.from_json(json_object(raw, f"the image config {config.digest}"))
+        assert platform is not None  # from a JSON object, always
+        return platform
 
     def _missing_blobs(
         self, manifest: Manifest, source: Reference, target: Repository
@@ -344,21 +346,20 @@ def _referrers_index_change(
     existing = client.head_manifest(target, pull=False)
     listed: set[str] = set()
     base = replace(base, target_digest=existing.digest if existing else None)
-    if existing is not None:
-        index = client.get_manifest(target, pull=False)
-        if index.media_type != mediatypes.OCI_INDEX:
-            return replace(
-                base,
-                action=Action.CONFLICT,
-                reason=(
-                    f"target {target} is a {index.media_type}, not a referrers index; it is "
-                    "not overwritten"
-                ),
-            )
+    index = client.get_manifest(target, pull=False) if existing is not None else None
+    if index is not None:
         listed = {c.digest for c in index.children}
     missing = [d for d in referrers if d.digest not in listed]
     if not missing:
         return replace(base, reason="lists every referrer")
+    # Only what would be written over is looked at entry by entry.
+    problem = referrers_index_problem(client, target_repo, index, subject) if index else None
+    if problem is not None:
+        return replace(
+            base,
+            action=Action.CONFLICT,
+            reason=f"target {target} {problem}; it is not overwritten",
+        )
     return replace(
         base,
         action=Action.CREATE,

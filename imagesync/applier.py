@@ -24,7 +24,17 @@ from imagesync.manifest import Descriptor, Manifest
 from imagesync.mounts import MountSources
 from imagesync.plan import Action, Change, Plan, SubChange
 from imagesync.reference import Reference, Repository, parse_reference
-from imagesync.referrers import REFERRER, REFERRERS_INDEX, merged_referrers_index
+from imagesync.referrers import (
+    REFERRER,
+    REFERRERS_INDEX,
+    NotAttached,
+    attached_source,
+    attached_target,
+    check_attached,
+    merged_referrers_index,
+    referrer_descriptor,
+    referrers_index_problem,
+)
 from imagesync.report import (
     ApplyListener,
     ApplyReport,
@@ -183,7 +193,8 @@ class Applier:
         else:
             result = self._apply_image(change, base)
         if result.outcome in (Outcome.CREATED, Outcome.SKIPPED) and change.subchanges:
-            result = _with_subresults(result, self._apply_subchanges(change))
+            graph = _Graph(self.client, change, created=result.outcome is Outcome.CREATED)
+            result = _with_subresults(result, self._apply_subchanges(change, graph))
         self.listener.image_finished(result)
         return result
 
@@ -246,16 +257,17 @@ class Applier:
         target: Reference,
         progress: Callable[[int], None],
         owner: str,
+        root: Manifest | None = None,
     ) -> tuple[Outcome, str, Transfer]:
-        """Copy the image at ``source`` (by digest) to ``target``, tag or digest last, for
-        the change whose target is ``owner``."""
+        """Copy the image at ``source`` (by digest; ``root`` its manifest, if read already) to
+        ``target``, tag or digest last, for the change whose target is ``owner``."""
         assert source.digest is not None
         if target.tag is not None and not self.options.fresh_plan:
             # A tag written since plan spares the copy of its blobs.
             early = self._tag_state(target, source.digest)
             if early is not None:
                 return (*early, Transfer())
-        image = fetch_image(self.client, source)
+        image = fetch_image(self.client, source, root)
         if not self.options.fresh_plan:
             self.client.probe_repository(target.repository)
         transfer = self._copy_blobs(
@@ -461,7 +473,7 @@ class Applier:
                 )
         raise AssertionError("unreachable")
 
-    def _apply_subchanges(self, change: Change) -> tuple[SubResult, ...]:
+    def _apply_subchanges(self, change: Change, graph: _Graph) -> tuple[SubResult, ...]:
         # In plan order: referrers before the tag-schema index that lists them, so the index
         # lists only referrers that are in the target by then.
         results: list[SubResult] = []
@@ -474,14 +486,26 @@ class Applier:
                     and planned.subject == sub.subject
                     and done.outcome in (Outcome.CREATED, Outcome.SKIPPED)
                 ]
-                results.append(self._apply_subchange(sub, present))
+                results.append(self._apply_subchange(change, sub, graph, present))
             else:
-                results.append(self._apply_subchange(sub, []))
+                results.append(self._apply_subchange(change, sub, graph, []))
         return tuple(results)
 
-    def _apply_subchange(self, sub: SubChange, referrers: list[str]) -> SubResult:
+    def _apply_subchange(
+        self, change: Change, sub: SubChange, graph: _Graph, referrers: list[str]
+    ) -> SubResult:
+        """Write one attached artifact, to the one name its kind, subject and digest imply.
+
+        The names come from the image's own repositories and :func:`attached_target`, never
+        from the plan's text; the subject must be part of the image (:class:`_Graph`) and the
+        artifact attached to it in the source. A forged sub-change fails here, unwritten.
+        """
+        target_repository = parse_reference(change.target).repository
+        subject = sub.subject or ""
+        target = attached_target(sub.kind, target_repository, subject, sub.digest)
+
         def result(outcome: Outcome, message: str) -> SubResult:
-            return SubResult(sub.kind, sub.target, sub.digest, outcome, message)
+            return SubResult(sub.kind, str(target), sub.digest, outcome, message)
 
         if sub.action is Action.SKIP:
             return result(Outcome.SKIPPED, sub.reason)
@@ -490,13 +514,14 @@ class Applier:
         if sub.action is Action.ERROR:
             return result(Outcome.FAILED, sub.reason)
         try:
+            graph.require(subject)
             if sub.kind == REFERRERS_INDEX:
-                target = parse_reference(sub.target)
-                return result(*self._update_referrers_index(target, sub.digest, referrers))
-            source = parse_reference(sub.source).with_tag(None).with_digest(sub.digest)
-            outcome, message, _ = self.copy(
-                source, parse_reference(sub.target), lambda n: None, sub.target
-            )
+                return result(*self._update_referrers_index(target, subject, referrers))
+            source_repository = parse_reference(change.source).repository
+            root = check_attached(self.client, source_repository, sub.kind, subject, sub.digest)
+            graph.add(sub.digest)
+            source = attached_source(sub.kind, source_repository, subject, sub.digest)
+            outcome, message, _ = self.copy(source, target, lambda n: None, str(target), root)
             return result(outcome, message)
         except ImagesyncError as error:
             return result(Outcome.FAILED, str(error))
@@ -509,42 +534,81 @@ class Applier:
         Existing entries are never dropped. New entries are described from the manifests in
         the target, as the referrers API would: media type, size, artifactType (or the config's
         media type) and annotations. A target that turns out to have the referrers API (plan
-        could not tell while the repository did not exist) needs no index.
+        could not tell while the repository did not exist) needs no index. What the tag holds
+        is written over only when it is a referrers index of ``subject``.
         """
         if not referrers:
             return Outcome.FAILED, "not updated: none of its referrers is in the target"
         if self.client.referrers(target.repository, subject, pull=False) is not None:
             return Outcome.SKIPPED, "the target registry keeps referrers itself (referrers API)"
-        existing = None
-        if self.client.head_manifest(target, pull=False) is not None:
-            existing = self.client.get_manifest(target, pull=False)
-            if existing.media_type != mediatypes.OCI_INDEX:
-                return (
-                    Outcome.CONFLICT,
-                    f"{target} is a {existing.media_type}, not a referrers index; left untouched",
-                )
+        existing = self.client.find_manifest(target, pull=False)
         listed = {c.digest for c in existing.children} if existing else set()
         missing = [d for d in dict.fromkeys(referrers) if d not in listed]
         if not missing:
             return Outcome.SKIPPED, "lists every referrer"
-        added = [self._referrer_descriptor(target.repository, d) for d in missing]
+        if existing is not None:  # looked at entry by entry: it is about to be written over
+            problem = referrers_index_problem(self.client, target.repository, existing, subject)
+            if problem is not None:
+                return Outcome.CONFLICT, f"{target} {problem}; left untouched"
+        added = [referrer_descriptor(self.client, target.repository, d, subject) for d in missing]
         raw = merged_referrers_index(existing, added)
         index = Manifest.parse(raw, mediatypes.OCI_INDEX, str(target))
         assert target.tag is not None
         self.client.put_manifest(target.repository, target.tag, index)
         return Outcome.CREATED, f"lists {len(index.children)} referrer(s), {len(added)} added"
 
-    def _referrer_descriptor(self, repository: Repository, digest: str) -> Descriptor:
-        manifest = self.client.get_manifest(Reference(repository, None, digest), pull=False)
-        annotations = manifest.json.get("annotations")
-        return Descriptor(
-            manifest.media_type,
-            manifest.digest,
-            len(manifest.raw),
-            artifact_type=manifest.artifact_type,
-            annotations=tuple(sorted((str(k), str(v)) for k, v in annotations.items()))
-            if isinstance(annotations, dict)
-            else (),
+
+class _Graph:
+    """The planned image graph: the digests apply may write attached artifacts for.
+
+    They are the image, its children, and — transitively — what is attached to them in the
+    source (a signature on an SBOM on a child). A sub-change is written only when its subject
+    is one of them; what it writes then joins them once the source has shown it is attached.
+    """
+
+    def __init__(self, client: RegistryClient, change: Change, *, created: bool) -> None:
+        assert change.digest is not None
+        self._client = client
+        self._change = change
+        self._digest = change.digest
+        self._known = {change.digest}
+        # The root manifest is read only when a child's attachments are written: from the
+        # source if it was just copied (the client kept it), else from the target.
+        self._root_from = parse_reference(change.source if created else change.target).repository
+        self._root_pull = created
+        self._children_read = False
+        self._planned = {
+            s.digest: s for s in reversed(change.subchanges) if s.kind != REFERRERS_INDEX
+        }
+
+    def add(self, digest: str) -> None:
+        self._known.add(digest)
+
+    def require(self, subject: str, _visiting: frozenset[str] = frozenset()) -> None:
+        """Return when ``subject`` is part of the image; else raise NotAttached."""
+        if subject in self._known:
+            return
+        if not self._children_read:
+            self._children_read = True
+            root = self._client.get_manifest(
+                Reference(self._root_from, None, self._digest), pull=self._root_pull
+            )
+            self._known.update(c.digest for c in root.children)
+            if subject in self._known:
+                return
+        planned = self._planned.get(subject)
+        if planned is not None and planned.subject and subject not in _visiting:
+            # Attached to something attached (its own sub-change was not copied by this run,
+            # so nobody has looked): its subject first, then the source's word for it.
+            self.require(planned.subject, _visiting | {subject})
+            source = parse_reference(self._change.source).repository
+            check_attached(self._client, source, planned.kind, planned.subject, subject)
+            self._known.add(subject)
+            return
+        raise NotAttached(
+            f"{subject} is not the image {self._digest}, one of its children, or attached to "
+            "them in the source",
+            "re-run plan; do not edit plan files by hand",
         )
 
 

@@ -23,7 +23,9 @@ from typing import Any
 
 from oras.auth.utils import parse_auth_header
 
-from imagesync.errors import ConfigError
+from imagesync.document import json_object
+from imagesync.errors import ConfigError, shorten
+from imagesync.inputfile import InputMissing, UnreadableInput, read_input
 from imagesync.redact import secrets
 from imagesync.reference import DOCKER_HUB, DOCKER_HUB_ENDPOINT
 
@@ -33,6 +35,9 @@ IDENTITY_TOKEN_USER = "<token>"
 _DOCKER_HUB_KEYS = {"https://index.docker.io/v1/", "index.docker.io", DOCKER_HUB_ENDPOINT}
 # Renew a little before expiry so a token does not run out between check and use.
 _EXPIRY_MARGIN = 10.0
+# Docker configs hold a few logins; key files a few KiB of JSON.
+MAX_DOCKER_CONFIG_BYTES = 4 * 1024 * 1024
+MAX_KEY_FILE_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -124,15 +129,17 @@ class CredentialStore:
 
 def _json_key_credential(path: Path) -> Credential:
     try:
-        content = path.read_text(encoding="utf-8")
-    except OSError as error:
+        content = read_input(path, MAX_KEY_FILE_BYTES).decode("utf-8")
+    except UnreadableInput as error:
         raise ConfigError(
-            f"cannot read the target auth key file {path}: {error.strerror}",
+            f"cannot read the target auth key file {path}: {error.reason}",
             "check -t/--target-repo-auth-key or SYNCER_TARGET_REPO_AUTH_KEY",
         ) from None
+    except UnicodeDecodeError:
+        content = ""
     try:
         json.loads(content)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ConfigError(
             f"the target auth key file {path} is not JSON",
             "pass a service account key file as downloaded (JSON)",
@@ -140,39 +147,103 @@ def _json_key_credential(path: Path) -> Credential:
     return Credential(username=JSON_KEY_USER, password=content, origin=f"key file {path}")
 
 
-def _read_config(path: Path) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _DockerConfig:
+    """What one docker config file says, checked: credentials by registry, in file order."""
+
+    auths: tuple[tuple[str, Credential | None], ...] = ()
+    helpers: tuple[tuple[str, str], ...] = ()
+    store: str | None = None
+
+
+def _read_config(path: Path) -> _DockerConfig:
+    """Read and check a docker config, as docker does when it loads one: every value of the
+    wrong type is an error naming the file and the key (never the value: it may be a secret)."""
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as error:
+        data = read_input(path, MAX_DOCKER_CONFIG_BYTES)
+    except InputMissing:
+        return _DockerConfig()
+    except UnreadableInput as error:
         raise ConfigError(
-            f"cannot read docker config {path}: {error}", "fix or remove the file"
+            f"cannot read docker config {path}: {error.reason}", "fix or remove the file"
         ) from None
-    if not isinstance(document, dict):
-        raise ConfigError(f"docker config {path} is not a JSON object", "fix or remove the file")
-    document["_path"] = str(path)
-    return document
+    document = json_object(data, f"docker config {path}", ConfigError)
+    checker = _ConfigChecker(path)
+    auths = checker.mapping(document, "auths")
+    helpers = checker.mapping(document, "credHelpers")
+    store = checker.text(document, "credsStore", "credsStore")
+    return _DockerConfig(
+        auths=tuple(
+            (_normalise_host(key), checker.credential(key, entry)) for key, entry in auths.items()
+        ),
+        helpers=tuple(
+            (_normalise_host(key), checker.text(helpers, key, f"credHelpers.{_key(key)}") or "")
+            for key in helpers
+        ),
+        store=store or None,
+    )
 
 
-def _from_config(config: dict[str, Any], registry: str) -> Credential | None:
-    origin = f"docker config {config.get('_path')}"
-    for key, entry in (config.get("auths") or {}).items():
-        if _normalise_host(key) != registry or not isinstance(entry, dict):
-            continue
-        if entry.get("identitytoken"):
-            return Credential(identity_token=entry["identitytoken"], origin=origin)
-        if entry.get("auth"):
-            decoded = base64.b64decode(entry["auth"]).decode("utf-8", "replace")
-            username, _, password = decoded.partition(":")
-            return _user_credential(username, password, origin)
-        if entry.get("username") and entry.get("password"):
-            return Credential(username=entry["username"], password=entry["password"], origin=origin)
-    helpers = config.get("credHelpers") or {}
-    helper = next((h for k, h in helpers.items() if _normalise_host(k) == registry), None)
-    helper = helper or config.get("credsStore")
+class _ConfigChecker:
+    def __init__(self, path: Path) -> None:
+        self.origin = f"docker config {path}"
+
+    def fail(self, where: str, must: str) -> ConfigError:
+        return ConfigError(f"{self.origin}: {where} {must}", "fix or remove the file")
+
+    def mapping(self, document: dict[str, Any], key: str) -> dict[str, Any]:
+        value = document.get(key)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.fail(key, "must be a JSON object (registry host → settings)")
+        return value
+
+    def text(self, document: dict[str, Any], key: str, where: str) -> str | None:
+        value = document.get(key)
+        if value is not None and not isinstance(value, str):
+            raise self.fail(where, "must be text")
+        return value
+
+    def credential(self, key: str, entry: Any) -> Credential | None:
+        where = f"auths.{_key(key)}"
+        if not isinstance(entry, dict):
+            raise self.fail(where, "must be a JSON object")
+        identity = self.text(entry, "identitytoken", f"{where}.identitytoken")
+        encoded = self.text(entry, "auth", f"{where}.auth")
+        username = self.text(entry, "username", f"{where}.username")
+        password = self.text(entry, "password", f"{where}.password")
+        if identity:
+            return Credential(identity_token=identity, origin=self.origin)
+        if encoded:
+            try:
+                decoded = base64.b64decode("".join(encoded.split()), validate=True).decode("utf-8")
+            except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
+                decoded = ""
+            if ":" not in decoded:
+                raise self.fail(
+                    f"{where}.auth", "is not base64 of user:password (as docker login writes it)"
+                )
+            user, _, secret = decoded.partition(":")
+            return _user_credential(user, secret, self.origin)
+        if username and password:
+            return Credential(username=username, password=password, origin=self.origin)
+        return None
+
+
+def _key(key: str) -> str:
+    """A key of a docker config in a message: quoted, and short."""
+    return json.dumps(shorten(key, 100), ensure_ascii=False)
+
+
+def _from_config(config: _DockerConfig, registry: str) -> Credential | None:
+    for host, credential in config.auths:
+        if host == registry and credential is not None:
+            return credential
+    helper = next((h for host, h in config.helpers if host == registry), None)
+    helper = helper or config.store
     if helper:
-        return _from_helper(str(helper), registry)
+        return _from_helper(helper, registry)
     return None
 
 

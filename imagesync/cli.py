@@ -10,6 +10,7 @@ behind ``connection.open_client``), so ``validate`` and ``show`` load no network
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import sys
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
 from imagesync import __version__
 from imagesync.defaults import DEFAULT_PARALLELISM, FORMATS
@@ -54,14 +56,39 @@ def images_file_option(function: F) -> F:
     )(function)
 
 
+TARGET_ENV = ("SYNCER_TARGET_REPO", "SYNCER_TARGET_REPO_PREFIX")
+
+
 def target_option(function: F) -> F:
     return click.option(
         "--target",
-        envvar="SYNCER_TARGET_REPO",
+        "-r",
+        "--target-repo-prefix",
+        "target",
+        envvar=list(TARGET_ENV),
         metavar="PREFIX",
-        help="Registry prefix to mirror below, e.g. registry.example.com/external; "
-        "wins over the images file's `target:` [SYNCER_TARGET_REPO]",
+        callback=_one_target_from_environment,
+        help="Registry prefix to mirror below, e.g. registry.example.com/external (a trailing "
+        "/ is fine); wins over the images file's `target:` [SYNCER_TARGET_REPO, "
+        "SYNCER_TARGET_REPO_PREFIX]",
     )(function)
+
+
+def _one_target_from_environment(
+    context: click.Context, parameter: click.Parameter, value: str | None
+) -> str | None:
+    """Both variables set to different prefixes: which one was meant is not ours to guess."""
+    if context.get_parameter_source("target") is not ParameterSource.ENVIRONMENT:
+        return value
+    given = {name: os.environ.get(name, "").strip() for name in TARGET_ENV}
+    if len({text.rstrip("/") for text in given.values() if text}) > 1:
+        raise click.BadParameter(
+            " and ".join(f"{name}={text!r}" for name, text in given.items())
+            + " name different prefixes; set one of them",
+            context,
+            parameter,
+        )
+    return value
 
 
 def report_problems(problems: Iterable[Problem]) -> None:
@@ -180,6 +207,14 @@ def connection_options(function: F) -> F:
             help="Attempts per request for transient failures (5xx, 429, resets)",
         ),
         click.option(
+            "--timeout",
+            type=float,
+            default=60,
+            show_default=True,
+            callback=_seconds,
+            help="Seconds a registry may take to answer a request",
+        ),
+        click.option(
             "--no-signatures",
             is_flag=True,
             help="Leave signatures, attestations, SBOMs and referrers out",
@@ -205,6 +240,7 @@ def connection_options(function: F) -> F:
             "[SYNCER_TARGET_REPO_AUTH_KEY]",
         ),
         click.option(
+            "-a",
             "--access-token",
             envvar="SYNCER_ACCESS_TOKEN",
             help="Bearer token for the target registry [SYNCER_ACCESS_TOKEN]",
@@ -213,6 +249,12 @@ def connection_options(function: F) -> F:
     for decorator in reversed(decorators):
         function = decorator(function)
     return function
+
+
+def _seconds(context: click.Context, parameter: click.Parameter, value: float) -> float:
+    if not math.isfinite(value) or value <= 0:
+        raise click.BadParameter("give a number of seconds above 0", context, parameter)
+    return value
 
 
 def format_option(choices: tuple[str, ...] = FORMATS) -> Callable[[F], F]:
@@ -264,6 +306,7 @@ def _session(images_file: str, target: str | None, **options: Any) -> Session:
         access_token=options.get("access_token") or None,
         key_file=Path(key_file) if key_file else None,
         retries=options.get("retries", DEFAULT_ATTEMPTS),
+        timeout=options.get("timeout", 60.0),
     )
     plan_options = PlanOptions(
         parallelism=options.get("parallelism", DEFAULT_PARALLELISM),
@@ -325,13 +368,15 @@ def plan(
     **options: Any,
 ) -> None:
     """Resolve every image against its source and the target; write a reviewable plan."""
+    from imagesync.plankey import plan_key_from_environment
     from imagesync.render import render_plan
 
     session = _session(images_file, target, **options)
     with _user_errors():
+        key = plan_key_from_environment()
         result, _, _ = _run_plan(session)
         if out:
-            result.write(out)
+            result.write(out, key)
     click.echo(render_plan(result, fmt, changed_only=changed_only), nl=False)
     _write_step_summary(render_plan(result, "markdown", changed_only=changed_only))
     sys.exit(_plan_exit_code(result, detailed_exitcode))
@@ -357,6 +402,7 @@ def apply(
     """Execute a saved plan (or, with -i and no PLAN, plan and apply in one go)."""
     from imagesync.plan import Plan
     from imagesync.plancheck import check_plan
+    from imagesync.plankey import PLAN_KEY_ENV, plan_key_from_environment
     from imagesync.render import render_plan, render_report
 
     if plan_file is None and images_file is None:
@@ -368,7 +414,14 @@ def apply(
             saved, _, applier = _run_plan(session, run)
             click.echo(render_plan(saved, "text"), nl=False, err=fmt != "text")
         else:
-            saved = Plan.read(plan_file)
+            key = plan_key_from_environment()
+            saved = Plan.read(plan_file, key)
+            if saved.signed and key is None:
+                click.echo(
+                    f"Warning: {plan_file} carries an hmac, but {PLAN_KEY_ENV} is not set: "
+                    "it is not checked",
+                    err=True,
+                )
             images = session.load_images(saved.target_prefix) if images_file else None
             check_plan(saved, images, target)
         report = _apply(session, saved, applier)

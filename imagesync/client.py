@@ -17,12 +17,15 @@ import requests
 import urllib3
 
 from imagesync import mediatypes
-from imagesync.errors import AuthenticationFailed, DigestMismatch, RegistryError, shorten
+from imagesync.document import json_object
+from imagesync.errors import AuthenticationFailed, DigestMismatch, RegistryError
 from imagesync.manifest import MAX_MANIFEST_BYTES, Descriptor, Manifest, sha256_digest
-from imagesync.redact import secrets
+from imagesync.netfailure import broken_body
+from imagesync.redact import excerpt
 from imagesync.reference import Reference, Repository, is_valid_digest
 from imagesync.retry import is_retriable_status
 from imagesync.transport import (
+    MAX_ANSWER_BYTES,
     Transport,
     Unreachable,
     pull_scope,
@@ -48,6 +51,10 @@ MAX_REFERRERS_PAGES = 1000
 
 # A tag list longer than this many pages is a registry that never stops paging.
 MAX_TAG_PAGES = 1000
+# One page of a tag list (registries that ignore ?n= send every tag at once, some with a
+# manifest map), and all pages together: a million tags is a broken or hostile registry.
+MAX_TAG_PAGE_BYTES = 16 * 1024 * 1024
+MAX_TAG_LIST_BYTES = 64 * 1024 * 1024
 # What goes wrong while a body is read after the status line arrived: resets, truncation.
 _BODY_ERRORS = (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError)
 
@@ -88,6 +95,19 @@ class Endpoint:
     repository: Repository
 
 
+@dataclass(frozen=True)
+class Located:
+    """A manifest's descriptor, and the endpoint that answered for it.
+
+    What is attached to an image (signatures, referrers) is looked up where the image was
+    found: a pull-through mirror holds images by digest, often without a single tag, and the
+    registry behind it may be out of reach altogether.
+    """
+
+    descriptor: Descriptor
+    endpoint: Endpoint
+
+
 class RegistryClient:
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
@@ -113,15 +133,26 @@ class RegistryClient:
 
     # -- manifests -------------------------------------------------------------------------
 
-    def head_manifest(self, ref: Reference, *, pull: bool = True) -> Descriptor | None:
+    def head_manifest(
+        self, ref: Reference, *, pull: bool = True, at: Endpoint | None = None
+    ) -> Descriptor | None:
         """Digest, media type and size of what ``ref`` points at; None if it does not exist.
 
         HEAD first: registries (Docker Hub) do not count HEADs against pull limits. A registry
-        that sends no Docker-Content-Digest on HEAD costs one GET instead.
+        that sends no Docker-Content-Digest on HEAD costs one GET instead. ``at`` asks that
+        endpoint only (see :meth:`locate`).
         """
+        located = self.locate(ref, pull=pull, at=at)
+        return located.descriptor if located else None
+
+    def locate(
+        self, ref: Reference, *, pull: bool = True, at: Endpoint | None = None
+    ) -> Located | None:
+        """Like :meth:`head_manifest`, also saying which endpoint (a mirror or the registry
+        itself) answered; None if none has it."""
         path = f"/v2/{ref.path}/manifests/{ref.identifier}"
         headers = {"Accept": mediatypes.ACCEPT}
-        response = self._read(ref.repository, "HEAD", path, pull, headers=headers)
+        response, endpoint = self._read(ref.repository, "HEAD", path, pull, headers=headers, at=at)
         if response.status_code == 404:
             return None
         raise_for_status(response, f"HEAD {ref}")
@@ -132,12 +163,14 @@ class RegistryClient:
         if digest and is_valid_digest(digest) and mediatypes.is_manifest(media_type):
             if ref.digest and digest != ref.digest:
                 raise DigestMismatch(f"{ref}: the registry answered with digest {digest}")
-            return Descriptor(media_type, digest, size)
-        return self.get_manifest(ref, pull=pull).descriptor
+            return Located(Descriptor(media_type, digest, size), endpoint)
+        return Located(self.get_manifest(ref, at=endpoint).descriptor, endpoint)
 
-    def get_manifest(self, ref: Reference, *, pull: bool = True) -> Manifest:
+    def get_manifest(
+        self, ref: Reference, *, pull: bool = True, at: Endpoint | None = None
+    ) -> Manifest:
         """The exact bytes of a manifest, checked against the digest asked for and announced."""
-        manifest = self._manifest(ref, pull, missing_ok=False)
+        manifest = self._manifest(ref, pull, missing_ok=False, at=at)
         assert manifest is not None
         return manifest
 
@@ -149,7 +182,9 @@ class RegistryClient:
         """
         return self._manifest(ref, pull, missing_ok=True)
 
-    def _manifest(self, ref: Reference, pull: bool, *, missing_ok: bool) -> Manifest | None:
+    def _manifest(
+        self, ref: Reference, pull: bool, *, missing_ok: bool, at: Endpoint | None = None
+    ) -> Manifest | None:
         key = (str(ref.repository), ref.digest) if ref.digest else None
         if key is not None:
             with self._lock:
@@ -166,6 +201,7 @@ class RegistryClient:
             MAX_MANIFEST_BYTES,
             headers,
             missing_ok=missing_ok,
+            at=at,
         )
         if fetched is None:
             return None
@@ -210,33 +246,48 @@ class RegistryClient:
         written = response.headers.get("Docker-Content-Digest") or manifest.digest
         if written != manifest.digest:
             raise DigestMismatch(
-                f"{repository}:{reference} was stored as {written}, not {manifest.digest}"
+                f"{repository}:{reference} was stored as {_shown(written)}, not {manifest.digest}"
             )
         return written
 
-    def list_tags(self, repository: Repository, *, pull: bool = True) -> list[str]:
-        """Every tag of a repository, following pagination; empty if it does not exist."""
+    def list_tags(
+        self,
+        repository: Repository,
+        *,
+        pull: bool = True,
+        at: Endpoint | None = None,
+        prefixes: tuple[str, ...] = ("",),
+    ) -> list[str]:
+        """The tags of a repository that start with one of ``prefixes``, following
+        pagination; empty if it does not exist (as a mirror answers for a repository it holds
+        by digest only). Only those are kept: a repository may hold a million tags, of which a
+        caller needs a few.
+
+        Without ``at`` a mirror's 404 passes the question on to the next endpoint, like any
+        read; with ``at`` only that endpoint is asked.
+        """
         tags: list[str] = []
         path: str | None = f"/v2/{repository.path}/tags/list?n=1000"
         seen: set[str] = set()
+        received = 0
+        what = f"the tag list of {repository}"
         while path:
             if path in seen or len(seen) >= MAX_TAG_PAGES:
-                raise RegistryError(f"the tag list of {repository} has pages without end")
+                raise RegistryError(f"{what} has pages without end")
             seen.add(path)
-            response = self._read(repository, "GET", path, pull)
+            response, _ = self._read(repository, "GET", path, pull, at=at, limit=MAX_TAG_PAGE_BYTES)
             if response.status_code == 404:
                 return tags
             raise_for_status(response, f"list tags of {repository}")
-            try:
-                document = response.json()
-            except (ValueError, RecursionError):
-                raise RegistryError(f"the tag list of {repository} is not JSON") from None
-            page = document.get("tags") if isinstance(document, dict) else None
-            if page is None and isinstance(document, dict):
+            received += len(response.content)
+            if received > MAX_TAG_LIST_BYTES:
+                raise RegistryError(f"{what} is longer than {MAX_TAG_LIST_BYTES // 2**20} MiB")
+            page = json_object(response.content, what).get("tags")
+            if page is None:
                 page = []
             if not isinstance(page, list) or not all(isinstance(t, str) for t in page):
-                raise RegistryError(f"the tag list of {repository} is not a list of tags")
-            tags.extend(page)
+                raise RegistryError(f"{what} is not a list of tags")
+            tags.extend(t for t in page if t.startswith(prefixes))
             path = _next_link(response)
         return tags
 
@@ -247,15 +298,16 @@ class RegistryClient:
         *,
         pull: bool = True,
         artifact_type: str | None = None,
+        at: Endpoint | None = None,
     ) -> list[Descriptor] | None:
         """Descriptors from the OCI referrers API; None when the registry does not offer it.
 
         Every page is read (``Link: <...>; rel="next"``). With ``artifact_type`` the registry is
         asked to filter; one that does not say so in ``OCI-Filters-Applied`` is filtered here.
         """
-        # Only the first endpoint is asked: a mirror without the API falls back to the tag
-        # schema, which the mirror serves like any tag.
-        endpoint = self._endpoints(repository, pull)[0]
+        # Only one endpoint is asked (``at``, else the first): a mirror without the API falls
+        # back to the tag schema, which the mirror serves like any tag.
+        endpoint = at or self._endpoints(repository, pull)[0]
         known = self._referrers_api.get(endpoint.host)
         if known is None:
             with self._lock:
@@ -282,19 +334,21 @@ class RegistryClient:
             if path in seen or len(seen) >= MAX_REFERRERS_PAGES:
                 raise RegistryError(f"{what}: the registry's pages do not end")
             seen.add(path)
-            response = self._send(endpoint, "GET", path, {"Accept": mediatypes.OCI_INDEX})
+            response = self._send(
+                endpoint, "GET", path, {"Accept": mediatypes.OCI_INDEX}, limit=MAX_MANIFEST_BYTES
+            )
             content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
             if len(seen) == 1 and not self._has_referrers_api(endpoint.host, response):
                 response.close()
                 return None
             raise_for_status(response, what)
             if content_type != mediatypes.OCI_INDEX:
-                response.close()
-                raise RegistryError(f"{what}: a page is {content_type!r}, not an OCI index")
+                raise RegistryError(
+                    f"{what}: a page is {excerpt(repr(content_type), 100)}, not an OCI index"
+                )
             applied = response.headers.get("OCI-Filters-Applied", "")
             filtered = "artifacttype" in {f.strip().lower() for f in applied.split(",")}
-            raw = _read_limited(response, MAX_MANIFEST_BYTES, what)
-            found.extend(Manifest.parse(raw, mediatypes.OCI_INDEX, what).children)
+            found.extend(Manifest.parse(response.content, mediatypes.OCI_INDEX, what).children)
             path = self._same_host_link(endpoint.host, response, what)
         if artifact_type and not filtered:
             found = [d for d in found if d.artifact_type == artifact_type]
@@ -329,7 +383,7 @@ class RegistryClient:
         base = self.transport.url(host, "/")
         absolute = urljoin(base, link)
         if urlsplit(absolute).netloc != urlsplit(base).netloc:
-            raise RegistryError(f"{what}: the next page is on another host ({link})")
+            raise RegistryError(f"{what}: the next page is on another host ({shown_url(link)})")
         return absolute
 
     # -- blobs -----------------------------------------------------------------------------
@@ -514,7 +568,7 @@ class RegistryClient:
         sent: Callable[[], None],
     ) -> None:
         path = f"/v2/{source.path}/blobs/{blob.digest}"
-        download = self._read(source, "GET", path, pull=True, stream=True)
+        download, _ = self._read(source, "GET", path, pull=True, stream=True)
         try:
             raise_for_status(download, f"GET blob {blob.digest} from {source}")
             location = _with_digest(session, blob.digest)
@@ -546,7 +600,11 @@ class RegistryClient:
 
     # -- plumbing --------------------------------------------------------------------------
 
-    def _endpoints(self, repository: Repository, pull: bool) -> list[Endpoint]:
+    def _endpoints(
+        self, repository: Repository, pull: bool, at: Endpoint | None = None
+    ) -> list[Endpoint]:
+        if at is not None:
+            return [at]
         own = Endpoint(repository.endpoint, repository)
         if not pull:
             return [own]
@@ -563,31 +621,18 @@ class RegistryClient:
         headers: dict[str, str] | None = None,
         *,
         missing_ok: bool = False,
+        at: Endpoint | None = None,
     ) -> tuple[bytes, requests.Response] | None:
-        """GET a body of at most ``limit`` bytes (mirrors first), read again when it breaks off.
-
-        The body is streamed so that an oversized one is refused without being held; a body
-        that breaks off midway is outside the transport's retry (the status line had arrived),
-        so it is retried here, with the same policy. ``missing_ok``: None for a 404.
-        """
-        attempts = self.transport.retry.attempts
-        for attempt in range(1, attempts + 1):
-            response = self._read(repository, "GET", path, pull, headers=headers, stream=True)
-            try:
-                if missing_ok and response.status_code == 404:
-                    if not pull and registry_message(response)[1] == "NAME_UNKNOWN":
-                        with self._lock:
-                            self._unknown.add(str(repository))
-                    return None
-                raise_for_status(response, what)
-                return _read_limited(response, limit, what), response
-            except TransferBroken as error:
-                if attempt == attempts:
-                    raise
-                self.transport.pause_before_retry(attempt, what, error)
-            finally:
-                response.close()
-        raise AssertionError("unreachable: the last attempt returns or raises")
+        """GET a body of at most ``limit`` bytes (mirrors first); ``missing_ok``: None for a
+        404. The transport reads it to that limit, and reads it again when it breaks off."""
+        response, _ = self._read(repository, "GET", path, pull, headers=headers, limit=limit, at=at)
+        if missing_ok and response.status_code == 404:
+            if not pull and at is None and registry_message(response)[1] == "NAME_UNKNOWN":
+                with self._lock:
+                    self._unknown.add(str(repository))
+            return None
+        raise_for_status(response, what)
+        return response.content, response
 
     def _read(
         self,
@@ -598,23 +643,36 @@ class RegistryClient:
         *,
         headers: dict[str, str] | None = None,
         stream: bool = False,
-    ) -> requests.Response:
-        """A read request, tried on each mirror, then on the registry itself.
+        limit: int = MAX_ANSWER_BYTES,
+        at: Endpoint | None = None,
+    ) -> tuple[requests.Response, Endpoint]:
+        """A read request, tried on each mirror, then on the registry itself (or on ``at``
+        only); the answer, and the endpoint that gave it.
 
         A mirror that fails or lacks the content is passed over; the registry's own answer,
-        whatever it is, is returned for the caller to judge.
+        whatever it is, is returned for the caller to judge. When the registry cannot be
+        reached either, the error says what the mirrors answered: "cannot resolve host" alone
+        would hide that a mirror was asked and lacked the content.
         """
-        endpoints = self._endpoints(repository, pull)
+        endpoints = self._endpoints(repository, pull, at)
+        passed: list[str] = []
         for endpoint in endpoints[:-1]:
             try:
-                response = self._send(endpoint, method, path, headers, stream)
+                response = self._send(endpoint, method, path, headers, stream, limit)
             except RegistryError as error:
                 log.debug("mirror %s failed, trying the next: %s", endpoint.host, error)
+                passed.append(f"mirror {endpoint.host} failed: {error.message}")
                 continue
             if response.status_code < 400:
-                return response
+                return response, endpoint
+            passed.append(f"mirror {endpoint.host} answered {response.status_code}")
             response.close()
-        return self._send(endpoints[-1], method, path, headers, stream)
+        try:
+            return self._send(endpoints[-1], method, path, headers, stream, limit), endpoints[-1]
+        except RegistryError as error:
+            if passed:
+                error.message = f"{error.message}, and {'; '.join(passed)}"
+            raise
 
     def _send(
         self,
@@ -623,10 +681,11 @@ class RegistryClient:
         path: str,
         headers: dict[str, str] | None = None,
         stream: bool = False,
+        limit: int = MAX_ANSWER_BYTES,
     ) -> requests.Response:
         scope = pull_scope(endpoint.repository.path)
         return self.transport.request(
-            method, endpoint.host, path, scopes=[scope], headers=headers, stream=stream
+            method, endpoint.host, path, scopes=[scope], headers=headers, stream=stream, limit=limit
         )
 
     def _location(self, target: Repository, response: requests.Response) -> str:
@@ -697,7 +756,7 @@ class VerifyingBody:
             except _BODY_ERRORS as error:
                 raise TransferBroken(
                     f"the download of blob {self._blob.digest} from {self._source} broke off "
-                    f"after {self._sent} of {self._blob.size} bytes: {_reason(error)}"
+                    f"after {self._sent} of {self._blob.size} bytes: {broken_body(error)}"
                 ) from None
             self._check(chunk)
             if not chunk:
@@ -742,44 +801,6 @@ def _with_digest(location: str, digest: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
 
 
-def _read_limited(response: requests.Response, limit: int, what: str) -> bytes:
-    declared = response.headers.get("Content-Length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        response.close()
-        raise RegistryError(
-            f"{what}: the body is {declared} bytes, more than the {limit} bytes allowed"
-        )
-    chunks: list[bytes] = []
-    received = 0
-    try:
-        for chunk in response.iter_content(64 * 1024):
-            chunks.append(chunk)
-            received += len(chunk)
-            if received > limit:
-                response.close()
-                raise RegistryError(f"{what}: the body is more than the {limit} bytes allowed")
-    except _BODY_ERRORS as error:
-        response.close()
-        raise TransferBroken(
-            f"{what}: the body broke off after {received} bytes: {_reason(error)}"
-        ) from None
-    return b"".join(chunks)
-
-
-def _reason(error: BaseException) -> str:
-    """A body error in a few words: urllib3 nests the cause in its message."""
-    text = str(error)
-    for words in ("IncompleteRead", "Connection reset", "Read timed out", "Connection broken"):
-        if words in text:
-            return {
-                "IncompleteRead": "the body ended early (truncated)",
-                "Connection reset": "the connection was reset",
-                "Read timed out": "the read timed out",
-                "Connection broken": "the connection broke",
-            }[words]
-    return secrets(text[:200]) or type(error).__name__
-
-
 def _digest_like(data: bytes, expected: str) -> str:
     """The digest of ``data`` in the algorithm of ``expected`` (sha256 unless it says sha512)."""
     if expected.startswith("sha512:"):
@@ -789,7 +810,7 @@ def _digest_like(data: bytes, expected: str) -> str:
 
 def _shown(text: str) -> str:
     """A header value in a message: at a readable length."""
-    return text if len(text) <= 80 else repr(shorten(text))
+    return excerpt(text) if len(text) <= 80 else excerpt(repr(text), 80)
 
 
 def _content_length(response: requests.Response) -> int:

@@ -32,6 +32,7 @@ class ConnectionOptions:
     access_token: str | None = None
     key_file: Path | None = None
     retries: int = DEFAULT_ATTEMPTS
+    timeout: float = 60.0
 
     def __repr__(self) -> str:
         # Never show the token, even in a debugger or a traceback's locals.
@@ -53,6 +54,7 @@ def open_client(options: ConnectionOptions, target_registry: str) -> RegistryCli
         load_registries_config(options.registries_config),
         credentials,
         RetryPolicy(attempts=max(1, options.retries), base_delay=retry_base_delay()),
+        timeout=options.timeout,
     )
     return RegistryClient(transport)
 

@@ -5,7 +5,8 @@ files people already have must keep working. Checking happens in three passes, a
 problem of every pass is reported, each with its file, line and entry:
 
 1. YAML, composed into nodes rather than loaded, so every key and value keeps its line and a
-   scalar keeps the text the user wrote (``tag: 3.10`` is the float 3.1 to a YAML loader);
+   scalar keeps the text the user wrote: ``tag: 3.10`` is the float 3.1 to a YAML loader, and
+   the tag "3.10" to the image-syncer (Go, yaml.v3 into string fields) and to imagesync;
 2. ``schemas/images.schema.json``, the published contract (editors can use it too);
 3. semantic checks the schema cannot express: reference grammar, digests without ``tag``,
    duplicates and target collisions, the target prefix.
@@ -30,9 +31,11 @@ from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.events import AliasEvent, NodeEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.reader import ReaderError
+from yaml.resolver import Resolver
 
 from imagesync.diagnostics import Problem, Severity, count, sort_key
 from imagesync.errors import ConfigError, InvalidReference, shorten
+from imagesync.inputfile import InputTooLarge, UnreadableInput, read_input
 from imagesync.mapping import DEFAULT_TAG, target_reference
 from imagesync.reference import (
     DOCKER_HUB,
@@ -51,7 +54,16 @@ SCHEMA_PACKAGE = "imagesync.schemas"
 SCHEMA_NAME = "images.schema.json"
 
 ENTRY_KEYS = ("source", "tag", "amd64Only")
-TOP_LEVEL_KEYS = ("target", "images")
+# targetRepoPrefix: the image-syncer's older name for the target prefix (it ends in "/").
+TARGET_KEYS = ("target", "targetRepoPrefix")
+TOP_LEVEL_KEYS = (*TARGET_KEYS, "images")
+# Keys whose value is text, whatever type YAML would give a plain scalar: `tag: 3.10` is the
+# tag "3.10", `tag: 010` the tag "010", as the image-syncer read them. YAML's true, false and
+# null stay what they are (an error in a text field): nobody means them as a tag.
+TEXT_KEYS = frozenset({"source", "tag", *TARGET_KEYS})
+_AS_WRITTEN = frozenset(
+    {"tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:timestamp"}
+)
 
 # A real images file is a few hundred lines, and the pure-Python YAML reader needs seconds per
 # MiB: a larger file is the wrong file, and saying so beats a long wait.
@@ -65,7 +77,11 @@ MAX_ALIASED_VALUES = 10_000
 # A message quotes at most this much of a value: the user needs to recognise it, not reread it.
 MAX_QUOTED = 80
 
-NO_TARGET = "no target: set `target:` in the file, --target or SYNCER_TARGET_REPO"
+NO_TARGET = (
+    "no target: set `target:` in the file, --target / -r, or SYNCER_TARGET_REPO / "
+    "SYNCER_TARGET_REPO_PREFIX"
+)
+OVERRIDE = "--target / -r / SYNCER_TARGET_REPO"
 TAG_RULE = "a tag is up to 128 letters, digits, '_', '.' or '-', not starting with '.' or '-'"
 # Hints stay on one line: problems are printed one per line, like a compiler's.
 LIST_IMAGES = 'list the images under `images:`, one `- source: "<image>"` line each'
@@ -163,17 +179,18 @@ def load_images_file(
     """
     source = Path(path)
     try:
-        data = source.read_bytes()
-    except OSError as error:
-        reason = error.strerror or str(error)
+        data = read_input(source, MAX_FILE_BYTES)
+    except InputTooLarge:
+        data = None  # the checker says so, as a located problem
+    except UnreadableInput as error:
         raise ConfigError(
-            f"{source}: cannot read the images file: {reason}",
+            f"{source}: cannot read the images file: {error.reason}",
             "pass the images file with -i/--images-file or SYNCER_IMAGES_FILE",
         ) from None
     checker = _Checker(str(source))
     entries, prefix = checker.check(data, target_override, default_target)
     problems = tuple(sorted(checker.problems, key=sort_key))
-    if prefix is None or any(p.is_error for p in problems):
+    if data is None or prefix is None or any(p.is_error for p in problems):
         raise InvalidImagesFile(source, problems)
     return ImagesFile(
         path=source,
@@ -275,9 +292,10 @@ class _Checker:
     # -- the passes ----------------------------------------------------------------------
 
     def check(
-        self, data: bytes, target_override: str | None, default_target: str | None = None
+        self, data: bytes | None, target_override: str | None, default_target: str | None = None
     ) -> tuple[list[ImageEntry], Repository | None]:
-        if len(data) > MAX_FILE_BYTES:
+        """``data`` is None when the file is larger than an images file can be."""
+        if data is None or len(data) > MAX_FILE_BYTES:
             self.error(
                 None,
                 f"the file is larger than {MAX_FILE_BYTES // 1024 // 1024} MiB, too large to be "
@@ -395,6 +413,8 @@ class _Checker:
             ]
             active.discard(id(node))
             return items
+        if path and path[-1] in TEXT_KEYS and _written_as_text(node):
+            return str(node.value)
         try:
             return SafeConstructor().construct_object(node)
         except ConstructorError as error:
@@ -470,6 +490,8 @@ class _Checker:
         self.error(line, message, hint, entry=_entry_index(path))
 
     def type_problem(self, path: _Path, expected: str) -> None:
+        """A value of the wrong type: what remains after text fields took numbers and dates
+        as written is booleans, nulls, lists, mappings and explicit YAML tags."""
         node = self.document.nodes.get(path)
         written = _shown(self.text(path))
         kind = _describe(node)
@@ -514,18 +536,39 @@ class _Checker:
         value = self.document.value
         if not isinstance(value, dict):
             return None  # the schema reported it; a missing target would only add noise
-        in_file = value.get("target")
-        file_prefix: Repository | None = None
-        if isinstance(in_file, str) and ("target",) not in self.flagged:
-            # Checked even when overridden: the next run without --target would use it.
-            file_prefix = self.parse_prefix(("target",), in_file, "target")
+        # Checked even when overridden: the next run without --target would use them.
+        in_file: dict[str, Repository | None] = {
+            key: self.parse_prefix((key,), text, key)
+            for key in TARGET_KEYS
+            if isinstance(text := value.get(key), str) and (key,) not in self.flagged
+        }
+        file_prefix = self.one_prefix(in_file)
         if override is not None and override.strip():
-            return self.parse_prefix(None, override, "--target / SYNCER_TARGET_REPO")
-        if "target" not in value:
+            return self.parse_prefix(None, override, OVERRIDE)
+        if not any(key in value for key in TARGET_KEYS):
             if default:
                 return self.parse_prefix(None, default, "the plan's target")
             self.error(None, NO_TARGET, "for example target: registry.example.com/external")
         return file_prefix
+
+    def one_prefix(self, in_file: dict[str, Repository | None]) -> Repository | None:
+        """The file's prefix from ``target:`` or ``targetRepoPrefix:``; both may be given only
+        when they agree (a trailing "/" aside)."""
+        prefixes = {key: prefix for key, prefix in in_file.items() if prefix is not None}
+        if len(set(prefixes.values())) > 1:
+            (first, first_prefix), (second, second_prefix) = sorted(
+                prefixes.items(), key=lambda item: self.line((item[0],)) or 0
+            )
+            self.error(
+                (second,),
+                f"{first}: (line {self.line((first,))}) and {second}: (line "
+                f"{self.line((second,))}) name different prefixes, {first_prefix} and "
+                f"{second_prefix}",
+                f"keep one of them; {TARGET_KEYS[1]} is the image-syncer's older name for "
+                f"{TARGET_KEYS[0]}",
+            )
+            return None
+        return next(iter(prefixes.values()), None)
 
     def parse_prefix(self, path: _Path | None, text: str, what: str) -> Repository | None:
         try:
@@ -747,6 +790,24 @@ def _double_quoted(text: str) -> str:
 
 def _quoted(value: Any) -> str:
     return repr(_shown(value)) if isinstance(value, str) else _shown(repr(value))
+
+
+def _written_as_text(node: Node) -> bool:
+    """Whether a scalar in a text field is taken as its characters: numbers and dates (YAML
+    1.1 ints, floats, timestamps) and the YAML 1.1 booleans that YAML 1.2 reads as words
+    (yes, no, on, off: Go's yaml.v3 put them into a string field as written)."""
+    if not isinstance(node, ScalarNode) or node.style is not None:
+        return False  # quoted: text already
+    implicit = _RESOLVER.resolve(ScalarNode, node.value, (True, False))  # type: ignore[no-untyped-call]
+    if implicit != node.tag:
+        return False  # an explicit !!tag the characters do not fit (!!int x): YAML says no
+    if node.tag in _AS_WRITTEN:
+        return True
+    return node.tag == "tag:yaml.org,2002:bool" and str(node.value).lower() not in _YAML12_BOOLS
+
+
+_YAML12_BOOLS = frozenset({"true", "false"})
+_RESOLVER = Resolver()
 
 
 def _is_null(node: Node | None) -> bool:

@@ -13,7 +13,9 @@ from functools import cached_property
 from typing import Any
 
 from imagesync import mediatypes
-from imagesync.errors import RegistryError, shorten
+from imagesync.document import json_object
+from imagesync.errors import RegistryError
+from imagesync.redact import excerpt
 from imagesync.reference import is_valid_digest
 
 # The distribution spec lets registries refuse manifests above 4 MiB; so do we.
@@ -42,12 +44,14 @@ class Platform:
 
     @classmethod
     def from_json(cls, value: Any) -> Platform | None:
+        """The platform of an index entry, or of an image config (the same three keys)."""
         if not isinstance(value, dict):
             return None
+        # A registry's text, shown in plans: at most a readable length.
         return cls(
-            str(value.get("os", "")),
-            str(value.get("architecture", "")),
-            str(value.get("variant") or ""),
+            excerpt(str(value.get("os", "")), 40),
+            excerpt(str(value.get("architecture", "")), 40),
+            excerpt(str(value.get("variant") or ""), 40),
         )
 
 
@@ -71,17 +75,21 @@ class Descriptor:
             raise BadManifest(f"{where}: a descriptor is not a JSON object")
         digest, size = value.get("digest"), value.get("size")
         if not isinstance(digest, str) or not is_valid_digest(digest):
-            raise BadManifest(f"{where}: descriptor digest {shorten(repr(digest))} is not valid")
+            raise BadManifest(
+                f"{where}: descriptor digest {excerpt(repr(digest), 80)} is not valid"
+            )
         if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_BLOB_SIZE:
-            raise BadManifest(f"{where}: descriptor size {shorten(repr(size))} is not valid")
+            raise BadManifest(f"{where}: descriptor size {excerpt(repr(size), 80)} is not valid")
         media_type = value.get("mediaType", "")
         if not isinstance(media_type, str):
             raise BadManifest(
-                f"{where}: descriptor mediaType {shorten(repr(media_type))} is not text"
+                f"{where}: descriptor mediaType {excerpt(repr(media_type), 80)} is not text"
             )
         artifact_type = value.get("artifactType")
         if artifact_type is not None and not isinstance(artifact_type, str):
-            raise BadManifest(f"{where}: artifactType {shorten(repr(artifact_type))} is not text")
+            raise BadManifest(
+                f"{where}: artifactType {excerpt(repr(artifact_type), 80)} is not text"
+            )
         annotations = value.get("annotations") or {}
         if not isinstance(annotations, dict):
             raise BadManifest(f"{where}: annotations are not a JSON object")
@@ -108,21 +116,15 @@ class Manifest:
         """Check that ``raw`` is a manifest we can handle; the digest is that of ``raw``."""
         if len(raw) > MAX_MANIFEST_BYTES:
             raise BadManifest(f"{where}: manifest is {len(raw)} bytes, more than 4 MiB")
-        try:
-            document = json.loads(raw)
-        except ValueError:
-            raise BadManifest(f"{where}: manifest is not valid JSON") from None
-        except RecursionError:
-            raise BadManifest(f"{where}: manifest nests too deeply to be a manifest") from None
-        if not isinstance(document, dict):
-            raise BadManifest(f"{where}: manifest is not a JSON object")
+        document = json_object(raw, f"{where}: manifest", BadManifest)
         declared = document.get("mediaType")
         if declared is not None and not isinstance(declared, str):
-            raise BadManifest(f"{where}: mediaType {shorten(repr(declared))} is not text")
+            raise BadManifest(f"{where}: mediaType {excerpt(repr(declared), 80)} is not text")
         header = (content_type or "").split(";", 1)[0].strip()
         if declared and mediatypes.is_manifest(header) and declared != header:
             raise BadManifest(
-                f"{where}: the registry sent it as {header}, but it says it is {declared}",
+                f"{where}: the registry sent it as {excerpt(header, 100)}, but it says it is "
+                f"{excerpt(declared, 100)}",
                 "the registry or a proxy in front of it mislabels manifests",
             )
         media_type = _media_type(content_type, declared, document)
@@ -132,7 +134,9 @@ class Manifest:
                 "use an image published with schema 2 or OCI (schema 1 is deprecated)",
             )
         if not mediatypes.is_manifest(media_type):
-            raise BadManifest(f"{where}: {media_type!r} is not a manifest media type")
+            raise BadManifest(
+                f"{where}: {excerpt(repr(media_type), 100)} is not a manifest media type"
+            )
         manifest = cls(raw, media_type, sha256_digest(raw))
         # Parse the parts now so that a malformed manifest fails here, not mid-apply.
         _ = manifest.children if manifest.is_index else manifest.blobs

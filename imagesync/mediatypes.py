@@ -10,6 +10,13 @@ DOCKER_SCHEMA1 = "application/vnd.docker.distribution.manifest.v1+json"
 DOCKER_SCHEMA1_SIGNED = "application/vnd.docker.distribution.manifest.v1+prettyjws"
 
 OCI_EMPTY = "application/vnd.oci.empty.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+# A config of one of these types has rootfs.diff_ids and history, which grow with the layers.
+IMAGE_CONFIGS = frozenset({OCI_CONFIG, DOCKER_CONFIG})
+
+# The layer of a cosign signature image (``sha256-<hex>.sig``): a simple-signing payload.
+COSIGN_SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 
 # Referrers that are signatures (--require-signatures counts them like cosign's .sig tags):
 # cosign's OCI 1.1 signatures, Sigstore bundles (cosign 3) and Notary Project signatures.

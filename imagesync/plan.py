@@ -10,13 +10,15 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from imagesync.errors import ImagesyncError, PlanRejected, shorten
+from imagesync.inputfile import InputTooLarge, UnreadableInput, read_input
+from imagesync.plankey import PLAN_KEY_ENV, PlanKey
 from imagesync.reference import Repository, parse_reference, parse_registry_prefix
 
 if TYPE_CHECKING:
@@ -108,6 +110,8 @@ class Plan:
     changes: tuple[Change, ...]
     warnings: tuple[str, ...] = ()
     format_version: int = FORMAT_VERSION
+    # Read from a document that carries an HMAC (made with IMAGESYNC_PLAN_KEY); not written.
+    signed: bool = field(default=False, compare=False)
 
     @property
     def prefix(self) -> Repository:
@@ -143,7 +147,8 @@ class Plan:
 
     # -- JSON ------------------------------------------------------------------------------
 
-    def to_document(self) -> dict[str, Any]:
+    def to_document(self, key: PlanKey | None = None) -> dict[str, Any]:
+        """The JSON document; with ``key``, it carries an HMAC that apply with the key checks."""
         document: dict[str, Any] = {
             "format_version": self.format_version,
             "tool": {"name": "imagesync", "version": self.tool_version},
@@ -154,18 +159,23 @@ class Plan:
             "warnings": list(self.warnings),
             "changes": [_change_document(c) for c in self.changes],
         }
+        if key is not None:
+            document["hmac"] = key.sign(canonical(document))
         document["checksum"] = checksum(document)
         return document
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_document(), indent=2, ensure_ascii=False) + "\n"
+    def to_json(self, key: PlanKey | None = None) -> str:
+        return json.dumps(self.to_document(key), indent=2, ensure_ascii=False) + "\n"
 
-    def write(self, path: str | Path) -> None:
-        Path(path).write_text(self.to_json(), encoding="utf-8")
+    def write(self, path: str | Path, key: PlanKey | None = None) -> None:
+        Path(path).write_text(self.to_json(key), encoding="utf-8")
 
     @classmethod
-    def from_document(cls, document: Any, where: str = "plan") -> Plan:
-        """Check a plan document and build the Plan; PlanRejected says why it is refused."""
+    def from_document(cls, document: Any, where: str = "plan", key: PlanKey | None = None) -> Plan:
+        """Check a plan document and build the Plan; PlanRejected says why it is refused.
+
+        With ``key``, a plan without the HMAC that key gives is refused.
+        """
         if not isinstance(document, dict):
             raise PlanRejected(f"{where} is not a JSON object", "re-run plan")
         version = document.get("format_version")
@@ -192,6 +202,8 @@ class Plan:
                 f"{where} was changed after plan wrote it (checksum mismatch)",
                 "re-run plan; do not edit plan files by hand",
             )
+        if key is not None:
+            _check_hmac(document, key, where)
         plan = cls(
             tool_version=document["tool"]["version"],
             created=document["created"],
@@ -200,6 +212,7 @@ class Plan:
             changes=tuple(_change_from(c) for c in document["changes"]),
             warnings=tuple(document["warnings"]),
             format_version=version,
+            signed="hmac" in document,
         )
         if document["summary"] != plan.summary():
             raise PlanRejected(f"{where}: the summary does not match the changes", "re-run plan")
@@ -212,22 +225,23 @@ class Plan:
         return plan
 
     @classmethod
-    def read(cls, path: str | Path) -> Plan:
+    def read(cls, path: str | Path, key: PlanKey | None = None) -> Plan:
         source = Path(path)
         try:
-            if source.stat().st_size > MAX_PLAN_BYTES:
-                raise PlanRejected(f"{source} is too large to be a plan", "re-run plan")
-            document = json.loads(source.read_text(encoding="utf-8"))
-        except OSError as error:
-            reason = error.strerror or str(error)
-            raise PlanRejected(f"cannot read plan {source}: {reason}") from None
+            document = json.loads(read_input(source, MAX_PLAN_BYTES).decode("utf-8"))
+        except InputTooLarge:
+            raise PlanRejected(f"{source} is too large to be a plan", "re-run plan") from None
+        except UnreadableInput as error:
+            raise PlanRejected(
+                f"cannot read plan {source}: {error.reason}", "give the plan file plan wrote"
+            ) from None
         except ValueError as error:
             raise PlanRejected(
                 f"{source} is not JSON: {shorten(str(error), 300)}", "re-run plan"
             ) from None
         except RecursionError:
             raise PlanRejected(f"{source} nests too deeply to be a plan", "re-run plan") from None
-        return cls.from_document(document, str(source))
+        return cls.from_document(document, str(source), key)
 
 
 def _error_order(error: ValidationError) -> list[tuple[int, int, str]]:
@@ -259,11 +273,32 @@ def _check_references(plan: Plan, where: str) -> None:
                 ) from None
 
 
+def canonical(document: dict[str, Any], leave_out: tuple[str, ...] = ("checksum", "hmac")) -> bytes:
+    """The canonical JSON of a plan document without ``leave_out``: what the HMAC is over."""
+    body = {k: v for k, v in document.items() if k not in leave_out}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return text.encode("utf-8")
+
+
 def checksum(document: dict[str, Any]) -> str:
     """sha256 over the canonical JSON of everything but the checksum itself."""
-    body = {k: v for k, v in document.items() if k != "checksum"}
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return "sha256:" + hashlib.sha256(canonical(document, ("checksum",))).hexdigest()
+
+
+def _check_hmac(document: dict[str, Any], key: PlanKey, where: str) -> None:
+    written = document.get("hmac")
+    if written is None:
+        raise PlanRejected(
+            f"{where} has no hmac, and {PLAN_KEY_ENV} is set: only plans made with the key "
+            "are applied",
+            f"re-run plan with {PLAN_KEY_ENV} set",
+        )
+    if not key.verifies(canonical(document), written):
+        raise PlanRejected(
+            f"{where}: its hmac does not match {PLAN_KEY_ENV}: the plan was changed after plan "
+            "wrote it, or made with another key",
+            f"re-run plan with this {PLAN_KEY_ENV}",
+        )
 
 
 def _change_document(change: Change) -> dict[str, Any]:

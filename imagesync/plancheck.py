@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from imagesync.errors import ImagesyncError, PlanRejected, shorten
 from imagesync.imagesfile import ImagesFile
-from imagesync.plan import Plan
+from imagesync.plan import Change, Plan
 from imagesync.reference import Repository, parse_reference, parse_registry_prefix
+from imagesync.referrers import REFERRERS_INDEX, attached_source, attached_target
 
 _EDITED = "re-run plan; do not edit plan files by hand"
 # A hostile plan can hold huge strings; messages quote only the start of them.
@@ -40,18 +41,57 @@ def check_plan(plan: Plan, images: ImagesFile | None = None, target: str | None 
             )
     for change in plan.changes:
         _check_inside(prefix, change.target, change.entry)
-        for sub in change.subchanges:
-            _check_inside(prefix, sub.target, change.entry)
+        _check_attached_names(change)
     if images is not None:
         _check_entries(plan, images)
+
+
+def _check_attached_names(change: Change) -> None:
+    """Every sub-change names what its kind, subject and digest imply, in the image's own
+    repositories (:func:`attached_target`): a signature ``sha256-<hex>.sig`` of its subject,
+    a referrer by its digest, a tag-schema index ``sha256-<hex>`` of its subject.
+
+    Apply writes those names and no others; this check makes the plan say so, so a reviewer
+    never reads one name where another would be written. Whether the subject belongs to the
+    image, and the artifact to the subject, only the registries can tell: apply asks them.
+    """
+    name = f"entry {change.entry} ({shorten(change.target, _QUOTED)})"
+    source, target = _repository(change.source), _repository(change.target)
+    for sub in change.subchanges:
+        what = shorten(sub.kind, 40)
+        if sub.subject is None or change.digest is None:
+            raise PlanRejected(f"the plan's {name} has a {what} without a subject", _EDITED)
+        if sub.kind == REFERRERS_INDEX and sub.digest != sub.subject:
+            raise PlanRejected(
+                f"the plan's {name} has a {what} for {sub.subject} that lists {sub.digest}",
+                _EDITED,
+            )
+        if source is None or target is None:
+            return  # _check_inside has refused the plan already
+        expected = {
+            "target": attached_target(sub.kind, target, sub.subject, sub.digest),
+            "source": (
+                attached_target(sub.kind, target, sub.subject, sub.digest)
+                if sub.kind == REFERRERS_INDEX
+                else attached_source(sub.kind, source, sub.subject, sub.digest)
+            ),
+        }
+        for field, written in (("target", sub.target), ("source", sub.source)):
+            if written != str(expected[field]):
+                raise PlanRejected(
+                    f"the plan's {name} has a {what} {field} {shorten(written, _QUOTED)}; a "
+                    f"{what} of {sub.subject} is {expected[field]}",
+                    _EDITED,
+                )
 
 
 def _check_entries(plan: Plan, images: ImagesFile) -> None:
     """Every change must be the one plan makes for an entry of the images file.
 
     Anyone can recompute a plan's checksum, so an edited plan can pass it; this is what keeps
-    such a plan from writing an image, a tag or a signature the images file does not ask for.
-    Duplicated entries (same sync key) are planned once, under the first of them.
+    such a plan from writing an image or a tag the images file does not ask for (what its
+    sub-changes write follows from the change, :func:`_check_attached_names`). Duplicated
+    entries (same sync key) are planned once, under the first of them.
     """
     entries = {entry.index: entry for entry in images.entries}
     planned: dict[tuple[str, str], int] = {}
@@ -87,19 +127,6 @@ def _check_entries(plan: Plan, images: ImagesFile) -> None:
                 f"the plan has {name} more than once (entry {first} is the same work)", _EDITED
             )
         indices.add(entry.index)
-        repositories = {entry.source.repository, entry.target.repository}
-        for sub in change.subchanges:
-            for what, reference, allowed in (
-                ("target", sub.target, {entry.target.repository}),
-                ("source", sub.source, repositories),
-            ):
-                if _repository(reference) not in allowed:
-                    raise PlanRejected(
-                        f"the plan's {name} has a {shorten(sub.kind, 40)} {what} "
-                        f"{shorten(reference, _QUOTED)} outside the image's own repositories "
-                        f"({', '.join(sorted(str(r) for r in allowed))})",
-                        _EDITED,
-                    )
 
 
 def _repository(reference: str) -> Repository | None:

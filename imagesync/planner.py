@@ -8,7 +8,6 @@ Entries resolve concurrently; the plan keeps file order.
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from imagesync import __version__, mediatypes
 from imagesync.defaults import DEFAULT_PARALLELISM
+from imagesync.document import json_object
 from imagesync.errors import ImagesyncError
 from imagesync.image import fetch_image
 from imagesync.imagesfile import ImageEntry, ImagesFile
@@ -24,10 +24,17 @@ from imagesync.manifest import LINUX_AMD64, Descriptor, Manifest, Platform
 from imagesync.mounts import with_mounts
 from imagesync.plan import Action, Change, ImagesFileInfo, Plan, SubChange
 from imagesync.reference import Reference, Repository, parse_reference
-from imagesync.referrers import REFERRER, REFERRERS_INDEX, Attached, digest_tag, discover
+from imagesync.referrers import (
+    REFERRER,
+    REFERRERS_INDEX,
+    Attached,
+    digest_tag,
+    discover,
+    referrers_index_problem,
+)
 
 if TYPE_CHECKING:
-    from imagesync.client import RegistryClient
+    from imagesync.client import Endpoint, RegistryClient
 
 
 @dataclass(frozen=True)
@@ -139,16 +146,15 @@ class _EntryPlanner:
         )
         told = False
         try:
-            base, existing = self._resolve(entry, base)
+            base, existing, found = self._resolve(entry, base)
             change, manifest = self._decide(entry, base, existing)
             if not self.options.require_signatures:
-                # Told before its signatures are looked up: a create whose lookup then fails
-                # (an error) has had blobs copied for nothing, which is harmless.
+                # Told before its signatures are looked up, which no longer changes its action
+                # (a failed lookup is a warning).
                 self.on_change(change)
                 told = True
             if self.options.signatures and change.action in (Action.CREATE, Action.SKIP):
-                subchanges = plan_attached(self.client, entry, manifest)
-                change = replace(change, subchanges=subchanges)
+                change = self._attach(entry, change, manifest, found)
             if self.options.require_signatures and change.action is not Action.CONFLICT:
                 _require_signature(change)
         except ImagesyncError as error:
@@ -157,28 +163,57 @@ class _EntryPlanner:
             self.on_change(change)
         return change
 
-    def _resolve(self, entry: ImageEntry, base: Change) -> tuple[Change, Manifest | None]:
-        """The source's digest and media type, and what the target tag holds, if anything.
+    def _resolve(self, entry: ImageEntry, base: Change) -> tuple[Change, Manifest | None, Endpoint]:
+        """The source's digest and media type, what the target tag holds, if anything, and
+        where the source was found (a mirror or the registry itself).
 
         The source gets a HEAD (pulls count against rate limits, HEADs do not); the target tag
         a GET, which answers "is it there" and, for a skip, gives the manifest in one request.
         """
         target = self.lookups.submit(self.client.find_manifest, entry.target, pull=False)
-        found = self.client.head_manifest(entry.source)
-        if found is None:
+        located = self.client.locate(entry.source)
+        if located is None:
             raise EntryError(
                 f"source {entry.source} not found",
                 "check the name, the tag or digest, and that the image is public or you are "
                 "logged in",
             )
         existing = target.result()
+        found = located.descriptor
         change = replace(
             base,
             digest=found.digest,
             media_type=found.media_type,
             target_digest=existing.digest if existing else None,
         )
-        return change, existing
+        return change, existing, located.endpoint
+
+    def _attach(
+        self, entry: ImageEntry, change: Change, manifest: Manifest, found: Endpoint
+    ) -> Change:
+        """The change with what is attached to the image (and, for an index, to its children)
+        as sub-changes, looked up where the image was found.
+
+        A lookup that fails leaves the image planned without them and says so: signatures are
+        copied by the next plan that can read them, an image held back now is not. With
+        --require-signatures it is an error: whether the image is signed is not known.
+        """
+        subjects = [manifest.digest, *(c.digest for c in manifest.children)]
+        try:
+            attached = discover(self.client, found, subjects)
+        except ImagesyncError as error:
+            if self.options.require_signatures:
+                raise EntryError(
+                    f"cannot tell whether {entry.source} is signed (--require-signatures): its "
+                    f"signatures could not be looked up at {found.host}: {error.message}",
+                    error.hint,
+                ) from None
+            warning = (
+                f"signatures and referrers could not be looked up at {found.host}, so none "
+                f"are planned with the image: {error}"
+            )
+            return replace(change, warnings=(*change.warnings, warning))
+        return replace(change, subchanges=plan_attached(self.client, entry, attached))
 
     def _decide(
         self, entry: ImageEntry, base: Change, existing: Manifest | None
@@ -251,15 +286,10 @@ class _EntryPlanner:
         config = manifest.config
         if config is None:
             raise EntryError(f"manifest {manifest.digest} has no config")
-        try:
-            document = json.loads(self.client.get_blob(repository, config.digest, pull=pull))
-        except ValueError:
-            raise EntryError(f"the image config {config.digest} is not JSON") from None
-        return Platform(
-            str(document.get("os", "")),
-            str(document.get("architecture", "")),
-            str(document.get("variant") or ""),
-        )
+        raw = self.client.get_blob(repository, config.digest, pull=pull)
+        platform = Platform.from_json(json_object(raw, f"the image config {config.digest}"))
+        assert platform is not None  # from a JSON object, always
+        return platform
 
     def _missing_blobs(
         self, manifest: Manifest, source: Reference, target: Repository
@@ -296,12 +326,11 @@ def _require_signature(change: Change) -> None:
 
 
 def plan_attached(
-    client: RegistryClient, entry: ImageEntry, manifest: Manifest
+    client: RegistryClient, entry: ImageEntry, attached: list[Attached]
 ) -> tuple[SubChange, ...]:
-    """Sub-changes for everything attached to the image and, for an index, to its children."""
+    """Sub-changes for everything attached to the image: create / skip / conflict against
+    the target, plus the tag-schema indexes a target without the referrers API needs."""
     source_repo, target_repo = entry.source.repository, entry.target.repository
-    subjects = [manifest.digest, *(c.digest for c in manifest.children)]
-    attached = discover(client, source_repo, subjects)
     subchanges = [_attached_change(client, item, source_repo, target_repo) for item in attached]
     by_subject: dict[str, list[Descriptor]] = {}
     for item in attached:
@@ -363,21 +392,20 @@ def _referrers_index_change(
     existing = client.head_manifest(target, pull=False)
     listed: set[str] = set()
     base = replace(base, target_digest=existing.digest if existing else None)
-    if existing is not None:
-        index = client.get_manifest(target, pull=False)
-        if index.media_type != mediatypes.OCI_INDEX:
-            return replace(
-                base,
-                action=Action.CONFLICT,
-                reason=(
-                    f"target {target} is a {index.media_type}, not a referrers index; it is "
-                    "not overwritten"
-                ),
-            )
+    index = client.get_manifest(target, pull=False) if existing is not None else None
+    if index is not None:
         listed = {c.digest for c in index.children}
     missing = [d for d in referrers if d.digest not in listed]
     if not missing:
         return replace(base, reason="lists every referrer")
+    # Only what would be written over is looked at entry by entry.
+    problem = referrers_index_problem(client, target_repo, index, subject) if index else None
+    if problem is not None:
+        return replace(
+            base,
+            action=Action.CONFLICT,
+            reason=f"target {target} {problem}; it is not overwritten",
+        )
     return replace(
         base,
         action=Action.CREATE,

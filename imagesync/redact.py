@@ -6,6 +6,8 @@ import re
 from collections.abc import Mapping
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from imagesync.errors import shorten
+
 REDACTED = "[REDACTED]"
 _SECRET_HEADERS = {"authorization", "proxy-authorization", "cookie", "set-cookie"}
 _SECRET_PARAMS = {"access_token", "token", "password", "refresh_token", "client_secret", "_state"}
@@ -45,3 +47,10 @@ class SecretFilter:
 
 # Process-wide, because a secret learnt by one registry's auth must be hidden everywhere.
 secrets = SecretFilter()
+
+
+def excerpt(text: str, limit: int = 200) -> str:
+    """Someone else's words (a registry's message, a header, a URL) ready for a message:
+    secrets taken out first, then cut to ``limit`` characters. Cutting first could leave
+    part of a secret that no longer matches it, and that part would be printed."""
+    return shorten(secrets(text), limit)

@@ -5,6 +5,7 @@ Two conventions exist side by side (design.md §3.4):
 - OCI 1.1 referrers: manifests with a ``subject``, listed by the referrers API or, where a
   registry lacks it, by an index tagged ``sha256-<hex>`` (the tag schema).
 Referrers can have referrers of their own (a signature on an SBOM); discovery follows them.
+Everything is looked up at one endpoint: where the image was found (a mirror, or the registry).
 """
 
 from __future__ import annotations
@@ -16,21 +17,55 @@ from typing import TYPE_CHECKING
 from imagesync import mediatypes
 from imagesync.errors import RegistryError
 from imagesync.manifest import Descriptor, Manifest
+from imagesync.redact import excerpt
 from imagesync.reference import Reference, Repository
 
-if TYPE_CHECKING:
-    from imagesync.client import RegistryClient
+if TYPE_CHECKING:  # the naming rules are read offline (plancheck): no HTTP stack for them
+    from imagesync.client import Endpoint, RegistryClient
 
 COSIGN_KINDS = {".sig": "signature", ".att": "attestation", ".sbom": "sbom"}
+COSIGN_SUFFIXES = {kind: suffix for suffix, kind in COSIGN_KINDS.items()}
 REFERRER = "referrer"
 REFERRERS_INDEX = "referrers-index"
 # A chain of signatures on signatures deeper than this is not something people publish.
 MAX_DEPTH = 4
+# A tag-schema index is checked entry by entry before it is written over; a real one lists a
+# handful of referrers.
+MAX_INDEX_ENTRIES = 1000
+
+
+class NotAttached(RegistryError):
+    """What a plan says is attached to a digest is not, in the registry."""
 
 
 def digest_tag(digest: str) -> str:
     """The tag-schema name for a digest: ``sha256:abc`` → ``sha256-abc``."""
     return digest.replace(":", "-")
+
+
+def attached_source(kind: str, repository: Repository, subject: str, digest: str) -> Reference:
+    """Where an artifact of ``kind`` attached to ``subject`` is read: a cosign tag pinned to
+    ``digest``, a referrer by ``digest``, a tag-schema index by its tag."""
+    if kind in COSIGN_SUFFIXES:
+        return Reference(repository, digest_tag(subject) + COSIGN_SUFFIXES[kind], digest)
+    return attached_target(kind, repository, subject, digest)
+
+
+def attached_target(kind: str, repository: Repository, subject: str, digest: str) -> Reference:
+    """The only name an artifact of ``kind`` attached to ``subject`` is written to.
+
+    This is the rule that keeps a plan from writing what its images do not imply (design.md
+    §14): a cosign signature, attestation or SBOM goes to ``sha256-<hex of subject>.sig``
+    (``.att``, ``.sbom``), a referrer by its own digest (a write by digest overwrites nothing),
+    a tag-schema index to ``sha256-<hex of subject>``.
+    """
+    if kind == REFERRER:
+        return Reference(repository, None, digest)
+    if kind == REFERRERS_INDEX:
+        return Reference(repository, digest_tag(subject))
+    if kind in COSIGN_SUFFIXES:
+        return Reference(repository, digest_tag(subject) + COSIGN_SUFFIXES[kind])
+    raise ValueError(f"unknown kind of attached artifact: {kind!r}")
 
 
 @dataclass(frozen=True)
@@ -43,26 +78,29 @@ class Attached:
     tag: str | None = None
 
     def source(self, repository: Repository) -> Reference:
-        return Reference(repository, self.tag, self.descriptor.digest)
+        return attached_source(self.kind, repository, self.subject, self.descriptor.digest)
 
     def target(self, repository: Repository) -> Reference:
-        return Reference(repository, self.tag, None if self.tag else self.descriptor.digest)
+        return attached_target(self.kind, repository, self.subject, self.descriptor.digest)
 
 
-def discover(
-    client: RegistryClient, repository: Repository, subjects: list[str], *, pull: bool = True
-) -> list[Attached]:
-    """Everything attached to ``subjects`` (and, recursively, to what is attached)."""
-    tags = set(client.list_tags(repository, pull=pull))
+def discover(client: RegistryClient, at: Endpoint, subjects: list[str]) -> list[Attached]:
+    """Everything attached to ``subjects`` (and, recursively, to what is attached) in the
+    repository ``at`` serves.
+
+    Only ``at`` is asked. A mirror that served the image is the one place known to answer:
+    the registry behind it may be unreachable (networks where only mirrors get out), and a
+    mirror's "no such tags" must not send the question on to it.
+    """
+    # Only tag-schema names matter here: sha256-<hex>, its .sig/.att/.sbom, and sha512.
+    tags = set(client.list_tags(at.repository, at=at, prefixes=("sha256-", "sha512-")))
     found: list[Attached] = []
     seen = set(subjects)
     frontier = list(subjects)
     for _ in range(MAX_DEPTH):
         next_frontier: list[str] = []
         for subject in frontier:
-            for item in _cosign(client, repository, subject, tags, pull) + _referrers(
-                client, repository, subject, tags, pull
-            ):
+            for item in _cosign(client, at, subject, tags) + _referrers(client, at, subject, tags):
                 if item.descriptor.digest in seen and item.tag is None:
                     continue
                 found.append(item)
@@ -75,39 +113,114 @@ def discover(
     return found
 
 
-def _cosign(
-    client: RegistryClient, repository: Repository, subject: str, tags: set[str], pull: bool
-) -> list[Attached]:
+def _cosign(client: RegistryClient, at: Endpoint, subject: str, tags: set[str]) -> list[Attached]:
     found = []
     for suffix, kind in COSIGN_KINDS.items():
         tag = digest_tag(subject) + suffix
         if tag not in tags:
             continue
-        descriptor = client.head_manifest(Reference(repository, tag), pull=pull)
+        descriptor = client.head_manifest(Reference(at.repository, tag), at=at)
         if descriptor is not None:
             found.append(Attached(kind, subject, descriptor, tag))
     return found
 
 
 def _referrers(
-    client: RegistryClient, repository: Repository, subject: str, tags: set[str], pull: bool
+    client: RegistryClient, at: Endpoint, subject: str, tags: set[str]
 ) -> list[Attached]:
-    listed = client.referrers(repository, subject, pull=pull)
+    listed = client.referrers(at.repository, subject, at=at)
     if listed is None:
-        listed = _tag_schema_index(client, repository, subject, tags, pull)
+        listed = _tag_schema_index(client, at, subject, tags)
     return [Attached(REFERRER, subject, d) for d in listed]
 
 
 def _tag_schema_index(
-    client: RegistryClient, repository: Repository, subject: str, tags: set[str], pull: bool
+    client: RegistryClient, at: Endpoint, subject: str, tags: set[str]
 ) -> list[Descriptor]:
     tag = digest_tag(subject)
     if tag not in tags:
         return []
-    index = client.get_manifest(Reference(repository, tag), pull=pull)
+    index = client.get_manifest(Reference(at.repository, tag), at=at)
     if not index.is_index:
-        raise RegistryError(f"{repository}:{tag} should be a referrers index, it is not")
+        raise RegistryError(f"{at.repository}:{tag} should be a referrers index, it is not")
     return list(index.children)
+
+
+def check_attached(
+    client: RegistryClient, repository: Repository, kind: str, subject: str, digest: str
+) -> Manifest:
+    """The manifest ``digest`` of ``repository``, read after the source has shown that it is
+    attached to ``subject``: a cosign tag (``sha256-<hex>.sig``) that resolves to ``digest``,
+    or a referrer whose ``subject`` is ``subject``. Raises NotAttached otherwise.
+
+    Reading a cosign artifact by its tag is the read its copy needs anyway; a tag moved since
+    plan (a new signature) is reported, not copied under the old plan's name.
+    """
+    where = attached_source(kind, repository, subject, digest)
+    if kind in COSIGN_SUFFIXES:
+        manifest = client.get_manifest(Reference(repository, where.tag), pull=True)
+        if manifest.digest != digest:
+            raise NotAttached(
+                f"{repository}:{where.tag} holds {manifest.digest} in the source, not the "
+                f"planned {digest}",
+                "re-run plan",
+            )
+        return manifest
+    manifest = client.get_manifest(Reference(repository, None, digest), pull=True)
+    _check_subject(manifest, subject, f"{repository}@{digest}")
+    return manifest
+
+
+def _check_subject(manifest: Manifest, subject: str, where: str) -> None:
+    declared = manifest.subject
+    if declared is None or declared.digest != subject:
+        raise NotAttached(
+            f"{where} is not a referrer of {subject} (its subject is "
+            f"{declared.digest if declared else 'absent'})",
+            "re-run plan",
+        )
+
+
+def referrers_index_problem(
+    client: RegistryClient, repository: Repository, index: Manifest, subject: str
+) -> str | None:
+    """Why ``index`` (found at ``sha256-<hex of subject>``) is not a referrers index of
+    ``subject``, or None when it is one: an OCI index whose every entry, where the manifest is
+    in ``repository``, has ``subject`` as its subject. Anything else at that tag (an image
+    someone tagged so, an index of platforms) is never written over."""
+    if index.media_type != mediatypes.OCI_INDEX:
+        return f"is a {excerpt(index.media_type, 100)}, not a referrers index"
+    if len(index.children) > MAX_INDEX_ENTRIES:
+        return f"lists more than {MAX_INDEX_ENTRIES} manifests, too many to be a referrers index"
+    for entry in index.children:
+        listed = client.find_manifest(Reference(repository, None, entry.digest), pull=False)
+        declared = listed.subject if listed is not None else None
+        if listed is not None and (declared is None or declared.digest != subject):
+            return (
+                f"lists {entry.digest}, which is not a referrer of {subject}: it is not a "
+                "referrers index"
+            )
+    return None
+
+
+def referrer_descriptor(
+    client: RegistryClient, repository: Repository, digest: str, subject: str
+) -> Descriptor:
+    """The tag-schema index entry for referrer ``digest`` of ``repository``, described from
+    the manifest as the referrers API would (media type, size, artifactType, annotations);
+    NotAttached when its subject is not ``subject``."""
+    manifest = client.get_manifest(Reference(repository, None, digest), pull=False)
+    _check_subject(manifest, subject, f"{repository}@{digest}")
+    annotations = manifest.json.get("annotations")
+    return Descriptor(
+        manifest.media_type,
+        manifest.digest,
+        len(manifest.raw),
+        artifact_type=manifest.artifact_type,
+        annotations=tuple(sorted((str(k), str(v)) for k, v in annotations.items()))
+        if isinstance(annotations, dict)
+        else (),
+    )
 
 
 def merged_referrers_index(existing: Manifest | None, referrers: list[Descriptor]) -> bytes:

@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from imagesync.errors import ConfigError, shorten
+from imagesync.inputfile import InputTooLarge, UnreadableInput, read_input
 from imagesync.reference import DOCKER_HUB, DOCKER_HUB_ENDPOINT
 
 DEFAULT_MAX_CONCURRENCY = 8
@@ -79,15 +80,15 @@ def load_registries_config(path: str | Path | None) -> RegistriesConfig:
         return RegistriesConfig()
     source = Path(path)
     try:
-        if source.stat().st_size > MAX_CONFIG_BYTES:
-            raise ConfigError(
-                f"{source}: the registries config is larger than {MAX_CONFIG_BYTES} bytes",
-                "check the --registries-config path",
-            )
-        document = yaml.safe_load(source.read_text(encoding="utf-8"))
-    except OSError as error:
+        document = yaml.safe_load(read_input(source, MAX_CONFIG_BYTES).decode("utf-8"))
+    except InputTooLarge:
         raise ConfigError(
-            f"{source}: cannot read the registries config: {error.strerror or error}",
+            f"{source}: the registries config is larger than {MAX_CONFIG_BYTES} bytes",
+            "check the --registries-config path",
+        ) from None
+    except UnreadableInput as error:
+        raise ConfigError(
+            f"{source}: cannot read the registries config: {error.reason}",
             "check the --registries-config path",
         ) from None
     except UnicodeDecodeError as error:

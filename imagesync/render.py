@@ -172,6 +172,12 @@ def plan_markdown(plan: Plan, *, changed_only: bool = False) -> str:
             for c, s in problems
         )
         lines.append("")
+    warned = [(c, w) for c in shown for w in c.warnings]
+    if warned:
+        lines += [f"#### :warning: warnings ({len(warned)})", ""]
+        lines += ["| image | warning |", "|---|---|"]
+        lines.extend(f"| `{c.target}` | {_md(w)} |" for c, w in warned)
+        lines.append("")
     return "\n".join(lines) + "\n"
 
 

@@ -17,7 +17,6 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import requests
-import requests.adapters
 from oras.provider import Registry
 from requests.cookies import RequestsCookieJar
 from requests.structures import CaseInsensitiveDict
@@ -33,20 +32,24 @@ from imagesync.auth import (
     basic_token,
     token_from_response,
 )
+from imagesync.deadline import BLOB_FLOOR, DeadlineAdapter, answers_within
+from imagesync.document import json_object
 from imagesync.errors import AuthenticationFailed, NotFound, RegistryError
-from imagesync.redact import redact_url, secrets
+from imagesync.netfailure import PERMANENT, Kind, NetworkFailure, classify, kind_of, realm_host
+from imagesync.redact import excerpt, redact_url
 from imagesync.registries import RegistriesConfig, is_loopback
 from imagesync.retry import RetryPolicy, is_retriable_status
 
 log = logging.getLogger("imagesync.http")
 
 USER_AGENT = f"imagesync/{__version__}"
-CONNECT_TIMEOUT = 10.0
-READ_TIMEOUT = 120.0
+# Bodies read whole are read to a limit (callers pass larger ones for manifests, tag lists,
+# referrers): a registry that sends more is broken or hostile, and is not read further.
+MAX_ANSWER_BYTES = 1024 * 1024
+MAX_ERROR_BODY = 64 * 1024
+MAX_TOKEN_BYTES = 1024 * 1024
 # Blob storage redirects once or twice; more than this is a loop.
 MAX_REDIRECTS = 10
-# OpenSSL's words for "the other side does not speak TLS": a plain-HTTP server.
-_PLAIN_HTTP_SIGNS = ("wrong version number", "record layer failure", "unknown protocol")
 # key="value" pairs of a WWW-Authenticate challenge (realm, service, scope, error).
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 
@@ -82,10 +85,14 @@ class Transport:
         config: RegistriesConfig | None = None,
         credentials: CredentialStore | None = None,
         retry: RetryPolicy | None = None,
+        timeout: float = 60.0,
     ) -> None:
         self.config = config or RegistriesConfig()
         self.credentials = credentials or CredentialStore()
         self.retry = retry or RetryPolicy()
+        # Seconds a registry may take to connect, and then to send its whole answer (headers
+        # and body; for a blob, each window of this many seconds brings its share: deadline.py).
+        self.timeout = timeout
         self._lock = threading.Lock()
         self._sessions: dict[str, requests.Session] = {}
         self._schemes: dict[str, str] = {}
@@ -112,22 +119,26 @@ class Transport:
         data: Any = None,
         stream: bool = False,
         retry: bool = True,
+        limit: int = MAX_ANSWER_BYTES,
     ) -> requests.Response:
         """Send one request, authenticating and retrying as needed; return any final response.
 
         ``path`` starts with ``/v2/`` or is an absolute URL the registry gave us (upload
         locations). ``retry=False`` is for bodies that cannot be sent twice (streams): the
         caller restarts the whole operation instead.
+
+        The answer is read here, whole, up to ``limit`` bytes (an error answer up to
+        MAX_ERROR_BODY), within ``timeout`` seconds; a longer one raises AnswerTooLarge. With
+        ``stream`` the caller reads the body (a blob), which must keep up the throughput
+        floor of deadline.py.
         """
         scope_set = frozenset(scopes)
         attempts = self.retry.attempts if retry else 1
         for attempt in range(1, attempts + 1):
             try:
                 response = self._authenticated(
-                    method, registry, path, scope_set, headers, params, data, stream
+                    method, registry, path, scope_set, headers, params, data, stream, limit
                 )
-            except requests.exceptions.SSLError as error:
-                raise _tls_error(registry, error) from None
             except requests.exceptions.TooManyRedirects:
                 raise RegistryError(
                     f"{method} {redact_url(path)} on {registry} was redirected more than "
@@ -135,13 +146,11 @@ class Transport:
                     "check the registry's configuration (its public URL, proxies in front)",
                 ) from None
             except requests.exceptions.RequestException as error:
+                failure = classify(error, registry, self.timeout)
                 if attempt < attempts and is_retriable_exception(error):
-                    self._wait(attempt, None, method, path, registry, type(error).__name__)
+                    self._wait(attempt, None, method, path, registry, failure.kind.value)
                     continue
-                raise Unreachable(
-                    f"cannot reach {registry}: {secrets(str(error))}",
-                    "check the registry host and your network",
-                ) from None
+                raise _unreachable(failure, attempt) from None
             except _TransientTokenError as error:
                 if attempt < attempts:
                     self._wait(attempt, error.retry_after, method, path, registry, error.message)
@@ -193,10 +202,11 @@ class Transport:
         params: Mapping[str, str] | None,
         data: Any,
         stream: bool,
+        limit: int,
     ) -> requests.Response:
         credential = self.credentials.for_registry(registry)
         auth = self._authorization(registry, credential, scopes, refresh=False)
-        response = self._send(method, registry, path, headers, auth, params, data, stream)
+        response = self._send(method, registry, path, headers, auth, params, data, stream, limit)
         if response.status_code != 401:
             return response
         header = response.headers.get("WWW-Authenticate", "")
@@ -216,7 +226,7 @@ class Transport:
             raise _StreamRefused(
                 f"{registry} refused the token sent with a streamed upload (it expired on the way)"
             )
-        response = self._send(method, registry, path, headers, auth, params, data, stream)
+        response = self._send(method, registry, path, headers, auth, params, data, stream, limit)
         if response.status_code == 401:
             header = response.headers.get("WWW-Authenticate", "")
             response.close()
@@ -262,31 +272,43 @@ class Transport:
                     client_id="imagesync",
                     scope=" ".join(sorted(scopes)),
                 )
-                response = session.post(
-                    challenge.realm,
-                    data=form,
-                    timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
-                    verify=self._realm_verify(registry, challenge.realm),
-                )
+                with answers_within(realm_host(challenge.realm), self.timeout):
+                    response = session.post(
+                        challenge.realm,
+                        data=form,
+                        timeout=self.timeout,
+                        verify=self._realm_verify(registry, challenge.realm),
+                        stream=True,
+                    )
+                    body = _read_token_answer(response, registry)
             else:
                 headers = {}
                 if credential.username and credential.password:
                     token = basic_token(credential.username, credential.password)
                     headers["Authorization"] = f"Basic {token}"
-                response = session.get(
-                    challenge.realm,
-                    params=params,
-                    headers=headers,
-                    timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
-                    verify=self._realm_verify(registry, challenge.realm),
-                )
-        except requests.exceptions.SSLError as error:
-            raise _tls_error(registry, error, token_service=challenge.realm) from None
+                with answers_within(realm_host(challenge.realm), self.timeout):
+                    response = session.get(
+                        challenge.realm,
+                        params=params,
+                        headers=headers,
+                        timeout=self.timeout,
+                        verify=self._realm_verify(registry, challenge.realm),
+                        stream=True,
+                    )
+                    body = _read_token_answer(response, registry)
         except requests.exceptions.RequestException as error:
-            message = f"cannot reach the token service of {registry}: {secrets(str(error))}"
+            failure = classify(error, realm_host(challenge.realm), self.timeout)
+            message = f"cannot get a token for {registry}: {failure.message}"
             if is_retriable_exception(error):
-                raise _TransientTokenError(message) from None
-            raise RegistryError(message) from None
+                raise _TransientTokenError(message, hint=failure.hint) from None
+            hint = failure.hint
+            if failure.is_tls:
+                hint = (
+                    f"give the CA with 'ca_file' for {registry} in the registries config (it "
+                    "also covers a token service on the same host), or for the token service's "
+                    "host:port"
+                )
+            raise RegistryError(message, hint) from None
         self._log("GET", challenge.realm, response.status_code, started)
         if response.status_code in (401, 403):
             raise _auth_failed(registry, credential)
@@ -299,9 +321,10 @@ class Transport:
                     retry_after=response.headers.get("Retry-After"),
                 )
             raise RegistryError(message, status=response.status_code)
+        document = json_object(body, f"the answer of the token service of {registry}")
         try:
-            return token_from_response(response.json())
-        except (ValueError, RecursionError):
+            return token_from_response(document)
+        except ValueError:
             raise RegistryError(f"the token service of {registry} sent no token") from None
 
     # -- wire ------------------------------------------------------------------------------
@@ -316,6 +339,7 @@ class Transport:
         params: Mapping[str, str] | None,
         data: Any,
         stream: bool,
+        limit: int,
     ) -> requests.Response:
         all_headers = {"User-Agent": USER_AGENT, **(headers or {})}
         if authorization:
@@ -324,11 +348,18 @@ class Transport:
         if params:
             url = f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"
         session = self._session(registry)
-        settings = session.merge_environment_settings(url, {}, stream, self._verify(registry), None)
-        options: dict[str, Any] = {**settings, "timeout": (CONNECT_TIMEOUT, READ_TIMEOUT)}
+        # requests never reads a body here (stream=True); _read_answer reads it to its limit.
+        settings = session.merge_environment_settings(url, {}, True, self._verify(registry), None)
+        options: dict[str, Any] = {**settings, "timeout": self.timeout}
         request = _prepared(method, url, all_headers, data)
         started = time.monotonic()
-        with self._limit(registry):
+        clock = answers_within(
+            registry,
+            self.timeout,
+            floor=BLOB_FLOOR if stream else None,
+            from_response=_is_stream(data),
+        )
+        with self._limit(registry), clock:
             response = session.get_adapter(url).send(request, **options)
             # Reads may be redirected (blob storage); requests drops our Authorization header
             # on a host change and stops after MAX_REDIRECTS. Writes are not followed: a stream
@@ -337,7 +368,8 @@ class Transport:
             if response.is_redirect and method in ("GET", "HEAD"):
                 response = _follow(session, response, request, options)
             if not stream:
-                response.content  # noqa: B018 - read now, inside the concurrency limit
+                # Read now, inside the concurrency limit and the deadline.
+                _read_answer(response, limit)
         remaining = _rate_limit_remaining(response)
         with self._lock:
             self.request_count += 1
@@ -427,7 +459,7 @@ class Transport:
                     session.merge_environment_settings
                 )
                 size = self.config.settings(registry).max_concurrency * 2
-                adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=size)
+                adapter = DeadlineAdapter(pool_connections=4, pool_maxsize=size)
                 session.mount("https://", adapter)
                 session.mount("http://", adapter)
                 self._sessions[registry] = session
@@ -449,27 +481,31 @@ class Transport:
         return scheme
 
     def _probe_loopback(self, registry: str) -> str:
-        """Loopback registries may speak plain HTTP; one that speaks TLS must verify."""
+        """Loopback registries may speak plain HTTP; one that speaks TLS must verify.
+
+        Any other failure (nothing answers, the port refuses) is left to the request that
+        follows, which reports it."""
         try:
-            self._session(registry).get(
-                f"https://{registry}/v2/", timeout=(CONNECT_TIMEOUT, READ_TIMEOUT)
-            ).close()
+            with answers_within(registry, self.timeout):
+                self._session(registry).get(
+                    f"https://{registry}/v2/",
+                    timeout=self.timeout,
+                    stream=True,  # the answer's body does not matter; it is not read
+                ).close()
         except requests.exceptions.SSLError as error:
-            if any(sign in str(error).lower() for sign in _PLAIN_HTTP_SIGNS):
+            if kind_of(error) is Kind.NOT_TLS:
                 return "http"
-            raise _tls_error(registry, error) from None
+            raise _unreachable(classify(error, registry, self.timeout), 1) from None
         except requests.exceptions.ConnectionError:
             return "http"
         return "https"
 
 
-MAX_ERROR_BODY = 64 * 1024
-
-
 def is_retriable_exception(error: BaseException) -> bool:
     """Whether a failure of requests may pass: a connection that failed or broke, a timeout."""
-    # SSL errors are configuration problems: retrying only delays the message.
-    if isinstance(error, requests.exceptions.SSLError):
+    # TLS errors are configuration problems, and a resolver that says a host does not exist
+    # says so again a second later: retrying only delays the message.
+    if isinstance(error, requests.exceptions.SSLError) or kind_of(error) in PERMANENT:
         return False
     return isinstance(
         error,
@@ -482,9 +518,9 @@ def is_retriable_exception(error: BaseException) -> bool:
 def shown_url(url: str) -> str:
     """A URL from a registry, redacted and shortened for a message; never raises."""
     try:
-        return redact_url(url)[:200]
+        return excerpt(redact_url(url), 200)
     except ValueError:
-        return repr(url[:200])
+        return excerpt(repr(url), 200)
 
 
 def _authority(url: str) -> tuple[str, str, int] | None:
@@ -508,23 +544,78 @@ class Unreachable(RegistryError):
     """No answer came: the connection failed, was reset or timed out (after any retries)."""
 
 
+class AnswerTooLarge(RegistryError):
+    """A registry's answer is larger than any answer to that request can be."""
+
+
+def read_body(response: requests.Response, limit: int, what: str | None = None) -> bytes:
+    """The body of ``response``, read whole: the one place that does, so that no registry
+    can make imagesync hold more than ``limit`` bytes of one answer. Raises AnswerTooLarge
+    (having closed the response) when it is longer — by its Content-Length or by what
+    arrives — and lets a body that breaks off raise requests' error. A body read before is
+    returned as it was read. ``what`` names the answer in the message (default: the request).
+    """
+    cached: object = response._content  # False until the body has been read
+    if cached is not False:
+        return response.content or b""
+
+    def too_large(size: str | None = None) -> AnswerTooLarge:
+        response.close()
+        name = what or f"{response.request.method} {shown_url(response.url)}"
+        told = f"{size}, more than" if size else "more than"
+        return AnswerTooLarge(f"{name}: the answer is {told} {_size(limit)}")
+
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large(f"{declared} bytes")
+    chunks: list[bytes] = []
+    received = 0
+    for chunk in response.iter_content(64 * 1024):
+        chunks.append(chunk)
+        received += len(chunk)
+        if received > limit:
+            raise too_large()
+    body = b"".join(chunks)
+    response._content = body  # a second look (raise_for_status, .json()) sees the same bytes
+    return body
+
+
+def _read_answer(response: requests.Response, limit: int, what: str | None = None) -> None:
+    """Read an answer now; an error answer too long to be a registry's message is dropped
+    (the status says enough), any other answer too long raises AnswerTooLarge."""
+    if response.request.method == "HEAD":  # no body, whatever Content-Length says
+        response._content = b""
+        return
+    if response.status_code < 300:
+        read_body(response, limit, what)
+        return
+    try:
+        read_body(response, min(limit, MAX_ERROR_BODY), what)
+    except AnswerTooLarge:
+        response._content = b""
+
+
+def _read_token_answer(response: requests.Response, registry: str) -> bytes:
+    what = f"the token service of {registry}"
+    if response.status_code != 200:
+        _read_answer(response, MAX_ERROR_BODY, what)
+        return b""
+    return read_body(response, MAX_TOKEN_BYTES, what)
+
+
 def _error_body(response: requests.Response) -> bytes:
     """At most MAX_ERROR_BODY bytes of an error answer; a longer one is not a registry's
     message (ValueError), and is not read further."""
-    cached: object = response._content  # False until requests has read the body
-    if cached is not False:  # read already (not streamed, or read before)
-        body = response.content or b""
-    else:
-        body = b""
-        for chunk in response.iter_content(MAX_ERROR_BODY + 1):
-            body += chunk
-            if len(body) > MAX_ERROR_BODY:
-                response.close()
-                raise ValueError("the error body is too long to be a registry's message")
-        response._content = body  # a second look (another error path) sees the same bytes
-    if len(body) > MAX_ERROR_BODY:
-        raise ValueError("the error body is too long to be a registry's message")
-    return body
+    try:
+        return read_body(response, MAX_ERROR_BODY, "the error answer")
+    except AnswerTooLarge:
+        response._content = b""
+        raise ValueError("the error body is too long to be a registry's message") from None
+
+
+def _size(limit: int) -> str:
+    mib = 1024 * 1024
+    return f"{limit // mib} MiB" if limit % mib == 0 else f"{limit} bytes"
 
 
 class _StreamRefused(Unreachable):
@@ -545,9 +636,14 @@ class _TransientTokenError(RegistryError):
     """The token service failed in a way that may pass (5xx, 429, a reset): retried."""
 
     def __init__(
-        self, message: str, *, status: int | None = None, retry_after: str | None = None
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        status: int | None = None,
+        retry_after: str | None = None,
     ) -> None:
-        super().__init__(message, status=status)
+        super().__init__(message, hint, status=status)
         self.retry_after = retry_after
 
 
@@ -606,9 +702,18 @@ def _follow(
     request: requests.PreparedRequest,
     options: dict[str, Any],
 ) -> requests.Response:
-    """Follow a read's redirects the way ``Session.send`` does; the last response wins."""
+    """Follow a read's redirects the way ``Session.send`` does; the last response wins.
+
+    requests reads each redirect's body whole before it follows; it is read here first, to a
+    limit, so a redirect with a body of gigabytes is not held.
+    """
     request._cookies = RequestsCookieJar()  # type: ignore[attr-defined] # redirects carry them
-    history = [response, *session.resolve_redirects(response, request, **options)]
+    _read_answer(response, MAX_ERROR_BODY, "a redirect")
+    history = [response]
+    for hop in session.resolve_redirects(response, request, **options):
+        history.append(hop)
+        if hop.is_redirect:
+            _read_answer(hop, MAX_ERROR_BODY, "a redirect")
     final: requests.Response = history.pop()
     final.history = history
     return final
@@ -633,20 +738,11 @@ def _hostname(netloc: str) -> str:
         return netloc.lower()
 
 
-def _tls_error(registry: str, error: Exception, token_service: str | None = None) -> RegistryError:
-    if token_service:
-        service = shown_url(token_service)
-        return RegistryError(
-            f"TLS error talking to the token service {service} of {registry}: "
-            f"{secrets(str(error))}",
-            f"give the CA with 'ca_file' for {registry} in the registries config (it also "
-            f"covers a token service on the same host), or for the token service's host:port",
-        )
-    return RegistryError(
-        f"TLS error talking to {registry}: {secrets(str(error))}",
-        f"give the registry's CA with 'ca_file' for {registry} in the registries config, "
-        "or list it as 'insecure: true' if it serves plain HTTP",
-    )
+def _unreachable(failure: NetworkFailure, attempts: int) -> RegistryError:
+    """The error for a request that got no answer. TLS problems are settings, not a network
+    that broke: they are plain RegistryErrors, which nothing retries as a whole."""
+    kind = RegistryError if failure.is_tls else Unreachable
+    return kind(failure.after(attempts), failure.hint)
 
 
 def _is_stream(data: Any) -> bool:
@@ -669,7 +765,8 @@ def _refused(
     wanted = params.get("scope") or " ".join(sorted(scopes))
     push = [s for s in wanted.split(" ") if s.startswith("repository:") and "push" in s]
     needed = push or [s for s in wanted.split(" ") if s.startswith("repository:")]
-    names = ", ".join(f"{registry}/{s.split(':')[1]}" for s in needed) or registry
+    # The scope comes from the registry's challenge: its words, quoted as such.
+    names = excerpt(", ".join(f"{registry}/{s.split(':')[1]}" for s in needed), 300) or registry
     if push:
         return AuthenticationFailed(
             f"the credentials lack push (write) rights for {names}",
@@ -728,11 +825,11 @@ def registry_message(response: requests.Response) -> tuple[str, str | None]:
     try:
         errors = json.loads(_error_body(response)).get("errors") or []
         first = errors[0]
-        code = str(first.get("code", ""))[:100]
-        message = str(first.get("message", ""))[:500]
-        return secrets(f"{code}: {message}".strip(": ")), code or None
+        code = excerpt(str(first.get("code", "")), 100)
+        message = excerpt(str(first.get("message", "")), 500)
+        return f"{code}: {message}".strip(": "), code or None
     except (ValueError, AttributeError, LookupError, TypeError, RecursionError):
-        return secrets(str(response.reason or "")[:200]), None
+        return excerpt(str(response.reason or ""), 200), None
     except requests.exceptions.RequestException:
         # The body broke off: the status says enough.
-        return secrets(str(response.reason or "")[:200]), None
+        return excerpt(str(response.reason or ""), 200), None

@@ -14,6 +14,9 @@
 #   IMAGESYNC_EXTRA_ARGS         more options for plan, apply and show (e.g. --parallelism 4),
 #                                split on blanks: no quoting, no globbing, never evaluated
 #   IMAGESYNC_BIN                the imagesync executable (default: imagesync on PATH)
+#   IMAGESYNC_PLAN_KEY           a secret: plan signs the plan (HMAC), apply refuses an unsigned
+#                                one. imagesync reads it from the environment; on pull requests
+#                                it is removed, so that no plan of an unreviewed file is signed.
 # From GitHub: GITHUB_EVENT_NAME, GITHUB_OUTPUT, GITHUB_STEP_SUMMARY (imagesync appends its
 # Markdown there itself), RUNNER_DEBUG. Credentials reach imagesync through its own variables
 # (SYNCER_ACCESS_TOKEN, SYNCER_TARGET_REPO_AUTH_KEY, DOCKER_CONFIG), set by the workflow.
@@ -80,6 +83,12 @@ if [[ "$pull_request" == true ]]; then
             command_name=plan
             ;;
     esac
+    # A signed plan is trusted by any apply that holds the key: a pull request's plan (of an
+    # images file nobody has reviewed yet) must never be one.
+    if [[ -n "${IMAGESYNC_PLAN_KEY:-}" ]]; then
+        echo "::notice title=imagesync::$event: the plan key is not used on pull requests; this plan is not signed" >&2
+    fi
+    unset IMAGESYNC_PLAN_KEY
 fi
 
 common=(-i "$images_file")

@@ -63,6 +63,7 @@ def _isolated_docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.delenv("REGISTRY_AUTH_FILE", raising=False)
     for name in (
         "SYNCER_TARGET_REPO",
+        "SYNCER_TARGET_REPO_PREFIX",
         "SYNCER_ACCESS_TOKEN",
         "SYNCER_TARGET_REPO_AUTH_KEY",
         "SYNCER_IMAGES_FILE",

@@ -5,22 +5,18 @@ or a one-line error; never a traceback, never a tag on a bad image.
 The real registry validates what it stores and serves it faithfully, so it cannot send an
 oversized or malformed manifest, a body that does not hash to its digest, a mislabelled
 Content-Type, an upload Location on another host or an endless redirect. Those answers come
-from ``HostileRegistry`` below, a small fake HTTP server: a fake source registry that serves one
-generated image and then misbehaves in one chosen way, or a fake that stands in front of the
-real target registry and passes everything through but the answers under test. The target
-that stores the result is always the real registry.
+from the hostile fake registry (``tests/harness/hostile.py``): a fake source registry that
+serves one generated image and then misbehaves in one chosen way, or a fake that stands in
+front of the real target registry and passes everything through but the answers under test.
+The target that stores the result is always the real registry.
 """
 
 from __future__ import annotations
 
-import hashlib
-import http.client
+import base64
 import json
-import re
-import threading
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,190 +28,18 @@ from imagesync.cli import main
 from imagesync.connection import BASE_DELAY_ENV
 from imagesync.plan import MAX_PLAN_BYTES, Plan, checksum
 from imagesync.registries import MAX_CONCURRENCY
+from tests.harness.hostile import (
+    MIB,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    Answer,
+    FakeImage,
+    HostileRegistry,
+    sha256,
+)
 from tests.harness.registry import RegistryServer
 
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 SCHEMA1 = "application/vnd.docker.distribution.manifest.v1+prettyjws"
-MIB = 1024 * 1024
-
-
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-# -- the fake ------------------------------------------------------------------------------
-
-
-@dataclass
-class Answer:
-    """What the fake sends: ``body`` is bytes, or an iterable of chunks sent with chunked
-    encoding (no Content-Length), or None for no body at all."""
-
-    status: int = 200
-    headers: dict[str, str] = field(default_factory=dict)
-    body: bytes | Iterable[bytes] | None = b""
-
-
-Route = Callable[[str, str], Answer | None]
-
-
-class HostileRegistry:
-    """A fake registry on loopback. ``routes`` are tried in order with (method, path); the
-    first answer wins. Without one: a pass-through to ``upstream`` (a real registry), or 404."""
-
-    def __init__(self, upstream: str | None = None) -> None:
-        self.upstream = upstream
-        self.routes: list[Route] = []
-        self.requests: list[tuple[str, str]] = []
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: object) -> None:
-                return
-
-            def handle_one_request(self) -> None:
-                try:
-                    super().handle_one_request()
-                except (ConnectionError, TimeoutError):
-                    self.close_connection = True
-
-            def do_GET(self) -> None:
-                fake._handle(self)
-
-            do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.host = f"127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def __enter__(self) -> HostileRegistry:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def route(self, method: str, pattern: str, answer: Answer | Callable[[str], Answer]) -> None:
-        def matched(m: str, path: str) -> Answer | None:
-            if m != method or not re.search(pattern, path):
-                return None
-            return answer(path) if callable(answer) else answer
-
-        self.routes.insert(0, matched)
-
-    def _handle(self, request: BaseHTTPRequestHandler) -> None:
-        method, path = request.command, request.path
-        self.requests.append((method, path))
-        length = int(request.headers.get("Content-Length") or 0)
-        body = request.rfile.read(length) if length else None
-        for route in self.routes:
-            answer = route(method, path)
-            if answer is not None:
-                return self._send(request, answer)
-        if self.upstream is None:
-            return self._send(request, Answer(404, {"Content-Type": "text/plain"}, b"not here"))
-        upstream = http.client.HTTPConnection(self.upstream, timeout=60)
-        # Host passes unchanged: the registry builds upload Locations from it.
-        headers = {k: v for k, v in request.headers.items() if k.lower() != "connection"}
-        upstream.request(method, path, body=body, headers=headers)
-        response = upstream.getresponse()
-        data = response.read()
-        passed = {
-            k: v
-            for k, v in response.getheaders()
-            if k.lower() not in ("connection", "transfer-encoding", "content-length")
-        }
-        upstream.close()
-        self._send(request, Answer(response.status, passed, data))
-
-    @staticmethod
-    def _send(request: BaseHTTPRequestHandler, answer: Answer) -> None:
-        request.send_response(answer.status)
-        for key, value in answer.headers.items():
-            request.send_header(key, value)
-        body = answer.body
-        if body is None or isinstance(body, bytes):
-            if "Content-Length" not in answer.headers:
-                request.send_header("Content-Length", str(len(body or b"")))
-            request.end_headers()
-            if body and request.command != "HEAD":
-                request.wfile.write(body)
-            return
-        request.send_header("Transfer-Encoding", "chunked")
-        request.end_headers()
-        if request.command == "HEAD":
-            return
-        try:
-            for chunk in body:
-                request.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-            request.wfile.write(b"0\r\n\r\n")
-        except (ConnectionError, TimeoutError):
-            request.close_connection = True
-
-
-@dataclass
-class FakeImage:
-    """One generated single-platform OCI image (linux/amd64) the fake source serves."""
-
-    repository: str = "team/app"
-    tag: str = "1.0"
-    config: bytes = b""
-    layer: bytes = b""
-    manifest: bytes = b""
-
-    @classmethod
-    def make(cls) -> FakeImage:
-        config = json.dumps(
-            {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers"}}
-        ).encode()
-        layer = bytes(range(256)) * 64
-        manifest = json.dumps(
-            {
-                "schemaVersion": 2,
-                "mediaType": OCI_MANIFEST,
-                "config": {"mediaType": OCI_CONFIG, "digest": sha256(config), "size": len(config)},
-                "layers": [{"mediaType": OCI_LAYER, "digest": sha256(layer), "size": len(layer)}],
-            },
-            indent=2,
-        ).encode()
-        return cls(config=config, layer=layer, manifest=manifest)
-
-    @property
-    def digest(self) -> str:
-        return sha256(self.manifest)
-
-    def serve(
-        self,
-        fake: HostileRegistry,
-        manifest: bytes | None = None,
-        content_type: str = OCI_MANIFEST,
-    ) -> str:
-        """Serve the image (or ``manifest`` bytes in its place) by tag and digest; returns the
-        digest the tag resolves to."""
-        raw = self.manifest if manifest is None else manifest
-        digest = sha256(raw)
-        headers = {
-            "Content-Type": content_type,
-            "Docker-Content-Digest": digest,
-            "Content-Length": str(len(raw)),
-        }
-        fake.route("GET", r"^/v2/$", Answer(200, {"Content-Type": "application/json"}, b"{}"))
-        for method in ("HEAD", "GET"):
-            for reference in (self.tag, digest):
-                pattern = rf"^/v2/{self.repository}/manifests/{re.escape(reference)}$"
-                fake.route(method, pattern, Answer(200, headers, raw))
-        for blob in (self.config, self.layer):
-            pattern = rf"^/v2/{self.repository}/blobs/{sha256(blob)}$"
-            blob_headers = {"Content-Type": "application/octet-stream"}
-            fake.route("GET", pattern, Answer(200, blob_headers, blob))
-            fake.route("HEAD", pattern, Answer(200, blob_headers, None))
-        return digest
 
 
 # -- running imagesync ---------------------------------------------------------------------
@@ -313,7 +137,7 @@ BAD_MANIFESTS: dict[str, tuple[bytes, str, str]] = {
     "over 4 MiB": (
         _manifest(annotations={"padding": "x" * (4 * MIB + 10)}),
         OCI_MANIFEST,
-        "more than the 4194304 bytes allowed",
+        "more than 4 MiB",
     ),
 }
 
@@ -333,6 +157,69 @@ def test_a_bad_manifest_is_an_error_entry(
     assert change["action"] == "error"
     assert expected in change["reason"]
     assert len(change["reason"]) < 600, change["reason"]
+
+
+BAD_CONFIGS: dict[str, tuple[bytes, str]] = {
+    "a JSON list": (b"[1, 2, 3]", "is not a JSON object (it is a list)"),
+    "nested 200000 deep": (_nested(200_000), "nests too deeply"),
+    "not JSON": (b'{"os": "linux", "architecture": ', "is not valid JSON"),
+    "a JSON string": (b'"linux/amd64"', "is not a JSON object (it is a string)"),
+    "os and architecture of the wrong type": (
+        json.dumps({"os": {"name": "linux"}, "architecture": ["amd64"]}).encode(),
+        "but amd64Only allows only linux/amd64",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CONFIGS))
+def test_an_image_config_of_the_wrong_shape_fails_its_entry_only(
+    target_registry: RegistryServer, tmp_path: Path, case: str
+) -> None:
+    config, expected = BAD_CONFIGS[case]
+    with HostileRegistry() as fake:
+        FakeImage.make(config, repository="team/bad").serve(fake)
+        FakeImage.make().serve(fake)
+        images = tmp_path / "images.yaml"
+        images.write_text(
+            f"target: {target_registry.host}/mirror\nimages:\n"
+            f'- source: "{fake.host}/team/bad:1.0"\n  amd64Only: true\n'
+            f'- source: "{fake.host}/team/app:1.0"\n  amd64Only: true\n'
+        )
+        result, plan = plan_json(tmp_path, images, "--no-signatures")
+    clean(result, 1)
+    bad, good = plan["changes"]
+    assert bad["action"] == "error"
+    assert expected in bad["reason"], bad["reason"]
+    assert len(bad["reason"]) < 600
+    assert good["action"] == "create", good
+
+
+BAD_TOKEN_ANSWERS: dict[str, tuple[bytes, str]] = {
+    "a JSON list": (b'["token"]', "is not a JSON object (it is a list)"),
+    "nested 100000 deep": (b'{"token": ' + _nested(100_000) + b"}", "nests too deeply"),
+    "a token that is a number": (b'{"token": 12345678}', "sent no token"),
+    "not JSON": (b"<html>login</html>", "is not valid JSON"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_TOKEN_ANSWERS))
+def test_a_token_answer_of_the_wrong_shape_fails_the_entry(
+    target_registry: RegistryServer, tmp_path: Path, case: str
+) -> None:
+    body, expected = BAD_TOKEN_ANSWERS[case]
+    with HostileRegistry() as fake:
+        FakeImage.make().serve(fake)
+        challenge = f'Bearer realm="http://{fake.host}/token",service="hostile"'
+        for method in ("GET", "HEAD"):
+            fake.route(method, r"^/v2/", Answer(401, {"WWW-Authenticate": challenge}, b""))
+        fake.route("GET", r"^/token", Answer(200, {"Content-Type": "application/json"}, body))
+        images = images_file(tmp_path, target_registry.host, f"{fake.host}/team/app:1.0")
+        result, plan = plan_json(tmp_path, images, "--no-signatures")
+    clean(result, 1)
+    (change,) = plan["changes"]
+    assert change["action"] == "error"
+    assert expected in change["reason"], change["reason"]
+    assert len(change["reason"]) < 600
 
 
 def test_an_oversized_manifest_without_content_length_is_cut_off(
@@ -357,7 +244,7 @@ def test_an_oversized_manifest_without_content_length_is_cut_off(
         images = images_file(tmp_path, target_registry.host, f"{fake.host}/team/app:1.0")
         result, plan = plan_json(tmp_path, images, "--no-signatures")
     clean(result, 1)
-    assert "more than the 4194304 bytes allowed" in plan["changes"][0]["reason"]
+    assert "more than 4 MiB" in plan["changes"][0]["reason"]
     assert sum(sent) < 16 * MIB
 
 
@@ -416,11 +303,12 @@ def test_hostile_error_answers_give_short_messages(
             assert "400" in plan["changes"][0]["reason"]
 
 
-def test_a_hostile_tag_list_is_an_error_entry(
+def test_a_hostile_tag_list_is_a_warning_or_with_require_signatures_an_error(
     target_registry: RegistryServer, tmp_path: Path
 ) -> None:
     """With signatures on, plan reads the source's tag list: wrong shapes and pages without
-    end are errors of that entry."""
+    end are a failed lookup, a warning on that entry (planned without signatures), and an
+    error of that entry with --require-signatures."""
     answers = [
         Answer(200, {"Content-Type": "application/json"}, b'{"tags": {"a": 1}}'),
         Answer(200, {"Content-Type": "application/json"}, b"[]"),
@@ -434,15 +322,25 @@ def test_a_hostile_tag_list_is_an_error_entry(
             b'{"tags": ["1.0"]}',
         ),
     ]
-    expected = ["not a list of tags", "not a list of tags", "is not JSON", "pages without end"]
+    expected = [
+        "not a list of tags",
+        "is not a JSON object (it is a list)",
+        "is not valid JSON",
+        "pages without end",
+    ]
     for answer, words in zip(answers, expected, strict=True):
         with HostileRegistry() as fake:
             FakeImage.make().serve(fake)
             fake.route("GET", r"/tags/list", answer)
             images = images_file(tmp_path, target_registry.host, f"{fake.host}/team/app:1.0")
             result, plan = plan_json(tmp_path, images)
-        clean(result, 1)
-        assert words in plan["changes"][0]["reason"]
+            required, required_plan = plan_json(tmp_path, images, "--require-signatures")
+        clean(result, 0)
+        (change,) = plan["changes"]
+        assert change["action"] == "create" and change["subchanges"] == []
+        assert any(words in warning for warning in change["warnings"]), change["warnings"]
+        clean(required, 1)
+        assert words in required_plan["changes"][0]["reason"]
 
 
 def test_a_next_page_on_another_host_is_refused(
@@ -457,8 +355,10 @@ def test_a_next_page_on_another_host_is_refused(
         images = images_file(tmp_path, target_registry.host, f"{fake.host}/team/app:1.0")
         result, plan = plan_json(tmp_path, images)
         assert elsewhere.requests == []
-    clean(result, 1)
-    assert "sent a URL on another host" in plan["changes"][0]["reason"]
+    # A failed signature lookup: a warning on the entry (an error with --require-signatures).
+    clean(result, 0)
+    (warning,) = plan["changes"][0]["warnings"]
+    assert "sent a URL on another host" in warning
 
 
 # -- blobs the source serves, uploads the target answers -----------------------------------
@@ -778,11 +678,17 @@ HOSTILE_IMAGES_FILES: dict[str, tuple[bytes, int, str]] = {
         3,
         "character U+001F is not allowed",
     ),
-    "a date that is none": (_ENTRY.encode() + b"  tag: 2001-13-45\n", 4, "as a date"),
+    # Text fields take any number or date as written; a boolean field cannot.
+    "a date that is none": (_ENTRY.encode() + b"  amd64Only: 2001-13-45\n", 4, "as a date"),
     "a number of 900000 digits": (
-        _ENTRY.encode() + b"  tag: " + b"1" * 900_000 + b"\n",
+        _ENTRY.encode() + b"  amd64Only: " + b"1" * 900_000 + b"\n",
         4,
         "cannot read '1111",
+    ),
+    "a tag of 900000 digits": (
+        _ENTRY.encode() + b"  tag: " + b"1" * 900_000 + b"\n",
+        4,
+        "tag '1111",
     ),
     "a tag of 900000 characters": (
         _ENTRY.encode() + b"  tag: " + b"t" * 900_000 + b"\n",
@@ -831,3 +737,128 @@ def test_an_images_file_just_under_the_limit_is_read(tmp_path: Path) -> None:
     assert path.stat().st_size <= MIB
     result = run("validate", "-i", str(path))
     clean(result, 0)
+
+
+# -- inputs that are not files: /dev/zero never ends, a FIFO waits for a writer -------------
+
+
+def _fifo(tmp_path: Path) -> str:
+    path = tmp_path / "fifo"
+    os.mkfifo(path)
+    return str(path)
+
+
+def _symlink_to_zero(tmp_path: Path) -> str:
+    link = tmp_path / "plan.json"
+    link.symlink_to("/dev/zero")
+    return str(link)
+
+
+_IMAGES = 'target: 127.0.0.1:9/mirror\nimages:\n- source: "127.0.0.1:9/app:1.0"\n'
+
+# (command with {input} where the input goes, which input)
+NOT_FILES: dict[str, list[str]] = {
+    "apply /dev/zero": ["apply", "{zero}"],
+    "show /dev/zero": ["show", "{zero}"],
+    "diff /dev/zero /dev/zero": ["diff", "{zero}", "{zero}"],
+    "apply a FIFO": ["apply", "{fifo}"],
+    "show a symlink to /dev/zero": ["show", "{link}"],
+    "validate -i /dev/zero": ["validate", "-i", "{zero}"],
+    "plan -i a FIFO": ["plan", "-i", "{fifo}"],
+    "plan --registries-config /dev/zero": [
+        "plan",
+        "-i",
+        "{images}",
+        "--registries-config",
+        "{zero}",
+    ],
+}
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("case", list(NOT_FILES))
+def test_an_input_that_is_not_a_regular_file_is_refused_at_once(tmp_path: Path, case: str) -> None:
+    images = tmp_path / "images.yaml"
+    images.write_text(_IMAGES)
+    names = {
+        "zero": "/dev/zero",
+        "fifo": _fifo(tmp_path),
+        "link": _symlink_to_zero(tmp_path),
+        "images": str(images),
+    }
+    result = run(*(part.format(**names) for part in NOT_FILES[case]))
+    clean(result, 1)
+    assert "not a regular file" in result.stderr, result.stderr
+    assert len(result.stderr) < 1000
+    assert "cannot reach" not in result.output
+
+
+def _docker_config(document: Any) -> bytes:
+    return json.dumps(document).encode()
+
+
+SECRET = "s3cr3t-Pa55word-in-the-config"
+HOSTILE_DOCKER_CONFIGS: dict[str, tuple[bytes, str]] = {
+    "auth not base64": (
+        _docker_config({"auths": {"reg.io": {"auth": f"!!{SECRET}!!"}}}),
+        'auths."reg.io".auth is not base64 of user:password',
+    ),
+    "auth base64 without a colon": (
+        _docker_config({"auths": {"reg.io": {"auth": base64.b64encode(SECRET.encode()).decode()}}}),
+        'auths."reg.io".auth is not base64 of user:password',
+    ),
+    "auth a number": (
+        _docker_config({"auths": {"reg.io": {"auth": 12345}}}),
+        'auths."reg.io".auth must be text',
+    ),
+    "auths a list": (_docker_config({"auths": ["reg.io"]}), "auths must be a JSON object"),
+    "credHelpers a list": (
+        _docker_config({"credHelpers": ["gcloud"]}),
+        "credHelpers must be a JSON object",
+    ),
+    "credHelpers value a number": (
+        _docker_config({"credHelpers": {"reg.io": 7}}),
+        'credHelpers."reg.io" must be text',
+    ),
+    "credsStore a mapping": (_docker_config({"credsStore": {"a": 1}}), "credsStore must be text"),
+    "an auths entry a string": (
+        _docker_config({"auths": {"reg.io": SECRET}}),
+        'auths."reg.io" must be a JSON object',
+    ),
+    "numeric user": (
+        _docker_config({"auths": {"reg.io": {"username": 42, "password": SECRET}}}),
+        'auths."reg.io".username must be text',
+    ),
+    "numeric password": (
+        _docker_config({"auths": {"reg.io": {"username": "u", "password": 1234567}}}),
+        'auths."reg.io".password must be text',
+    ),
+    "identitytoken a list": (
+        _docker_config({"auths": {"reg.io": {"identitytoken": [SECRET]}}}),
+        'auths."reg.io".identitytoken must be text',
+    ),
+    "nested 100000 deep": (b'{"auths": ' + _nested(100_000) + b"}", "nests too deeply"),
+    "a JSON list": (b"[1]", "is not a JSON object"),
+    "not JSON": (f'{{"auths": {{"reg.io": {{"auth": "{SECRET}"'.encode(), "is not valid JSON"),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_DOCKER_CONFIGS))
+def test_a_hostile_docker_config_is_a_located_error_that_shows_no_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    content, expected = HOSTILE_DOCKER_CONFIGS[case]
+    (tmp_path / "docker").mkdir()
+    config = tmp_path / "docker" / "config.json"
+    config.write_bytes(content)
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
+    images = tmp_path / "images.yaml"
+    images.write_text(_IMAGES)
+    result = run("plan", "-i", str(images))
+    clean(result, 1)
+    assert result.stderr.startswith(f"Error: docker config {config}"), result.stderr
+    assert expected in result.stderr, result.stderr
+    assert SECRET not in result.output
+    assert base64.b64encode(SECRET.encode()).decode() not in result.output
+    assert len(result.stderr) < 1000
+    assert "cannot reach" not in result.output

@@ -13,6 +13,7 @@ from jsonschema import Draft202012Validator
 from imagesync.diagnostics import Problem, Severity
 from imagesync.errors import ConfigError, ImagesyncError
 from imagesync.imagesfile import (
+    TAG_RULE,
     ImageEntry,
     ImagesFile,
     InvalidImagesFile,
@@ -223,8 +224,8 @@ def test_missing_target_is_an_error_and_other_problems_still_show(tmp_path: Path
     problems = problems_of(path, None)
     messages = [str(p) for p in problems]
     assert messages[0] == (
-        f"{path}: no target: set `target:` in the file, --target or SYNCER_TARGET_REPO "
-        "(fix: for example target: registry.example.com/external)"
+        f"{path}: no target: set `target:` in the file, --target / -r, or SYNCER_TARGET_REPO / "
+        "SYNCER_TARGET_REPO_PREFIX (fix: for example target: registry.example.com/external)"
     )
     # Collisions do not depend on the prefix, so they are found without one.
     assert messages[1].startswith(f"{path}:4: entry 2: maps to <target>/library/busybox:a like")
@@ -235,7 +236,7 @@ def test_invalid_override_is_reported(tmp_path: Path) -> None:
     path = write(tmp_path, 'images:\n- source: "busybox:1.36"\n')
     (problem,) = problems_of(path, "Reg.io/UPPER")
     assert problem.line is None
-    assert "--target / SYNCER_TARGET_REPO 'Reg.io/UPPER'" in problem.message
+    assert "--target / -r / SYNCER_TARGET_REPO 'Reg.io/UPPER'" in problem.message
     assert "upper-case" in problem.message
 
 
@@ -291,50 +292,121 @@ def test_several_problems_are_all_reported_in_file_order() -> None:
 
 
 @pytest.mark.parametrize(
-    ("written", "shown"),
+    "written",
+    ["3.10", "1.10", "1.20", "3", "1", "010", "1e3", "1_000", "0x1F", "yes", "on", "2024-01-31"],
+)
+def test_tags_are_read_as_written(tmp_path: Path, written: str) -> None:
+    """The image-syncer (Go, yaml.v3 into a string field) took the scalar's characters: so
+    does imagesync, wherever YAML would have made a number, a date or a YAML 1.1 boolean."""
+    path = write(
+        tmp_path,
+        f"target: reg.io/ext\nimages:\n- source: busybox@{DIGEST_A}\n  tag: {written}\n",
+    )
+    images = load_images_file(path)
+    (entry,) = images.entries
+    assert entry.tag == written
+    assert str(entry.target) == f"reg.io/ext/library/busybox:{written}"
+    assert images.warnings == ()
+
+
+@pytest.mark.parametrize(
+    ("written", "message", "hint"),
     [
-        ("3.10", "3.10"),
-        ("1.20", "1.20"),
-        ("3", "3"),
-        ("010", "010"),
-        ("1_000", "1_000"),
-        ("0x1F", "0x1F"),
-        ("1e3", None),  # a string to YAML 1.1: accepted as written
-        ("yes", "yes"),
-        ("2024-01-31", "2024-01-31"),
-        (".inf", ".inf"),
+        ("true", "tag true is not text: YAML reads it as a boolean", 'quote it: tag: "true"'),
+        ("False", "tag False is not text: YAML reads it as a boolean", 'quote it: tag: "False"'),
+        ("~", "tag is empty", "write the tag or remove the key"),
+        ("", "tag is empty", "write the tag or remove the key"),
+        ("[a]", "tag must be text, not a list", 'write tag: "<value>"'),
+        ("{a: b}", "tag must be text, not a mapping", 'write tag: "<value>"'),
+        # As written, and then not a tag by the tag grammar.
+        (".inf", "tag '.inf' is not valid", TAG_RULE),
+        ("-1", "tag '-1' is not valid", TAG_RULE),
     ],
 )
-def test_non_text_tags_are_refused_as_written(
-    tmp_path: Path, written: str, shown: str | None
+def test_tags_that_are_not_text_or_not_tags_are_refused(
+    tmp_path: Path, written: str, message: str, hint: str
 ) -> None:
     path = write(
         tmp_path,
         f"target: reg.io/ext\nimages:\n- source: busybox@{DIGEST_A}\n  tag: {written}\n",
     )
-    if shown is None:
-        assert load_images_file(path).entries[0].tag == written
-        return
     (problem,) = problems_of(path, None)
     assert (problem.line, problem.entry_index) == (4, 1)
-    assert problem.message.startswith(f"tag {shown} is not text: YAML reads it as ")
-    assert problem.hint == f'quote it: tag: "{shown}"'
+    assert (problem.message, problem.hint) == (message, hint)
 
 
 def test_tag_three_point_ten_never_becomes_three_point_one(tmp_path: Path) -> None:
-    path = REPO / "examples" / "bad" / "float-tag.yaml"
-    with pytest.raises(InvalidImagesFile) as caught:
-        load_images_file(path)
-    assert "3.10" in str(caught.value)
-    assert not THREE_POINT_ONE.search(str(caught.value))
-    assert not THREE_POINT_ONE.search(repr(caught.value.problems))
-    # Quoted, it is the tag as written.
-    quoted = write(
-        tmp_path, f'target: reg.io/ext\nimages:\n- source: "python@{DIGEST_A}"\n  tag: "3.10"\n'
+    path = write(
+        tmp_path,
+        f'target: reg.io/ext\nimages:\n- source: "python@{DIGEST_A}"\n  tag: 3.10\n'
+        f'- source: "python@{DIGEST_B}"\n  tag: "3.10-alpine"\n',
     )
-    (entry,) = load_images_file(quoted).entries
-    assert entry.tag == "3.10"
-    assert str(entry.target) == "reg.io/ext/library/python:3.10"
+    images = load_images_file(path)
+    assert [e.tag for e in images.entries] == ["3.10", "3.10-alpine"]
+    assert str(images.entries[0].target) == "reg.io/ext/library/python:3.10"
+    assert not THREE_POINT_ONE.search(repr(images))
+
+
+def test_other_text_fields_are_read_as_written_and_amd64only_stays_a_boolean(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path,
+        "target: 10.0.0.1:5000\nimages:\n- source: 12\n  tag: 1.0\n  amd64Only: yes\n",
+    )
+    (entry,) = load_images_file(path).entries
+    assert (entry.source_text, entry.tag, entry.amd64_only) == ("12", "1.0", True)
+    assert str(entry.target) == "10.0.0.1:5000/library/12:1.0"
+    wrong = write(
+        tmp_path, "target: reg.io/ext\nimages:\n- source: a:1\n  amd64Only: 1\n", "wrong.yaml"
+    )
+    (problem,) = problems_of(wrong)
+    assert problem.message == "amd64Only must be true or false, not '1'"
+
+
+# -- targetRepoPrefix ------------------------------------------------------------------------
+
+
+def test_target_repo_prefix_is_the_target(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        'targetRepoPrefix:  "europe-docker.pkg.dev/kyma-project/prod/external/"\n'
+        'images:\n- source: "busybox:1.36"\n',
+    )
+    images = load_images_file(path)
+    assert images.target_prefix == Repository("europe-docker.pkg.dev", "kyma-project/prod/external")
+    assert str(images.entries[0].target) == (
+        "europe-docker.pkg.dev/kyma-project/prod/external/library/busybox:1.36"
+    )
+    assert load_images_file(path, "reg.io/ext").target_prefix == Repository("reg.io", "ext")
+
+
+def test_target_and_target_repo_prefix_may_agree(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        'target: reg.io/ext\ntargetRepoPrefix: "reg.io/ext/"\nimages:\n- source: "busybox:1"\n',
+    )
+    images = load_images_file(path)
+    assert images.target_prefix == Repository("reg.io", "ext")
+    assert images.warnings == ()
+
+
+def test_target_and_target_repo_prefix_that_differ_are_an_error_naming_both_lines(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path,
+        'images:\n- source: "busybox:1"\ntargetRepoPrefix: "a.io/x/"\ntarget: b.io/y\n',
+    )
+    # Even with --target given: the file itself says two things.
+    (problem,) = problems_of(path, "reg.io/ext")
+    assert problem.line == 4
+    assert problem.message == (
+        "targetRepoPrefix: (line 3) and target: (line 4) name different prefixes, a.io/x and b.io/y"
+    )
+    assert problem.hint == (
+        "keep one of them; targetRepoPrefix is the image-syncer's older name for target"
+    )
 
 
 # -- individual checks -----------------------------------------------------------------------
@@ -376,10 +448,10 @@ def test_tag_three_point_ten_never_becomes_three_point_one(tmp_path: Path) -> No
         ("- source:", 3, "source is empty", "write the source or remove the key"),
         ('- source: ""', 3, "source is empty", "write the source or remove the key"),
         (
-            "- source: 12",
+            "- source: true",
             3,
-            "source 12 is not text: YAML reads it as a number",
-            'quote it: source: "12"',
+            "source true is not text: YAML reads it as a boolean",
+            'quote it: source: "true"',
         ),
         ("- source: [busybox]", 3, "source must be text, not a list", 'write source: "<value>"'),
         (

@@ -24,10 +24,11 @@ from click.testing import CliRunner
 from imagesync.cli import main
 from imagesync.errors import PlanRejected
 from imagesync.imagesfile import ImagesFile, load_images_file
-from imagesync.plan import Action, Change, ImagesFileInfo, Plan, SubChange, checksum
+from imagesync.plan import Action, Change, ImagesFileInfo, Plan, SubChange
 from imagesync.plancheck import check_plan
 from imagesync.render import render_plan
 from tests.harness.faultproxy import FaultProxy
+from tests.harness.forgery import reseal
 from tests.harness.images import push_image
 from tests.harness.registry import RegistryServer
 
@@ -44,17 +45,6 @@ def write_images(tmp_path: Path, target: str, entries: str) -> Path:
     path = tmp_path / "external-images.yaml"
     path.write_text(f"target: {target}\nimages:\n{entries}", encoding="utf-8")
     return path
-
-
-def reseal(document: dict[str, Any]) -> dict[str, Any]:
-    """What someone editing a plan artifact does: fix the summary, recompute the checksum."""
-    counts = {action.value: 0 for action in Action}
-    for change in document["changes"]:
-        counts[change["action"]] += 1
-    document["summary"] = counts
-    document["checksum"] = checksum(document)
-    Plan.from_document(document)  # it passes every check of the plan document itself
-    return document
 
 
 def signature_for(change: dict[str, Any], target_repository: str) -> dict[str, Any]:
@@ -306,7 +296,7 @@ def test_a_signature_outside_the_images_repositories(images: ImagesFile, where: 
     tag = f"sha256-{'a' * 64}.sig"
     signature = SubChange(
         kind="signature",
-        source=f"{entry.source.repository}:{tag}",
+        source=f"{entry.source.repository}:{tag}@{OTHER}",
         target=f"{entry.target.repository}:{tag}",
         digest=OTHER,
         media_type="application/vnd.oci.image.manifest.v1+json",
@@ -320,11 +310,102 @@ def test_a_signature_outside_the_images_repositories(images: ImagesFile, where: 
         elsewhere = f"{entry.target.repository}-other:{tag}"
         wrong = replace(signature, target=elsewhere)
     else:
-        elsewhere = f"docker.io/evil/busybox:{tag}"
+        elsewhere = f"docker.io/evil/busybox:{tag}@{OTHER}"
         wrong = replace(signature, source=elsewhere)
     moved = replace(signed, subchanges=(wrong,))
     message = refusal(replace(plan, changes=(moved, plan.changes[1])), images)
     assert f"signature {where} {elsewhere}" in message
+
+
+def attached_plan(images: ImagesFile) -> Plan:
+    """The plan of entry 1 with what plan writes for a signed image with one referrer."""
+    plan = plan_for(images)
+    entry = images.entries[0]
+    source, target = entry.source.repository, entry.target.repository
+    tag = f"sha256-{'a' * 64}"
+    third = "sha256:" + "c" * 64
+    manifest = "application/vnd.oci.image.manifest.v1+json"
+
+    def attached(kind: str, source: str, target: str, digest: str) -> SubChange:
+        return SubChange(
+            kind=kind,
+            source=source,
+            target=target,
+            digest=digest,
+            media_type=manifest,
+            action=Action.CREATE,
+            reason="not in the target",
+            subject=DIGEST,
+        )
+
+    subchanges = (
+        attached("signature", f"{source}:{tag}.sig@{OTHER}", f"{target}:{tag}.sig", OTHER),
+        attached("referrer", f"{source}@{third}", f"{target}@{third}", third),
+        attached("referrers-index", f"{target}:{tag}", f"{target}:{tag}", DIGEST),
+    )
+    signed = replace(plan.changes[0], subchanges=subchanges)
+    return replace(plan, changes=(signed, plan.changes[1]))
+
+
+def _retarget(index: int, **fields: Any) -> Any:
+    def edit(plan: Plan) -> Plan:
+        change = plan.changes[0]
+        subs = list(change.subchanges)
+        subs[index] = replace(subs[index], **fields)
+        return replace(plan, changes=(replace(change, subchanges=tuple(subs)), plan.changes[1]))
+
+    return edit
+
+
+TAG = f"sha256-{'a' * 64}"
+FORGED_SUBCHANGES = {
+    "a signature written to another tag": (
+        _retarget(0, target="reg.io/ext/library/busybox:evil"),
+        "signature target reg.io/ext/library/busybox:evil",
+    ),
+    "a signature named for another subject": (
+        _retarget(0, subject=OTHER),
+        "a signature of " + OTHER,
+    ),
+    "an attestation under a signature's name": (
+        _retarget(0, kind="attestation"),
+        "attestation target",
+    ),
+    "a referrer written to a tag": (
+        _retarget(1, target="reg.io/ext/library/busybox:1.36"),
+        "referrer target reg.io/ext/library/busybox:1.36",
+    ),
+    "a referrers index aimed at the image's tag": (
+        _retarget(2, target="reg.io/ext/library/busybox:1.36"),
+        "referrers-index target reg.io/ext/library/busybox:1.36",
+    ),
+    "a referrers index that lists another digest": (
+        _retarget(2, digest=OTHER),
+        "that lists " + OTHER,
+    ),
+    "a sub-change without a subject": (_retarget(1, subject=None), "without a subject"),
+    "a signature read from another repository": (
+        _retarget(0, source=f"docker.io/library/other:{TAG}.sig@{OTHER}"),
+        "signature source docker.io/library/other",
+    ),
+}
+
+
+def test_what_plan_writes_for_attached_artifacts_passes(images: ImagesFile) -> None:
+    check_plan(attached_plan(images))
+    check_plan(attached_plan(images), images)
+
+
+@pytest.mark.parametrize("with_images_file", [True, False], ids=["with -i", "without -i"])
+@pytest.mark.parametrize("case", list(FORGED_SUBCHANGES))
+def test_a_sub_change_writes_only_the_name_its_kind_and_subject_imply(
+    images: ImagesFile, case: str, with_images_file: bool
+) -> None:
+    edit, expected = FORGED_SUBCHANGES[case]
+    with pytest.raises(PlanRejected) as caught:
+        check_plan(edit(attached_plan(images)), images if with_images_file else None)
+    assert expected in caught.value.message
+    assert caught.value.hint and "re-run plan" in caught.value.hint
 
 
 # -- the Markdown reviewers read ------------------------------------------------------------

@@ -423,11 +423,26 @@ def test_an_api_error_is_not_taken_for_a_missing_api(
     images = images_file(
         tmp_path, f"{target_registry.host}/mirror", f'- source: "{src}/team/app:1.0"\n'
     )
+    # A lookup that fails is a warning on the image, which is planned without its referrers;
+    # with --require-signatures it is an error (whether the image is signed is not known).
     code, stdout, _ = run("plan", "-i", str(images), "--retries", "1", "--format", "json")
+    assert code == 0
+    (change,) = json.loads(stdout)["changes"]
+    assert change["action"] == "create" and change["subchanges"] == []
+    (warning,) = change["warnings"]
+    assert warning.startswith(f"signatures and referrers could not be looked up at {src}")
+    assert "referrers" in warning and "500" in warning
+    for fmt in ("text", "markdown"):
+        code, stdout, _ = run("plan", "-i", str(images), "--retries", "1", "--format", fmt)
+        assert code == 0 and "signatures and referrers could not be looked up" in stdout
+    code, stdout, _ = run(
+        "plan", "-i", str(images), "--retries", "1", "--format", "json", "--require-signatures"
+    )
     assert code == 1
     (change,) = json.loads(stdout)["changes"]
     assert change["action"] == "error"
-    assert "referrers" in change["reason"] and "500" in change["reason"]
+    assert change["reason"].startswith(f"cannot tell whether {src}/team/app:1.0 is signed")
+    assert "500" in change["reason"]
     # Not remembered as "no API": once the endpoint works, the same client uses it.
     client = client_for(src)
     repository = parse_reference(f"{src}/team/app").repository

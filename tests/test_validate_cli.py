@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import subprocess
@@ -22,7 +23,7 @@ THREE_POINT_ONE = re.compile(r"3\.1(?![0-9])")
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Run from the repository root with none of the SYNCER_ variables of the caller."""
     monkeypatch.chdir(REPO)
-    for name in ("SYNCER_IMAGES_FILE", "SYNCER_TARGET_REPO"):
+    for name in ("SYNCER_IMAGES_FILE", "SYNCER_TARGET_REPO", "SYNCER_TARGET_REPO_PREFIX"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -71,14 +72,56 @@ def test_several_problems_are_all_printed_with_a_count() -> None:
     assert entries == [1, 2, 3, 4, 5]
 
 
-def test_tag_three_point_ten_is_never_shown_as_three_point_one() -> None:
-    result = validate("-i", "examples/bad/float-tag.yaml")
-    assert result.exit_code == 1
-    assert (
-        "examples/bad/float-tag.yaml:5: entry 1: tag 3.10 is not text: YAML reads it as a number "
-        '(fix: quote it: tag: "3.10")'
-    ) in result.stderr
+def test_tag_three_point_ten_is_the_tag_three_point_ten(tmp_path: Path) -> None:
+    images = tmp_path / "external-images.yaml"
+    images.write_text(
+        'images:\n- source: "python@sha256:' + "a" * 64 + '"\n  tag: 3.10\n', encoding="utf-8"
+    )
+    result = validate("-i", str(images), "-r", "reg.io/ext/")
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        0,
+        f"{images}: 1 image, valid\n",
+        "",
+    )
     assert not THREE_POINT_ONE.search(result.output)
+
+
+REALWORLD_DIR = REPO / "tests" / "realworld"
+REALWORLD = sorted(REALWORLD_DIR.glob("*.yaml"))
+
+
+def test_the_real_files_are_kept_byte_for_byte() -> None:
+    """The copies under tests/realworld/ are the published files: SHA256SUMS records them, and
+    where the originals are at hand (../shared/realworld/ next to the repository) they match."""
+    recorded = dict(
+        reversed(line.split("  ", 1))
+        for line in (REALWORLD_DIR / "SHA256SUMS").read_text(encoding="utf-8").splitlines()
+    )
+    assert sorted(recorded) == [p.name for p in REALWORLD]
+    for path in REALWORLD:
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == recorded[path.name], path.name
+    originals = REPO.parent / "shared" / "realworld"
+    for original in sorted(originals.glob("*.yaml")):
+        assert (REALWORLD_DIR / original.name).read_bytes() == original.read_bytes(), original
+
+
+@pytest.mark.parametrize("path", REALWORLD, ids=[p.name.split("__")[1] for p in REALWORLD])
+def test_every_real_file_validates(path: Path) -> None:
+    """The image-syncer's users' files, byte for byte: a target from the command line (the
+    image-syncer's -r, with its trailing /) is all they need."""
+    result = validate("-i", str(path), "-r", "europe-docker.pkg.dev/kyma-project/prod/external/")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"{path}: ") and ", valid" in result.stdout
+
+
+def test_the_real_file_with_target_repo_prefix_validates_without_a_target() -> None:
+    path = REALWORLD_DIR / "kyma-project__test-infra__cmd_image-syncer_external-images.yaml"
+    result = validate("-i", str(path))
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        0,
+        f"{path}: 42 images, valid\n",
+        "",
+    )
 
 
 def test_warnings_are_printed_and_do_not_fail(tmp_path: Path) -> None:
@@ -105,14 +148,48 @@ def test_target_option_and_environment(tmp_path: Path) -> None:
     images.write_text("images:\n- source: busybox:1.36\n")
     missing = validate("-i", str(images))
     assert missing.exit_code == 1
-    assert f"{images}: no target: set `target:` in the file, --target or SYNCER_TARGET_REPO" in (
-        missing.stderr
-    )
+    assert (
+        f"{images}: no target: set `target:` in the file, --target / -r, or SYNCER_TARGET_REPO / "
+        "SYNCER_TARGET_REPO_PREFIX"
+    ) in missing.stderr
     assert validate("-i", str(images), "--target", "reg.io/ext").exit_code == 0
     assert validate("-i", str(images), env={"SYNCER_TARGET_REPO": "reg.io/ext"}).exit_code == 0
     bad = validate("-i", str(images), "--target", "Reg.io/EXT")
     assert bad.exit_code == 1
-    assert "--target / SYNCER_TARGET_REPO 'Reg.io/EXT'" in bad.stderr
+    assert "--target / -r / SYNCER_TARGET_REPO 'Reg.io/EXT'" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        (["-r", "reg.io/ext/"], {}),
+        (["--target-repo-prefix", "reg.io/ext/"], {}),
+        (["--target", "reg.io/ext/"], {}),
+        ([], {"SYNCER_TARGET_REPO_PREFIX": "reg.io/ext/"}),
+        ([], {"SYNCER_TARGET_REPO": "reg.io/ext", "SYNCER_TARGET_REPO_PREFIX": "reg.io/ext/"}),
+    ],
+)
+def test_the_image_syncer_names_for_the_target(
+    tmp_path: Path, args: list[str], env: dict[str, str | None]
+) -> None:
+    images = tmp_path / "external-images.yaml"
+    images.write_text("images:\n- source: busybox:1.36\n")
+    result = validate("-i", str(images), *args, env=env)
+    assert result.exit_code == 0, result.output
+
+
+def test_two_target_variables_that_disagree_are_a_usage_error(tmp_path: Path) -> None:
+    images = tmp_path / "external-images.yaml"
+    images.write_text("images:\n- source: busybox:1.36\n")
+    env = {"SYNCER_TARGET_REPO": "a.io/x", "SYNCER_TARGET_REPO_PREFIX": "b.io/y/"}
+    result = validate("-i", str(images), env=env)
+    assert result.exit_code == 2
+    assert (
+        "SYNCER_TARGET_REPO='a.io/x' and SYNCER_TARGET_REPO_PREFIX='b.io/y/' name different "
+        "prefixes; set one of them"
+    ) in result.stderr
+    # The command line wins over both, as it wins over any variable.
+    assert validate("-i", str(images), "-r", "c.io/z/", env=env).exit_code == 0
 
 
 def test_images_file_from_the_default_path_and_the_environment(
@@ -141,8 +218,9 @@ def test_help_mentions_the_options() -> None:
     result = validate("--help")
     assert result.exit_code == 0
     assert "--images-file" in result.stdout
-    assert "--target PREFIX" in result.stdout
+    assert "-r, --target, --target-repo-prefix PREFIX" in result.stdout
     assert "SYNCER_TARGET_REPO" in result.stdout
+    assert "SYNCER_TARGET_REPO_PREFIX" in result.stdout
 
 
 def _run(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
@@ -164,8 +242,8 @@ def test_real_process_reports_problems_without_a_traceback() -> None:
     assert result.stdout == ""
     assert "Traceback" not in result.stderr
     assert (
-        "examples/bad/several-problems.yaml:10: entry 1: tag 3.10 is not text: YAML reads it as a "
-        'number (fix: quote it: tag: "3.10")'
+        "examples/bad/several-problems.yaml:10: entry 1: tag true is not text: YAML reads it as a "
+        'boolean (fix: quote it: tag: "true")'
     ) in result.stderr
     assert (
         "examples/bad/several-problems.yaml:12: entry 2: "

@@ -234,6 +234,26 @@ def test_write_secrets_are_used_only_by_the_push_job() -> None:
     assert sync["concurrency"]["cancel-in-progress"] is False
 
 
+def test_the_plan_key_is_used_by_the_push_job_only() -> None:
+    """A signed plan is trusted by any apply with the key: the plan job (pull requests from
+    anyone, an unreviewed images file) must never sign one."""
+    workflow = load(REUSABLE)
+    assert "plan-key" in triggers(workflow)["workflow_call"]["secrets"]
+    for name, job in jobs(workflow).items():
+        used = {
+            secret
+            for _path, text in strings(job)
+            for expression in EXPRESSION.findall(text)
+            for secret in re.findall(r"\bsecrets\.([\w-]+)", expression)
+        }
+        assert ("plan-key" in used) == (name == "sync"), f"job {name}: {used}"
+    (step,) = [s for s in jobs(workflow)["sync"]["steps"] if "/imagesync@" in s.get("uses", "")]
+    assert step["with"]["plan-key"] == "${{ secrets.plan-key }}"
+    caller = load(CALLER)
+    (call,) = jobs(caller).values()
+    assert "push" in call["secrets"]["plan-key"], "the caller hands the key over on push only"
+
+
 def test_no_run_script_in_any_workflow_contains_an_expression() -> None:
     for path in (REUSABLE, CALLER):
         for script in run_scripts(load(path)):
@@ -310,6 +330,8 @@ import json, os, sys
 args = sys.argv[1:]
 with open(os.environ["FAKE_LOG"], "a") as log:
     log.write(json.dumps(args) + "\\n")
+with open(os.environ["FAKE_LOG"] + ".key", "a") as log:
+    log.write(json.dumps("IMAGESYNC_PLAN_KEY" in os.environ) + "\\n")
 if args[0] == "plan":
     if os.environ.get("FAKE_PLAN_WRITES", "1") == "1":
         open(args[args.index("-o") + 1], "w").write("{{}}")
@@ -422,6 +444,16 @@ def test_pull_requests_only_ever_plan(workspace: Path, event: str, command: str)
     assert run.outputs == {"plan-file": "imagesync-plan.json", "report-file": "", "exit-code": "0"}
     if command != "plan":
         assert "running plan instead of" in run.stderr
+
+
+@pytest.mark.parametrize("event", [*PR_EVENTS, "push"])
+def test_the_plan_key_reaches_imagesync_on_push_only(workspace: Path, event: str) -> None:
+    run = run_action(workspace, event, IMAGESYNC_TARGET="reg.io/ext", IMAGESYNC_PLAN_KEY="k" * 32)
+    assert run.code == 0, run.stderr
+    seen = (workspace / "fake.log.key").read_text(encoding="utf-8").split()
+    assert set(seen) == {"true" if event == "push" else "false"}
+    assert ("the plan key is not used on pull requests" in run.stderr) == (event != "push")
+    assert "k" * 32 not in run.stdout + run.stderr
 
 
 def test_a_failing_plan_fails_the_pull_request_check(workspace: Path) -> None:
@@ -633,6 +665,22 @@ def test_a_push_mirrors_the_image(
     assert again.code == 0, again.stdout + again.stderr
     report = json.loads((workspace / "imagesync-report.json").read_text(encoding="utf-8"))
     assert [i["outcome"] for i in report["images"]] == ["skipped"]
+
+
+@pytest.mark.registry
+def test_a_push_with_the_plan_key_signs_the_plan_and_applies_it(
+    source_registry: RegistryServer, target_registry: RegistryServer, workspace: Path
+) -> None:
+    digest, repository, prefix = mirror_setup(source_registry, target_registry, workspace)
+    key = "plan-key-from-a-secret-0123456789"
+    run = run_action(
+        workspace, "push", imagesync=IMAGESYNC, IMAGESYNC_TARGET=prefix, IMAGESYNC_PLAN_KEY=key
+    )
+    assert run.code == 0, run.stdout + run.stderr
+    plan = (workspace / "imagesync-plan.json").read_text(encoding="utf-8")
+    assert json.loads(plan)["hmac"].startswith("hmac-sha256:")
+    assert key not in plan + run.stdout + run.stderr + run.summary
+    assert connect(target_registry.host).fetch_manifest(repository, "1.0").digest == digest
 
 
 @pytest.mark.registry

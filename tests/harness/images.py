@@ -504,6 +504,13 @@ class Pusher:
         response = self.session.head(self._url(f"{repository}/blobs/{digest}"))
         return self._check(response, 200, 404).status_code == 200
 
+    def get_blob(self, repository: str, digest: str) -> bytes:
+        """A small blob's bytes (a config, a signature payload), checked against its digest."""
+        data = self._check(self.session.get(self._url(f"{repository}/blobs/{digest}")), 200).content
+        if digest_of(data) != digest:
+            raise AssertionError(f"the registry served other bytes for {digest}")
+        return data
+
     def blob_digest(self, repository: str, digest: str) -> str:
         """Stream the blob and hash it: the digest of what the registry really serves."""
         sha256 = hashlib.sha256()

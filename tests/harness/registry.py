@@ -370,6 +370,23 @@ class RegistryServer:
             session.auth = self.credentials
         return session
 
+    def listing(self) -> frozenset[str]:
+        """What the registry stores, as it stores it: every file under its storage root, and
+        for a link file (a tag, a manifest or a layer in a repository) the digest it holds.
+
+        Equal listings before and after a command mean the command wrote nothing: no tag
+        moved, no manifest, blob or upload session appeared.
+        """
+        entries = set()
+        for path in self.storage.rglob("*"):
+            if not path.is_file():
+                continue
+            name = str(path.relative_to(self.storage))
+            if path.name == "link":
+                name += "=" + path.read_text(encoding="utf-8", errors="replace")
+            entries.add(name)
+        return frozenset(entries)
+
     def reference(self, repository: str, tag_or_digest: str | None = None) -> str:
         """``127.0.0.1:PORT/repository[:tag|@digest]``."""
         if tag_or_digest is None:

@@ -1,0 +1,212 @@
+"""Deadlines for registry answers: every answer ends in time, whatever the server does.
+
+requests' timeouts bound each socket read, not the answer: a server that sends a byte every
+few seconds never trips them and holds a run forever. Here each read of a response — status
+line, headers, body — waits at most for what is left of that response's time, so the answer
+ends when its time is up. Two kinds of time, both of ``seconds`` (``--timeout``):
+
+- a deadline, for answers read whole (manifests, tag lists, tokens, errors): the whole
+  response within ``seconds`` of the request (of the response, for a streamed upload, whose
+  body takes as long as its download);
+- a throughput floor, for blobs, whose size no fixed deadline could follow: every window of
+  ``seconds`` must bring at least ``floor * seconds`` bytes.
+
+The clock for the requests of one call is set with :func:`answers_within`; the adapter
+(:class:`DeadlineAdapter`) gives every response it reads the clock that was set when the
+response began. A response that runs out of time raises :class:`DeadlinePassed` (a
+TimeoutError, so urllib3 and requests report it as the read timeout it is, and the transport
+retries it like one).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import io
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import requests.adapters
+import urllib3.poolmanager
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+# Blobs must come at least this fast (bytes per second, over every window of --timeout s).
+BLOB_FLOOR = 32 * 1024
+
+
+class DeadlinePassed(TimeoutError):
+    """An answer did not arrive within its time; the message says whose and how long."""
+
+
+@dataclass(frozen=True)
+class _Spec:
+    registry: str
+    seconds: float
+    floor: float | None
+    # For a deadline: when it started (None: when each response begins).
+    started: float | None
+
+
+_current = threading.local()
+
+
+@contextlib.contextmanager
+def answers_within(
+    registry: str, seconds: float, *, floor: float | None = None, from_response: bool = False
+) -> Iterator[None]:
+    """Responses begun in this block (in this thread) must end within ``seconds`` — or, with
+    ``floor``, bring ``floor`` bytes per second over every window of ``seconds``.
+
+    The deadline counts from now (redirects share it), or with ``from_response`` from when
+    each response begins (after a streamed request body has gone out).
+    """
+    started = None if from_response or floor is not None else time.monotonic()
+    previous = getattr(_current, "spec", None)
+    _current.spec = _Spec(registry, seconds, floor, started)
+    try:
+        yield
+    finally:
+        _current.spec = previous
+
+
+def deadline_message(error: BaseException) -> str | None:
+    """The words of a DeadlinePassed anywhere in ``error``'s chain (urllib3 and requests wrap
+    it twice), or None when the deadline is not what ended the answer."""
+    seen: set[int] = set()
+    pending: list[BaseException] = [error]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, DeadlinePassed):
+            return str(current)
+        pending += [a for a in current.args if isinstance(a, BaseException)]
+        pending += [e for e in (current.__cause__, current.__context__) if e is not None]
+    return None
+
+
+class _Clock:
+    """The time one response has left."""
+
+    def __init__(self, spec: _Spec) -> None:
+        self._spec = spec
+        now = time.monotonic()
+        self._window_start = spec.started if spec.started is not None else now
+        self._window_bytes = 0
+        self._quota = spec.floor * spec.seconds if spec.floor is not None else None
+
+    def remaining(self) -> float:
+        return self._window_start + self._spec.seconds - time.monotonic()
+
+    def received(self, count: int) -> None:
+        if self._quota is None:
+            return
+        self._window_bytes += count
+        if self._window_bytes >= self._quota:
+            self._window_start, self._window_bytes = time.monotonic(), 0
+
+    def passed(self) -> DeadlinePassed:
+        spec = self._spec
+        if self._quota is None:
+            return DeadlinePassed(f"no answer from {spec.registry} within {spec.seconds:g} s")
+        return DeadlinePassed(
+            f"{spec.registry} sent {self._window_bytes} bytes in {spec.seconds:g} s, slower "
+            f"than the {_rate(spec.floor or 0)} a transfer must keep up"
+        )
+
+
+class _TimedReader(io.RawIOBase):
+    """A socket reader that never waits beyond its clock."""
+
+    def __init__(self, raw: io.RawIOBase, sock: socket.socket, clock: _Clock) -> None:
+        super().__init__()
+        self._raw = raw
+        self._sock = sock
+        self._clock = clock
+
+    def readable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._raw.fileno()
+
+    def readinto(self, buffer: Any) -> int | None:
+        remaining = self._clock.remaining()
+        if remaining <= 0:
+            raise self._clock.passed()
+        previous = self._sock.gettimeout()
+        self._sock.settimeout(remaining if previous is None else min(previous, remaining))
+        try:
+            count = self._raw.readinto(buffer)
+        except TimeoutError:
+            if self._clock.remaining() <= 0:
+                raise self._clock.passed() from None
+            raise
+        finally:
+            with contextlib.suppress(OSError):  # closed meanwhile: nothing to restore
+                self._sock.settimeout(previous)
+        self._clock.received(count or 0)
+        return count
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+class _TimedResponse(http.client.HTTPResponse):
+    """http.client's response, reading through the clock set when it began (if one was)."""
+
+    def __init__(self, sock: socket.socket, *args: Any, **kwargs: Any) -> None:
+        super().__init__(sock, *args, **kwargs)
+        spec: _Spec | None = getattr(_current, "spec", None)
+        if spec is None:
+            return
+        buffered = self.fp
+        assert isinstance(buffered, io.BufferedReader)
+        raw = buffered.detach()  # the socket's reader, handed over without closing it
+        assert isinstance(raw, io.RawIOBase)
+        self.fp = io.BufferedReader(_TimedReader(raw, sock, _Clock(spec)))
+
+
+class _HTTPConnection(HTTPConnection):
+    response_class = _TimedResponse
+
+
+class _HTTPSConnection(HTTPSConnection):
+    response_class = _TimedResponse
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+_POOLS: dict[str, type[HTTPConnectionPool]] = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
+class DeadlineAdapter(requests.adapters.HTTPAdapter):
+    """requests' adapter, with connections whose responses keep to :func:`answers_within`
+    (also through an HTTP(S) proxy; SOCKS proxies keep requests' per-read timeouts only)."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _POOLS
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if manager.pool_classes_by_scheme is urllib3.poolmanager.pool_classes_by_scheme:
+            manager.pool_classes_by_scheme = _POOLS
+        return manager
+
+
+def _rate(bytes_per_second: float) -> str:
+    return f"{bytes_per_second / 1024:g} KiB/s"

@@ -1,0 +1,88 @@
+"""Reading an input file safely: plans, images files, registries configs, docker configs, keys.
+
+An input path may be anything a user, an environment variable or a workflow gives: a device
+(``/dev/zero`` never ends), a FIFO (opening it waits for a writer), a directory, a symbolic
+link to any of these, or a file far larger than the input could be. Each is refused before
+more than ``limit`` bytes are read, and nothing here ever waits.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+
+class UnreadableInput(Exception):
+    """The file cannot be read as an input; ``reason`` says why, in a few words."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class InputMissing(UnreadableInput):
+    """There is no file at the path."""
+
+
+class InputTooLarge(UnreadableInput):
+    """The file is larger than the input it should be can ever be."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"it is larger than {_size(limit)}")
+        self.limit = limit
+
+
+def read_input(path: str | Path, limit: int) -> bytes:
+    """The bytes of the regular file at ``path`` (symbolic links followed), at most ``limit``.
+
+    Raises UnreadableInput when it is not a regular file or cannot be opened, InputTooLarge
+    when it holds more than ``limit`` bytes (by its size, or by what reading it gives: a file
+    may grow while it is read).
+    """
+    try:
+        # O_NONBLOCK: opening a FIFO returns at once instead of waiting for a writer; for a
+        # regular file the flag changes nothing.
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError as error:
+        raise InputMissing(error.strerror or "no such file") from None
+    except OSError as error:
+        raise UnreadableInput(error.strerror or str(error)) from None
+    try:
+        mode = os.fstat(descriptor)
+        if not stat.S_ISREG(mode.st_mode):
+            raise UnreadableInput(f"it is {_kind(mode.st_mode)}, not a regular file")
+        if mode.st_size > limit:
+            raise InputTooLarge(limit)
+        chunks: list[bytes] = []
+        received = 0
+        while received <= limit:
+            chunk = os.read(descriptor, min(1024 * 1024, limit + 1 - received))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            received += len(chunk)
+    except OSError as error:
+        raise UnreadableInput(error.strerror or str(error)) from None
+    finally:
+        os.close(descriptor)
+    if received > limit:
+        raise InputTooLarge(limit)
+    return b"".join(chunks)
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISFIFO(mode):
+        return "a pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a file"
+
+
+def _size(limit: int) -> str:
+    mib = 1024 * 1024
+    return f"{limit // mib} MiB" if limit % mib == 0 else f"{limit} bytes"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from imagesync.plan import Action, Change, ImagesFileInfo, Plan
+from tests.test_plan_document import make_plan
 
 ROOT = Path(__file__).resolve().parent.parent
 NETWORK = ("requests", "urllib3", "oras")
@@ -55,30 +55,8 @@ def offenders(modules: set[str], *forbidden: str) -> list[str]:
 
 @pytest.fixture
 def plan_file(tmp_path: Path) -> Path:
-    plan = Plan(
-        tool_version="1.0",
-        created="2026-12-01T00:00:00Z",
-        target_prefix="reg.io/ext",
-        images_file=ImagesFileInfo("external-images.yaml", "c" * 64),
-        changes=(
-            Change(
-                entry=1,
-                line=2,
-                source_text="busybox:1.36",
-                source="docker.io/library/busybox:1.36",
-                target="reg.io/ext/library/busybox:1.36",
-                action=Action.CREATE,
-                reason="not in the target",
-                digest="sha256:" + "a" * 64,
-                media_type="application/vnd.oci.image.index.v1+json",
-                platforms=("linux/amd64",),
-                blobs_to_transfer=2,
-                bytes_to_transfer=10,
-            ),
-        ),
-    )
     path = tmp_path / "plan.json"
-    plan.write(path)
+    make_plan().write(path)
     return path
 
 

@@ -79,3 +79,25 @@ def test_show_loads_no_network_code(plan_file: Path) -> None:
         modules = loaded("show", str(plan_file), "--format", fmt)
         assert "imagesync.render" in modules
         assert offenders(modules, *NETWORK, *MACHINERY) == [], fmt
+
+
+def test_the_command_exits_with_its_code_and_all_its_output() -> None:
+    """``python -m imagesync`` (like the console script) ends with os._exit: what it printed
+    must be flushed and its exit code kept."""
+
+    def command(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "imagesync", *args],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=60,
+            check=False,
+        )
+
+    shown = command("validate", "-i", str(ROOT / "examples" / "external-images.yaml"))
+    assert shown.returncode == 0 and shown.stdout.endswith("valid\n"), shown
+    bad = command("validate", "-i", str(ROOT / "examples" / "bad" / "several-problems.yaml"))
+    assert bad.returncode == 1 and "not valid" in bad.stderr, bad
+    usage = command("plan", "--parallelism", "0")
+    assert usage.returncode == 2 and "--parallelism" in usage.stderr, usage

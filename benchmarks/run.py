@@ -57,7 +57,8 @@ from tests.harness.registry import RegistryServer  # noqa: E402
 SKOPEO = os.environ.get("IMAGESYNC_BENCH_SKOPEO", "/usr/bin/skopeo")
 TIME = shutil.which("/usr/bin/time")
 RESULTS = ROOT / "benchmarks" / "results"
-MIB = 1024 * 1024
+KIB = 1024
+MIB = 1024 * KIB
 GIB = 1024 * MIB
 TWO_PLATFORMS = (("linux", "amd64"), ("linux", "arm64"))
 TAG = "v1"
@@ -76,24 +77,30 @@ MANIFEST_ACCEPT = ", ".join(
 
 @dataclass(frozen=True)
 class Shape:
-    """What the source holds: ``count`` images, each an index over ``platforms``."""
+    """What the source holds: ``count`` images, each an index over ``platforms``, each
+    platform with ``base_layers`` (sizes) that every image shares, then ``layers`` of its own."""
 
     count: int
     platforms: tuple[tuple[str, str], ...] = TWO_PLATFORMS
     layers: int = 2
     layer_size: int = 1024
+    base_layers: tuple[int, ...] = ()
 
     def describe(self) -> str:
-        if self.layer_size >= GIB:
-            size = f"{self.layer_size // GIB} GiB"
-        elif self.layer_size >= MIB:
-            size = f"{self.layer_size // MIB} MiB"
-        else:
-            size = f"{self.layer_size} B"
+        own = f"{_plural(self.layers, 'layer')} x {_size(self.layer_size)}"
+        if self.base_layers:
+            base = " + ".join(_size(size) for size in self.base_layers)
+            own = f"shared base {base} + own {own}"
         return (
-            f"{_plural(self.count, 'image')} x {_plural(len(self.platforms), 'platform')} x "
-            f"{_plural(self.layers, 'layer')} x {size}"
+            f"{_plural(self.count, 'image')} x {_plural(len(self.platforms), 'platform')} x {own}"
         )
+
+
+def _size(count: float) -> str:
+    for unit, scale in (("GiB", GIB), ("MiB", MIB), ("KiB", KIB)):
+        if count >= scale:
+            return f"{count / scale:g} {unit}"
+    return f"{count:g} B"
 
 
 def _plural(count: int, word: str) -> str:
@@ -106,19 +113,41 @@ class Scenario:
     title: str
     shape: Shape
     warm: bool
-    # The targets (issue 8): imagesync/skopeo wall-time ratio, or imagesync's peak RSS in MB.
+    # Targets: imagesync/skopeo wall-time ratio; imagesync's peak RSS in MB; imagesync's wall
+    # time over bytes / bandwidth (capped links only); imagesync's wall time in seconds (the
+    # figure published before, which a change must not make slower).
     max_ratio: float | None = None
     max_rss_mb: float | None = None
+    max_link_ratio: float | None = None
+    max_wall: float | None = None
     counts: tuple[int, ...] = ()  # scale only: the image counts to time
     # Also time imagesync --no-signatures: skopeo sync copies the listed tags only, so that
     # is the like-for-like comparison; plain imagesync also discovers signatures.
     no_signatures_too: bool = False
-    # Both registries this far away (round trip, ms), through benchmarks/latency.py.
+    # Both registries this far away (round trip, ms), through benchmarks/latency.py, each
+    # behind a link of this many MB/s (10^6 bytes) in each direction (0: uncapped).
     latency_ms: int = 0
+    rate_mb: float = 0
+    # Count, from the source registry's access log, how often each blob that several images
+    # share is read: a tool that copies it once per run reads it once.
+    count_shared_reads: bool = False
+
+    @property
+    def network(self) -> str:
+        if not self.latency_ms:
+            return "loopback"
+        rate = f", {self.rate_mb:g} MB/s" if self.rate_mb else ""
+        return f"{self.latency_ms} ms{rate}"
 
 
 SMALL = Shape(200)
 BATCH = Shape(16, layers=3, layer_size=2 * MIB)
+# Issue 15's numbers: 12 images that share two 1.5 MiB base layers per platform and add one
+# 200 KiB layer of their own; S1's shape (2 platforms x 3 layers) for 12 images, 108 MiB.
+SHARED_BASE = Shape(12, layers=1, layer_size=200 * KIB, base_layers=(1536 * KIB, 1536 * KIB))
+LINK_BATCH = Shape(12, layers=3, layer_size=1536 * KIB)
+# README, Performance, the run of 2026-11-27: what S1-S3 must not get slower than.
+PUBLISHED = {"S1": 2.74, "S2": 1.76, "S3": 15.69}
 SCENARIOS = {
     "S1": Scenario(
         "S1",
@@ -126,12 +155,21 @@ SCENARIOS = {
         BATCH,
         warm=False,
         max_ratio=0.6,
+        max_wall=PUBLISHED["S1"],
         no_signatures_too=True,
     ),
     "S2": Scenario(
-        "S2", "warm, nothing to do", SMALL, warm=True, max_ratio=0.15, no_signatures_too=True
+        "S2",
+        "warm, nothing to do",
+        SMALL,
+        warm=True,
+        max_ratio=0.15,
+        max_wall=PUBLISHED["S2"],
+        no_signatures_too=True,
     ),
-    "S3": Scenario("S3", "cold, many small", SMALL, warm=False, max_ratio=0.4),
+    "S3": Scenario(
+        "S3", "cold, many small", SMALL, warm=False, max_ratio=0.4, max_wall=PUBLISHED["S3"]
+    ),
     "S4": Scenario(
         "S4",
         "one 1 GiB layer",
@@ -149,7 +187,39 @@ SCENARIOS = {
         warm=False,
         latency_ms=10,
     ),
+    # Issue 15: blobs cross the wire once, the link stays full.
+    "S7": Scenario(
+        "S7",
+        "cold, shared base layers",
+        SHARED_BASE,
+        warm=False,
+        max_ratio=0.6,
+        count_shared_reads=True,
+    ),
+    "S8": Scenario(
+        "S8",
+        "cold, registries 20 ms / 40 MB/s away",
+        LINK_BATCH,
+        warm=False,
+        max_ratio=0.5,
+        max_link_ratio=1.3,
+        latency_ms=20,
+        rate_mb=40,
+    ),
+    "S9": Scenario(
+        "S9",
+        "warm, registries 20 ms / 40 MB/s away",
+        Shape(100),
+        warm=True,
+        max_ratio=0.1,
+        latency_ms=20,
+        rate_mb=40,
+    ),
 }
+# Not a copy: `imagesync --help` against `python -c 'import click, yaml'` in the same venv.
+HELP = "help"
+HELP_RUNS = 7
+MAX_HELP_RATIO = 2.0
 
 
 class Registry(Protocol):
@@ -169,16 +239,19 @@ class Distant:
 
     host: str
     config_file: Path
+    proxy: LatencyProxy
 
 
 @contextmanager
-def far(server: RegistryServer, latency_ms: int) -> Iterator[Registry]:
-    """``server`` itself, or ``server`` behind a relay that adds ``latency_ms`` per round trip."""
-    if not latency_ms:
+def far(server: RegistryServer, scenario: Scenario) -> Iterator[Registry]:
+    """``server`` itself, or ``server`` behind a relay: the scenario's round trip away, behind
+    a link of its rate."""
+    if not scenario.latency_ms:
         yield server
         return
-    with LatencyProxy(server.host, latency_ms / 1000) as proxy:
-        yield Distant(proxy.host, server.config_file)
+    rate = scenario.rate_mb * 1e6 or None
+    with LatencyProxy(server.host, scenario.latency_ms / 1000, rate) as proxy:
+        yield Distant(proxy.host, server.config_file, proxy)
 
 
 # -- measuring ---------------------------------------------------------------------------------
@@ -193,6 +266,8 @@ class Run:
     stdout: str
     stderr: str
     registry_cpu: float = 0.0  # both registries' CPU seconds during the run
+    relay_cpu: float | None = None  # the latency relays' CPU seconds during the run
+    shared_reads: int | None = None  # the most reads of one shared blob from the source
 
 
 def measure(command: Sequence[str], env: dict[str, str] | None = None) -> Run:
@@ -367,7 +442,8 @@ def registry(directory: Path, **options: object) -> Iterator[RegistryServer]:
 def generate(
     host: str, shape: Shape, repository: Callable[[str], str] = lambda name: name
 ) -> list[Pushed]:
-    """Push ``shape.count`` distinct images (their own seeds, so no shared layers).
+    """Push ``shape.count`` distinct images (their own seeds: they share only the shape's
+    base layers).
 
     The same shape always gives the same bytes and digests, whichever the host and
     ``repository`` (which maps the source repository name to where it is pushed).
@@ -382,6 +458,7 @@ def generate(
             layers=shape.layers,
             layer_size=shape.layer_size,
             seed=1000 + number,
+            base_layers=shape.base_layers,
         )
 
     with ThreadPoolExecutor(max_workers=min(8, shape.count)) as pool:
@@ -467,6 +544,15 @@ class Row:
     registry_cpus: list[float] = field(default_factory=list)
     count: int | None = None
     load: list[float] = field(default_factory=list)
+    # What the others are divided by: skopeo, or for `help` the bare imports.
+    baseline: bool = False
+    # The relays' CPU seconds per run (scenarios on a network).
+    relay_cpus: list[float] = field(default_factory=list)
+    # Per run, how often the most-read shared blob was read from the source (S7).
+    shared_reads: list[int] = field(default_factory=list)
+    shared_blobs: int = 0
+    # Bytes that must cross the link / its rate: no tool copies faster (capped links only).
+    link_seconds: float | None = None
 
     def add(self, run: Run) -> None:
         self.walls.append(run.wall)
@@ -474,6 +560,10 @@ class Row:
         if run.cpu is not None:
             self.cpus.append(run.cpu)
         self.registry_cpus.append(run.registry_cpu)
+        if run.relay_cpu is not None:
+            self.relay_cpus.append(run.relay_cpu)
+        if run.shared_reads is not None:
+            self.shared_reads.append(run.shared_reads)
 
     @property
     def median(self) -> float:
@@ -507,24 +597,77 @@ def run_checked(
     images: list[Pushed],
     work: Path,
     label: str,
+    log: RegistryServer | None = None,
 ) -> Run:
+    """One run of ``tool``, checked. With ``log`` (the source registry, logging requests),
+    the run also counts how often each blob that several images share was read."""
     servers = (source, target)
+    relays = [s.proxy for s in servers if isinstance(s, Distant)]
+    if not tool.is_imagesync:
+        forget_skopeo_cache()
     before = [registry_cpu(server) for server in servers]
+    relay_before = sum(relay.cpu_seconds() for relay in relays)
+    mark = log.log_file.stat().st_size if log else 0
     run = measure(tool.command(source, target, images, work), tool_environment())
     run.registry_cpu = sum(registry_cpu(s) - b for s, b in zip(servers, before, strict=True))
+    if relays:
+        run.relay_cpu = sum(relay.cpu_seconds() for relay in relays) - relay_before
     if run.returncode != 0:
         raise SystemExit(
             f"{label}: {tool.name} exited {run.returncode}\n{run.stdout[-3000:]}\n"
             f"{run.stderr[-3000:]}"
         )
+    if log is not None:
+        reads = blob_reads(log, mark)
+        run.shared_reads = max((reads[digest] for digest in shared_blobs(images)), default=0)
     verify(tool, source, target, images)
     cpu = f"{run.cpu:6.2f} s CPU" if run.cpu is not None else ""
+    extra = f", relays {run.relay_cpu:4.2f} s" if run.relay_cpu is not None else ""
+    if run.shared_reads is not None:
+        extra += f"; a shared blob read at most {run.shared_reads}x"
     print(
         f"  {label:<22} {tool.name:<26} {run.wall:7.2f} s  {run.rss_kb / 1024:5.0f} MB  {cpu}"
-        f"  (registries {run.registry_cpu:5.2f} s CPU)",
+        f"  (registries {run.registry_cpu:5.2f} s CPU{extra})",
         flush=True,
     )
     return run
+
+
+def forget_skopeo_cache() -> None:
+    """Remove skopeo's blob-info cache: every run starts as on a fresh CI runner.
+
+    containers/image keeps, across runs, which blobs it has seen where (and would try mounts
+    or skip uploads by it): in /var/lib/containers/cache as root, else under
+    $XDG_DATA_HOME (~/.local/share)/containers/cache.
+    """
+    data_home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    for directory in (Path("/var/lib/containers/cache"), data_home / "containers" / "cache"):
+        for cache in directory.glob("blob-info-cache-v1.*"):
+            cache.unlink(missing_ok=True)
+
+
+def shared_blobs(images: Sequence[Pushed]) -> set[str]:
+    """Digests of the blobs that more than one image lists."""
+    listed = Counter(blob.digest for image in images for blob in set(image.blobs))
+    return {digest for digest, count in listed.items() if count > 1}
+
+
+def blob_reads(server: RegistryServer, mark: int) -> Counter[str]:
+    """GETs of each blob digest in ``server``'s access log after byte ``mark``."""
+    with server.log_file.open("rb") as log:
+        log.seek(mark)
+        text = log.read().decode(errors="replace")
+    return Counter(re.findall(r'"GET /v2/\S+/blobs/(sha256:[0-9a-f]{64})\S* HTTP', text))
+
+
+def link_seconds(scenario: Scenario, images: Sequence[Pushed]) -> float | None:
+    """Every distinct blob and manifest once, over the link's rate: no copy is faster (cold
+    scenarios on a capped link only)."""
+    if not scenario.rate_mb or scenario.warm:
+        return None
+    blobs = {blob for image in images for blob in image.blobs}
+    manifests = sum(image.size + sum(m.size for m in image.manifests) for image in images)
+    return (sum(blob.size for blob in blobs) + manifests) / (scenario.rate_mb * 1e6)
 
 
 def registry_cpu(server: Registry) -> float:
@@ -544,31 +687,58 @@ def registry_cpu(server: Registry) -> float:
 
 
 def run_scenario(scenario: Scenario, tools: list[Tool], runs: int, work: Path) -> list[Row]:
-    rows = {tool.name: Row(scenario.name, tool.name) for tool in tools}
-    latency = scenario.latency_ms
-    with registry(work / "source") as local, far(local, latency) as source:
+    rows = {
+        tool.name: Row(scenario.name, tool.name, baseline=not tool.is_imagesync) for tool in tools
+    }
+    logged: dict[str, object] = {"log_level": "debug"} if scenario.count_shared_reads else {}
+    with registry(work / "source", **logged) as local, far(local, scenario) as source:
         started = time.perf_counter()
         images = generate(local.host, scenario.shape)
         print(f"  generated in {time.perf_counter() - started:.1f} s (not measured)", flush=True)
         if scenario.counts:
             return run_scale(scenario, tools[0], local, images, runs, work)
+        log = local if logged else None
+        for row in rows.values():
+            row.link_seconds = link_seconds(scenario, images)
+            row.shared_blobs = len(shared_blobs(images)) if log else 0
         if scenario.warm:
-            with registry(work / "target") as near, far(near, latency) as target:
+            with registry(work / "target") as near, far(near, scenario) as target:
                 fill(tools, source, target, scenario.shape, images)
                 for number in range(1, runs + 1):
                     for tool in tools:
                         rows[tool.name].load.append(os.getloadavg()[0])
-                        run = run_checked(tool, source, target, images, work, f"run {number}")
+                        run = run_checked(tool, source, target, images, work, f"run {number}", log)
                         rows[tool.name].add(run)
         else:
             for number in range(1, runs + 1):
                 for tool in tools:
                     rows[tool.name].load.append(os.getloadavg()[0])
                     # A new, empty target for every run.
-                    with registry(work / f"target-{number}") as near, far(near, latency) as target:
-                        run = run_checked(tool, source, target, images, work, f"run {number}")
+                    with (
+                        registry(work / f"target-{number}") as near,
+                        far(near, scenario) as target,
+                    ):
+                        run = run_checked(tool, source, target, images, work, f"run {number}", log)
                     rows[tool.name].add(run)
     return list(rows.values())
+
+
+def run_help(runs: int) -> list[Row]:
+    """`imagesync --help` against the imports it cannot do without, alternating, in this venv."""
+    ours = Row(HELP, "imagesync --help")
+    bare = Row(HELP, "python -c 'import click, yaml'", baseline=True)
+    for number in range(1, runs + 1):
+        for row, command in (
+            (ours, [*imagesync_command(), "--help"]),
+            (bare, [sys.executable, "-c", "import click, yaml"]),
+        ):
+            row.load.append(os.getloadavg()[0])
+            run = measure(command, tool_environment())
+            if run.returncode != 0:
+                raise SystemExit(f"{row.tool} exited {run.returncode}\n{run.stderr[-3000:]}")
+            row.add(run)
+            print(f"  run {number:<18} {row.tool:<34} {run.wall:7.3f} s", flush=True)
+    return [ours, bare]
 
 
 def run_scale(
@@ -636,8 +806,9 @@ def timed(name, function):
         finally:
             phases[name] = time.perf_counter() - started
     return wrapper
-cli.make_plan = timed("plan", cli.make_plan)
-cli.apply_plan = timed("apply", cli.apply_plan)
+import imagesync.applier as applier, imagesync.planner as planner
+planner.make_plan = timed("plan", planner.make_plan)
+applier.Applier.apply = timed("apply", applier.Applier.apply)
 sys.argv[0] = "imagesync"
 code = 0
 try:
@@ -811,34 +982,68 @@ def _profile_summary(path: Path) -> list[str]:
 # -- report ------------------------------------------------------------------------------------
 
 
+def checks(row: Row, baseline: Row | None) -> list[str]:
+    """The scenario's targets for an imagesync row, each with whether it was met."""
+    if row.baseline:
+        return []
+    marks = []
+
+    def check(text: str, met: bool) -> None:
+        marks.append(f"{text}: {'yes' if met else '**no**'}")
+
+    if row.scenario == HELP:
+        if baseline:
+            check(f"≤ {MAX_HELP_RATIO:g}x", row.median / baseline.median <= MAX_HELP_RATIO)
+        return marks
+    scenario = SCENARIOS[row.scenario]
+    if scenario.max_ratio is not None and baseline:
+        check(f"≤ {scenario.max_ratio}x", row.median / baseline.median <= scenario.max_ratio)
+    if scenario.max_link_ratio is not None and row.link_seconds:
+        limit = scenario.max_link_ratio * row.link_seconds
+        check(f"≤ {scenario.max_link_ratio}x bytes÷bandwidth ({limit:.2f} s)", row.median <= limit)
+    if scenario.max_wall is not None and not row.tool.endswith("--no-signatures"):
+        check(f"≤ {scenario.max_wall:.2f} s (README, earlier run)", row.median <= scenario.max_wall)
+    if scenario.max_rss_mb is not None:
+        check(f"RSS < {scenario.max_rss_mb:.0f} MB", row.peak_mb < scenario.max_rss_mb)
+    if scenario.count_shared_reads and row.shared_reads:
+        check(f"each of {row.shared_blobs} shared blobs read once", max(row.shared_reads) == 1)
+    return marks
+
+
 def table(rows: list[Row]) -> str:
-    skopeo = {r.scenario: r for r in rows if r.tool == "skopeo" and r.count is None}
+    baselines = {r.scenario: r for r in rows if r.baseline and r.count is None}
     lines = [
         "| scenario | tool | median wall | min-max | CPU | registries' CPU | CPU floor "
-        "| peak RSS | ÷ skopeo | target | met |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        "| peak RSS | ÷ baseline | ÷ bytes÷bandwidth | targets |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in rows:
         if row.count is not None:
             continue
-        scenario = SCENARIOS[row.scenario]
-        ratio_text, target_text, met = "", "", ""
-        other = skopeo.get(row.scenario)
-        if row.tool.startswith("imagesync") and other:
-            ratio = row.median / other.median
-            ratio_text = f"{ratio:.2f}x"
-            if scenario.max_ratio is not None:
-                target_text = f"≤ {scenario.max_ratio}x"
-                met = "yes" if ratio <= scenario.max_ratio else "**no**"
-        if row.tool.startswith("imagesync") and scenario.max_rss_mb is not None:
-            target_text = f"RSS < {scenario.max_rss_mb:.0f} MB"
-            met = "yes" if row.peak_mb < scenario.max_rss_mb else "**no**"
+        baseline = baselines.get(row.scenario)
+        ratio_text = ""
+        if baseline and not row.baseline:
+            ratio_text = f"{row.median / baseline.median:.2f}x"
+        link_text = f"{row.median / row.link_seconds:.2f}x" if row.link_seconds else ""
+        reads = max(row.shared_reads, default=0)
+        row_reads = f" (a shared blob read ≤ {reads}x)" if reads else ""
         lines.append(
-            f"| {row.scenario} {scenario.title} | {row.tool} | {row.median:.2f} s | "
-            f"{min(row.walls):.2f}-{max(row.walls):.2f} s | {row.cpu} | {row.registries_cpu} | "
-            f"{row.floor} | {row.peak_mb:.0f} MB | "
-            f"{ratio_text} | {target_text} | {met} |"
+            f"| {row.scenario} {_title(row.scenario)} | {row.tool}{row_reads} | "
+            f"{_seconds(row.median)} | {_seconds(min(row.walls))}-{_seconds(max(row.walls))} | "
+            f"{row.cpu} | {row.registries_cpu if row.scenario != HELP else '-'} | "
+            f"{row.floor if row.scenario != HELP else '-'} | {row.peak_mb:.0f} MB | "
+            f"{ratio_text} | {link_text} | {'; '.join(checks(row, baseline))} |"
         )
+    relayed = [r for r in rows if r.relay_cpus and not r.baseline]
+    if relayed:
+        lines += [""]
+        for row in relayed:
+            scenario = SCENARIOS[row.scenario]
+            floor = f", bytes÷bandwidth {row.link_seconds:.2f} s" if row.link_seconds else ""
+            lines.append(
+                f"{row.scenario} ({scenario.network} per registry{floor}): the relays used "
+                f"{statistics.median(row.relay_cpus):.2f} s CPU per run (median, {row.tool})."
+            )
     scale = [r for r in rows if r.count is not None]
     if scale:
         first = scale[0]
@@ -874,7 +1079,20 @@ Wall time includes process start-up. CPU: the tool's own user+system time. Regis
 what the source and target registry processes used during the run. CPU floor: (tool CPU +
 registries' CPU) / CPUs, the least wall time this machine needs for that work at any
 parallelism; imagesync's own CPU time is a floor too (one Python process: its Python code runs
-on one CPU at a time). ÷ skopeo: median wall time over skopeo's in the same scenario."""
+on one CPU at a time). ÷ baseline: median wall time over skopeo's in the same scenario (for
+start-up: over `python -c 'import click, yaml'` in the same venv, median of 7). ÷ bytes÷bandwidth:
+median wall time over (every distinct blob and manifest once) / the link's rate, the time the
+link itself needs. Targets: issue 8's and issue 15's; "README, earlier run" is the figure
+published before, which this run must not exceed. Shared blob reads are counted in the source
+registry's access log: 1x means each blob that several images share was read once."""
+
+
+def _title(scenario: str) -> str:
+    return "start-up" if scenario == HELP else SCENARIOS[scenario].title
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.3f} s" if value < 1 else f"{value:.2f} s"
 
 
 def environment(runs: int, parallelism: int, max_concurrency: int | None, load: str) -> str:
@@ -903,7 +1121,9 @@ def environment(runs: int, parallelism: int, max_concurrency: int | None, load: 
             f"- {first_line([SKOPEO, '--version'])}, "
             "`sync --all --preserve-digests --src yaml --dest docker`",
             f"- docker-registry {registry_version} (filesystem storage), both registries on "
-            "127.0.0.1, plain HTTP",
+            "127.0.0.1, plain HTTP; S5-S6, S8-S9 through benchmarks/latency.py's relays",
+            "- skopeo's blob-info cache is removed before each of its runs; every cold run of "
+            "either tool gets a new, empty target registry",
             f"- Python {platform.python_version()}, {os.cpu_count()} CPUs, "
             f"{platform.system()} {platform.release()}",
         ]
@@ -915,8 +1135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="measured runs per tool (default 3)")
     parser.add_argument(
         "--scenarios",
-        default=",".join(SCENARIOS),
-        help=f"comma-separated, from {','.join(SCENARIOS)} (default: all)",
+        default=",".join([*SCENARIOS, HELP]),
+        help=f"comma-separated, from {','.join([*SCENARIOS, HELP])} (default: all)",
     )
     parser.add_argument(
         "--parallelism", type=int, default=16, help="imagesync --parallelism (default 16)"
@@ -937,9 +1157,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.scenarios.split(",") if n.strip()]
-    unknown = [n for n in names if n not in SCENARIOS]
+    known = [*SCENARIOS, HELP]
+    unknown = [n for n in names if n not in known]
     if unknown:
-        parser.error(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
+        parser.error(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(known)}")
     for binary in (SKOPEO, "/usr/bin/docker-registry"):
         if not shutil.which(binary):
             parser.error(f"{binary} is missing: sudo apt-get install -y docker-registry skopeo")
@@ -962,8 +1183,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("== warm-up (byte code, page cache; not measured)", flush=True)
         warm_up([ours, theirs], fresh("warm-up"))
         for name in names:
+            if name == HELP:
+                print(f"== {HELP}: imagesync --help vs. python -c 'import click, yaml'", flush=True)
+                rows += run_help(HELP_RUNS)
+                continue
             scenario = SCENARIOS[name]
-            print(f"== {name} ({scenario.title}): {scenario.shape.describe()}", flush=True)
+            print(
+                f"== {name} ({scenario.title}): {scenario.shape.describe()}, {scenario.network}",
+                flush=True,
+            )
             if scenario.counts:
                 tools = [ours]
             elif scenario.no_signatures_too:

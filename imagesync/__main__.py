@@ -1,3 +1,3 @@
-from imagesync.cli import main
+from imagesync.cli import run
 
-main()
+run()

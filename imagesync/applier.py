@@ -1,9 +1,11 @@
 """The applier: executes a saved plan, and nothing else.
 
-Order per image (design.md §5): blobs (already there → nothing; same registry → mount; else a
-streamed, verified copy), then child manifests by digest, then — after checking the target tag
-once more — the tagged manifest, and finally a read-back of the digest. The tag is the last
-write, so an interrupted apply never leaves a tag on an incomplete image.
+Order per image (design.md §5): blobs (already there → nothing; in another repository of the
+target registry → mount; else a streamed, verified copy), then child manifests by digest, then
+— after checking the target tag once more — the tagged manifest, and finally a read-back of the
+digest. The tag is the last write, so an interrupted apply never leaves a tag on an incomplete
+image. A blob crosses the wire once per run (design.md §12): the repositories that need it
+while its copy is in flight mount it once the copy is done.
 """
 
 from __future__ import annotations
@@ -12,15 +14,15 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 from imagesync import mediatypes
 from imagesync.client import RegistryClient, TransferBroken
+from imagesync.defaults import DEFAULT_PARALLELISM
 from imagesync.errors import DigestMismatch, ImagesyncError
 from imagesync.image import fetch_image
 from imagesync.manifest import Descriptor, Manifest
+from imagesync.mounts import MountSources
 from imagesync.plan import Action, Change, Plan, SubChange
-from imagesync.planner import DEFAULT_PARALLELISM
 from imagesync.reference import Reference, Repository, parse_reference
 from imagesync.referrers import (
     REFERRER,
@@ -33,88 +35,17 @@ from imagesync.referrers import (
     referrer_descriptor,
     referrers_index_problem,
 )
+from imagesync.report import (
+    ApplyListener,
+    ApplyReport,
+    ImageResult,
+    Outcome,
+    SubResult,
+    Transfer,
+)
 
 # How long the main thread waits on the workers before it looks for a signal again.
 SIGNAL_SLICE = 0.2
-
-
-class Outcome(StrEnum):
-    CREATED = "created"
-    SKIPPED = "skipped"
-    CONFLICT = "conflict"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True)
-class Transfer:
-    copied: int = 0
-    mounted: int = 0
-    present: int = 0
-    bytes_copied: int = 0
-
-    def __add__(self, other: Transfer) -> Transfer:
-        return Transfer(
-            self.copied + other.copied,
-            self.mounted + other.mounted,
-            self.present + other.present,
-            self.bytes_copied + other.bytes_copied,
-        )
-
-
-@dataclass(frozen=True)
-class SubResult:
-    kind: str
-    target: str
-    digest: str
-    outcome: Outcome
-    message: str
-
-
-@dataclass(frozen=True)
-class ImageResult:
-    entry: int
-    source: str
-    target: str
-    digest: str | None
-    outcome: Outcome
-    message: str
-    transfer: Transfer = Transfer()
-    subresults: tuple[SubResult, ...] = ()
-
-    @property
-    def failed(self) -> bool:
-        return self.outcome in (Outcome.CONFLICT, Outcome.FAILED) or any(
-            s.outcome in (Outcome.CONFLICT, Outcome.FAILED) for s in self.subresults
-        )
-
-
-@dataclass(frozen=True)
-class ApplyReport:
-    results: tuple[ImageResult, ...]
-    interrupted: bool = False
-
-    @property
-    def failed(self) -> bool:
-        return self.interrupted or any(r.failed for r in self.results)
-
-    def counts(self) -> dict[str, int]:
-        counts = {outcome.value: 0 for outcome in Outcome}
-        for result in self.results:
-            counts[result.outcome.value] += 1
-        return counts
-
-
-class ApplyListener:
-    """Receives progress; the default does nothing. The CLI's progress display overrides it."""
-
-    def image_started(self, change: Change) -> None:
-        """Called when an image's copy begins."""
-
-    def bytes_copied(self, change: Change, count: int) -> None:
-        """Called as blob bytes pass through."""
-
-    def image_finished(self, result: ImageResult) -> None:
-        """Called once per planned change with its outcome."""
 
 
 @dataclass(frozen=True)
@@ -139,32 +70,8 @@ def apply_plan(
 ) -> ApplyReport:
     """Apply every change; on KeyboardInterrupt (or ``cancel`` set) stop starting new work,
     let running images stop before their tag, and report what was and was not done."""
-    options = options or ApplyOptions()
-    cancel = cancel or threading.Event()
-    applier = _Applier(client, options, cancel)
-    results: dict[int, ImageResult] = {}
-    with applier, ThreadPoolExecutor(max_workers=max(1, options.parallelism)) as pool:
-        futures = {pool.submit(applier.apply_change, c): i for i, c in enumerate(plan.changes)}
-        try:
-            # Waits in short slices: the kernel may hand SIGTERM to a worker thread, and its
-            # Python handler then runs only when the main thread next runs bytecode. A wait
-            # without a timeout would hold it off until an image finished, its tag written.
-            pending = set(futures)
-            while pending:
-                done, pending = wait(pending, timeout=SIGNAL_SLICE, return_when=FIRST_COMPLETED)
-                for future in done:
-                    results[futures[future]] = future.result()
-        except KeyboardInterrupt:
-            cancel.set()
-            client.transport.stopping.set()  # a wait before a retry ends now, not in 60 s
-            for future in futures:
-                future.cancel()
-            wait(futures)
-            for future, index in futures.items():
-                if not future.cancelled():
-                    results[index] = future.result()
-    ordered = tuple(results.get(i) or not_started(c) for i, c in enumerate(plan.changes))
-    return ApplyReport(ordered, interrupted=cancel.is_set())
+    with Applier(client, options, cancel) as applier:
+        return applier.apply(plan)
 
 
 def not_started(change: Change) -> ImageResult:
@@ -178,24 +85,100 @@ def not_started(change: Change) -> ImageResult:
     )
 
 
-class _Applier:
+class Applier:
+    """Executes plans; a context manager (its blob workers stop when it closes).
+
+    When plan and apply run in one go (sync, apply -i), plan hands each decision to
+    :meth:`start` as it makes it: a create's blobs begin to copy at once, so the link carries
+    them while the other entries are still being planned. Blobs only: manifests and tags are
+    written by :meth:`apply`, once the whole plan is made, tags last as always.
+    """
+
     def __init__(
-        self, client: RegistryClient, options: ApplyOptions, cancel: threading.Event
+        self,
+        client: RegistryClient,
+        options: ApplyOptions | None = None,
+        cancel: threading.Event | None = None,
     ) -> None:
         self.client = client
-        self.cancel = cancel
-        self.options = options
-        self.listener = options.listener
-        # Blobs get their own pool: image workers wait on blob tasks, blob tasks never wait.
-        self._blob_pool = ThreadPoolExecutor(max_workers=max(1, options.parallelism))
+        self.options = options or ApplyOptions()
+        self.cancel = cancel or threading.Event()
+        self.listener = self.options.listener
+        # Blobs get their own pool: image workers wait on blob tasks, blob tasks never wait
+        # (one that needs a copy in flight asks to be run again when it is done).
+        self._blob_pool = ThreadPoolExecutor(max_workers=max(1, self.options.parallelism))
+        # Manifest writes of an image, side by side; they never wait on anything either.
+        self._manifest_pool = ThreadPoolExecutor(max_workers=max(1, self.options.parallelism))
         self._lock = threading.Lock()
-        self._blob_tasks: dict[tuple[str, str], Future[Transfer]] = {}
+        # Per (target repository, digest): the one task that puts the blob there, and the
+        # target of the change it was started for.
+        self._blob_tasks: dict[tuple[str, str], tuple[Future[Transfer], str]] = {}
+        # Per (target registry, digest): the copy in flight, and the repository it goes to.
+        self._copies: dict[tuple[str, str], tuple[Future[Transfer], Repository]] = {}
+        self._mounts = MountSources(client)
+        # Bytes copied for an image before apply reached it (started early), by entry: the
+        # progress display hears of them when the image starts.
+        self._early: dict[int, int] = {}
+        self._started: set[int] = set()
 
-    def __enter__(self) -> _Applier:
+    def __enter__(self) -> Applier:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if exc[0] is not None:
+            self.stop()
         self._blob_pool.shutdown(wait=True, cancel_futures=True)
+        self._manifest_pool.shutdown(wait=True, cancel_futures=True)
+
+    def stop(self) -> None:
+        """Start nothing new; waits before retries end now rather than in up to 60 s."""
+        self.cancel.set()
+        self.client.transport.stopping.set()
+
+    def start(self, change: Change) -> None:
+        """Begin copying the blobs of a create now (plan has just decided it)."""
+        self._mounts.add(change)
+        if change.action is not Action.CREATE or self.cancel.is_set():
+            return
+        try:
+            source = parse_reference(change.pinned_source)
+            image = fetch_image(self.client, source)  # the manifests plan has just read
+        except ImagesyncError:
+            return  # apply meets it again, and reports it
+        target = parse_reference(change.target).repository
+        self._blob_tasks_for(
+            image.blobs, source.repository, target, lambda n: self._bytes(change, n), change.target
+        )
+
+    def apply(self, plan: Plan, listener: ApplyListener | None = None) -> ApplyReport:
+        """Apply every change of ``plan``, reporting to ``listener``; see :func:`apply_plan`."""
+        if listener is not None:
+            self.listener = listener
+        for change in plan.changes:
+            self._mounts.add(change)
+        results: dict[int, ImageResult] = {}
+        with ThreadPoolExecutor(max_workers=max(1, self.options.parallelism)) as pool:
+            futures = {pool.submit(self.apply_change, c): i for i, c in enumerate(plan.changes)}
+            try:
+                # Waits in short slices: the kernel may hand SIGTERM to a worker thread, and
+                # its Python handler then runs only when the main thread next runs bytecode. A
+                # wait without a timeout would hold it off until an image finished, its tag
+                # written.
+                pending = set(futures)
+                while pending:
+                    done, pending = wait(pending, timeout=SIGNAL_SLICE, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        results[futures[future]] = future.result()
+            except KeyboardInterrupt:
+                self.stop()
+                for future in futures:
+                    future.cancel()
+                wait(futures)
+                for future, index in futures.items():
+                    if not future.cancelled():
+                        results[index] = future.result()
+        ordered = tuple(results.get(i) or not_started(c) for i, c in enumerate(plan.changes))
+        return ApplyReport(ordered, interrupted=self.cancel.is_set())
 
     def apply_change(self, change: Change) -> ImageResult:
         if self.cancel.is_set():
@@ -222,9 +205,12 @@ class _Applier:
                 if self.options.fresh_plan:
                     return _with(base, Outcome.SKIPPED, "already in the target")
                 return self._recheck_skip(change, target, base)
-            self.listener.image_started(change)
+            self._image_started(change)
             outcome, message, transfer = self.copy(
-                parse_reference(change.pinned_source), target, lambda n: self._bytes(change, n)
+                parse_reference(change.pinned_source),
+                target,
+                lambda n: self._bytes(change, n),
+                change.target,
             )
             return _with(base, outcome, message, transfer)
         except ImagesyncError as error:
@@ -234,9 +220,12 @@ class _Applier:
         existing = self.client.head_manifest(target, pull=False)
         if existing is None:
             # It was there at plan time; copy it again rather than report a false success.
-            self.listener.image_started(change)
+            self._image_started(change)
             outcome, message, transfer = self.copy(
-                parse_reference(change.pinned_source), target, lambda n: self._bytes(change, n)
+                parse_reference(change.pinned_source),
+                target,
+                lambda n: self._bytes(change, n),
+                change.target,
             )
             return _with(base, outcome, f"was gone from the target: {message}", transfer)
         if existing.digest != change.digest:
@@ -247,7 +236,19 @@ class _Applier:
             )
         return _with(base, Outcome.SKIPPED, "already in the target")
 
+    def _image_started(self, change: Change) -> None:
+        self.listener.image_started(change)
+        with self._lock:
+            self._started.add(change.entry)
+            early = self._early.pop(change.entry, 0)
+        if early:
+            self.listener.bytes_copied(change, early)
+
     def _bytes(self, change: Change, count: int) -> None:
+        with self._lock:
+            if change.entry not in self._started:
+                self._early[change.entry] = self._early.get(change.entry, 0) + count
+                return
         self.listener.bytes_copied(change, count)
 
     def copy(
@@ -255,10 +256,11 @@ class _Applier:
         source: Reference,
         target: Reference,
         progress: Callable[[int], None],
+        owner: str,
         root: Manifest | None = None,
     ) -> tuple[Outcome, str, Transfer]:
         """Copy the image at ``source`` (by digest; ``root`` its manifest, if read already) to
-        ``target``, tag or digest last."""
+        ``target``, tag or digest last, for the change whose target is ``owner``."""
         assert source.digest is not None
         if target.tag is not None and not self.options.fresh_plan:
             # A tag written since plan spares the copy of its blobs.
@@ -266,11 +268,25 @@ class _Applier:
             if early is not None:
                 return (*early, Transfer())
         image = fetch_image(self.client, source, root)
-        transfer = self._copy_blobs(image.blobs, source.repository, target.repository, progress)
+        if not self.options.fresh_plan:
+            self.client.probe_repository(target.repository)
+        transfer = self._copy_blobs(
+            image.blobs, source.repository, target.repository, progress, owner
+        )
+        self._check_cancel()
+        # By digest, a PUT cannot overwrite anything else: no HEAD needed first. The manifests
+        # of the platforms at once (each a round trip), then any index over them, in order.
+        leaves = [m for m in image.manifests if not m.children]
+        writes = [
+            self._manifest_pool.submit(self.client.put_manifest, target.repository, m.digest, m)
+            for m in leaves
+        ]
+        for write in writes:
+            write.result()
         for manifest in image.manifests:
-            self._check_cancel()
-            # By digest, a PUT cannot overwrite anything else: no HEAD needed first.
-            self.client.put_manifest(target.repository, manifest.digest, manifest)
+            if manifest.children:
+                self._check_cancel()
+                self.client.put_manifest(target.repository, manifest.digest, manifest)
         if target.tag is None:
             self.client.put_manifest(target.repository, image.root.digest, image.root)
             return Outcome.CREATED, "copied", transfer
@@ -292,17 +308,9 @@ class _Applier:
         source: Repository,
         target: Repository,
         progress: Callable[[int], None],
+        owner: str,
     ) -> Transfer:
-        futures: list[tuple[Future[Transfer], bool]] = []
-        with self._lock:
-            for blob in blobs:
-                key = (str(target), blob.digest)
-                shared = key in self._blob_tasks
-                if not shared:
-                    self._blob_tasks[key] = self._blob_pool.submit(
-                        self._ensure_blob, blob, source, target, progress
-                    )
-                futures.append((self._blob_tasks[key], shared))
+        futures = self._blob_tasks_for(blobs, source, target, progress, owner)
         total = Transfer()
         errors: list[BaseException] = []
         for future, shared in futures:
@@ -316,6 +324,50 @@ class _Applier:
         if errors:
             raise errors[0]
         return total
+
+    def _blob_tasks_for(
+        self,
+        blobs: tuple[Descriptor, ...],
+        source: Repository,
+        target: Repository,
+        progress: Callable[[int], None],
+        owner: str,
+    ) -> list[tuple[Future[Transfer], bool]]:
+        """The tasks that put ``blobs`` into ``target``, started now unless they run already;
+        each with whether another change started it (for that one, the blob was there)."""
+        tasks: list[tuple[Future[Transfer], bool]] = []
+        for blob in blobs:
+            key = (str(target), blob.digest)
+            with self._lock:
+                known = self._blob_tasks.get(key)
+                new = known is None
+                if known is None:
+                    known = self._blob_tasks[key] = (Future(), owner)
+            task, started_for = known
+            if new:
+                self._run(task, self._ensure_blob, blob, source, target, progress, task)
+            tasks.append((task, started_for != owner))
+        return tasks
+
+    def _run(
+        self, task: Future[Transfer], step: Callable[..., Transfer | None], *args: object
+    ) -> None:
+        """Run ``step`` on the blob pool; what it returns settles ``task`` (None: a later step,
+        started when the copy it waits for is done, will)."""
+
+        def job() -> None:
+            try:
+                result = step(*args)
+            except BaseException as error:  # the image waiting on it re-raises it
+                task.set_exception(error)
+                return
+            if result is not None:
+                task.set_result(result)
+
+        try:
+            self._blob_pool.submit(job)
+        except RuntimeError as error:  # the pool is gone: nobody else would settle the task
+            task.set_exception(error)
 
     def _tag_state(self, target: Reference, digest: str) -> tuple[Outcome, str] | None:
         """None when the tag is free to write; else skip (same digest) or conflict."""
@@ -340,14 +392,60 @@ class _Applier:
         source: Repository,
         target: Repository,
         progress: Callable[[int], None],
-    ) -> Transfer:
+        task: Future[Transfer],
+    ) -> Transfer | None:
+        """Put ``blob`` into ``target``: nothing if it is there, a mount if another repository
+        of the target registry has it (or is about to), else a copy."""
         self._check_cancel()
         if self.client.blob_size(target, blob.digest) is not None:
             return Transfer(present=1)
-        if source.endpoint == target.endpoint and self.client.mount_blob(
-            target, blob.digest, source
-        ):
+        holder = self._mounts.holder(blob.digest, source, target)
+        if holder is not None:
+            return self._mount_or_copy(blob, source, target, holder, progress)
+        key = (target.endpoint, blob.digest)
+        with self._lock:
+            # Looked at again under the lock: a copy may have finished, or begun, meanwhile.
+            holder = self.client.holder(target.endpoint, blob.digest, other_than=target)
+            copying = self._copies.get(key)
+            if copying is not None and copying[0].done() and copying[0].exception():
+                copying = None  # it failed: this one copies
+            if holder is None and copying is None:
+                self._copies[key] = (task, target)
+        if holder is not None:
+            return self._mount_or_copy(blob, source, target, holder, progress)
+        if copying is None:
+            return self._copy(blob, source, target, progress)
+        first, where = copying
+
+        def when_copied(_: Future[Transfer]) -> None:
+            self._run(task, self._mount_or_copy, blob, source, target, where, progress)
+
+        first.add_done_callback(when_copied)
+        return None
+
+    def _mount_or_copy(
+        self,
+        blob: Descriptor,
+        source: Repository,
+        target: Repository,
+        holder: Repository,
+        progress: Callable[[int], None],
+    ) -> Transfer:
+        self._check_cancel()
+        answer = self.client.mount_blob(target, blob.digest, holder)
+        if answer.mounted:
             return Transfer(mounted=1)
+        # Not there after all: the upload session the refusal opened takes the copy.
+        return self._copy(blob, source, target, progress, answer.session)
+
+    def _copy(
+        self,
+        blob: Descriptor,
+        source: Repository,
+        target: Repository,
+        progress: Callable[[int], None],
+        session: str | None = None,
+    ) -> Transfer:
         attempts = self.client.transport.retry.attempts
         for attempt in range(1, attempts + 1):
             sent = 0
@@ -358,12 +456,14 @@ class _Applier:
                 progress(count)
 
             try:
-                self.client.copy_blob(source, target, blob, counted)
+                self.client.copy_blob(source, target, blob, counted, session)
                 return Transfer(copied=1, bytes_copied=blob.size)
             except (TransferBroken, DigestMismatch) as error:
-                # A stream cannot be rewound: the retry starts a fresh download and upload.
+                # A stream cannot be rewound: the retry starts a fresh download and upload
+                # (in a fresh session: the broken one may be gone).
                 # Other errors come from requests the transport has retried already.
                 progress(-sent)
+                session = None
                 if attempt == attempts:
                     raise
                 self._check_cancel()
@@ -421,7 +521,7 @@ class _Applier:
             root = check_attached(self.client, source_repository, sub.kind, subject, sub.digest)
             graph.add(sub.digest)
             source = attached_source(sub.kind, source_repository, subject, sub.digest)
-            outcome, message, _ = self.copy(source, target, lambda n: None, root)
+            outcome, message, _ = self.copy(source, target, lambda n: None, str(target), root)
             return result(outcome, message)
         except ImagesyncError as error:
             return result(Outcome.FAILED, str(error))

@@ -1,4 +1,12 @@
-"""The command line: parses options and calls library functions; no logic of its own."""
+"""The command line: parses options and calls library functions; no logic of its own.
+
+Start-up is cheap by design. At import this module loads click and the defaults that --help
+shows (``defaults.py``, ``retry.py``), nothing else: each command imports the library functions
+it calls when it runs. Below those, the package keeps values apart from machinery (the plan and
+the apply report are values; the planner and applier take a client; the network stack loads
+behind ``connection.open_client``), so ``validate`` and ``show`` load no network code either
+(``tests/test_startup.py`` holds both).
+"""
 
 from __future__ import annotations
 
@@ -7,31 +15,29 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from click.core import ParameterSource
 
 from imagesync import __version__
-from imagesync.applier import ApplyOptions, ApplyReport, apply_plan
-from imagesync.client import RegistryClient
-from imagesync.connection import ConnectionOptions, open_client
-from imagesync.diagnostics import Problem, count
+from imagesync.defaults import DEFAULT_PARALLELISM, FORMATS
 from imagesync.errors import ImagesyncError
-from imagesync.imagesfile import ImagesFile, InvalidImagesFile, load_images_file
-from imagesync.logs import configure_logging
-from imagesync.plan import Plan
-from imagesync.plancheck import check_plan
-from imagesync.plandiff import DIFF_FORMATS, diff_command
-from imagesync.plankey import PLAN_KEY_ENV, plan_key_from_environment
-from imagesync.planner import DEFAULT_PARALLELISM, PlanOptions, make_plan
-from imagesync.progress import progress_for
-from imagesync.reference import Repository
-from imagesync.render import FORMATS, render_plan, render_report
 from imagesync.retry import DEFAULT_ATTEMPTS
+
+if TYPE_CHECKING:
+    from imagesync.applier import Applier
+    from imagesync.client import RegistryClient
+    from imagesync.connection import ConnectionOptions
+    from imagesync.diagnostics import Problem
+    from imagesync.imagesfile import ImagesFile
+    from imagesync.plan import Plan
+    from imagesync.planner import PlanOptions
+    from imagesync.reference import Repository
+    from imagesync.report import ApplyReport
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -98,6 +104,30 @@ def fail(error: ImagesyncError) -> None:
     sys.exit(1)
 
 
+def run() -> None:
+    """The ``imagesync`` command (and ``python -m imagesync``): :func:`main`, then an exit
+    that skips tearing the interpreter down.
+
+    Every module, connection and thread pool would be freed one by one on the way out (tens of
+    milliseconds on a small machine) for nothing: the output is flushed here, the files were
+    closed where they were written, and the pools are shut down by then. Tests call
+    :func:`main` itself.
+    """
+    try:
+        main()
+        code: object = 0
+    except SystemExit as exit_:
+        code = exit_.code
+    if not isinstance(code, int):
+        if code is not None:
+            print(code, file=sys.stderr)  # what SystemExit("text") would have printed
+        code = 0 if code is None else 1
+    for stream in (sys.stdout, sys.stderr):
+        with suppress(OSError, ValueError):  # a reader that went away (| head) or closed it
+            stream.flush()
+    os._exit(code)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="imagesync")
 def main() -> None:
@@ -115,6 +145,9 @@ def validate(images_file: str, target: str | None) -> None:
 
     Exits 0 when the file is valid (warnings allowed), 1 when it has errors.
     """
+    from imagesync.diagnostics import count
+    from imagesync.imagesfile import InvalidImagesFile, load_images_file
+
     try:
         images = load_images_file(images_file, target)
     except InvalidImagesFile as error:
@@ -135,6 +168,9 @@ def validate(images_file: str, target: str | None) -> None:
 @contextmanager
 def _user_errors() -> Iterator[None]:
     """Errors users can act on end the command with their message and fix, no traceback."""
+    from imagesync.diagnostics import count
+    from imagesync.imagesfile import InvalidImagesFile
+
     try:
         yield
     except InvalidImagesFile as error:
@@ -243,13 +279,21 @@ class Session:
     plan_options: PlanOptions
 
     def load_images(self, default_target: str | None = None) -> ImagesFile:
+        from imagesync.imagesfile import load_images_file
+
         return load_images_file(self.images_file, self.target, default_target)
 
     def client(self, target_prefix: Repository) -> RegistryClient:
+        from imagesync.connection import open_client
+
         return open_client(self.connection, target_prefix.endpoint)
 
 
 def _session(images_file: str, target: str | None, **options: Any) -> Session:
+    from imagesync.connection import ConnectionOptions
+    from imagesync.logs import configure_logging
+    from imagesync.planner import PlanOptions
+
     if options.get("no_signatures") and options.get("require_signatures"):
         raise click.UsageError(
             "--require-signatures needs the signatures that --no-signatures leaves out; "
@@ -281,13 +325,20 @@ def _write_step_summary(markdown: str) -> None:
             summary.write(markdown + "\n")
 
 
-def _run_plan(session: Session) -> tuple[Plan, RegistryClient]:
-    """The plan, and the client that made it: apply in the same run goes on with it (its
-    connections, tokens and what it learnt)."""
+def _run_plan(
+    session: Session, run: ExitStack | None = None
+) -> tuple[Plan, RegistryClient, Applier | None]:
+    """The plan, and the client that made it. With ``run`` (apply follows at once), also the
+    applier, open until ``run`` closes: it goes on with the client (its connections, tokens
+    and what it learnt) and has begun each create's blob copies as plan decided it."""
+    from imagesync.planner import make_plan
+
     images = session.load_images()
     report_problems(images.warnings)
     client = session.client(images.target_prefix)
-    return make_plan(images, client, session.plan_options), client
+    applier = run.enter_context(_applier(session, client, fresh=True)) if run else None
+    on_change = applier.start if applier else None
+    return make_plan(images, client, session.plan_options, on_change), client, applier
 
 
 def _plan_exit_code(plan: Plan, detailed: bool) -> int:
@@ -318,10 +369,13 @@ def plan(
     **options: Any,
 ) -> None:
     """Resolve every image against its source and the target; write a reviewable plan."""
+    from imagesync.plankey import plan_key_from_environment
+    from imagesync.render import render_plan
+
     session = _session(images_file, target, **options)
     with _user_errors():
         key = plan_key_from_environment()
-        result, _ = _run_plan(session)
+        result, _, _ = _run_plan(session)
         if out:
             result.write(out, key)
     click.echo(render_plan(result, fmt, changed_only=changed_only), nl=False)
@@ -347,13 +401,18 @@ def apply(
     plan_file: str | None, images_file: str | None, target: str | None, fmt: str, **options: Any
 ) -> None:
     """Execute a saved plan (or, with -i and no PLAN, plan and apply in one go)."""
+    from imagesync.plan import Plan
+    from imagesync.plancheck import check_plan
+    from imagesync.plankey import PLAN_KEY_ENV, plan_key_from_environment
+    from imagesync.render import render_plan, render_report
+
     if plan_file is None and images_file is None:
         raise click.UsageError("give a PLAN file, or -i FILE to plan and apply at once")
     session = _session(images_file or DEFAULT_IMAGES_FILE, target, **options)
-    with _user_errors():
-        client = None
+    with _user_errors(), ExitStack() as run:
+        applier = None
         if plan_file is None:
-            saved, client = _run_plan(session)
+            saved, _, applier = _run_plan(session, run)
             click.echo(render_plan(saved, "text"), nl=False, err=fmt != "text")
         else:
             key = plan_key_from_environment()
@@ -366,22 +425,33 @@ def apply(
                 )
             images = session.load_images(saved.target_prefix) if images_file else None
             check_plan(saved, images, target)
-        report = _apply(session, saved, client)
+        report = _apply(session, saved, applier)
     click.echo(render_report(report, fmt), nl=False)
     _write_step_summary(render_report(report, "markdown"))
     sys.exit(1 if report.failed else 0)
 
 
-def _apply(session: Session, saved: Plan, planner: RegistryClient | None = None) -> ApplyReport:
-    """Apply ``saved``; ``planner`` is the client that made it in this run, if one did."""
+def _applier(session: Session, client: RegistryClient, *, fresh: bool) -> Applier:
+    """An applier; ``fresh``: the plan is being made by this process, now."""
+    from imagesync.applier import Applier, ApplyOptions
+
     # SIGTERM (CI cancelling a job) stops apply the way Ctrl-C does: no new work, no tag
     # on an incomplete image, a report of what was done.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    fresh = planner is not None
-    client = planner or session.client(saved.prefix)
-    with progress_for(saved) as listener:
-        options = ApplyOptions(session.plan_options.parallelism, listener, fresh)
-        return apply_plan(saved, client, options)
+    options = ApplyOptions(session.plan_options.parallelism, fresh_plan=fresh)
+    return Applier(client, options)
+
+
+def _apply(session: Session, saved: Plan, applier: Applier | None = None) -> ApplyReport:
+    """Apply ``saved`` with ``applier`` (the one plan fed in this run), or a new one."""
+    from imagesync.progress import progress_for
+
+    with ExitStack() as run:
+        if applier is None:
+            client = session.client(saved.prefix)
+            applier = run.enter_context(_applier(session, client, fresh=False))
+        with progress_for(saved) as listener:
+            return applier.apply(saved, listener)
 
 
 @main.command()
@@ -390,6 +460,9 @@ def _apply(session: Session, saved: Plan, planner: RegistryClient | None = None)
 @click.option("--changed-only", is_flag=True, help="Leave unchanged images out of the output")
 def show(plan_file: str, fmt: str, changed_only: bool) -> None:
     """Render a saved plan as text, JSON or Markdown."""
+    from imagesync.plan import Plan
+    from imagesync.render import render_plan
+
     with _user_errors():
         saved = Plan.read(plan_file)
     click.echo(render_plan(saved, fmt, changed_only=changed_only), nl=False)
@@ -407,15 +480,16 @@ def show(plan_file: str, fmt: str, changed_only: bool) -> None:
 @connection_options
 def sync(images_file: str, target: str | None, dry_run: bool, **options: Any) -> None:
     """The image-syncer's interface: plan, then apply unless --dry-run."""
+    from imagesync.render import render_plan, render_report
+
     session = _session(images_file, target, **options)
-    with _user_errors():
-        planned, client = _run_plan(session)
-    click.echo(render_plan(planned, "text"), nl=False)
-    _write_step_summary(render_plan(planned, "markdown"))
-    if dry_run:
-        sys.exit(_plan_exit_code(planned, False))
-    with _user_errors():
-        report = _apply(session, planned, client)
+    with _user_errors(), ExitStack() as run:
+        planned, _, applier = _run_plan(session, None if dry_run else run)
+        click.echo(render_plan(planned, "text"), nl=False)
+        _write_step_summary(render_plan(planned, "markdown"))
+        if dry_run:
+            sys.exit(_plan_exit_code(planned, False))
+        report = _apply(session, planned, applier)
     click.echo(render_report(report, "text"), nl=False)
     _write_step_summary(render_report(report, "markdown"))
     sys.exit(1 if report.failed else 0)
@@ -424,9 +498,11 @@ def sync(images_file: str, target: str | None, dry_run: bool, **options: Any) ->
 @main.command()
 @click.argument("old", type=click.Path(dir_okay=False))
 @click.argument("new", type=click.Path(dir_okay=False))
-@format_option(DIFF_FORMATS)
+@format_option(FORMATS)
 def diff(old: str, new: str, fmt: str) -> None:
     """Compare two saved plans image by image; exit 0 when the same, 2 when they differ."""
+    from imagesync.plandiff import diff_command
+
     with _user_errors():
         output, code = diff_command(old, new, fmt)
     click.echo(output, nl=False)

@@ -18,7 +18,7 @@ import urllib3
 
 from imagesync import mediatypes
 from imagesync.document import json_object
-from imagesync.errors import DigestMismatch, RegistryError
+from imagesync.errors import AuthenticationFailed, DigestMismatch, RegistryError
 from imagesync.manifest import MAX_MANIFEST_BYTES, Descriptor, Manifest, sha256_digest
 from imagesync.netfailure import broken_body
 from imagesync.redact import excerpt
@@ -37,7 +37,11 @@ from imagesync.transport import (
 
 log = logging.getLogger("imagesync.client")
 
+# A blob passes in chunks of up to CHUNK_SIZE (fewer, larger writes on fast links). The first
+# is FIRST_CHUNK and each next one twice the last: a chunk is read whole before it is sent, so
+# on a slow link a large first chunk would hold the upload back while it arrives.
 CHUNK_SIZE = 1024 * 1024
+FIRST_CHUNK = 64 * 1024
 # Config blobs are read whole to learn the platform; real ones are a few KiB.
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 # Manifests kept for reuse within a run: plenty for tens of thousands of real ones.
@@ -72,6 +76,15 @@ class TransferBroken(RegistryError):
     ) -> None:
         super().__init__(message, hint, status=status)
         self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class MountAnswer:
+    """What a mount request came to: the blob linked, or else the upload session the registry
+    opened instead (None when it opened none), for the copy that follows."""
+
+    mounted: bool
+    session: str | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +123,13 @@ class RegistryClient:
         self._manifests: dict[tuple[str, str], Manifest] = {}
         self._manifest_bytes = 0
         self._blobs: dict[tuple[str, str], int | None] = {}
+        # Per (registry, digest), the repositories of that registry seen holding the blob, or
+        # given it by this run (True): where a mount can take it from.
+        self._holders: dict[tuple[str, str], list[tuple[Repository, bool]]] = {}
+        # Repositories their own registry called unknown (404 NAME_UNKNOWN): they hold no
+        # blob, so asking for each one would be a request per blob for nothing.
+        self._unknown: set[str] = set()
+        self._probed: set[str] = set()
 
     # -- manifests -------------------------------------------------------------------------
 
@@ -378,14 +398,68 @@ class RegistryClient:
         with self._lock:
             if key in self._blobs:
                 return self._blobs[key]
+            if str(repository) in self._unknown:
+                return None
         size = self._head_blob(repository, digest)
         with self._lock:
             self._blobs[key] = size
+            if size is not None:
+                self._add_holder(repository, digest, given=False)
         return size
+
+    def probe_repository(self, repository: Repository) -> None:
+        """Ask once whether ``repository`` exists, before asking for its blobs one by one.
+
+        A new repository in the target (a cold mirror) holds no blob: one request that says
+        so spares a HEAD per blob. ``tags/list?n=1`` answers 404 NAME_UNKNOWN for it (where the
+        distribution registry answers MANIFEST_UNKNOWN for any missing manifest); any other
+        answer leaves the blobs to be asked for.
+        """
+        key = str(repository)
+        with self._lock:
+            if key in self._probed or key in self._unknown:
+                return
+            self._probed.add(key)
+        try:
+            response = self._send(
+                Endpoint(repository.endpoint, repository),
+                "GET",
+                f"/v2/{repository.path}/tags/list?n=1",
+            )
+        except RegistryError as error:  # only a shortcut: the blobs are asked for instead
+            log.debug("could not tell whether %s exists: %s", repository, error.message)
+            return
+        if response.status_code == 404 and registry_message(response)[1] == "NAME_UNKNOWN":
+            with self._lock:
+                self._unknown.add(key)
+        response.close()
+
+    def holder(
+        self, registry: str, digest: str, other_than: Repository, *, given: bool = True
+    ) -> Repository | None:
+        """A repository of ``registry`` this run has seen holding the blob, or (``given``) has
+        given it to, other than ``other_than``: one to mount it from. None when none is known.
+        """
+        with self._lock:
+            known = self._holders.get((registry, digest), ())
+            return next((r for r, by_us in known if r != other_than and (given or not by_us)), None)
+
+    def may_hold(self, repository: Repository, digest: str) -> None:
+        """Note a repository whose manifests list the blob (a skipped image's): a place to try
+        a mount from, though not a sign that the blob is there."""
+        with self._lock:
+            self._add_holder(repository, digest, given=False)
 
     def _blob_arrived(self, repository: Repository, digest: str, size: int = 0) -> None:
         with self._lock:
             self._blobs[(str(repository), digest)] = size
+            self._add_holder(repository, digest, given=True)
+
+    def _add_holder(self, repository: Repository, digest: str, *, given: bool) -> None:
+        known = self._holders.setdefault((repository.endpoint, digest), [])
+        # A few suffice: any one of them serves a mount.
+        if len(known) < 4 and all(r != repository for r, _ in known):
+            known.append((repository, given))
 
     def _head_blob(self, repository: Repository, digest: str) -> int | None:
         response = self.transport.request(
@@ -410,30 +484,37 @@ class RegistryClient:
             raise DigestMismatch(f"blob {digest} from {repository} does not match its digest")
         return data
 
-    def mount_blob(self, target: Repository, digest: str, source: Repository) -> bool:
-        """Ask the registry to link a blob from another repository; True when it did."""
-        response = self.transport.request(
-            "POST",
-            target.endpoint,
-            f"/v2/{target.path}/blobs/uploads/",
-            params={"mount": digest, "from": source.path},
-            scopes=[push_scope(target.path), pull_scope(source.path)],
-        )
+    def mount_blob(self, target: Repository, digest: str, source: Repository) -> MountAnswer:
+        """Ask the registry to link a blob from another of its repositories into ``target``.
+
+        A registry that cannot (the blob is not in ``source``, or it does not mount) opens an
+        upload session instead (202): the answer carries it, and the copy streams into it, so
+        a refused mount costs no request of its own. A registry that refuses the request
+        itself (no pull rights on ``source``, no mount support) is answered by a copy too.
+        """
+        what = f"mount {digest} from {source} into {target}"
+        try:
+            response = self.transport.request(
+                "POST",
+                target.endpoint,
+                f"/v2/{target.path}/blobs/uploads/",
+                params={"mount": digest, "from": source.path},
+                scopes=[push_scope(target.path), pull_scope(source.path)],
+            )
+        except AuthenticationFailed as error:
+            log.debug("%s: %s; copying instead", what, error.message)
+            return MountAnswer(mounted=False)
         if response.status_code == 201:
             self._blob_arrived(target, digest)
-            return True
-        # 202 means "mount refused, here is an upload session instead": cancel it, the caller
-        # streams the blob with a fresh session and its own retry.
+            return MountAnswer(mounted=True)
         if response.status_code == 202 and response.headers.get("Location"):
-            self.transport.request(
-                "DELETE",
-                target.endpoint,
-                self._location(target, response),
-                scopes=[push_scope(target.path)],
-            ).close()
-            return False
-        raise_for_status(response, f"mount {digest} into {target}")
-        return False
+            return MountAnswer(mounted=False, session=self._location(target, response))
+        if 400 <= response.status_code < 500 and response.status_code not in (401, 429):
+            detail, _ = registry_message(response)
+            log.debug("%s: %s %s; copying instead", what, response.status_code, detail)
+            return MountAnswer(mounted=False)
+        raise_for_status(response, what)
+        return MountAnswer(mounted=False)
 
     def copy_blob(
         self,
@@ -441,30 +522,57 @@ class RegistryClient:
         target: Repository,
         blob: Descriptor,
         progress: Progress | None = None,
+        session: str | None = None,
     ) -> None:
         """Stream one blob from source to target, checking its sha256 as the bytes pass.
 
         Nothing is held in memory beyond one chunk, and nothing touches disk. A digest or size
         mismatch aborts the upload before its last byte is sent, so the target never stores it.
+        ``session`` is an upload location the target opened already (a refused mount's).
 
         The download and the upload session are requests the transport retries. What breaks
         once bytes flow (a reset or truncated download, an upload that fails) raises
         TransferBroken, and a body that does not hash to its digest DigestMismatch: the caller
         may start the copy again.
         """
+        if session is None:
+            session = self.start_upload(target)
+        # The upload session is opened before the wait for a stream: a small request, it goes
+        # out while other blobs stream, and this one's stream starts with its GET. The stream
+        # is given back once the last byte is sent: the wait for the registry's answer uses no
+        # bandwidth, and the next blob's download can begin meanwhile.
+        slot = _Slot(self.transport.streams(target.endpoint))
+        try:
+            self._stream_blob(source, target, blob, progress, session, slot.release)
+        finally:
+            slot.release()
+
+    def start_upload(self, target: Repository) -> str:
+        """Open an upload session in ``target``; its location."""
+        start = self.transport.request(
+            "POST",
+            target.endpoint,
+            f"/v2/{target.path}/blobs/uploads/",
+            scopes=[push_scope(target.path)],
+        )
+        raise_for_status(start, f"start upload to {target}")
+        return self._location(target, start)
+
+    def _stream_blob(
+        self,
+        source: Repository,
+        target: Repository,
+        blob: Descriptor,
+        progress: Progress | None,
+        session: str,
+        sent: Callable[[], None],
+    ) -> None:
         path = f"/v2/{source.path}/blobs/{blob.digest}"
         download, _ = self._read(source, "GET", path, pull=True, stream=True)
         try:
             raise_for_status(download, f"GET blob {blob.digest} from {source}")
-            start = self.transport.request(
-                "POST",
-                target.endpoint,
-                f"/v2/{target.path}/blobs/uploads/",
-                scopes=[push_scope(target.path)],
-            )
-            raise_for_status(start, f"start upload to {target}")
-            location = self._location(target, start, digest=blob.digest)
-            body = VerifyingBody(download, blob, progress, f"{source}")
+            location = _with_digest(session, blob.digest)
+            body = VerifyingBody(download, blob, progress, f"{source}", sent)
             what = f"upload of blob {blob.digest} to {target}"
             try:
                 finish = self.transport.request(
@@ -519,6 +627,9 @@ class RegistryClient:
         404. The transport reads it to that limit, and reads it again when it breaks off."""
         response, _ = self._read(repository, "GET", path, pull, headers=headers, limit=limit, at=at)
         if missing_ok and response.status_code == 404:
+            if not pull and at is None and registry_message(response)[1] == "NAME_UNKNOWN":
+                with self._lock:
+                    self._unknown.add(str(repository))
             return None
         raise_for_status(response, what)
         return response.content, response
@@ -577,9 +688,7 @@ class RegistryClient:
             method, endpoint.host, path, scopes=[scope], headers=headers, stream=stream, limit=limit
         )
 
-    def _location(
-        self, target: Repository, response: requests.Response, digest: str | None = None
-    ) -> str:
+    def _location(self, target: Repository, response: requests.Response) -> str:
         location = response.headers.get("Location")
         if not location:
             raise RegistryError(f"{target.endpoint} started an upload but sent no Location")
@@ -595,12 +704,21 @@ class RegistryClient:
                 f"{shown_url(location)}",
                 "check the registry's configuration (its public URL, X-Forwarded-Proto)",
             )
-        if digest is None:
-            return absolute
-        parts = urlsplit(absolute)
-        query = f"{parts.query}&" if parts.query else ""
-        query += urlencode({"digest": digest})
-        return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+        return absolute
+
+
+class _Slot:
+    """One of a semaphore's slots, taken now and given back once, whoever asks first."""
+
+    def __init__(self, semaphore: threading.BoundedSemaphore) -> None:
+        self._semaphore = semaphore
+        self._held = True
+        semaphore.acquire()
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._semaphore.release()
 
 
 class VerifyingBody:
@@ -618,11 +736,13 @@ class VerifyingBody:
         blob: Descriptor,
         progress: Progress | None,
         source: str = "the source",
+        sent: Callable[[], None] | None = None,
     ):
-        self._chunks: Iterator[bytes] = download.raw.stream(CHUNK_SIZE, decode_content=False)
+        self._chunks: Iterator[bytes] = _chunks(download)
         self._blob = blob
         self._source = source
         self._progress = progress
+        self._sent_all = sent
         self._hash = hashlib.sha256()
         self._sent = 0
 
@@ -640,6 +760,9 @@ class VerifyingBody:
                 ) from None
             self._check(chunk)
             if not chunk:
+                # Asked for more after the last chunk: every byte is with the socket.
+                if self._sent_all:
+                    self._sent_all()
                 return
             if self._progress:
                 self._progress(len(chunk))
@@ -660,6 +783,22 @@ class VerifyingBody:
             actual = "sha256:" + self._hash.hexdigest()
             if actual != self._blob.digest:
                 raise DigestMismatch(f"blob {self._blob.digest} arrived with digest {actual}")
+
+
+def _chunks(download: requests.Response) -> Iterator[bytes]:
+    """The body as it arrives, undecoded, in chunks from FIRST_CHUNK up to CHUNK_SIZE."""
+    size = FIRST_CHUNK
+    while chunk := download.raw.read(size, decode_content=False):
+        yield chunk
+        size = min(2 * size, CHUNK_SIZE)
+
+
+def _with_digest(location: str, digest: str) -> str:
+    """An upload location with the ``digest`` query that completes the upload."""
+    parts = urlsplit(location)
+    query = f"{parts.query}&" if parts.query else ""
+    query += urlencode({"digest": digest})
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
 
 
 def _digest_like(data: bytes, expected: str) -> str:

@@ -1,4 +1,9 @@
-"""Builds the registry client from what the user gave: config, credentials, retries."""
+"""Builds the registry client from what the user gave: config, credentials, retries.
+
+The one door to the network stack: :func:`open_client` loads the client, the transport and
+through them requests, urllib3 and oras when a command first talks to a registry. What comes
+before that (options, ``--help``, ``validate``, ``show``) loads none of them.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,14 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from imagesync.auth import CredentialStore
-from imagesync.client import RegistryClient
 from imagesync.errors import ConfigError
 from imagesync.registries import load_registries_config
 from imagesync.retry import DEFAULT_ATTEMPTS, RetryPolicy
-from imagesync.transport import Transport
+
+if TYPE_CHECKING:
+    from imagesync.client import RegistryClient
 
 # Seconds before the first retry (doubling per attempt); tests and impatient users shorten it.
 BASE_DELAY_ENV = "IMAGESYNC_RETRY_BASE_DELAY"
@@ -35,6 +41,10 @@ class ConnectionOptions:
 
 def open_client(options: ConnectionOptions, target_registry: str) -> RegistryClient:
     """A client whose target credentials (token or key file) apply to ``target_registry`` only."""
+    from imagesync.auth import CredentialStore
+    from imagesync.client import RegistryClient
+    from imagesync.transport import Transport
+
     credentials = CredentialStore(
         target_registry=target_registry,
         access_token=options.access_token,

@@ -24,10 +24,9 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from jsonschema import Draft202012Validator, ValidationError
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.events import AliasEvent, NodeEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -46,6 +45,10 @@ from imagesync.reference import (
     parse_reference,
     parse_registry_prefix,
 )
+
+if TYPE_CHECKING:
+    from jsonschema import ValidationError
+    from jsonschema.protocols import Validator
 
 SCHEMA_PACKAGE = "imagesync.schemas"
 SCHEMA_NAME = "images.schema.json"
@@ -204,6 +207,16 @@ def images_schema() -> dict[str, Any]:
     text = files(SCHEMA_PACKAGE).joinpath(SCHEMA_NAME).read_text(encoding="utf-8")
     schema: dict[str, Any] = json.loads(text)
     return schema
+
+
+@cache
+def _validator() -> Validator:
+    # jsonschema takes longer to import than the rest of the command line together; only
+    # commands that read an images file pay for it.
+    from jsonschema import Draft202012Validator
+
+    validator: Validator = Draft202012Validator(images_schema())
+    return validator
 
 
 @dataclass
@@ -421,8 +434,7 @@ class _Checker:
             return str(node.value)
 
     def check_schema(self) -> None:
-        validator = Draft202012Validator(images_schema())
-        for error in validator.iter_errors(self.document.value):
+        for error in _validator().iter_errors(self.document.value):
             self.schema_problem(error)
 
     def schema_problem(self, error: ValidationError) -> None:

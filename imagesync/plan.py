@@ -14,14 +14,16 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
-from typing import Any
-
-import jsonschema
+from typing import TYPE_CHECKING, Any
 
 from imagesync.errors import ImagesyncError, PlanRejected, shorten
 from imagesync.inputfile import InputTooLarge, UnreadableInput, read_input
 from imagesync.plankey import PLAN_KEY_ENV, PlanKey
 from imagesync.reference import Repository, parse_reference, parse_registry_prefix
+
+if TYPE_CHECKING:
+    from jsonschema import ValidationError
+    from jsonschema.protocols import Validator
 
 FORMAT_VERSION = 1
 # A plan is a few KiB per image; anything near this is not a plan we wrote.
@@ -68,9 +70,21 @@ class Change:
     platforms: tuple[str, ...] = ()
     target_digest: str | None = None
     warnings: tuple[str, ...] = ()
+    # What the target repository lacks; of that, what comes by cross-repository mount (no
+    # bytes cross the wire) rather than by copy. Plans before the mount figures read as 0.
     blobs_to_transfer: int = 0
     bytes_to_transfer: int = 0
     subchanges: tuple[SubChange, ...] = ()
+    blobs_to_mount: int = 0
+    bytes_to_mount: int = 0
+
+    @property
+    def blobs_to_copy(self) -> int:
+        return self.blobs_to_transfer - self.blobs_to_mount
+
+    @property
+    def bytes_to_copy(self) -> int:
+        return self.bytes_to_transfer - self.bytes_to_mount
 
     @property
     def pinned_source(self) -> str:
@@ -202,6 +216,11 @@ class Plan:
         )
         if document["summary"] != plan.summary():
             raise PlanRejected(f"{where}: the summary does not match the changes", "re-run plan")
+        for change in plan.changes:
+            if change.blobs_to_copy < 0 or change.bytes_to_copy < 0:
+                raise PlanRejected(
+                    f"{where}: entry {change.entry} mounts more than it transfers", "re-run plan"
+                )
         _check_references(plan, where)
         return plan
 
@@ -225,7 +244,7 @@ class Plan:
         return cls.from_document(document, str(source), key)
 
 
-def _error_order(error: jsonschema.ValidationError) -> list[tuple[int, int, str]]:
+def _error_order(error: ValidationError) -> list[tuple[int, int, str]]:
     # Paths mix list positions and keys; compare them without comparing an int to a str.
     return [(0, p, "") if isinstance(p, int) else (1, 0, str(p)) for p in error.absolute_path]
 
@@ -305,6 +324,10 @@ def _change_from(document: dict[str, Any]) -> Change:
 
 
 @functools.cache
-def _validator() -> jsonschema.protocols.Validator:
+def _validator() -> Validator:
+    # Loaded when a plan is first read: writing one, or --help, needs no jsonschema.
+    from jsonschema import Draft202012Validator
+
     text = resources.files("imagesync.schemas").joinpath("plan.schema.json").read_text()
-    return jsonschema.Draft202012Validator(json.loads(text))
+    validator: Validator = Draft202012Validator(json.loads(text))
+    return validator

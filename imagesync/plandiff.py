@@ -10,10 +10,10 @@ and ``media_type``, the ``platforms``, the digest already in the target (``targe
 ``warnings``, and the signature/referrer sub-changes (matched by their own target). Left out on
 purpose: what always differs between two runs (``created``, ``checksum``, ``tool``), where the
 entry sits in the file (``entry``, ``line``), the prose ``reason`` (it follows from the fields
-above), and the transfer estimate (``blobs_to_transfer``, ``bytes_to_transfer``), which moves
-whenever the target gains a shared layer although no decision changed. Per plan: the target
-prefix, the images file's sha256 (not its path: the same file read from another directory is the
-same input) and the plan-level warnings.
+above), and the transfer estimates (``blobs_to_transfer``, ``bytes_to_transfer``, and what of
+them comes by mount), which move whenever the target gains a shared layer although no decision
+changed. Per plan: the target prefix, the images file's sha256 (not its path: the same file read
+from another directory is the same input) and the plan-level warnings.
 
 deepdiff finds the differences; this module groups them by field so that a list such as the
 platforms is reported whole ("a, b -> a") rather than element by element.
@@ -27,11 +27,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, TypeAlias
 
+from imagesync.defaults import FORMATS
 from imagesync.plan import Change, Plan, SubChange
 
 JsonValue: TypeAlias = str | int | float | bool | list["JsonValue"] | dict[str, "JsonValue"] | None
 
-DIFF_FORMATS = ("text", "json", "markdown")
 # Exit codes of `imagesync diff`: the same convention as `plan --detailed-exitcode`
 # (2 = there is something to look at); 1 stays reserved for errors (an unreadable plan).
 EXIT_SAME = 0
@@ -237,7 +237,7 @@ def render_diff(diff: PlanDiff, fmt: str) -> str:
         return diff_markdown(diff)
     if fmt == "text":
         return diff_text(diff)
-    raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(DIFF_FORMATS)}")
+    raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
 
 
 def show_value(value: JsonValue) -> str:

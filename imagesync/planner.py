@@ -7,18 +7,21 @@ Entries resolve concurrently; the plan keeps file order.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from imagesync import __version__, mediatypes
-from imagesync.client import Endpoint, RegistryClient
+from imagesync.defaults import DEFAULT_PARALLELISM
 from imagesync.document import json_object
 from imagesync.errors import ImagesyncError
 from imagesync.image import fetch_image
 from imagesync.imagesfile import ImageEntry, ImagesFile
 from imagesync.manifest import LINUX_AMD64, Descriptor, Manifest, Platform
+from imagesync.mounts import with_mounts
 from imagesync.plan import Action, Change, ImagesFileInfo, Plan, SubChange
 from imagesync.reference import Reference, Repository, parse_reference
 from imagesync.referrers import (
@@ -30,7 +33,8 @@ from imagesync.referrers import (
     referrers_index_problem,
 )
 
-DEFAULT_PARALLELISM = 8
+if TYPE_CHECKING:
+    from imagesync.client import Endpoint, RegistryClient
 
 
 @dataclass(frozen=True)
@@ -50,20 +54,27 @@ def make_plan(
     options: PlanOptions | None = None,
     on_change: Callable[[Change], None] | None = None,
 ) -> Plan:
+    """Plan every entry of ``images``, concurrently; the plan keeps file order.
+
+    ``on_change`` hears of each entry as soon as its action is known (its sub-changes are
+    looked up after that, unless they decide the action: --require-signatures), so that apply
+    in the same run can begin a create's copy while the rest is planned.
+    """
     options = options or PlanOptions()
     entries = _unique(images.entries)
     kept = {entry.index for entry in entries}
-    planner = _EntryPlanner(client, options)
+    # Lookups of one entry that need not wait for each other go out at once (the source and
+    # the target tag, the children of an index, the target repository); nothing in this
+    # pool waits on another of its tasks.
+    lookups = ThreadPoolExecutor(max_workers=max(4, 2 * options.parallelism))
+    planner = _EntryPlanner(client, options, lookups, on_change)
 
     def plan_one(entry: ImageEntry) -> Change:
         warnings = tuple(p.message for p in images.warnings if p.entry_index == entry.index)
-        change = planner.plan(entry, warnings)
-        if on_change:
-            on_change(change)
-        return change
+        return planner.plan(entry, warnings)
 
-    with ThreadPoolExecutor(max_workers=max(1, options.parallelism)) as pool:
-        changes = list(pool.map(plan_one, entries))
+    with lookups, ThreadPoolExecutor(max_workers=max(1, options.parallelism)) as pool:
+        changes = list(with_mounts(client, list(pool.map(plan_one, entries)), planner.missing))
     # Warnings of the file as a whole, and of entries planned once under an earlier entry.
     plan_warnings = tuple(str(p) for p in images.warnings if p.entry_index not in kept)
     plan_warnings += _rate_limit_warnings(changes, client)
@@ -108,9 +119,19 @@ def _unique(entries: Iterable[ImageEntry]) -> list[ImageEntry]:
 
 
 class _EntryPlanner:
-    def __init__(self, client: RegistryClient, options: PlanOptions) -> None:
+    def __init__(
+        self,
+        client: RegistryClient,
+        options: PlanOptions,
+        lookups: ThreadPoolExecutor,
+        on_change: Callable[[Change], None] | None = None,
+    ) -> None:
         self.client = client
         self.options = options
+        self.lookups = lookups
+        self.on_change = on_change or (lambda change: None)
+        # Per create's target, the blobs its repository lacks.
+        self.missing: dict[str, tuple[Descriptor, ...]] = {}
 
     def plan(self, entry: ImageEntry, warnings: tuple[str, ...]) -> Change:
         base = Change(
@@ -123,16 +144,24 @@ class _EntryPlanner:
             reason="",
             warnings=warnings,
         )
+        told = False
         try:
             base, existing, found = self._resolve(entry, base)
             change, manifest = self._decide(entry, base, existing)
+            if not self.options.require_signatures:
+                # Told before its signatures are looked up, which no longer changes its action
+                # (a failed lookup is a warning).
+                self.on_change(change)
+                told = True
             if self.options.signatures and change.action in (Action.CREATE, Action.SKIP):
                 change = self._attach(entry, change, manifest, found)
             if self.options.require_signatures and change.action is not Action.CONFLICT:
                 _require_signature(change)
-            return change
         except ImagesyncError as error:
-            return replace(base, action=Action.ERROR, reason=str(error))
+            change = replace(base, action=Action.ERROR, reason=str(error))
+        if not told:
+            self.on_change(change)
+        return change
 
     def _resolve(self, entry: ImageEntry, base: Change) -> tuple[Change, Manifest | None, Endpoint]:
         """The source's digest and media type, what the target tag holds, if anything, and
@@ -141,6 +170,7 @@ class _EntryPlanner:
         The source gets a HEAD (pulls count against rate limits, HEADs do not); the target tag
         a GET, which answers "is it there" and, for a skip, gives the manifest in one request.
         """
+        target = self.lookups.submit(self.client.find_manifest, entry.target, pull=False)
         located = self.client.locate(entry.source)
         if located is None:
             raise EntryError(
@@ -148,7 +178,7 @@ class _EntryPlanner:
                 "check the name, the tag or digest, and that the image is public or you are "
                 "logged in",
             )
-        existing = self.client.find_manifest(entry.target, pull=False)
+        existing = target.result()
         found = located.descriptor
         change = replace(
             base,
@@ -199,9 +229,14 @@ class _EntryPlanner:
                 base, action=Action.SKIP, reason="already in the target", platforms=platforms
             )
             return skip, manifest
+        # A create asks whether the target repository holds anything while the source's
+        # manifests come.
+        probe = None
+        if base.target_digest is None:
+            probe = self.lookups.submit(self.client.probe_repository, entry.target.repository)
         manifest = self.client.get_manifest(pinned)
         platforms = self._platforms(entry, manifest, source.repository, pull=True)
-        if base.target_digest is not None:
+        if probe is None:
             conflict = replace(
                 base,
                 action=Action.CONFLICT,
@@ -213,7 +248,10 @@ class _EntryPlanner:
                 ),
             )
             return conflict, manifest
-        blobs, size = self._missing_blobs(manifest, source, entry.target.repository)
+        probe.result()
+        missing = self._missing_blobs(manifest, pinned, entry.target.repository)
+        self.missing[str(entry.target)] = missing
+        blobs, size = len(missing), sum(b.size for b in missing)
         create = replace(
             base,
             action=Action.CREATE,
@@ -255,11 +293,19 @@ class _EntryPlanner:
 
     def _missing_blobs(
         self, manifest: Manifest, source: Reference, target: Repository
-    ) -> tuple[int, int]:
-        """How many blobs, and bytes, the target lacks for this image."""
-        image = fetch_image(self.client, source.with_tag(None), manifest)
-        missing = [b for b in image.blobs if self.client.blob_size(target, b.digest) is None]
-        return len(missing), sum(b.size for b in missing)
+    ) -> tuple[Descriptor, ...]:
+        """The blobs of this image that the target lacks."""
+        # The children of an index at once (fetch_image then finds them known), and the
+        # blobs at once (none is asked for in a repository known to be new).
+        list(self.lookups.map(lambda c: self._fetch_quietly(source, c), manifest.children))
+        image = fetch_image(self.client, source, manifest)
+        sizes = self.lookups.map(lambda b: self.client.blob_size(target, b.digest), image.blobs)
+        return tuple(b for b, size in zip(image.blobs, sizes, strict=True) if size is None)
+
+    def _fetch_quietly(self, source: Reference, child: Descriptor) -> None:
+        """Read a child manifest ahead; a failure is left for fetch_image to meet and say."""
+        with contextlib.suppress(ImagesyncError):
+            self.client.get_manifest(source.with_digest(child.digest))
 
 
 def _require_signature(change: Change) -> None:

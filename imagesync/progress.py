@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, TextIO
 
-from imagesync.applier import ApplyListener, ImageResult
 from imagesync.plan import Change, Plan
+from imagesync.report import ApplyListener, ImageResult
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -72,7 +72,8 @@ class RichProgress(ApplyListener):
             console=console,
             transient=False,
         )
-        total = sum(c.bytes_to_transfer for c in plan.changes)
+        # What crosses the wire: mounted blobs move no bytes.
+        total = sum(c.bytes_to_copy for c in plan.changes)
         self._overall = self._progress.add_task("total", total=total or None)
         self._tasks: dict[int, TaskID] = {}
         self._lock = threading.Lock()
@@ -87,7 +88,7 @@ class RichProgress(ApplyListener):
     def image_started(self, change: Change) -> None:
         with self._lock:
             self._tasks[change.entry] = self._progress.add_task(
-                change.target, total=change.bytes_to_transfer or None
+                change.target, total=change.bytes_to_copy or None
             )
 
     def bytes_copied(self, change: Change, count: int) -> None:

@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from imagesync.applier import ApplyReport, ImageResult, Outcome
 from imagesync.plan import Action, Change, Plan, SubChange
-
-FORMATS = ("text", "json", "markdown")
+from imagesync.report import ApplyReport, ImageResult, Outcome
 
 _SYMBOL = {Action.CREATE: "+", Action.SKIP: "=", Action.CONFLICT: "!", Action.ERROR: "x"}
 _OUTCOME_SYMBOL = {
@@ -53,6 +51,44 @@ def summary_line(plan: Plan) -> str:
     return "Plan: " + ", ".join(parts) + "."
 
 
+def transfer_text(blobs: int, size: int, mounts: int, mounted: int) -> str:
+    """What a create (or a whole plan) moves: ``3 blobs, 1.2 MiB`` when all are copied, else
+    ``8 blobs, 9.2 MiB: 2 to copy (400.0 KiB), 6 to mount (8.8 MiB)``."""
+    text = f"{blobs} blobs, {human_bytes(size)}"
+    if mounts:
+        text += (
+            f": {blobs - mounts} to copy ({human_bytes(size - mounted)}), "
+            f"{mounts} to mount ({human_bytes(mounted)})"
+        )
+    return text
+
+
+def _change_transfer(change: Change) -> str:
+    return transfer_text(
+        change.blobs_to_transfer,
+        change.bytes_to_transfer,
+        change.blobs_to_mount,
+        change.bytes_to_mount,
+    )
+
+
+def transfer_line(plan: Plan) -> str | None:
+    """The run as a whole: what will cross the wire, and what comes by mount."""
+    creates = [c for c in plan.changes if c.action is Action.CREATE]
+    if not creates:
+        return None
+    return (
+        "Transfer: "
+        + transfer_text(
+            sum(c.blobs_to_transfer for c in creates),
+            sum(c.bytes_to_transfer for c in creates),
+            sum(c.blobs_to_mount for c in creates),
+            sum(c.bytes_to_mount for c in creates),
+        )
+        + "."
+    )
+
+
 def render_plan(plan: Plan, fmt: str, *, changed_only: bool = False) -> str:
     if fmt == "json":
         return plan.to_json()
@@ -78,6 +114,9 @@ def plan_text(plan: Plan, *, changed_only: bool = False) -> str:
     for change in _shown(plan, changed_only):
         lines.extend(_change_text(change))
     lines += ["", summary_line(plan)]
+    transfer = transfer_line(plan)
+    if transfer:
+        lines.append(transfer)
     return "\n".join(lines) + "\n"
 
 
@@ -89,10 +128,7 @@ def _change_text(change: Change) -> list[str]:
     if change.platforms:
         lines.append(f"    platforms: {', '.join(change.platforms)}")
     if change.action is Action.CREATE:
-        lines.append(
-            f"    transfer: {change.blobs_to_transfer} blobs, "
-            f"{human_bytes(change.bytes_to_transfer)}"
-        )
+        lines.append(f"    transfer: {_change_transfer(change)}")
     if change.action in (Action.CONFLICT, Action.ERROR):
         lines.append(f"    reason: {change.reason}")
     lines.extend(f"    warning: {w}" for w in change.warnings)
@@ -110,6 +146,9 @@ def _subchange_text(sub: SubChange) -> str:
 def plan_markdown(plan: Plan, *, changed_only: bool = False) -> str:
     counts = plan.summary()
     lines = [f"### imagesync plan for `{plan.target_prefix}`", "", f"**{summary_line(plan)}**", ""]
+    transfer = transfer_line(plan)
+    if transfer:
+        lines += [transfer, ""]
     lines.extend(f"> :warning: {w}" for w in plan.warnings)
     shown = _shown(plan, changed_only)
     for action in _REVIEW_ORDER:
@@ -149,11 +188,7 @@ def _markdown_table(changes: Iterable[Change], action: Action) -> list[str]:
         header += " reason and fix |"
     rows = [header, "|" + "---|" * header.count(" |")]
     for c in changes:
-        transfer = (
-            f"{c.blobs_to_transfer} blobs, {human_bytes(c.bytes_to_transfer)}"
-            if c.action is Action.CREATE
-            else "-"
-        )
+        transfer = _change_transfer(c) if c.action is Action.CREATE else "-"
         signatures = ", ".join(f"{_SYMBOL[s.action]} {s.kind}" for s in c.subchanges) or "-"
         row = (
             f"| `{c.target}` | `{_md(c.source_text)}` (line {c.line}) | "
@@ -179,8 +214,11 @@ def render_report(report: ApplyReport, fmt: str) -> str:
 
 
 def report_document(report: ApplyReport) -> dict[str, object]:
+    total = report.transfer()
     return {
         "summary": report.counts(),
+        "blobs": {"copied": total.copied, "mounted": total.mounted, "present": total.present},
+        "bytes_copied": total.bytes_copied,
         "failed": report.failed,
         "interrupted": report.interrupted,
         "images": [
@@ -222,11 +260,20 @@ def report_summary(report: ApplyReport) -> str:
     return text + (" Interrupted." if report.interrupted else "")
 
 
+def report_transfer(report: ApplyReport) -> str:
+    """The blobs of the whole run: what crossed the wire, what came by mount."""
+    t = report.transfer()
+    return (
+        f"Blobs: {t.copied} copied ({human_bytes(t.bytes_copied)}), {t.mounted} mounted, "
+        f"{t.present} already there."
+    )
+
+
 def report_text(report: ApplyReport) -> str:
     lines: list[str] = []
     for result in report.results:
         lines.extend(_result_text(result))
-    lines += ["", report_summary(report)]
+    lines += ["", report_summary(report), report_transfer(report)]
     return "\n".join(lines) + "\n"
 
 
@@ -250,6 +297,7 @@ def _result_text(result: ImageResult) -> list[str]:
 
 def report_markdown(report: ApplyReport) -> str:
     lines = ["### imagesync apply", "", f"**{report_summary(report)}**", ""]
+    lines += [report_transfer(report), ""]
     lines += ["| outcome | target | digest | details |", "|---|---|---|---|"]
     for r in report.results:
         details = [r.message] if r.message else []

@@ -1,16 +1,17 @@
-"""The retry policy: which failures are transient, and how long to wait before trying again."""
+"""The retry policy: which failures are transient, and how long to wait before trying again.
+
+Which exceptions of the HTTP library are transient is the transport's to say (it alone imports
+that library); this module stays free of it, so that the command line can show its defaults
+without loading the network stack.
+"""
 
 from __future__ import annotations
 
-import email.utils
 import random
 import time
 from dataclasses import dataclass
 
-import requests
-
 from imagesync.errors import AuthenticationFailed, NotFound, RegistryError
-from imagesync.netfailure import PERMANENT, kind_of
 
 RETRIABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 DEFAULT_ATTEMPTS = 5
@@ -39,19 +40,6 @@ def is_retriable_status(status: int) -> bool:
     return status in RETRIABLE_STATUSES
 
 
-def is_retriable_exception(error: BaseException) -> bool:
-    # TLS errors are configuration problems, and a resolver that says a host does not exist
-    # says so again a second later: retrying only delays the message.
-    if isinstance(error, requests.exceptions.SSLError) or kind_of(error) in PERMANENT:
-        return False
-    return isinstance(
-        error,
-        requests.exceptions.ConnectionError
-        | requests.exceptions.Timeout
-        | requests.exceptions.ChunkedEncodingError,
-    )
-
-
 def parse_retry_after(value: str | None) -> float | None:
     """Seconds from a Retry-After header: either a number or an HTTP date."""
     if not value:
@@ -61,6 +49,8 @@ def parse_retry_after(value: str | None) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         pass
+    import email.utils  # an HTTP date is rare here; the email package is slow to load
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

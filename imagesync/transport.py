@@ -35,10 +35,10 @@ from imagesync.auth import (
 from imagesync.deadline import BLOB_FLOOR, DeadlineAdapter, answers_within
 from imagesync.document import json_object
 from imagesync.errors import AuthenticationFailed, NotFound, RegistryError
-from imagesync.netfailure import Kind, NetworkFailure, classify, kind_of, realm_host
+from imagesync.netfailure import PERMANENT, Kind, NetworkFailure, classify, kind_of, realm_host
 from imagesync.redact import excerpt, redact_url
 from imagesync.registries import RegistriesConfig, is_loopback
-from imagesync.retry import RetryPolicy, is_retriable_exception, is_retriable_status
+from imagesync.retry import RetryPolicy, is_retriable_status
 
 log = logging.getLogger("imagesync.http")
 
@@ -52,6 +52,17 @@ MAX_TOKEN_BYTES = 1024 * 1024
 MAX_REDIRECTS = 10
 # key="value" pairs of a WWW-Authenticate challenge (realm, service, scope, error).
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
+
+
+# Of a registry's max_concurrency, the slots that blob streams leave to small requests.
+SMALL_SLOTS = 2
+
+
+def stream_slots(max_concurrency: int) -> int:
+    """How many blob streams run at once against a registry with ``max_concurrency``: all
+    slots but SMALL_SLOTS (6 of the default 8; benchmarks/README.md, "Keeping the link full",
+    has the measurements behind it)."""
+    return max(1, max_concurrency - SMALL_SLOTS)
 
 
 def pull_scope(repository_path: str) -> str:
@@ -86,6 +97,7 @@ class Transport:
         self._sessions: dict[str, requests.Session] = {}
         self._schemes: dict[str, str] = {}
         self._limits: dict[str, threading.BoundedSemaphore] = {}
+        self._streams: dict[str, threading.BoundedSemaphore] = {}
         self._challenges: dict[str, Challenge] = {}
         self._tokens: dict[tuple[str, frozenset[str]], Token] = {}
         self.request_count = 0
@@ -397,6 +409,20 @@ class Transport:
         if self.stopping.wait(delay):
             raise Stopped(f"stopped while waiting to retry {what}")
 
+    def streams(self, registry: str) -> threading.BoundedSemaphore:
+        """Slots for blob streams to ``registry``: a copy holds one from its download's GET
+        until the last byte of its upload is sent.
+
+        Fewer than the registry's ``max_concurrency``, so that small requests (HEADs, upload
+        POSTs, manifests, tags) always find one of its slots free rather than waiting behind a
+        stream that holds a slot for seconds.
+        """
+        with self._lock:
+            if registry not in self._streams:
+                limit = self.config.settings(registry).max_concurrency
+                self._streams[registry] = threading.BoundedSemaphore(stream_slots(limit))
+            return self._streams[registry]
+
     def _limit(self, registry: str) -> threading.BoundedSemaphore:
         with self._lock:
             if registry not in self._limits:
@@ -473,6 +499,20 @@ class Transport:
         except requests.exceptions.ConnectionError:
             return "http"
         return "https"
+
+
+def is_retriable_exception(error: BaseException) -> bool:
+    """Whether a failure of requests may pass: a connection that failed or broke, a timeout."""
+    # TLS errors are configuration problems, and a resolver that says a host does not exist
+    # says so again a second later: retrying only delays the message.
+    if isinstance(error, requests.exceptions.SSLError) or kind_of(error) in PERMANENT:
+        return False
+    return isinstance(
+        error,
+        requests.exceptions.ConnectionError
+        | requests.exceptions.Timeout
+        | requests.exceptions.ChunkedEncodingError,
+    )
 
 
 def shown_url(url: str) -> str:

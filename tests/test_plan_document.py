@@ -12,6 +12,7 @@ import pytest
 from imagesync.errors import PlanRejected
 from imagesync.plan import Action, Change, ImagesFileInfo, Plan, SubChange, checksum
 from imagesync.plancheck import check_plan
+from imagesync.render import render_plan
 
 DIGEST = "sha256:" + "a" * 64
 OTHER = "sha256:" + "b" * 64
@@ -49,6 +50,8 @@ def make_plan() -> Plan:
                 blobs_to_transfer=3,
                 bytes_to_transfer=1234,
                 subchanges=(signature,),
+                blobs_to_mount=2,
+                bytes_to_mount=1000,
             ),
             Change(
                 entry=2,
@@ -127,3 +130,36 @@ def test_not_json_is_refused(tmp_path: Path) -> None:
 def test_pinned_source_is_by_digest_only() -> None:
     change = make_plan().changes[0]
     assert change.pinned_source == f"docker.io/library/busybox@{DIGEST}"
+
+
+def write(tmp_path: Path, document: dict[str, Any]) -> Path:
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
+def test_a_plan_from_before_the_mount_figures_still_reads(tmp_path: Path) -> None:
+    document = make_plan().to_document()
+    for change in document["changes"]:
+        del change["blobs_to_mount"], change["bytes_to_mount"]
+    document["checksum"] = checksum(document)
+    create = Plan.read(write(tmp_path, document)).changes[0]
+    assert (create.blobs_to_mount, create.blobs_to_copy) == (0, 3)
+    assert "transfer: 3 blobs, 1.2 KiB\n" in render_plan(Plan.read(tmp_path / "plan.json"), "text")
+
+
+def test_more_mounted_than_transferred_is_refused(tmp_path: Path) -> None:
+    document = make_plan().to_document()
+    document["changes"][0]["blobs_to_mount"] = 4
+    document["checksum"] = checksum(document)
+    with pytest.raises(PlanRejected, match="mounts more than it transfers"):
+        Plan.read(write(tmp_path, document))
+
+
+def test_the_rendered_plan_says_what_is_copied_and_what_mounted() -> None:
+    text = render_plan(make_plan(), "text")
+    assert "    transfer: 3 blobs, 1.2 KiB: 1 to copy (234 B), 2 to mount (1000 B)" in text
+    assert "Transfer: 3 blobs, 1.2 KiB: 1 to copy (234 B), 2 to mount (1000 B)." in text
+    markdown = render_plan(make_plan(), "markdown")
+    assert "| 3 blobs, 1.2 KiB: 1 to copy (234 B), 2 to mount (1000 B) |" in markdown
+    assert json.loads(render_plan(make_plan(), "json"))["changes"][0]["blobs_to_mount"] == 2

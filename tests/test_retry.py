@@ -3,7 +3,8 @@ from __future__ import annotations
 import requests
 
 from imagesync.errors import AuthenticationFailed, NotFound, RegistryError
-from imagesync.retry import RetryPolicy, is_retriable_exception, is_transient, parse_retry_after
+from imagesync.retry import RetryPolicy, is_transient, parse_retry_after
+from imagesync.transport import is_retriable_exception
 
 
 def test_retry_after_seconds_and_dates() -> None:

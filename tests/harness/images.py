@@ -604,16 +604,23 @@ def push_single(
     layer_size: int = 1024,
     seed: int = 1,
     chunk_size: int | None = None,
+    base_layers: Sequence[int] = (),
+    base_seed: int = 0,
 ) -> Pushed:
-    """A single-platform image manifest; ``reference`` None pushes it by digest only."""
+    """A single-platform image manifest; ``reference`` None pushes it by digest only.
+
+    ``base_layers`` (sizes) come first and depend on ``base_seed`` and the platform only, not
+    on ``seed``: images with one base seed share them, as images of one vendor share a
+    distro base."""
     if kind not in ("oci", "docker"):
         raise ValueError(f"kind is 'oci' or 'docker', not {kind!r}")
     docker = kind == "docker"
     sizes = [layer_size] * layers if isinstance(layers, int) else list(layers)
     parts = platform_parts(platform)
+    seeded = [(stable_seed("base", base_seed, parts, n, s), s) for n, s in enumerate(base_layers)]
+    seeded += [(stable_seed(seed, parts, n, s), s) for n, s in enumerate(sizes)]
     layer_blobs: list[Blob] = []
-    for number, size in enumerate(sizes):
-        layer_seed = stable_seed(seed, parts, number, size)
+    for layer_seed, size in seeded:
         if size <= CHUNK and chunk_size is None:
             data = b"".join(layer_chunks(layer_seed, size))
             layer_blobs.append(pusher.put_blob(repository, data))
@@ -719,6 +726,8 @@ def push_image(
     layer_size: int = 1024,
     seed: int = 1,
     chunk_size: int | None = None,
+    base_layers: Sequence[int] = (),
+    base_seed: int = 0,
     session: requests.Session | None = None,
     scheme: str | None = None,
     credentials: Credentials | None = None,
@@ -732,6 +741,8 @@ def push_image(
     byte layers or a list of sizes; layers above 1 MiB (or with ``chunk_size``) are streamed.
     Layer bytes depend on (seed, platform, position, size), so images with one seed share the
     layers they have in common; the config lists the layers, so it differs when they differ.
+    ``base_layers`` (sizes) go below them and depend on ``base_seed`` instead of ``seed``:
+    images of other seeds share them (a common distro base).
     """
     if not platforms:
         raise ValueError("at least one platform")
@@ -744,6 +755,8 @@ def push_image(
         "layer_size": layer_size,
         "seed": seed,
         "chunk_size": chunk_size,
+        "base_layers": base_layers,
+        "base_seed": base_seed,
     }
     if not index:
         return push_single(pusher, repository, tag, platforms[0], **options)

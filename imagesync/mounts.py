@@ -1,0 +1,142 @@
+"""Where a blob can come from without crossing the wire again: cross-repository mounts.
+
+A blob that several target repositories need is copied once per run; every other repository
+gets it by mount (design.md §12) from a repository of the target registry that has it: one this
+run has seen holding it or has given it to, the target repository of a skipped image whose
+manifests list it, or the source repository when it is on the target's registry. The planner
+asks this to say what will be mounted and what copied; the applier, to do it. (The applier
+also waits for a copy in flight, which only it knows of.)
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from imagesync.errors import ImagesyncError
+from imagesync.image import fetch_image
+from imagesync.manifest import Descriptor
+from imagesync.plan import Action, Change
+from imagesync.reference import Reference, Repository, parse_reference
+
+if TYPE_CHECKING:
+    from imagesync.client import RegistryClient
+
+log = logging.getLogger("imagesync.mounts")
+
+
+def namespace(repository: Repository) -> tuple[str, str]:
+    """The registry and the path without its last component: ``docker.io/library`` for
+    ``library/node``. Images of one vendor share their base layers, and live side by side."""
+    return repository.registry, repository.path.rpartition("/")[0]
+
+
+class MountSources:
+    """Answers "which repository of the target registry can ``digest`` be mounted from".
+
+    Skipped images' blob lists cost a GET per manifest, so they are read only when a blob is
+    otherwise to be copied, and then only for the skipped images in the namespace of that
+    blob's source (see :func:`namespace`): bounded by the related images, not the whole file.
+    """
+
+    def __init__(self, client: RegistryClient, changes: Sequence[Change] = ()) -> None:
+        self._client = client
+        self._lock = threading.Lock()
+        # Per namespace, the skipped images (by target) whose blobs may be lent; the targets
+        # whose blobs are learnt; one lock per namespace for the looks at them.
+        self._skipped: dict[tuple[str, str], dict[str, Change]] = {}
+        self._learnt: set[str] = set()
+        self._looking: dict[tuple[str, str], threading.Lock] = {}
+        for change in changes:
+            self.add(change)
+
+    def add(self, change: Change) -> None:
+        """Take a change into account (only skips lend blobs); the same one twice is once.
+        In a run that applies while it plans, a skip lends its blobs once plan has decided it:
+        a blob copied before that is not mounted instead."""
+        if change.action is not Action.SKIP or not change.digest:
+            return
+        source = parse_reference(change.source).repository
+        with self._lock:
+            self._skipped.setdefault(namespace(source), {})[change.target] = change
+
+    def holder(
+        self, digest: str, source: Repository, target: Repository, *, given: bool = True
+    ) -> Repository | None:
+        """A repository to mount ``digest`` into ``target`` from, or None: the blob must be
+        copied (or, in apply, waited for). ``given``: also one this run gave the blob to."""
+        if source.endpoint == target.endpoint:
+            return source
+        known = self._client.holder(target.endpoint, digest, target, given=given)
+        if known is not None:
+            return known
+        self._load_skipped(namespace(source))
+        return self._client.holder(target.endpoint, digest, target, given=given)
+
+    def _load_skipped(self, key: tuple[str, str]) -> None:
+        """Learn the blobs of the skipped images in one namespace not learnt yet (a thread
+        that asks while another looks waits for that look, rather than copy meanwhile)."""
+        with self._lock:
+            looking = self._looking.setdefault(key, threading.Lock())
+        with looking:
+            with self._lock:
+                pending = [
+                    change
+                    for target, change in self._skipped.get(key, {}).items()
+                    if target not in self._learnt
+                ]
+                self._learnt.update(change.target for change in pending)
+            for change in pending:
+                self._learn(change)
+
+    def _learn(self, change: Change) -> None:
+        target = parse_reference(change.target).repository
+        assert change.digest is not None
+        try:
+            # By digest, from the target: what the skip found there (in a sync, the manifests
+            # plan read are still known, so only the children of an index are asked for).
+            image = fetch_image(self._client, Reference(target, None, change.digest), pull=False)
+        except ImagesyncError as error:
+            log.debug("blobs of %s not known (%s); not a mount source", change.target, error)
+            return
+        for blob in image.blobs:
+            self._client.may_hold(target, blob.digest)
+
+
+def with_mounts(
+    client: RegistryClient,
+    changes: Sequence[Change],
+    missing: Mapping[str, Sequence[Descriptor]],
+) -> tuple[Change, ...]:
+    """The changes with their transfer figures split: how many of the blobs each create lacks
+    (``missing``, by target, as plan found them) will come by mount rather than be copied.
+
+    In plan order, as one run would go: the first create that needs a blob nobody has copies
+    it, the later ones mount it from that create's repository. (Apply runs images at once,
+    so which image copies a shared blob may differ; how many copies and mounts does not.)
+    What this run itself has written meanwhile (sync begins copies while it plans) does not
+    count: the figures are the plan's.
+    """
+    sources = MountSources(client, changes)
+    copied: set[tuple[str, str]] = set()
+    result = []
+    for change in changes:
+        if change.action is not Action.CREATE or not change.blobs_to_transfer:
+            result.append(change)
+            continue
+        source = parse_reference(change.pinned_source).repository
+        target = parse_reference(change.target).repository
+        mounts = 0
+        mounted_bytes = 0
+        for blob in missing.get(change.target, ()):
+            key = (target.endpoint, blob.digest)
+            if key in copied or sources.holder(blob.digest, source, target, given=False):
+                mounts += 1
+                mounted_bytes += blob.size
+            else:
+                copied.add(key)
+        result.append(replace(change, blobs_to_mount=mounts, bytes_to_mount=mounted_bytes))
+    return tuple(result)

@@ -1,0 +1,103 @@
+"""Start-up is cheap: commands that talk to no registry load no network code (issue 15).
+
+Each command runs in a fresh interpreter, which then lists the modules it loaded: an import of
+requests, urllib3 or oras (or of imagesync's client, transport or applier) from ``--help``,
+``validate`` or ``show`` fails here, wherever in the package it crept in. ``--help`` also
+loads no jsonschema: it takes longer to import than click and yaml together, and help has
+nothing to validate. (What start-up costs in time is measured by ``benchmarks/run.py``.)
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.test_plan_document import make_plan
+
+ROOT = Path(__file__).resolve().parent.parent
+NETWORK = ("requests", "urllib3", "oras")
+MACHINERY = ("imagesync.client", "imagesync.transport", "imagesync.applier", "imagesync.auth")
+
+# Runs the command line in this interpreter and prints the modules loaded by the end.
+PROBE = """
+import json, sys
+sys.argv = ["imagesync", *json.loads(sys.argv[1])]
+from imagesync.cli import main
+try:
+    main()
+except SystemExit as exit_:
+    code = exit_.code or 0
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
+"""
+
+
+def loaded(*args: str) -> set[str]:
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps(args)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+    report = json.loads(result.stdout.splitlines()[-1])
+    assert report["code"] == 0, result.stdout + result.stderr
+    return set(report["modules"])
+
+
+def offenders(modules: set[str], *forbidden: str) -> list[str]:
+    return sorted(m for m in modules if any(m == f or m.startswith(f"{f}.") for f in forbidden))
+
+
+@pytest.fixture
+def plan_file(tmp_path: Path) -> Path:
+    path = tmp_path / "plan.json"
+    make_plan().write(path)
+    return path
+
+
+def test_help_loads_neither_the_network_stack_nor_jsonschema() -> None:
+    for args in (["--help"], ["sync", "--help"], ["--version"]):
+        modules = loaded(*args)
+        assert offenders(modules, *NETWORK, *MACHINERY, "jsonschema") == [], args
+        # Nor the machinery's offline parts: help needs click and the defaults it shows.
+        assert offenders(modules, "imagesync.planner", "imagesync.imagesfile") == [], args
+
+
+def test_validate_loads_no_network_code() -> None:
+    modules = loaded("validate", "-i", str(ROOT / "examples" / "external-images.yaml"))
+    assert "imagesync.imagesfile" in modules  # it did validate
+    assert offenders(modules, *NETWORK, *MACHINERY) == []
+
+
+def test_show_loads_no_network_code(plan_file: Path) -> None:
+    for fmt in ("text", "json", "markdown"):
+        modules = loaded("show", str(plan_file), "--format", fmt)
+        assert "imagesync.render" in modules
+        assert offenders(modules, *NETWORK, *MACHINERY) == [], fmt
+
+
+def test_the_command_exits_with_its_code_and_all_its_output() -> None:
+    """``python -m imagesync`` (like the console script) ends with os._exit: what it printed
+    must be flushed and its exit code kept."""
+
+    def command(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "imagesync", *args],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=60,
+            check=False,
+        )
+
+    shown = command("validate", "-i", str(ROOT / "examples" / "external-images.yaml"))
+    assert shown.returncode == 0 and shown.stdout.endswith("valid\n"), shown
+    bad = command("validate", "-i", str(ROOT / "examples" / "bad" / "several-problems.yaml"))
+    assert bad.returncode == 1 and "not valid" in bad.stderr, bad
+    usage = command("plan", "--parallelism", "0")
+    assert usage.returncode == 2 and "--parallelism" in usage.stderr, usage

@@ -806,7 +806,7 @@ def timed(name, function):
         finally:
             phases[name] = time.perf_counter() - started
     return wrapper
-import imagesync.applier as applier, imagesync.planner as planner
+import imagesync.apply.applier as applier, imagesync.plan.planner as planner
 planner.make_plan = timed("plan", planner.make_plan)
 applier.Applier.apply = timed("apply", applier.Applier.apply)
 sys.argv[0] = "imagesync"

@@ -29,15 +29,15 @@ from imagesync.errors import ImagesyncError
 from imagesync.retry import DEFAULT_ATTEMPTS
 
 if TYPE_CHECKING:
-    from imagesync.applier import Applier
-    from imagesync.client import RegistryClient
-    from imagesync.connection import ConnectionOptions
-    from imagesync.diagnostics import Problem
-    from imagesync.imagesfile import ImagesFile
-    from imagesync.plan import Plan
-    from imagesync.planner import PlanOptions
+    from imagesync.apply.applier import Applier
+    from imagesync.apply.report import ApplyReport
+    from imagesync.images.diagnostics import Problem
+    from imagesync.images.file import ImagesFile
+    from imagesync.plan.document import Plan
+    from imagesync.plan.planner import PlanOptions
     from imagesync.reference import Repository
-    from imagesync.report import ApplyReport
+    from imagesync.stores.connection import ConnectionOptions
+    from imagesync.stores.registry.client import RegistryClient
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -145,8 +145,8 @@ def validate(images_file: str, target: str | None) -> None:
 
     Exits 0 when the file is valid (warnings allowed), 1 when it has errors.
     """
-    from imagesync.diagnostics import count
-    from imagesync.imagesfile import InvalidImagesFile, load_images_file
+    from imagesync.images.diagnostics import count
+    from imagesync.images.file import InvalidImagesFile, load_images_file
 
     try:
         images = load_images_file(images_file, target)
@@ -168,8 +168,8 @@ def validate(images_file: str, target: str | None) -> None:
 @contextmanager
 def _user_errors() -> Iterator[None]:
     """Errors users can act on end the command with their message and fix, no traceback."""
-    from imagesync.diagnostics import count
-    from imagesync.imagesfile import InvalidImagesFile
+    from imagesync.images.diagnostics import count
+    from imagesync.images.file import InvalidImagesFile
 
     try:
         yield
@@ -279,20 +279,20 @@ class Session:
     plan_options: PlanOptions
 
     def load_images(self, default_target: str | None = None) -> ImagesFile:
-        from imagesync.imagesfile import load_images_file
+        from imagesync.images.file import load_images_file
 
         return load_images_file(self.images_file, self.target, default_target)
 
     def client(self, target_prefix: Repository) -> RegistryClient:
-        from imagesync.connection import open_client
+        from imagesync.stores.connection import open_client
 
         return open_client(self.connection, target_prefix.endpoint)
 
 
 def _session(images_file: str, target: str | None, **options: Any) -> Session:
-    from imagesync.connection import ConnectionOptions
     from imagesync.logs import configure_logging
-    from imagesync.planner import PlanOptions
+    from imagesync.plan.planner import PlanOptions
+    from imagesync.stores.connection import ConnectionOptions
 
     if options.get("no_signatures") and options.get("require_signatures"):
         raise click.UsageError(
@@ -331,7 +331,7 @@ def _run_plan(
     """The plan, and the client that made it. With ``run`` (apply follows at once), also the
     applier, open until ``run`` closes: it goes on with the client (its connections, tokens
     and what it learnt) and has begun each create's blob copies as plan decided it."""
-    from imagesync.planner import make_plan
+    from imagesync.plan.planner import make_plan
 
     images = session.load_images()
     report_problems(images.warnings)
@@ -369,7 +369,7 @@ def plan(
     **options: Any,
 ) -> None:
     """Resolve every image against its source and the target; write a reviewable plan."""
-    from imagesync.plankey import plan_key_from_environment
+    from imagesync.plan.key import plan_key_from_environment
     from imagesync.render import render_plan
 
     session = _session(images_file, target, **options)
@@ -401,9 +401,9 @@ def apply(
     plan_file: str | None, images_file: str | None, target: str | None, fmt: str, **options: Any
 ) -> None:
     """Execute a saved plan (or, with -i and no PLAN, plan and apply in one go)."""
-    from imagesync.plan import Plan
-    from imagesync.plancheck import check_plan
-    from imagesync.plankey import PLAN_KEY_ENV, plan_key_from_environment
+    from imagesync.plan.checks import check_plan
+    from imagesync.plan.document import Plan
+    from imagesync.plan.key import PLAN_KEY_ENV, plan_key_from_environment
     from imagesync.render import render_plan, render_report
 
     if plan_file is None and images_file is None:
@@ -433,7 +433,7 @@ def apply(
 
 def _applier(session: Session, client: RegistryClient, *, fresh: bool) -> Applier:
     """An applier; ``fresh``: the plan is being made by this process, now."""
-    from imagesync.applier import Applier, ApplyOptions
+    from imagesync.apply.applier import Applier, ApplyOptions
 
     # SIGTERM (CI cancelling a job) stops apply the way Ctrl-C does: no new work, no tag
     # on an incomplete image, a report of what was done.
@@ -444,7 +444,7 @@ def _applier(session: Session, client: RegistryClient, *, fresh: bool) -> Applie
 
 def _apply(session: Session, saved: Plan, applier: Applier | None = None) -> ApplyReport:
     """Apply ``saved`` with ``applier`` (the one plan fed in this run), or a new one."""
-    from imagesync.progress import progress_for
+    from imagesync.apply.progress import progress_for
 
     with ExitStack() as run:
         if applier is None:
@@ -460,7 +460,7 @@ def _apply(session: Session, saved: Plan, applier: Applier | None = None) -> App
 @click.option("--changed-only", is_flag=True, help="Leave unchanged images out of the output")
 def show(plan_file: str, fmt: str, changed_only: bool) -> None:
     """Render a saved plan as text, JSON or Markdown."""
-    from imagesync.plan import Plan
+    from imagesync.plan.document import Plan
     from imagesync.render import render_plan
 
     with _user_errors():
@@ -501,7 +501,7 @@ def sync(images_file: str, target: str | None, dry_run: bool, **options: Any) ->
 @format_option(FORMATS)
 def diff(old: str, new: str, fmt: str) -> None:
     """Compare two saved plans image by image; exit 0 when the same, 2 when they differ."""
-    from imagesync.plandiff import diff_command
+    from imagesync.plan.diff import diff_command
 
     with _user_errors():
         output, code = diff_command(old, new, fmt)

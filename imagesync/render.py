@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from imagesync.plan import Action, Change, Plan, SubChange
-from imagesync.report import ApplyReport, ImageResult, Outcome
+from imagesync.apply.report import ApplyReport, ImageResult, Outcome
+from imagesync.plan.document import Action, Change, Plan, SubChange
 
 _SYMBOL = {Action.CREATE: "+", Action.SKIP: "=", Action.CONFLICT: "!", Action.ERROR: "x"}
 _OUTCOME_SYMBOL = {

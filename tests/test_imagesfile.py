@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from imagesync.diagnostics import Problem, Severity
 from imagesync.errors import ConfigError, ImagesyncError
-from imagesync.imagesfile import (
+from imagesync.images.diagnostics import Problem, Severity
+from imagesync.images.file import (
     TAG_RULE,
     ImageEntry,
     ImagesFile,

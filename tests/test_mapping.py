@@ -6,7 +6,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from imagesync.mapping import target_reference, target_repository, target_tag
+from imagesync.images.mapping import target_reference, target_repository, target_tag
 from imagesync.reference import Reference, parse_reference, parse_registry_prefix
 
 DIGEST = "sha256:31a54a0cf86d7354788a8265f60ae6acb4b348a67efbcf7c1007dd3cf7af05ab"

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from imagesync.errors import PlanRejected
-from imagesync.plan import Action, Change, ImagesFileInfo, Plan, SubChange, checksum
-from imagesync.plancheck import check_plan
+from imagesync.plan.checks import check_plan
+from imagesync.plan.document import Action, Change, ImagesFileInfo, Plan, SubChange, checksum
 from imagesync.render import render_plan
 
 DIGEST = "sha256:" + "a" * 64

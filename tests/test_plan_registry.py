@@ -10,11 +10,11 @@ import pytest
 from click.testing import CliRunner
 
 from imagesync.cli import main
-from imagesync.connection import ConnectionOptions, open_client
-from imagesync.imagesfile import load_images_file
-from imagesync.plan import Action
-from imagesync.planner import make_plan
+from imagesync.images.file import load_images_file
+from imagesync.plan.document import Action
+from imagesync.plan.planner import make_plan
 from imagesync.reference import parse_registry_prefix
+from imagesync.stores.connection import ConnectionOptions, open_client
 from tests.harness.faultproxy import FaultProxy
 from tests.harness.images import push_image
 

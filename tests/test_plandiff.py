@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from imagesync.errors import PlanRejected
-from imagesync.plan import Action, Change, ImagesFileInfo, Plan, SubChange
-from imagesync.plandiff import (
+from imagesync.plan.diff import (
     EXIT_DIFFERENT,
     EXIT_SAME,
     FieldChange,
@@ -18,6 +17,7 @@ from imagesync.plandiff import (
     diff_plans,
     render_diff,
 )
+from imagesync.plan.document import Action, Change, ImagesFileInfo, Plan, SubChange
 
 A = "sha256:" + "a" * 64
 B = "sha256:" + "b" * 64

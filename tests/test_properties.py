@@ -30,8 +30,8 @@ from hypothesis import strategies as st
 
 from imagesync.cli import main
 from imagesync.errors import ConfigError, InvalidReference, PlanRejected
-from imagesync.imagesfile import ImagesFile, InvalidImagesFile, load_images_file
-from imagesync.plan import Action, Change, ImagesFileInfo, Plan, SubChange, checksum
+from imagesync.images.file import ImagesFile, InvalidImagesFile, load_images_file
+from imagesync.plan.document import Action, Change, ImagesFileInfo, Plan, SubChange, checksum
 from imagesync.reference import Reference, parse_reference
 
 # IMAGESYNC_PROPERTY_SCALE=10 runs ten times the examples (a longer hunt before a release).
@@ -500,7 +500,9 @@ def test_apply_refuses_a_changed_plan_before_any_request(
         refused = False
     path = workdir / "plan.json"
     path.write_text(json.dumps(document))
-    with mock.patch("imagesync.transport.Transport.request", side_effect=AssertionError) as sent:
+    with mock.patch(
+        "imagesync.stores.registry.transport.Transport.request", side_effect=AssertionError
+    ) as sent:
         result = CliRunner().invoke(main, ["apply", str(path), "--retries", "1"])
     if not refused:
         return  # a plan that is still a plan: applying it is apply's business, not this test's

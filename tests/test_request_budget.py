@@ -19,13 +19,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import imagesync.client
+import imagesync.stores.registry.client
 from imagesync.cli import main
-from imagesync.client import RegistryClient
-from imagesync.manifest import Descriptor
+from imagesync.content.manifest import Descriptor
 from imagesync.reference import parse_reference
 from imagesync.render import human_bytes
-from imagesync.transport import Transport
+from imagesync.stores.registry.client import RegistryClient
+from imagesync.stores.registry.transport import Transport
 from tests.harness.faultproxy import FaultProxy, Recorded
 from tests.harness.images import Pushed, Pusher, assert_complete, push_image
 from tests.harness.registry import RegistryServer
@@ -281,7 +281,9 @@ def test_manifests_are_kept_within_a_memory_budget(source_registry, monkeypatch)
     assert client.transport.request_count == sent  # kept
 
     # Room for one of them: the newer pushes the older out, which is then fetched again.
-    monkeypatch.setattr(imagesync.client, "MANIFEST_MEMORY", len(client.get_manifest(first).raw))
+    monkeypatch.setattr(
+        imagesync.stores.registry.client, "MANIFEST_MEMORY", len(client.get_manifest(first).raw)
+    )
     client.get_manifest(second)
     sent = client.transport.request_count
     client.get_manifest(first)

@@ -20,7 +20,12 @@ from tests.test_plan_document import make_plan
 
 ROOT = Path(__file__).resolve().parent.parent
 NETWORK = ("requests", "urllib3", "oras")
-MACHINERY = ("imagesync.client", "imagesync.transport", "imagesync.applier", "imagesync.auth")
+MACHINERY = (
+    "imagesync.stores.registry.client",
+    "imagesync.stores.registry.transport",
+    "imagesync.apply.applier",
+    "imagesync.stores.registry.auth",
+)
 
 # Runs the command line in this interpreter and prints the modules loaded by the end.
 PROBE = """
@@ -65,12 +70,12 @@ def test_help_loads_neither_the_network_stack_nor_jsonschema() -> None:
         modules = loaded(*args)
         assert offenders(modules, *NETWORK, *MACHINERY, "jsonschema") == [], args
         # Nor the machinery's offline parts: help needs click and the defaults it shows.
-        assert offenders(modules, "imagesync.planner", "imagesync.imagesfile") == [], args
+        assert offenders(modules, "imagesync.plan.planner", "imagesync.images.file") == [], args
 
 
 def test_validate_loads_no_network_code() -> None:
     modules = loaded("validate", "-i", str(ROOT / "examples" / "external-images.yaml"))
-    assert "imagesync.imagesfile" in modules  # it did validate
+    assert "imagesync.images.file" in modules  # it did validate
     assert offenders(modules, *NETWORK, *MACHINERY) == []
 
 

@@ -14,14 +14,14 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from imagesync import mediatypes
+from imagesync.content import mediatypes
+from imagesync.content.manifest import Descriptor, Manifest
 from imagesync.errors import RegistryError
-from imagesync.manifest import Descriptor, Manifest
 from imagesync.redact import excerpt
 from imagesync.reference import Reference, Repository
 
 if TYPE_CHECKING:  # the naming rules are read offline (plancheck): no HTTP stack for them
-    from imagesync.client import Endpoint, RegistryClient
+    from imagesync.stores.registry.client import Endpoint, RegistryClient
 
 COSIGN_KINDS = {".sig": "signature", ".att": "attestation", ".sbom": "sbom"}
 COSIGN_SUFFIXES = {kind: suffix for suffix, kind in COSIGN_KINDS.items()}

@@ -14,17 +14,12 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from imagesync import __version__, mediatypes
-from imagesync.defaults import DEFAULT_PARALLELISM
-from imagesync.document import json_object
-from imagesync.errors import ImagesyncError
-from imagesync.image import fetch_image
-from imagesync.imagesfile import ImageEntry, ImagesFile
-from imagesync.manifest import LINUX_AMD64, Descriptor, Manifest, Platform
-from imagesync.mounts import with_mounts
-from imagesync.plan import Action, Change, ImagesFileInfo, Plan, SubChange
-from imagesync.reference import Reference, Repository, parse_reference
-from imagesync.referrers import (
+from imagesync import __version__
+from imagesync.content import mediatypes
+from imagesync.content.documents import json_object
+from imagesync.content.image import fetch_image
+from imagesync.content.manifest import LINUX_AMD64, Descriptor, Manifest, Platform
+from imagesync.content.referrers import (
     REFERRER,
     REFERRERS_INDEX,
     Attached,
@@ -32,9 +27,15 @@ from imagesync.referrers import (
     discover,
     referrers_index_problem,
 )
+from imagesync.defaults import DEFAULT_PARALLELISM
+from imagesync.errors import ImagesyncError
+from imagesync.images.file import ImageEntry, ImagesFile
+from imagesync.plan.document import Action, Change, ImagesFileInfo, Plan, SubChange
+from imagesync.plan.mounts import with_mounts
+from imagesync.reference import Reference, Repository, parse_reference
 
 if TYPE_CHECKING:
-    from imagesync.client import Endpoint, RegistryClient
+    from imagesync.stores.registry.client import Endpoint, RegistryClient
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from imagesync import mediatypes
-from imagesync.document import json_object
+from imagesync.content import mediatypes
+from imagesync.content.documents import json_object
 from imagesync.errors import RegistryError
 from imagesync.redact import excerpt
 from imagesync.reference import is_valid_digest

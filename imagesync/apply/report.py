@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from imagesync.plan import Change
+from imagesync.plan.document import Change
 
 
 class Outcome(StrEnum):

@@ -8,11 +8,11 @@ checks the plan against what it is applied to: the target given, and the images 
 
 from __future__ import annotations
 
+from imagesync.content.referrers import REFERRERS_INDEX, attached_source, attached_target
 from imagesync.errors import ImagesyncError, PlanRejected, shorten
-from imagesync.imagesfile import ImagesFile
-from imagesync.plan import Change, Plan
+from imagesync.images.file import ImagesFile
+from imagesync.plan.document import Change, Plan
 from imagesync.reference import Repository, parse_reference, parse_registry_prefix
-from imagesync.referrers import REFERRERS_INDEX, attached_source, attached_target
 
 _EDITED = "re-run plan; do not edit plan files by hand"
 # A hostile plan can hold huge strings; messages quote only the start of them.

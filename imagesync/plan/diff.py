@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, TypeAlias
 
 from imagesync.defaults import FORMATS
-from imagesync.plan import Change, Plan, SubChange
+from imagesync.plan.document import Change, Plan, SubChange
 
 JsonValue: TypeAlias = str | int | float | bool | list["JsonValue"] | dict[str, "JsonValue"] | None
 

@@ -16,15 +16,15 @@ from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
 import requests
 import urllib3
 
-from imagesync import mediatypes
-from imagesync.document import json_object
+from imagesync.content import mediatypes
+from imagesync.content.documents import json_object
+from imagesync.content.manifest import MAX_MANIFEST_BYTES, Descriptor, Manifest, sha256_digest
 from imagesync.errors import AuthenticationFailed, DigestMismatch, RegistryError
-from imagesync.manifest import MAX_MANIFEST_BYTES, Descriptor, Manifest, sha256_digest
-from imagesync.netfailure import broken_body
 from imagesync.redact import excerpt
 from imagesync.reference import Reference, Repository, is_valid_digest
 from imagesync.retry import is_retriable_status
-from imagesync.transport import (
+from imagesync.stores.registry.netfailure import broken_body
+from imagesync.stores.registry.transport import (
     MAX_ANSWER_BYTES,
     Transport,
     Unreachable,
@@ -35,7 +35,7 @@ from imagesync.transport import (
     shown_url,
 )
 
-log = logging.getLogger("imagesync.client")
+log = logging.getLogger("imagesync.stores.registry.client")
 
 # A blob passes in chunks of up to CHUNK_SIZE (fewer, larger writes on fast links). The first
 # is FIRST_CHUNK and each next one twice the last: a chunk is read whole before it is sent, so

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from imagesync.errors import ImagesyncError, PlanRejected, shorten
 from imagesync.inputfile import InputTooLarge, UnreadableInput, read_input
-from imagesync.plankey import PLAN_KEY_ENV, PlanKey
+from imagesync.plan.key import PLAN_KEY_ENV, PlanKey
 from imagesync.reference import Repository, parse_reference, parse_registry_prefix
 
 if TYPE_CHECKING:

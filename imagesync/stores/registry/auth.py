@@ -23,7 +23,7 @@ from typing import Any
 
 from oras.auth.utils import parse_auth_header
 
-from imagesync.document import json_object
+from imagesync.content.documents import json_object
 from imagesync.errors import ConfigError, shorten
 from imagesync.inputfile import InputMissing, UnreadableInput, read_input
 from imagesync.redact import secrets

@@ -16,16 +16,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from imagesync.content.image import fetch_image
+from imagesync.content.manifest import Descriptor
 from imagesync.errors import ImagesyncError
-from imagesync.image import fetch_image
-from imagesync.manifest import Descriptor
-from imagesync.plan import Action, Change
+from imagesync.plan.document import Action, Change
 from imagesync.reference import Reference, Repository, parse_reference
 
 if TYPE_CHECKING:
-    from imagesync.client import RegistryClient
+    from imagesync.stores.registry.client import RegistryClient
 
-log = logging.getLogger("imagesync.mounts")
+log = logging.getLogger("imagesync.plan.mounts")
 
 
 def namespace(repository: Repository) -> tuple[str, str]:

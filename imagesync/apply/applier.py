@@ -15,16 +15,18 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
-from imagesync import mediatypes
-from imagesync.client import RegistryClient, TransferBroken
-from imagesync.defaults import DEFAULT_PARALLELISM
-from imagesync.errors import DigestMismatch, ImagesyncError
-from imagesync.image import fetch_image
-from imagesync.manifest import Descriptor, Manifest
-from imagesync.mounts import MountSources
-from imagesync.plan import Action, Change, Plan, SubChange
-from imagesync.reference import Reference, Repository, parse_reference
-from imagesync.referrers import (
+from imagesync.apply.report import (
+    ApplyListener,
+    ApplyReport,
+    ImageResult,
+    Outcome,
+    SubResult,
+    Transfer,
+)
+from imagesync.content import mediatypes
+from imagesync.content.image import fetch_image
+from imagesync.content.manifest import Descriptor, Manifest
+from imagesync.content.referrers import (
     REFERRER,
     REFERRERS_INDEX,
     NotAttached,
@@ -35,14 +37,12 @@ from imagesync.referrers import (
     referrer_descriptor,
     referrers_index_problem,
 )
-from imagesync.report import (
-    ApplyListener,
-    ApplyReport,
-    ImageResult,
-    Outcome,
-    SubResult,
-    Transfer,
-)
+from imagesync.defaults import DEFAULT_PARALLELISM
+from imagesync.errors import DigestMismatch, ImagesyncError
+from imagesync.plan.document import Action, Change, Plan, SubChange
+from imagesync.plan.mounts import MountSources
+from imagesync.reference import Reference, Repository, parse_reference
+from imagesync.stores.registry.client import RegistryClient, TransferBroken
 
 # How long the main thread waits on the workers before it looks for a signal again.
 SIGNAL_SLICE = 0.2

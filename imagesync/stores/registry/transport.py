@@ -23,7 +23,11 @@ from requests.structures import CaseInsensitiveDict
 from requests.utils import requote_uri
 
 from imagesync import __version__
-from imagesync.auth import (
+from imagesync.content.documents import json_object
+from imagesync.errors import AuthenticationFailed, NotFound, RegistryError
+from imagesync.redact import excerpt, redact_url
+from imagesync.retry import RetryPolicy, is_retriable_status
+from imagesync.stores.registry.auth import (
     ANONYMOUS,
     Challenge,
     Credential,
@@ -32,13 +36,16 @@ from imagesync.auth import (
     basic_token,
     token_from_response,
 )
-from imagesync.deadline import BLOB_FLOOR, DeadlineAdapter, answers_within
-from imagesync.document import json_object
-from imagesync.errors import AuthenticationFailed, NotFound, RegistryError
-from imagesync.netfailure import PERMANENT, Kind, NetworkFailure, classify, kind_of, realm_host
-from imagesync.redact import excerpt, redact_url
-from imagesync.registries import RegistriesConfig, is_loopback
-from imagesync.retry import RetryPolicy, is_retriable_status
+from imagesync.stores.registry.deadline import BLOB_FLOOR, DeadlineAdapter, answers_within
+from imagesync.stores.registry.netfailure import (
+    PERMANENT,
+    Kind,
+    NetworkFailure,
+    classify,
+    kind_of,
+    realm_host,
+)
+from imagesync.stores.registry.registries import RegistriesConfig, is_loopback
 
 log = logging.getLogger("imagesync.http")
 

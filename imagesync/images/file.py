@@ -11,7 +11,7 @@ problem of every pass is reported, each with its file, line and entry:
 3. semantic checks the schema cannot express: reference grammar, digests without ``tag``,
    duplicates and target collisions, the target prefix.
 
-Only ``imagesync.mapping`` decides where an entry lands; this module asks it.
+Only ``imagesync.images.mapping`` decides where an entry lands; this module asks it.
 """
 
 from __future__ import annotations
@@ -33,10 +33,10 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.reader import ReaderError
 from yaml.resolver import Resolver
 
-from imagesync.diagnostics import Problem, Severity, count, sort_key
 from imagesync.errors import ConfigError, InvalidReference, shorten
+from imagesync.images.diagnostics import Problem, Severity, count, sort_key
+from imagesync.images.mapping import DEFAULT_TAG, target_reference
 from imagesync.inputfile import InputTooLarge, UnreadableInput, read_input
-from imagesync.mapping import DEFAULT_TAG, target_reference
 from imagesync.reference import (
     DOCKER_HUB,
     Reference,

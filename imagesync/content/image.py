@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from imagesync.content.manifest import Descriptor, Manifest
 from imagesync.errors import ImagesyncError, NotFound
-from imagesync.manifest import Descriptor, Manifest
 from imagesync.reference import Reference
 
 if TYPE_CHECKING:
-    from imagesync.client import RegistryClient
+    from imagesync.stores.registry.client import RegistryClient
 
 # Indexes of indexes exist (rarely); deeper nesting is a loop or an attack.
 MAX_DEPTH = 4

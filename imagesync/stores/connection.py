@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from imagesync.errors import ConfigError
-from imagesync.registries import load_registries_config
 from imagesync.retry import DEFAULT_ATTEMPTS, RetryPolicy
+from imagesync.stores.registry.registries import load_registries_config
 
 if TYPE_CHECKING:
-    from imagesync.client import RegistryClient
+    from imagesync.stores.registry.client import RegistryClient
 
 # Seconds before the first retry (doubling per attempt); tests and impatient users shorten it.
 BASE_DELAY_ENV = "IMAGESYNC_RETRY_BASE_DELAY"
@@ -41,9 +41,9 @@ class ConnectionOptions:
 
 def open_client(options: ConnectionOptions, target_registry: str) -> RegistryClient:
     """A client whose target credentials (token or key file) apply to ``target_registry`` only."""
-    from imagesync.auth import CredentialStore
-    from imagesync.client import RegistryClient
-    from imagesync.transport import Transport
+    from imagesync.stores.registry.auth import CredentialStore
+    from imagesync.stores.registry.client import RegistryClient
+    from imagesync.stores.registry.transport import Transport
 
     credentials = CredentialStore(
         target_registry=target_registry,

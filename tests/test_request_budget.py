@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -262,9 +263,9 @@ def test_a_refused_mount_is_the_upload_session_of_the_copy(
         answer = client.mount_blob(into, blob.digest, lacking)
         assert not answer.mounted and answer.session
         source = parse_reference(f"{source_registry.host}/team/app").repository
-        client.copy_blob(
-            source, into, Descriptor("application/octet-stream", *blob), None, answer.session
-        )
+        descriptor = Descriptor("application/octet-stream", *blob)
+        opener = partial(client.read_blob, source, descriptor)
+        client.put_blob(into, descriptor, opener, None, answer.session)
     assert [(r.method, r.status) for r in target.requests] == [("POST", 202), ("PUT", 201)]
     assert Pusher(target_registry.host).blob_digest("mirror/app", blob.digest) == blob.digest
 

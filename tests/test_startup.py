@@ -1,7 +1,7 @@
 """Start-up is cheap: commands that talk to no registry load no network code (issue 15).
 
 Each command runs in a fresh interpreter, which then lists the modules it loaded: an import of
-requests, urllib3 or oras (or of imagesync's client, transport or applier) from ``--help``,
+requests, urllib3 or oras (or of imagesync's stores or applier) from ``--help``,
 ``validate`` or ``show`` fails here, wherever in the package it crept in. ``--help`` also
 loads no jsonschema: it takes longer to import than click and yaml together, and help has
 nothing to validate. (What start-up costs in time is measured by ``benchmarks/run.py``.)
@@ -20,12 +20,7 @@ from tests.test_plan_document import make_plan
 
 ROOT = Path(__file__).resolve().parent.parent
 NETWORK = ("requests", "urllib3", "oras")
-MACHINERY = (
-    "imagesync.stores.registry.client",
-    "imagesync.stores.registry.transport",
-    "imagesync.apply.applier",
-    "imagesync.stores.registry.auth",
-)
+MACHINERY = ("imagesync.stores.registry", "imagesync.stores.layout", "imagesync.apply.applier")
 
 # Runs the command line in this interpreter and prints the modules loaded by the end.
 PROBE = """

@@ -1,8 +1,9 @@
-"""Builds the registry client from what the user gave: config, credentials, retries.
+"""Builds a run's stores from what the user gave: config, credentials, retries.
 
-The one door to the network stack: :func:`open_client` loads the client, the transport and
-through them requests, urllib3 and oras when a command first talks to a registry. What comes
-before that (options, ``--help``, ``validate``, ``show``) loads none of them.
+The one door to the network stack: :func:`open_stores` (through :func:`open_client`) loads the
+registry client, the transport and through them requests, urllib3 and oras when a command
+first talks to a registry. What comes before that (options, ``--help``, ``validate``,
+``show``) loads none of them.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from imagesync.stores.registry.registries import load_registries_config
 
 if TYPE_CHECKING:
     from imagesync.stores.registry.client import RegistryClient
+    from imagesync.stores.store import Stores
 
 # Seconds before the first retry (doubling per attempt); tests and impatient users shorten it.
 BASE_DELAY_ENV = "IMAGESYNC_RETRY_BASE_DELAY"
@@ -39,6 +41,20 @@ class ConnectionOptions:
         return f"ConnectionOptions(registries_config={self.registries_config!r})"
 
 
+def open_stores(options: ConnectionOptions, target_registry: str) -> Stores:
+    """The sources and the target of a run: registries, seen through one client."""
+    from imagesync.stores.registry.store import RegistryStore
+    from imagesync.stores.store import Stores
+
+    client = open_client(options, target_registry)
+    return Stores(RegistryStore.sources(client), RegistryStore.target(client))
+
+
+def retry_policy(options: ConnectionOptions) -> RetryPolicy:
+    """How often, and after which waits, a request or a broken transfer is tried again."""
+    return RetryPolicy(attempts=max(1, options.retries), base_delay=retry_base_delay())
+
+
 def open_client(options: ConnectionOptions, target_registry: str) -> RegistryClient:
     """A client whose target credentials (token or key file) apply to ``target_registry`` only."""
     from imagesync.stores.registry.auth import CredentialStore
@@ -53,7 +69,7 @@ def open_client(options: ConnectionOptions, target_registry: str) -> RegistryCli
     transport = Transport(
         load_registries_config(options.registries_config),
         credentials,
-        RetryPolicy(attempts=max(1, options.retries), base_delay=retry_base_delay()),
+        retry_policy(options),
         timeout=options.timeout,
     )
     return RegistryClient(transport)

@@ -69,8 +69,8 @@ def target_option(function: F) -> F:
         metavar="PREFIX",
         callback=_one_target_from_environment,
         help="Registry prefix to mirror below, e.g. registry.example.com/external (a trailing "
-        "/ is fine); wins over the images file's `target:` [SYNCER_TARGET_REPO, "
-        "SYNCER_TARGET_REPO_PREFIX]",
+        "/ is fine), or oci:DIR to mirror into a tree of OCI image layouts; wins over the "
+        "images file's `target:` [SYNCER_TARGET_REPO, SYNCER_TARGET_REPO_PREFIX]",
     )(function)
 
 
@@ -89,6 +89,16 @@ def _one_target_from_environment(
             parameter,
         )
     return value
+
+
+def source_layout_option(function: F) -> F:
+    return click.option(
+        "--source-layout",
+        metavar="DIR",
+        type=click.Path(file_okay=False),
+        help="Read every source from this tree of OCI image layouts, which `--target oci:DIR` "
+        "wrote from the same images file; no source registry is asked (air gaps)",
+    )(function)
 
 
 def report_problems(problems: Iterable[Problem]) -> None:
@@ -277,19 +287,29 @@ class Session:
     target: str | None
     connection: ConnectionOptions
     plan_options: PlanOptions
+    source_layout: str | None = None
 
-    def load_images(self, default_target: str | None = None) -> ImagesFile:
+    def load_images(
+        self, default_target: str | None = None, default_source_layout: str | None = None
+    ) -> ImagesFile:
+        """The images file; a saved plan's target and source layout count where the command
+        line gives none."""
         from imagesync.images.file import load_images_file
+        from imagesync.reference import parse_layout_tree
 
-        return load_images_file(self.images_file, self.target, default_target)
+        layout = self.source_layout or default_source_layout
+        tree = parse_layout_tree(layout) if layout else None
+        return load_images_file(self.images_file, self.target, default_target, tree)
 
-    def stores(self, target_prefix: Repository) -> Stores:
+    def stores(self, target_prefix: Repository, source_layout: Repository | None) -> Stores:
         from imagesync.stores.connection import open_stores
 
-        return open_stores(self.connection, target_prefix.endpoint)
+        return open_stores(self.connection, target_prefix, source_layout)
 
 
-def _session(images_file: str, target: str | None, **options: Any) -> Session:
+def _session(
+    images_file: str, target: str | None, source_layout: str | None = None, **options: Any
+) -> Session:
     from imagesync.logs import configure_logging
     from imagesync.plan.planner import PlanOptions
     from imagesync.stores.connection import ConnectionOptions
@@ -314,7 +334,7 @@ def _session(images_file: str, target: str | None, **options: Any) -> Session:
         signatures=not options.get("no_signatures"),
         require_signatures=bool(options.get("require_signatures")),
     )
-    return Session(images_file, target, connection, plan_options)
+    return Session(images_file, target, connection, plan_options, source_layout)
 
 
 def _write_step_summary(markdown: str) -> None:
@@ -333,7 +353,7 @@ def _run_plan(session: Session, run: ExitStack | None = None) -> tuple[Plan, App
 
     images = session.load_images()
     report_problems(images.warnings)
-    stores = session.stores(images.target_prefix)
+    stores = session.stores(images.target_prefix, images.source_layout)
     applier = run.enter_context(_applier(session, stores, fresh=True)) if run else None
     on_change = applier.start if applier else None
     return make_plan(images, stores, session.plan_options, on_change), applier
@@ -356,6 +376,7 @@ def _plan_exit_code(plan: Plan, detailed: bool) -> int:
     help="Exit 2 when the plan has changes and nothing failed (0: nothing to do, 1: failures)",
 )
 @click.option("--changed-only", is_flag=True, help="Leave unchanged images out of the output")
+@source_layout_option
 @connection_options
 def plan(
     images_file: str,
@@ -394,6 +415,7 @@ def plan(
 )
 @target_option
 @format_option(("text", "json", "markdown"))
+@source_layout_option
 @connection_options
 def apply(
     plan_file: str | None, images_file: str | None, target: str | None, fmt: str, **options: Any
@@ -421,8 +443,12 @@ def apply(
                     "it is not checked",
                     err=True,
                 )
-            images = session.load_images(saved.target_prefix) if images_file else None
-            check_plan(saved, images, target)
+            images = (
+                session.load_images(saved.target_prefix, saved.source_layout)
+                if images_file
+                else None
+            )
+            check_plan(saved, images, target, session.source_layout)
         report = _apply(session, saved, applier)
     click.echo(render_report(report, fmt), nl=False)
     _write_step_summary(render_report(report, "markdown"))
@@ -451,7 +477,7 @@ def _apply(session: Session, saved: Plan, applier: Applier | None = None) -> App
 
     with ExitStack() as run:
         if applier is None:
-            stores = session.stores(saved.prefix)
+            stores = session.stores(saved.prefix, saved.sources)
             applier = run.enter_context(_applier(session, stores, fresh=False))
         with progress_for(saved) as listener:
             return applier.apply(saved, listener)
@@ -480,6 +506,7 @@ def show(plan_file: str, fmt: str, changed_only: bool) -> None:
     is_flag=True,
     help="Only plan: print what would be synced, write nothing [SYNCER_DRY_RUN]",
 )
+@source_layout_option
 @connection_options
 def sync(images_file: str, target: str | None, dry_run: bool, **options: Any) -> None:
     """The image-syncer's interface: plan, then apply unless --dry-run."""

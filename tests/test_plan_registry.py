@@ -54,7 +54,7 @@ def test_every_action_in_one_run_in_file_order(source_registry, target_registry,
         f'- source: "{src}/team/single:1.0"\n  tag: "amd"\n  amd64Only: true\n'
         f'- source: "{src}/team/fresh:1.0@{fresh.digest}"\n  tag: "pinned"\n',
     )
-    stores = open_stores(ConnectionOptions(), parse_registry_prefix(prefix).endpoint)
+    stores = open_stores(ConnectionOptions(), parse_registry_prefix(prefix))
     plan = make_plan(load_images_file(images), stores)
     actions = [c.action for c in plan.changes]
     assert actions == [

@@ -44,7 +44,7 @@ from imagesync.defaults import DEFAULT_PARALLELISM
 from imagesync.errors import DigestMismatch, ImagesyncError
 from imagesync.plan.document import Action, Change, Plan, SubChange
 from imagesync.plan.mounts import MountSources
-from imagesync.reference import Reference, Repository, parse_reference
+from imagesync.reference import Reference, Repository
 from imagesync.retry import RetryPolicy
 from imagesync.stores.store import Store, Stores, TagTaken, TransferBroken
 
@@ -152,11 +152,11 @@ class Applier:
         if change.action is not Action.CREATE or self.cancel.is_set():
             return
         try:
-            source = parse_reference(change.pinned_source)
+            source = change.pinned_source
             image = fetch_image(self.sources, source)  # the manifests plan has just read
         except ImagesyncError:
             return  # apply meets it again, and reports it
-        target = parse_reference(change.target).repository
+        target = change.target_reference.repository
         self._blob_tasks_for(
             image.blobs, source.repository, target, lambda n: self._bytes(change, n), change.target
         )
@@ -210,7 +210,7 @@ class Applier:
         return result
 
     def _apply_image(self, change: Change, base: ImageResult) -> ImageResult:
-        target = parse_reference(change.target)
+        target = change.target_reference
         try:
             if change.action is Action.SKIP:
                 if self.options.fresh_plan:
@@ -218,7 +218,7 @@ class Applier:
                 return self._recheck_skip(change, target, base)
             self._image_started(change)
             outcome, message, transfer = self.copy(
-                parse_reference(change.pinned_source),
+                change.pinned_source,
                 target,
                 lambda n: self._bytes(change, n),
                 change.target,
@@ -233,7 +233,7 @@ class Applier:
             # It was there at plan time; copy it again rather than report a false success.
             self._image_started(change)
             outcome, message, transfer = self.copy(
-                parse_reference(change.pinned_source),
+                change.pinned_source,
                 target,
                 lambda n: self._bytes(change, n),
                 change.target,
@@ -514,7 +514,7 @@ class Applier:
         from the plan's text; the subject must be part of the image (:class:`_Graph`) and the
         artifact attached to it in the source. A forged sub-change fails here, unwritten.
         """
-        target_repository = parse_reference(change.target).repository
+        target_repository = change.target_reference.repository
         subject = sub.subject or ""
         target = attached_target(sub.kind, target_repository, subject, sub.digest)
 
@@ -531,7 +531,7 @@ class Applier:
             graph.require(subject)
             if sub.kind == REFERRERS_INDEX:
                 return result(*self._update_referrers_index(target, subject, referrers))
-            source_repository = parse_reference(change.source).repository
+            source_repository = change.source_reference.repository
             root = check_attached(self.sources, source_repository, sub.kind, subject, sub.digest)
             graph.add(sub.digest)
             source = attached_source(sub.kind, source_repository, subject, sub.digest)
@@ -593,7 +593,8 @@ class _Graph:
         # The root manifest is read only when a child's attachments are written: from the
         # sources if it was just copied (they kept it), else from the target.
         self._root_store = sources if created else target
-        self._root_from = parse_reference(change.source if created else change.target).repository
+        root = change.source_reference if created else change.target_reference
+        self._root_from = root.repository
         self._children_read = False
         self._planned = {
             s.digest: s for s in reversed(change.subchanges) if s.kind != REFERRERS_INDEX
@@ -617,7 +618,7 @@ class _Graph:
             # Attached to something attached (its own sub-change was not copied by this run,
             # so nobody has looked): its subject first, then the source's word for it.
             self.require(planned.subject, _visiting | {subject})
-            source = parse_reference(self._change.source).repository
+            source = self._change.source_reference.repository
             check_attached(self._sources, source, planned.kind, planned.subject, subject)
             self._known.add(subject)
             return

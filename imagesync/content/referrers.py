@@ -215,10 +215,16 @@ def referrer_descriptor(
     target: Store, repository: Repository, digest: str, subject: str
 ) -> Descriptor:
     """The tag-schema index entry for referrer ``digest`` of ``repository``, described from
-    the manifest as the referrers API would (media type, size, artifactType, annotations);
-    NotAttached when its subject is not ``subject``."""
+    the manifest (:func:`described_as_referrer`); NotAttached when its subject is not
+    ``subject``."""
     manifest = target.get_manifest(Reference(repository, None, digest))
     _check_subject(manifest, subject, f"{repository}@{digest}")
+    return described_as_referrer(manifest)
+
+
+def described_as_referrer(manifest: Manifest) -> Descriptor:
+    """A referrer's descriptor as the referrers API lists it: media type, digest, size,
+    artifactType (or the config's media type) and annotations."""
     annotations = manifest.json.get("annotations")
     return Descriptor(
         manifest.media_type,

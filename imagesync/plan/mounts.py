@@ -20,7 +20,7 @@ from imagesync.content.image import fetch_image
 from imagesync.content.manifest import Descriptor
 from imagesync.errors import ImagesyncError
 from imagesync.plan.document import Action, Change
-from imagesync.reference import Reference, Repository, parse_reference
+from imagesync.reference import Reference, Repository
 
 if TYPE_CHECKING:
     from imagesync.stores.store import Store
@@ -59,7 +59,7 @@ class MountSources:
         a blob copied before that is not mounted instead."""
         if change.action is not Action.SKIP or not change.digest:
             return
-        source = parse_reference(change.source).repository
+        source = change.source_reference.repository
         with self._lock:
             self._skipped.setdefault(namespace(source), {})[change.target] = change
 
@@ -93,7 +93,7 @@ class MountSources:
                 self._learn(change)
 
     def _learn(self, change: Change) -> None:
-        target = parse_reference(change.target).repository
+        target = change.target_reference.repository
         assert change.digest is not None
         try:
             # By digest, from the target: what the skip found there (in a sync, the manifests
@@ -128,8 +128,8 @@ def with_mounts(
         if change.action is not Action.CREATE or not change.blobs_to_transfer:
             result.append(change)
             continue
-        source = parse_reference(change.pinned_source).repository
-        target = parse_reference(change.target).repository
+        source = change.pinned_source.repository
+        target = change.target_reference.repository
         mounts = 0
         mounted_bytes = 0
         for blob in missing.get(change.target, ()):

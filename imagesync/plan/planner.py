@@ -33,7 +33,7 @@ from imagesync.errors import ImagesyncError
 from imagesync.images.file import ImageEntry, ImagesFile
 from imagesync.plan.document import Action, Change, ImagesFileInfo, Plan, SubChange
 from imagesync.plan.mounts import with_mounts
-from imagesync.reference import Reference, Repository, parse_reference
+from imagesync.reference import Reference, Repository
 
 if TYPE_CHECKING:
     from imagesync.stores.store import Store, Stores
@@ -86,6 +86,7 @@ def make_plan(
         tool_version=__version__,
         created=datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
         target_prefix=str(images.target_prefix),
+        source_layout=str(images.source_layout) if images.source_layout else None,
         images_file=ImagesFileInfo(str(images.path), images.sha256),
         changes=tuple(changes),
         warnings=plan_warnings,
@@ -97,7 +98,7 @@ def _rate_limit_warnings(changes: list[Change], sources: Store) -> tuple[str, ..
     needed: dict[str, int] = {}
     for change in changes:
         if change.action is Action.CREATE:
-            host = parse_reference(change.source).repository.endpoint
+            host = change.source_reference.repository.endpoint
             # The index (or manifest) and one manifest per platform are GETs that count.
             needed[host] = needed.get(host, 0) + 1 + len(change.platforms)
     warnings = []
@@ -143,7 +144,7 @@ class _EntryPlanner:
             entry=entry.index,
             line=entry.line,
             source_text=entry.source_text,
-            source=str(entry.source),
+            source=str(entry.origin),
             target=str(entry.target),
             action=Action.ERROR,
             reason="",
@@ -176,12 +177,12 @@ class _EntryPlanner:
         a GET, which answers "is it there" and, for a skip, gives the manifest in one request.
         """
         target = self.lookups.submit(self.target.find_manifest, entry.target)
-        located = self.sources.locate(entry.source)
+        located = self.sources.locate(entry.origin)
         if located is None:
             raise EntryError(
-                f"source {entry.source} not found",
+                f"source {entry.origin} not found",
                 "check the name, the tag or digest, and that the image is public or you are "
-                "logged in",
+                "logged in; with --source-layout, that the export wrote it",
             )
         existing = target.result()
         found = located.descriptor
@@ -205,11 +206,11 @@ class _EntryPlanner:
         """
         subjects = [manifest.digest, *(c.digest for c in manifest.children)]
         try:
-            attached = discover(found, entry.source.repository, subjects)
+            attached = discover(found, entry.origin.repository, subjects)
         except ImagesyncError as error:
             if self.options.require_signatures:
                 raise EntryError(
-                    f"cannot tell whether {entry.source} is signed (--require-signatures): its "
+                    f"cannot tell whether {entry.origin} is signed (--require-signatures): its "
                     f"signatures could not be looked up at {found.where}: {error.message}",
                     error.hint,
                 ) from None
@@ -223,7 +224,7 @@ class _EntryPlanner:
     def _decide(
         self, entry: ImageEntry, base: Change, existing: Manifest | None
     ) -> tuple[Change, Manifest]:
-        source = entry.source
+        source = entry.origin
         assert base.digest is not None
         pinned = source.with_tag(None).with_digest(base.digest)
         if existing is not None and existing.digest == base.digest:
@@ -276,13 +277,13 @@ class _EntryPlanner:
         platform = _config_platform(manifest, store, repository)
         if not entry.amd64_only:
             raise EntryError(
-                f"source {entry.source} is a single-platform image ({platform}), not an index",
+                f"source {entry.origin} is a single-platform image ({platform}), not an index",
                 "sync its multi-platform index instead, or set 'amd64Only: true' on the entry "
                 "if a single linux/amd64 image is what you want",
             )
         if platform != LINUX_AMD64:
             raise EntryError(
-                f"source {entry.source} is {platform}, but amd64Only allows only linux/amd64",
+                f"source {entry.origin} is {platform}, but amd64Only allows only linux/amd64",
                 "pick the linux/amd64 image's digest, or sync the multi-platform index",
             )
         return (str(platform),)
@@ -336,7 +337,7 @@ def plan_attached(
 ) -> tuple[SubChange, ...]:
     """Sub-changes for everything attached to the image: create / skip / conflict against
     the target, plus the tag-schema indexes a target without the referrers API needs."""
-    source_repo, target_repo = entry.source.repository, entry.target.repository
+    source_repo, target_repo = entry.origin.repository, entry.target.repository
     subchanges = [_attached_change(target, item, source_repo, target_repo) for item in attached]
     by_subject: dict[str, list[Descriptor]] = {}
     for item in attached:

@@ -3,8 +3,8 @@
 One :class:`RegistryClient` serves a whole run (its connections, tokens and what it has learnt
 are shared), seen three ways:
 
-- :meth:`RegistryStore.sources`: reads go to a registry's mirrors first, then to the registry;
-- :meth:`RegistryStore.target`: reads and writes go to the registry itself;
+- the sources (``pull``): reads go to a registry's mirrors first, then to the registry;
+- the target: reads and writes go to the registry itself;
 - what :meth:`locate` hands back with an image it found: the one endpoint that answered (a
   mirror, or the registry), and nothing else, for the signatures and referrers of that image.
 """
@@ -31,14 +31,6 @@ class RegistryStore:
         self.client = client
         self._pull = pull
         self._at = at
-
-    @classmethod
-    def sources(cls, client: RegistryClient) -> RegistryStore:
-        return cls(client, pull=True)
-
-    @classmethod
-    def target(cls, client: RegistryClient) -> RegistryStore:
-        return cls(client, pull=False)
 
     @property
     def where(self) -> str:

@@ -23,7 +23,14 @@ from click.testing import CliRunner, Result
 from imagesync.cli import main
 from imagesync.plan.document import Plan, checksum
 from tests.harness.faultproxy import Fault, FaultProxy
-from tests.harness.images import Pushed, assert_complete, push_cosign_signature, push_image
+from tests.harness.images import (
+    Pushed,
+    assert_complete,
+    digest_of,
+    push_cosign_signature,
+    push_image,
+    push_referrer,
+)
 from tests.harness.layouts import LayoutPusher, layout_problems, tagged_entries
 from tests.harness.mirrorworld import OnlyLoopback, SourceName
 from tests.harness.registry import RegistryServer
@@ -531,3 +538,26 @@ def test_a_target_layout_that_is_not_json_fails_its_entry(one_image, tmp_path: P
     result = plan_from(source, images, f"oci:{disk}")
     assert result.exit_code == 1
     assert "x error" in result.stdout and "index.json is not valid JSON" in result.stdout
+
+
+def test_a_referrer_travels_untagged_whatever_its_annotations_say(tmp_path: Path) -> None:
+    """A referrer is found again by its subject; one whose annotations name a tag (as
+    index.json entries do) does not become that tag in the target."""
+    source, disk = tmp_path / "source", tmp_path / "disk"
+    pusher = LayoutPusher(source)
+    image = push_image(pusher, "demo.example/app", "1.0", platforms=[("linux", "amd64")])
+    sbom = push_referrer(pusher, "demo.example/app", image, update_tag_schema=False)
+    raw = json.loads(sbom.raw)
+    raw["annotations"]["org.opencontainers.image.ref.name"] = "latest"
+    sneaky = json.dumps(raw).encode()
+    pusher.put_manifest("demo.example/app", digest_of(sneaky), sneaky, sbom.media_type)
+    images = write_images(tmp_path / "images.yaml", ['- source: "demo.example/app:1.0"\n'])
+    result = run("sync", "-i", images, "--source-layout", source, "-r", f"oci:{disk}")
+    assert result.exit_code == 0, result.output
+    assert "2 to create" in result.stdout  # both referrers, as sub-changes
+    layout = disk / "demo.example/app"
+    assert tagged_entries(layout) == {"1.0": image.digest}
+    listed = {e["digest"] for e in json.loads((layout / "index.json").read_text())["manifests"]}
+    assert {sbom.digest, digest_of(sneaky)} <= listed
+    again = run("plan", "-i", images, "--source-layout", disk, "-r", f"oci:{tmp_path / 'x'}")
+    assert "signatures: 2 to create" in again.stdout, again.stdout

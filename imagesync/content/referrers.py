@@ -257,15 +257,6 @@ def merged_referrers_index(existing: Manifest | None, referrers: list[Descriptor
         if descriptor.digest in known:
             continue
         known.add(descriptor.digest)
-        entry: dict[str, object] = {
-            "mediaType": descriptor.media_type,
-            "digest": descriptor.digest,
-            "size": descriptor.size,
-        }
-        if descriptor.artifact_type:
-            entry["artifactType"] = descriptor.artifact_type
-        if descriptor.annotations:
-            entry["annotations"] = dict(descriptor.annotations)
-        entries.append(entry)
+        entries.append(descriptor.to_json())
     document.update(schemaVersion=2, mediaType=mediatypes.OCI_INDEX, manifests=entries)
     return json.dumps(document, separators=(",", ":")).encode()

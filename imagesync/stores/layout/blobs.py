@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from imagesync.content.manifest import Descriptor
 from imagesync.errors import DigestMismatch
-from imagesync.stores.layout.tree import BLOBS, LayoutError, LayoutTree, temporary_file
+from imagesync.stores.layout.tree import BLOBS, LayoutError, LayoutTree, install
 from imagesync.stores.store import BlobOpener, Progress
 from imagesync.stores.stream import verified
 
@@ -83,20 +83,15 @@ def write(
     not the blob)."""
     final = blob_path(directory, blob.digest)
     tree.make_directory(final.parent)
-    handle, temporary = temporary_file(directory)
-    try:
-        with handle, opener() as chunks:
-            for chunk in chunks:
-                handle.write(chunk)
-                if progress:
-                    progress(len(chunk))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, final)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+    with opener() as chunks:
+        install(directory, final, _counted(chunks, progress))
+
+
+def _counted(chunks: Iterable[bytes], progress: Progress | None) -> Iterator[bytes]:
+    for chunk in chunks:
+        if progress:
+            progress(len(chunk))
+        yield chunk
 
 
 def write_bytes(tree: LayoutTree, directory: Path, digest: str, data: bytes) -> None:

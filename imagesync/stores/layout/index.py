@@ -82,15 +82,21 @@ class Index:
 
     def with_tag(self, tag: str, descriptor: Descriptor) -> Index:
         """This index with ``tag`` naming ``descriptor`` (in place of what it named)."""
-        entry = _entry(descriptor, {REF_NAME: tag})
+        entry = descriptor.to_json()
+        entry["annotations"] = {**entry.get("annotations", {}), REF_NAME: tag}
         kept = [e.raw for e in self.entries if e.tag != tag]
         return self._with([*kept, entry])
 
     def with_untagged(self, descriptor: Descriptor) -> Index:
-        """This index listing ``descriptor`` (unless it lists that digest already)."""
+        """This index listing ``descriptor`` (unless it lists that digest already), untagged:
+        a referrer's own annotations never name a tag here, whatever they say."""
         if self.listed(descriptor.digest) is not None:
             return self
-        return self._with([*(e.raw for e in self.entries), _entry(descriptor, {})])
+        entry = descriptor.to_json()
+        annotations = {k: v for k, v in entry.pop("annotations", {}).items() if k != REF_NAME}
+        if annotations:
+            entry["annotations"] = annotations
+        return self._with([*(e.raw for e in self.entries), entry])
 
     def to_bytes(self) -> bytes:
         return json.dumps(self.document, separators=(",", ":"), ensure_ascii=False).encode()
@@ -99,16 +105,3 @@ class Index:
         document = {"schemaVersion": 2, **self.document, "manifests": listed}
         entries = tuple(Entry(raw, Descriptor.from_json(raw, INDEX_FILE)) for raw in listed)
         return Index(document, entries)
-
-
-def _entry(descriptor: Descriptor, annotations: dict[str, str]) -> dict[str, Any]:
-    entry: dict[str, Any] = {
-        "mediaType": descriptor.media_type,
-        "digest": descriptor.digest,
-        "size": descriptor.size,
-    }
-    if descriptor.artifact_type:
-        entry["artifactType"] = descriptor.artifact_type
-    if annotations:
-        entry["annotations"] = annotations
-    return entry

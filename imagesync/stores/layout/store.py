@@ -13,7 +13,6 @@ and processes writing the layout take too.
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -32,12 +31,11 @@ from imagesync.stores.layout.tree import (
     LayoutTree,
     sync_directory,
 )
+from imagesync.stores.memory import ManifestMemory
 from imagesync.stores.store import BlobOpener, Located, MountAnswer, Progress, TagTaken
 
 # Config blobs are read whole to learn the platform; real ones are a few KiB.
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
-# Manifests kept for reuse within a run (content-addressed: they cannot change).
-MANIFEST_MEMORY = 64 * 1024 * 1024
 # Looking for referrers reads every entry's manifest; an index.json with more entries than
 # this is not one to search.
 MAX_SCANNED_ENTRIES = 10_000
@@ -49,9 +47,7 @@ class LayoutStore:
     def __init__(self, tree: LayoutTree) -> None:
         self.tree = tree
         self.holders = Holders()
-        self._lock = threading.Lock()
-        self._manifests: dict[tuple[Path, str], Manifest] = {}
-        self._manifest_bytes = 0
+        self.manifests = ManifestMemory()
 
     @property
     def where(self) -> str:
@@ -99,7 +95,7 @@ class LayoutStore:
         directory = self.tree.directory(repository)
         self.tree.make_layout(directory)
         blobs.write_bytes(self.tree, directory, manifest.digest, manifest.raw)
-        self._remember(directory, manifest)
+        self.manifests.keep(directory, manifest)
         if reference == manifest.digest:
             # By digest, a manifest is reachable from what lists it; one with a subject (a
             # referrer) is listed itself, which is how it is found again.
@@ -236,24 +232,12 @@ class LayoutStore:
     def _manifest(
         self, directory: Path, digest: str, media_type: str | None, where: str
     ) -> Manifest | None:
-        with self._lock:
-            known = self._manifests.get((directory, digest))
+        known = self.manifests.get(directory, digest)
         if known is not None:
             return known
         raw = blobs.read_small(self.tree, directory, digest, MAX_MANIFEST_BYTES)
         if raw is None:
             return None
         manifest = Manifest.parse(raw, media_type or None, where)
-        self._remember(directory, manifest)
+        self.manifests.keep(directory, manifest)
         return manifest
-
-    def _remember(self, directory: Path, manifest: Manifest) -> None:
-        with self._lock:
-            key = (directory, manifest.digest)
-            if key in self._manifests:
-                return
-            self._manifests[key] = manifest
-            self._manifest_bytes += len(manifest.raw)
-            while self._manifest_bytes > MANIFEST_MEMORY:
-                oldest = self._manifests.pop(next(iter(self._manifests)))
-                self._manifest_bytes -= len(oldest.raw)

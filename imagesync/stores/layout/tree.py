@@ -17,7 +17,7 @@ import os
 import stat
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -213,21 +213,26 @@ class LayoutTree:
                 yield
 
     def replace(self, directory: Path, name: str, body: bytes) -> None:
-        """Write ``directory/name`` whole, at once: a temporary file in the layout, written and
-        synced, then renamed over the old one; a reader sees the old file or the new one."""
-        final = directory / name
-        handle, temporary = temporary_file(directory)
-        try:
-            with handle:
-                handle.write(body)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, final)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
-            raise
+        """Write ``directory/name`` whole, at once: a reader sees the old file or the new one."""
+        install(directory, directory / name, [body])
         sync_directory(directory)
+
+
+def install(directory: Path, final: Path, chunks: Iterable[bytes]) -> None:
+    """Put ``chunks`` at ``final``: into a temporary file in the layout ``directory``, synced,
+    then renamed, once every chunk has come (an error on the way leaves nothing behind)."""
+    handle, temporary = temporary_file(directory)
+    try:
+        with handle:
+            for chunk in chunks:
+                handle.write(chunk)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, final)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 def temporary_file(directory: Path) -> tuple[IO[bytes], Path]:

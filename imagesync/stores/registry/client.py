@@ -25,6 +25,7 @@ from imagesync.redact import excerpt
 from imagesync.reference import Reference, Repository, is_valid_digest
 from imagesync.retry import is_retriable_status
 from imagesync.stores.holders import Holders
+from imagesync.stores.memory import ManifestMemory
 from imagesync.stores.registry.netfailure import broken_body
 from imagesync.stores.registry.transport import (
     MAX_ANSWER_BYTES,
@@ -48,8 +49,6 @@ CHUNK_SIZE = 1024 * 1024
 FIRST_CHUNK = 64 * 1024
 # Config blobs are read whole to learn the platform; real ones are a few KiB.
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
-# Manifests kept for reuse within a run: plenty for tens of thousands of real ones.
-MANIFEST_MEMORY = 64 * 1024 * 1024
 # A referrers list this long is not something a registry should page through.
 MAX_REFERRERS_PAGES = 1000
 
@@ -83,8 +82,7 @@ class RegistryClient:
         # in a repository is taken as it was seen (one that vanished makes the push of the
         # manifest fail; one that appeared is sent again, harmlessly).
         self._lock = threading.Lock()
-        self._manifests: dict[tuple[str, str], Manifest] = {}
-        self._manifest_bytes = 0
+        self.manifests = ManifestMemory()
         self._blobs: dict[tuple[str, str], int | None] = {}
         # The repositories of a registry seen holding a blob, or given it: mount sources.
         self.holders = Holders()
@@ -149,12 +147,9 @@ class RegistryClient:
     def _manifest(
         self, ref: Reference, pull: bool, *, missing_ok: bool, at: Endpoint | None = None
     ) -> Manifest | None:
-        key = (str(ref.repository), ref.digest) if ref.digest else None
-        if key is not None:
-            with self._lock:
-                known = self._manifests.get(key)
-            if known is not None:
-                return known
+        known = self.manifests.get(str(ref.repository), ref.digest) if ref.digest else None
+        if known is not None:
+            return known
         path = f"/v2/{ref.path}/manifests/{ref.identifier}"
         headers = {"Accept": mediatypes.ACCEPT}
         fetched = self._fetch(
@@ -180,21 +175,8 @@ class RegistryClient:
                     "the registry or a proxy altered the content; try again",
                 )
         manifest = Manifest.parse(raw, response.headers.get("Content-Type"), str(ref))
-        self._remember(str(ref.repository), manifest)
+        self.manifests.keep(str(ref.repository), manifest)
         return manifest
-
-    def _remember(self, repository: str, manifest: Manifest) -> None:
-        """Keep a manifest for the rest of the run, the oldest going first past a budget (a
-        run over many thousands of images must not hold all of them)."""
-        with self._lock:
-            key = (repository, manifest.digest)
-            if key in self._manifests:
-                return
-            self._manifests[key] = manifest
-            self._manifest_bytes += len(manifest.raw)
-            while self._manifest_bytes > MANIFEST_MEMORY:
-                oldest = self._manifests.pop(next(iter(self._manifests)))
-                self._manifest_bytes -= len(oldest.raw)
 
     def put_manifest(self, repository: Repository, reference: str, manifest: Manifest) -> str:
         """Upload the manifest's exact bytes; ``reference`` is a tag or the digest."""

@@ -1,11 +1,13 @@
 """The applier: executes a saved plan, and nothing else.
 
-Order per image (design.md §5): blobs (already there → nothing; in another repository of the
-target registry → mount; else a streamed, verified copy), then child manifests by digest, then
-— after checking the target tag once more — the tagged manifest, and finally a read-back of the
-digest. The tag is the last write, so an interrupted apply never leaves a tag on an incomplete
-image. A blob crosses the wire once per run (design.md §12): the repositories that need it
-while its copy is in flight mount it once the copy is done.
+It reads from the sources and writes to the target of its :class:`Stores`, whatever kind each
+is (registries, layout trees). Order per image (design.md §5): blobs (already there → nothing;
+in another repository of the target → mount; else a copy streamed from the sources into the
+target, checked as it passes), then child manifests by digest, then — after checking the
+target tag once more — the tagged manifest, and finally a read-back of the digest. The tag is
+the last write, so an interrupted apply never leaves a tag on an incomplete image. A blob
+crosses the wire once per run (design.md §12): the repositories that need it while its copy is
+in flight mount it once the copy is done.
 """
 
 from __future__ import annotations
@@ -123,7 +125,7 @@ class Applier:
         # Per (target repository, digest): the one task that puts the blob there, and the
         # target of the change it was started for.
         self._blob_tasks: dict[tuple[str, str], tuple[Future[Transfer], str]] = {}
-        # Per (target registry, digest): the copy in flight, and the repository it goes to.
+        # Per (target registry or tree, digest): the copy in flight, and where it goes.
         self._copies: dict[tuple[str, str], tuple[Future[Transfer], Repository]] = {}
         self._mounts = MountSources(self.target)
         # Bytes copied for an image before apply reached it (started early), by entry: the
@@ -401,7 +403,7 @@ class Applier:
         task: Future[Transfer],
     ) -> Transfer | None:
         """Put ``blob`` into ``target``: nothing if it is there, a mount if another repository
-        of the target registry has it (or is about to), else a copy."""
+        of the target has it (or is about to), else a copy."""
         self._check_cancel()
         if self.target.blob_size(target, blob.digest) is not None:
             return Transfer(present=1)

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from tests.harness.images import (
-    ALL_MANIFEST_TYPES,
     CHUNK,
     OCI_INDEX,
     Blob,
@@ -197,6 +196,3 @@ def tagged_entries(directory: Path) -> dict[str, str]:
         for e in entries
         if REF_NAME in (e.get("annotations") or {})
     }
-
-
-__all__ = ["ALL_MANIFEST_TYPES", "LayoutPusher", "layout_problems", "tagged_entries"]

@@ -19,8 +19,8 @@ from pathlib import Path
 from imagesync.content import mediatypes
 from imagesync.content.manifest import MAX_MANIFEST_BYTES, Descriptor, Manifest
 from imagesync.content.referrers import described_as_referrer, digest_tag
-from imagesync.errors import NotFound
-from imagesync.reference import Reference, Repository
+from imagesync.errors import DigestMismatch, NotFound
+from imagesync.reference import Reference, Repository, is_valid_digest
 from imagesync.stores.holders import Holders
 from imagesync.stores.layout import blobs
 from imagesync.stores.layout.index import MAX_INDEX_BYTES, Index
@@ -92,6 +92,8 @@ class LayoutStore:
         *,
         replacing: str | None = None,
     ) -> None:
+        if is_valid_digest(reference) and reference != manifest.digest:
+            raise DigestMismatch(f"{manifest.digest} cannot be stored as {reference}")
         directory = self.tree.directory(repository)
         self.tree.make_layout(directory)
         blobs.write_bytes(self.tree, directory, manifest.digest, manifest.raw)
@@ -135,6 +137,8 @@ class LayoutStore:
         found: dict[str, Descriptor] = {}
         for entry in index.entries:
             listed = entry.descriptor
+            if listed.media_type and not mediatypes.is_manifest(listed.media_type):
+                continue  # a blob listed at the top (some tools do): it refers to nothing
             manifest = self._manifest(directory, listed.digest, listed.media_type, str(directory))
             if manifest is None:
                 continue  # an entry without its manifest refers to nothing

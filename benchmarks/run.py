@@ -806,7 +806,7 @@ def timed(name, function):
         finally:
             phases[name] = time.perf_counter() - started
     return wrapper
-import imagesync.applier as applier, imagesync.planner as planner
+import imagesync.apply.applier as applier, imagesync.plan.planner as planner
 planner.make_plan = timed("plan", planner.make_plan)
 applier.Applier.apply = timed("apply", applier.Applier.apply)
 sys.argv[0] = "imagesync"
@@ -937,13 +937,21 @@ def _request_kind(path: str) -> str:
 # entries are parts of the one above them.
 _BREAKDOWN = (
     ("start-up: importing imagesync.cli and its dependencies", "imagesync/cli.py", "<module>"),
-    ("planning, per image (worker threads)", "imagesync/planner.py", "plan"),
-    ("applying, per image (worker threads)", "imagesync/applier.py", "apply_change"),
-    ("every HTTP request: imagesync's Transport._send", "imagesync/transport.py", "_send"),
-    ("  building the request (URL, headers, body)", "imagesync/transport.py", "_prepared"),
+    ("planning, per image (worker threads)", "imagesync/plan/planner.py", "plan"),
+    ("applying, per image (worker threads)", "imagesync/apply/applier.py", "apply_change"),
+    (
+        "every HTTP request: imagesync's Transport._send",
+        "imagesync/stores/registry/transport.py",
+        "_send",
+    ),
+    (
+        "  building the request (URL, headers, body)",
+        "imagesync/stores/registry/transport.py",
+        "_prepared",
+    ),
     (
         "  requests: environment (proxies, CA bundle variables)",
-        "imagesync/transport.py",
+        "imagesync/stores/registry/host.py",
         "__call__",
     ),
     ("  requests: send via the adapter", "requests/adapters.py", "send"),

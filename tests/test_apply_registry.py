@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from imagesync.cli import main
-from imagesync.plan import Plan, checksum
+from imagesync.plan.document import Plan, checksum
 from tests.harness.faultproxy import Fault, FaultProxy
 from tests.harness.images import push_image
 from tests.harness.registry import RegistryServer

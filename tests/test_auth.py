@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from imagesync.auth import JSON_KEY_USER, CredentialStore
 from imagesync.errors import ConfigError
+from imagesync.stores.registry.auth import JSON_KEY_USER, CredentialStore
 
 
 def config(tmp_path: Path, document: dict[str, object]) -> Path:

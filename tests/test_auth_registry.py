@@ -28,9 +28,9 @@ import requests
 from click.testing import CliRunner
 
 from imagesync.cli import main
-from imagesync.connection import ConnectionOptions, open_client
 from imagesync.errors import AuthenticationFailed
 from imagesync.reference import parse_reference
+from imagesync.stores.connection import ConnectionOptions, open_client
 from tests.harness.faultproxy import Fault, FaultProxy
 from tests.harness.images import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, Pushed
 from tests.harness.images import push_image as harness_push_image

@@ -25,9 +25,9 @@ import requests
 from click.testing import CliRunner, Result
 
 from imagesync.cli import main
-from imagesync.connection import BASE_DELAY_ENV
-from imagesync.plan import MAX_PLAN_BYTES, Plan, checksum
-from imagesync.registries import MAX_CONCURRENCY
+from imagesync.plan.document import MAX_PLAN_BYTES, Plan, checksum
+from imagesync.stores.connection import BASE_DELAY_ENV
+from imagesync.stores.registry.registries import MAX_CONCURRENCY
 from tests.harness.hostile import (
     MIB,
     OCI_INDEX,

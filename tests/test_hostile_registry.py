@@ -24,7 +24,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from imagesync.cli import main
-from imagesync.connection import BASE_DELAY_ENV
+from imagesync.stores.connection import BASE_DELAY_ENV
 from tests.harness.hostile import (
     GIB,
     OCI_MANIFEST,

@@ -23,9 +23,9 @@ from click.testing import CliRunner
 
 from imagesync.cli import main
 from imagesync.errors import PlanRejected
-from imagesync.imagesfile import ImagesFile, load_images_file
-from imagesync.plan import Action, Change, ImagesFileInfo, Plan, SubChange
-from imagesync.plancheck import check_plan
+from imagesync.images.file import ImagesFile, load_images_file
+from imagesync.plan.checks import check_plan
+from imagesync.plan.document import Action, Change, ImagesFileInfo, Plan, SubChange
 from imagesync.render import render_plan
 from tests.harness.faultproxy import FaultProxy
 from tests.harness.forgery import reseal

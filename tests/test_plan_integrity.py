@@ -24,10 +24,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from imagesync.cli import main
-from imagesync.plan import canonical
-from imagesync.plankey import PLAN_KEY_ENV, PlanKey
+from imagesync.content.referrers import attached_source, attached_target
+from imagesync.plan.document import canonical
+from imagesync.plan.key import PLAN_KEY_ENV, PlanKey
 from imagesync.reference import parse_reference
-from imagesync.referrers import attached_source, attached_target
 from tests.harness.faultproxy import FaultProxy
 from tests.harness.forgery import reseal
 from tests.harness.images import push_cosign_signature, push_image, push_referrer

@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from imagesync.errors import PlanRejected
-from imagesync.plan import Action, Change, ImagesFileInfo, Plan, SubChange
-from imagesync.plandiff import (
+from imagesync.plan.diff import (
     EXIT_DIFFERENT,
     EXIT_SAME,
     FieldChange,
@@ -18,6 +17,7 @@ from imagesync.plandiff import (
     diff_plans,
     render_diff,
 )
+from imagesync.plan.document import Action, Change, ImagesFileInfo, Plan, SubChange
 
 A = "sha256:" + "a" * 64
 B = "sha256:" + "b" * 64
@@ -175,10 +175,12 @@ def test_plan_level_fields_count_as_differences() -> None:
         target_prefix="reg.io/other",
         images_file=ImagesFileInfo("external-images.yaml", "e" * 64),
         warnings=("something",),
+        source_layout="oci:/mnt/disk",
     )
     diff = diff_plans(old, new)
     assert [f.field for f in diff.plan_fields] == [
         "target_prefix",
+        "source_layout",
         "images_file_sha256",
         "warnings",
     ]

@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from imagesync.plan import Action, Change, ImagesFileInfo, Plan
-from imagesync.progress import PlainProgress, RichProgress, progress_for
-from imagesync.report import ImageResult, Outcome
+from imagesync.apply.progress import PlainProgress, RichProgress, progress_for
+from imagesync.apply.report import ImageResult, Outcome
+from imagesync.plan.document import Action, Change, ImagesFileInfo, Plan
 
 TARGET = "reg.example/mirror/library/busybox:1.36"
 CHANGE = Change(

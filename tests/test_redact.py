@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from imagesync.auth import Credential
 from imagesync.redact import REDACTED, redact_headers, redact_url, secrets
+from imagesync.stores.registry.auth import Credential
 
 
 def test_url_loses_user_info_and_secret_parameters() -> None:

@@ -25,10 +25,10 @@ import pytest
 from click.testing import CliRunner
 
 from imagesync.cli import main
-from imagesync.connection import ConnectionOptions, open_client
 from imagesync.errors import RegistryError
-from imagesync.plan import Action, Plan
+from imagesync.plan.document import Action, Plan
 from imagesync.reference import parse_reference
+from imagesync.stores.connection import ConnectionOptions, open_client
 from tests.harness.images import push_image, push_referrer
 from tests.harness.registry import RegistryServer
 from tests.harness.skopeo import inspect_digest, inspect_raw, list_tags

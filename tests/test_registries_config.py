@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from imagesync.errors import ConfigError
-from imagesync.registries import is_loopback, load_registries_config
+from imagesync.stores.registry.registries import is_loopback, load_registries_config
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -5,7 +5,7 @@ of ``tests.harness.faultproxy``: 503 bursts, 429 with Retry-After, connections r
 middle of a blob, truncated and corrupted bodies. What landed in the target is checked
 independently of imagesync: with skopeo, and by walking the target over plain HTTP.
 
-Backoff is shortened with ``IMAGESYNC_RETRY_BASE_DELAY`` (read by ``imagesync.connection``),
+Backoff is shortened with ``IMAGESYNC_RETRY_BASE_DELAY`` (read by ``imagesync.stores.connection``),
 so that retries cost milliseconds here instead of the policy's half second and up.
 """
 
@@ -31,9 +31,9 @@ import requests
 from click.testing import CliRunner, Result
 
 from imagesync.cli import main
-from imagesync.connection import BASE_DELAY_ENV, retry_base_delay
 from imagesync.errors import ConfigError
-from imagesync.plan import checksum
+from imagesync.plan.document import checksum
+from imagesync.stores.connection import BASE_DELAY_ENV, retry_base_delay
 from tests.harness.faultproxy import Fault, FaultProxy
 from tests.harness.images import push_image
 from tests.harness.registry import RegistryServer

@@ -14,7 +14,7 @@ import requests
 from click.testing import CliRunner
 
 from imagesync.cli import main
-from imagesync.plan import Action, Plan, SubChange
+from imagesync.plan.document import Action, Plan, SubChange
 from tests.harness.images import push_cosign_signature, push_image, push_referrer
 from tests.harness.registry import RegistryServer
 from tests.harness.skopeo import inspect_digest as raw_digest

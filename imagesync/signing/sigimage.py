@@ -40,11 +40,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from imagesync import mediatypes
+from imagesync.content import mediatypes
+from imagesync.content.manifest import Descriptor, Manifest, sha256_digest
+from imagesync.content.referrers import digest_tag
 from imagesync.errors import RegistryError
-from imagesync.manifest import Descriptor, Manifest, sha256_digest
 from imagesync.reference import Repository, check_digest
-from imagesync.referrers import digest_tag
 from imagesync.signing.gojson import go_json
 from imagesync.signing.keys import SigningKey, VerificationKey
 from imagesync.signing.payload import simple_signing_payload

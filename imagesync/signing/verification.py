@@ -35,8 +35,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
+from imagesync.content.manifest import sha256_digest
 from imagesync.errors import NotFound, shorten
-from imagesync.manifest import sha256_digest
 from imagesync.signing.keys import VerificationKey
 from imagesync.signing.payload import BadPayload, read_claim
 from imagesync.signing.sigimage import BlobFetcher, SignatureImage, SignatureLayer, signature_tag

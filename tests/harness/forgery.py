@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from imagesync.plan import Action, Plan, checksum
+from imagesync.plan.document import Action, Plan, checksum
 
 
 def reseal(document: dict[str, Any], *, check: bool = True) -> dict[str, Any]:

@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 import requests
 import urllib3
 
-from imagesync.deadline import deadline_message
 from imagesync.redact import excerpt
+from imagesync.stores.registry.deadline import deadline_message
 
 
 class Kind(StrEnum):

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from imagesync import mediatypes
-from imagesync.document import json_object
+from imagesync.content import mediatypes
+from imagesync.content.documents import json_object
 from imagesync.errors import RegistryError
 from imagesync.redact import excerpt
 from imagesync.reference import is_valid_digest
@@ -101,6 +101,20 @@ class Descriptor:
             artifact_type=artifact_type,
             annotations=tuple(sorted((str(k), str(v)) for k, v in annotations.items())),
         )
+
+    def to_json(self) -> dict[str, Any]:
+        """The descriptor as an index lists it (without a platform: one that lists a
+        referrer or a tagged manifest has none to give)."""
+        described: dict[str, Any] = {
+            "mediaType": self.media_type,
+            "digest": self.digest,
+            "size": self.size,
+        }
+        if self.artifact_type:
+            described["artifactType"] = self.artifact_type
+        if self.annotations:
+            described["annotations"] = dict(self.annotations)
+        return described
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, TextIO
 
-from imagesync.plan import Change, Plan
-from imagesync.report import ApplyListener, ImageResult
+from imagesync.apply.report import ApplyListener, ImageResult
+from imagesync.plan.document import Change, Plan
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -1,0 +1,1 @@
+"""Stores: where images are read from and written to."""

@@ -1,0 +1,131 @@
+"""Builds a run's stores from what the user gave: the target, a source layout, the registries
+config, credentials, retries.
+
+The one place that decides which kind of store each side is: a layout tree (``oci:DIR``) or
+registries. It is also the one door to the network stack: :func:`open_client` loads the
+registry client, the transport and through them requests, urllib3 and oras when a command
+first talks to a registry. What comes before that (options, ``--help``, ``validate``,
+``show``) loads none of them, and a run between two layouts never does.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from imagesync.errors import ConfigError
+from imagesync.reference import Repository
+from imagesync.retry import DEFAULT_ATTEMPTS, RetryPolicy
+
+if TYPE_CHECKING:
+    from imagesync.stores.registry.client import RegistryClient
+    from imagesync.stores.store import Store, Stores
+
+# Seconds before the first retry (doubling per attempt); tests and impatient users shorten it.
+BASE_DELAY_ENV = "IMAGESYNC_RETRY_BASE_DELAY"
+
+
+@dataclass(frozen=True)
+class ConnectionOptions:
+    """Everything about how to reach registries; secrets stay inside CredentialStore."""
+
+    registries_config: Path | None = None
+    access_token: str | None = None
+    key_file: Path | None = None
+    retries: int = DEFAULT_ATTEMPTS
+    timeout: float = 60.0
+
+    def __repr__(self) -> str:
+        # Never show the token, even in a debugger or a traceback's locals.
+        return f"ConnectionOptions(registries_config={self.registries_config!r})"
+
+
+def open_stores(
+    options: ConnectionOptions, target: Repository, source_layout: Repository | None = None
+) -> Stores:
+    """The sources and the target of a run. ``target`` is a registry prefix or a layout tree;
+    sources are read from their registries (through one client with the target's, so they
+    share connections and what they learn), or all from ``source_layout``."""
+    from imagesync.stores.store import Stores
+
+    client: RegistryClient | None = None
+
+    def registries(*, pull: bool) -> Store:
+        from imagesync.stores.registry.store import RegistryStore
+
+        nonlocal client
+        if client is None:
+            client = open_client(options, None if target.is_layout else target.endpoint)
+        return RegistryStore(client, pull=pull)
+
+    sources = (
+        _layout_store(source_layout, "--source-layout", must_exist=True)
+        if source_layout is not None
+        else registries(pull=True)
+    )
+    target_store = (
+        _layout_store(target, "--target", must_exist=False)
+        if target.is_layout
+        else registries(pull=False)
+    )
+    return Stores(sources, target_store)
+
+
+def _layout_store(tree: Repository, option: str, *, must_exist: bool) -> Store:
+    from imagesync.stores.layout.store import LayoutStore
+    from imagesync.stores.layout.tree import LayoutTree
+
+    if must_exist and not Path(tree.path).is_dir():
+        raise ConfigError(
+            f"{option} {tree.path}: no such directory",
+            "give the directory that imagesync --target oci:DIR wrote (the disk, mounted)",
+        )
+    return LayoutStore(LayoutTree(tree))
+
+
+def retry_policy(options: ConnectionOptions) -> RetryPolicy:
+    """How often, and after which waits, a request or a broken transfer is tried again."""
+    return RetryPolicy(attempts=max(1, options.retries), base_delay=retry_base_delay())
+
+
+def open_client(options: ConnectionOptions, target_registry: str | None) -> RegistryClient:
+    """A client whose target credentials (token or key file) apply to ``target_registry`` only
+    (None: the target is no registry)."""
+    from imagesync.stores.registry.auth import CredentialStore
+    from imagesync.stores.registry.client import RegistryClient
+    from imagesync.stores.registry.registries import load_registries_config
+    from imagesync.stores.registry.transport import Transport
+
+    credentials = CredentialStore(
+        target_registry=target_registry,
+        access_token=options.access_token,
+        key_file=options.key_file,
+    )
+    transport = Transport(
+        load_registries_config(options.registries_config),
+        credentials,
+        retry_policy(options),
+        timeout=options.timeout,
+    )
+    return RegistryClient(transport)
+
+
+def retry_base_delay() -> float:
+    """The backoff's first delay: ``IMAGESYNC_RETRY_BASE_DELAY`` seconds, else the policy's."""
+    text = os.environ.get(BASE_DELAY_ENV, "").strip()
+    if not text:
+        return RetryPolicy.base_delay
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or not 0 <= value <= 60:
+        raise ConfigError(
+            f"{BASE_DELAY_ENV}={text!r} is not a number of seconds",
+            f"set it to a number from 0 to 60, or unset it for the default "
+            f"{RetryPolicy.base_delay} s",
+        )
+    return value

@@ -1,0 +1,1 @@
+"""The registry store: the distribution API over HTTP, through mirrors for reads."""

@@ -1,0 +1,92 @@
+"""What a newcomer meets in the first hour (issue 16): help, messages, hints and outputs, each
+asserted as the user sees it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from imagesync.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (
+        "SYNCER_IMAGES_FILE",
+        "SYNCER_TARGET_REPO",
+        "SYNCER_TARGET_REPO_PREFIX",
+        "SYNCER_DRY_RUN",
+        "SYNCER_DEBUG",
+        "GITHUB_STEP_SUMMARY",
+    ):
+        monkeypatch.delenv(name, raising=False)
+
+
+def imagesync(*args: str, env: dict[str, str | None] | None = None) -> Result:
+    return CliRunner().invoke(main, list(args), env=env, terminal_width=80)
+
+
+def images_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "external-images.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("source", "hint"),
+    [
+        ("Foo/Bar:1.0", "(fix: write the repository as foo/bar)"),
+        (
+            "bitnami//postgres-exporter:0.8",
+            "(fix: write the repository as bitnami/postgres-exporter)",
+        ),
+        ("ghcr.io/org/-app:1", "such as bitnami/postgres-exporter)"),
+        (
+            "Reg_io/app:1",
+            (
+                "Reg_io/app:1",
+                "with an optional :port, such as registry.example.com or localhost:5000)",
+            ),
+        ),
+    ],
+)
+def test_a_hint_says_what_a_valid_name_looks_like(tmp_path: Path, source: str, hint: str) -> None:
+    path = images_file(tmp_path, f"target: reg.io/ext\nimages:\n- source: {source}\n")
+    result = imagesync("validate", "-i", str(path))
+    assert result.exit_code == 1
+    assert f"{path}:3: entry 1: source '{source}'" in result.stderr
+    assert hint in result.stderr
+    assert "fix the repository name" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("target", "hint"),
+    [
+        ("https://reg.io/mirror", "(fix: leave out https://: write reg.io/mirror)"),
+        (
+            "http://localhost:5000/m/",
+            "(fix: leave out http://: write localhost:5000/m; plain HTTP is `insecure: true` "
+            "for the host in --registries-config)",
+        ),
+    ],
+)
+def test_a_target_with_a_scheme_gets_a_hint_to_leave_it_out(
+    tmp_path: Path, target: str, hint: str
+) -> None:
+    path = images_file(tmp_path, "images:\n- source: busybox:1.36\n")
+    result = imagesync("validate", "-i", str(path), "--target", target)
+    assert result.exit_code == 1
+    assert f"starts with the URL scheme {target.split(':')[0]}://" in result.stderr
+    assert hint in result.stderr
+
+
+def test_a_source_with_a_scheme_gets_the_same_hint(tmp_path: Path) -> None:
+    path = images_file(
+        tmp_path, "target: reg.io/ext\nimages:\n- source: https://ghcr.io/org/app:1\n"
+    )
+    result = imagesync("validate", "-i", str(path))
+    assert "(fix: leave out https://: write ghcr.io/org/app:1)" in result.stderr

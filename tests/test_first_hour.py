@@ -47,10 +47,7 @@ def images_file(tmp_path: Path, text: str) -> Path:
         ("ghcr.io/org/-app:1", "such as bitnami/postgres-exporter)"),
         (
             "Reg_io/app:1",
-            (
-                "Reg_io/app:1",
-                "with an optional :port, such as registry.example.com or localhost:5000)",
-            ),
+            "with an optional :port, such as registry.example.com or localhost:5000)",
         ),
     ],
 )

@@ -138,7 +138,56 @@ def run() -> None:
     os._exit(code)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _HelpFormatter(click.HelpFormatter):
+    """Wraps option help at spaces only: ``external-images.yaml`` is never cut at its hyphen."""
+
+    def write_dl(self, rows: Any, col_max: int = 30, col_spacing: int = 2) -> None:
+        start = len(self.buffer)
+        held = [(first, second.replace("-", _HELD_HYPHEN)) for first, second in rows]
+        super().write_dl(held, col_max, col_spacing)
+        self.buffer[start:] = [text.replace(_HELD_HYPHEN, "-") for text in self.buffer[start:]]
+
+
+# A stand-in of the same width that textwrap does not break at.
+_HELD_HYPHEN = "\u2011"
+
+
+class _Context(click.Context):
+    formatter_class = _HelpFormatter
+
+
+class _Command(click.Command):
+    context_class = _Context
+
+
+class _Group(click.Group):
+    context_class = _Context
+    command_class = _Command
+
+
+class _EnvironmentFlag(click.types.BoolParamType):
+    """A flag that a variable can set: a wrong value names the variable and what it takes."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> bool:
+        if (
+            self.str_to_bool(value) is None
+            and param is not None
+            and ctx is not None
+            and ctx.get_parameter_source(param.name or "") is ParameterSource.ENVIRONMENT
+        ):
+            self.fail(
+                f"{param.envvar}={value!r} is neither true nor false; set it to true or "
+                "false (1 or 0, yes or no, on or off also do; empty is false)",
+                param,
+                ctx,
+            )
+        return super().convert(value, param, ctx)
+
+
+ENVIRONMENT_FLAG = _EnvironmentFlag()
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="imagesync")
 def main() -> None:
     """Mirror container images into a target registry: plan, review, apply.
@@ -147,7 +196,7 @@ def main() -> None:
     """
 
 
-@main.command()
+@main.command(short_help="Check the images file offline; report every problem.")
 @images_file_option
 @target_option
 def validate(images_file: str, target: str | None) -> None:
@@ -240,6 +289,7 @@ def connection_options(function: F) -> F:
             "--debug",
             envvar="SYNCER_DEBUG",
             is_flag=True,
+            type=ENVIRONMENT_FLAG,
             help="Log every HTTP request (secrets redacted) [SYNCER_DEBUG]",
         ),
         click.option(
@@ -365,7 +415,7 @@ def _plan_exit_code(plan: Plan, detailed: bool) -> int:
     return 2 if detailed and plan.has_changes else 0
 
 
-@main.command()
+@main.command(short_help="Resolve every image; write a plan to review.")
 @images_file_option
 @target_option
 @click.option("-o", "--out", type=click.Path(dir_okay=False), help="Write the plan (JSON) here")
@@ -402,7 +452,7 @@ def plan(
     sys.exit(_plan_exit_code(result, detailed_exitcode))
 
 
-@main.command()
+@main.command(short_help="Execute a saved plan (or plan and apply: -i FILE).")
 @click.argument("plan_file", required=False, type=click.Path(dir_okay=False))
 @click.option(
     "-i",
@@ -483,7 +533,7 @@ def _apply(session: Session, saved: Plan, applier: Applier | None = None) -> App
             return applier.apply(saved, listener)
 
 
-@main.command()
+@main.command(short_help="Render a saved plan as text, JSON or Markdown.")
 @click.argument("plan_file", type=click.Path(dir_okay=False))
 @format_option()
 @click.option("--changed-only", is_flag=True, help="Leave unchanged images out of the output")
@@ -497,13 +547,14 @@ def show(plan_file: str, fmt: str, changed_only: bool) -> None:
     click.echo(render_plan(saved, fmt, changed_only=changed_only), nl=False)
 
 
-@main.command()
+@main.command(short_help="The image-syncer's interface: plan, then apply.")
 @images_file_option
 @target_option
 @click.option(
     "--dry-run",
     envvar="SYNCER_DRY_RUN",
     is_flag=True,
+    type=ENVIRONMENT_FLAG,
     help="Only plan: print what would be synced, write nothing [SYNCER_DRY_RUN]",
 )
 @source_layout_option
@@ -525,7 +576,7 @@ def sync(images_file: str, target: str | None, dry_run: bool, **options: Any) ->
     sys.exit(1 if report.failed else 0)
 
 
-@main.command()
+@main.command(short_help="Compare two saved plans; exit 2 when they differ.")
 @click.argument("old", type=click.Path(dir_okay=False))
 @click.argument("new", type=click.Path(dir_okay=False))
 @format_option(FORMATS)

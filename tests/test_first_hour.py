@@ -87,3 +87,58 @@ def test_a_source_with_a_scheme_gets_the_same_hint(tmp_path: Path) -> None:
     )
     result = imagesync("validate", "-i", str(path))
     assert "(fix: leave out https://: write ghcr.io/org/app:1)" in result.stderr
+
+
+COMMANDS = ("validate", "plan", "apply", "show", "sync", "diff")
+
+
+def test_the_command_list_fits_without_a_cut() -> None:
+    result = imagesync("--help")
+    listed = result.stdout.split("Commands:\n", 1)[1].splitlines()
+    assert [line.split()[0] for line in listed] == sorted(COMMANDS)
+    for line in listed:
+        assert not line.endswith("..."), line
+        assert line.endswith("."), line
+        assert len(line) <= 80
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_no_help_text_is_wrapped_at_a_hyphen(command: str) -> None:
+    text = imagesync(command, "--help").stdout
+    lines = text.splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    assert not any(line.rstrip().endswith("-") for line in lines), text
+    if command not in ("show", "diff", "apply"):
+        assert "external-images.yaml" in text.replace("\n", " ")
+
+
+@pytest.mark.parametrize(
+    ("variable", "command"), [("SYNCER_DRY_RUN", "sync"), ("SYNCER_DEBUG", "plan")]
+)
+def test_a_boolean_variable_with_another_value_names_the_variable(
+    variable: str, command: str
+) -> None:
+    result = imagesync(command, env={variable: "maybe"})
+    assert result.exit_code == 2
+    assert (
+        f"{variable}='maybe' is neither true nor false; set it to true or false "
+        "(1 or 0, yes or no, on or off also do; empty is false)"
+    ) in result.stderr
+    assert "Recognized values" not in result.stderr
+
+
+def test_a_boolean_variable_still_takes_the_image_syncers_values(tmp_path: Path) -> None:
+    path = images_file(tmp_path, "images:\n- source: app:1\n")
+    for value in ("true", "1", "yes", "TRUE"):
+        result = imagesync(
+            "sync",
+            "-i",
+            str(path),
+            "--target",
+            f"oci:{tmp_path}/mirror",
+            "--source-layout",
+            str(tmp_path),
+            env={"SYNCER_DRY_RUN": value},
+        )
+        assert "Plan: " in result.stdout, result.output
+        assert not (tmp_path / "mirror").exists()

@@ -142,3 +142,31 @@ def test_a_boolean_variable_still_takes_the_image_syncers_values(tmp_path: Path)
         )
         assert "Plan: " in result.stdout, result.output
         assert not (tmp_path / "mirror").exists()
+
+
+def _empty_layout_plan(tmp_path: Path, name: str, text: str) -> tuple[Path, Path]:
+    """A plan (all errors: the layout tree holds nothing) of images file ``name``; no network."""
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    plan = tmp_path / f"{path.stem}.json"
+    source, target = tmp_path / "disk", tmp_path / "mirror"
+    source.mkdir(exist_ok=True)
+    args = ["-i", str(path), "--source-layout", str(source), "--target", f"oci:{target}"]
+    made = imagesync("plan", *args, "-o", str(plan))
+    assert plan.is_file(), made.output
+    return path, plan
+
+
+def test_apply_with_another_images_file_names_both_files(tmp_path: Path) -> None:
+    made_from, plan = _empty_layout_plan(tmp_path, "c.yaml", "images:\n- source: app:1\n")
+    other = tmp_path / "ok.yaml"
+    other.write_text("images:\n- source: app:2\n", encoding="utf-8")
+    result = imagesync("apply", str(plan), "-i", str(other))
+    assert result.exit_code == 1
+    assert f"Error: the plan was made from {made_from} (sha256 " in result.stderr
+    assert f"not from {other} as it is now (sha256 " in result.stderr
+    assert f"fix: re-run plan on {other}, or apply with -i {made_from}" in result.stderr
+    made_from.write_text("images:\n- source: app:3\n", encoding="utf-8")
+    edited = imagesync("apply", str(plan), "-i", str(made_from))
+    assert f"the plan was made from another version of {made_from} (sha256 " in edited.stderr
+    assert f"fix: re-run plan on {made_from}\n" in edited.stderr

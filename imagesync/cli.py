@@ -484,6 +484,7 @@ def apply(
         if plan_file is None:
             saved, applier = _run_plan(session, run)
             click.echo(render_plan(saved, "text"), nl=False, err=fmt != "text")
+            _write_step_summary(render_plan(saved, "markdown"))
         else:
             key = plan_key_from_environment()
             saved = Plan.read(plan_file, key)
@@ -538,13 +539,17 @@ def _apply(session: Session, saved: Plan, applier: Applier | None = None) -> App
 @format_option()
 @click.option("--changed-only", is_flag=True, help="Leave unchanged images out of the output")
 def show(plan_file: str, fmt: str, changed_only: bool) -> None:
-    """Render a saved plan as text, JSON or Markdown."""
+    """Render a saved plan as text, JSON or Markdown.
+
+    Exits as plan did: 1 when the plan holds conflicts or errors, else 0.
+    """
     from imagesync.plan.document import Plan
     from imagesync.render import render_plan
 
     with _user_errors():
         saved = Plan.read(plan_file)
     click.echo(render_plan(saved, fmt, changed_only=changed_only), nl=False)
+    sys.exit(_plan_exit_code(saved, False))
 
 
 @main.command(short_help="The image-syncer's interface: plan, then apply.")

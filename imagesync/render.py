@@ -107,6 +107,15 @@ def _shown(plan: Plan, changed_only: bool) -> list[Change]:
     ]
 
 
+def no_changes(plan: Plan) -> str:
+    """What --changed-only shows when there is nothing else to show."""
+    if not plan.changes:
+        return "No changes: the plan holds no images."
+    count = len(plan.changes)
+    every = "the image is" if count == 1 else f"all {count} images are"
+    return f"No changes: {every} in the target already."
+
+
 def plan_text(plan: Plan, *, changed_only: bool = False) -> str:
     lines = [f"Target: {plan.target_prefix}"]
     if plan.source_layout:
@@ -114,8 +123,11 @@ def plan_text(plan: Plan, *, changed_only: bool = False) -> str:
     lines.append("")
     for warning in plan.warnings:
         lines.append(f"warning: {warning}")
-    for change in _shown(plan, changed_only):
+    shown = _shown(plan, changed_only)
+    for change in shown:
         lines.extend(_change_text(change))
+    if not shown:
+        lines.append(no_changes(plan))
     lines += ["", summary_line(plan)]
     transfer = transfer_line(plan)
     if transfer:

@@ -9,6 +9,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from imagesync.cli import main
+from tests.harness.images import push_image
+from tests.harness.layouts import LayoutPusher
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -170,3 +172,54 @@ def test_apply_with_another_images_file_names_both_files(tmp_path: Path) -> None
     edited = imagesync("apply", str(plan), "-i", str(made_from))
     assert f"the plan was made from another version of {made_from} (sha256 " in edited.stderr
     assert f"fix: re-run plan on {made_from}\n" in edited.stderr
+
+
+@pytest.fixture
+def layouts(tmp_path: Path) -> tuple[Path, list[str]]:
+    """An images file of two images in a source layout tree, and the options that mirror them
+    into another tree: a world with nothing but Python."""
+    disk = tmp_path / "disk"
+    for seed, name in enumerate(("app", "tool"), start=1):
+        push_image(LayoutPusher(disk), f"demo.example/{name}", "1.0", seed=seed, layer_size=64)
+    path = images_file(
+        tmp_path,
+        'images:\n- source: "demo.example/app:1.0"\n- source: "demo.example/tool:1.0"\n',
+    )
+    where = ["--source-layout", str(disk), "--target", f"oci:{tmp_path / 'mirror'}"]
+    return path, ["-i", str(path), *where]
+
+
+def test_changed_only_with_nothing_changed_says_no_changes(
+    layouts: tuple[Path, list[str]],
+) -> None:
+    _, options = layouts
+    assert imagesync("apply", *options).exit_code == 0
+    result = imagesync("plan", *options, "--changed-only")
+    assert result.exit_code == 0
+    assert "No changes: all 2 images are in the target already.\n" in result.stdout
+    assert "\n\n\n" not in result.stdout
+
+
+def test_apply_i_writes_the_plan_it_made_to_the_step_summary(
+    layouts: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    _, options = layouts
+    summary = tmp_path / "summary.md"
+    result = imagesync("apply", *options, env={"GITHUB_STEP_SUMMARY": str(summary)})
+    assert result.exit_code == 0, result.output
+    text = summary.read_text(encoding="utf-8")
+    assert text.index("### imagesync plan for ") < text.index("### imagesync apply")
+
+
+def test_show_exits_as_plan_did(layouts: tuple[Path, list[str]], tmp_path: Path) -> None:
+    path, options = layouts
+    clean = tmp_path / "clean.json"
+    assert imagesync("plan", *options, "-o", str(clean)).exit_code == 0
+    assert imagesync("show", str(clean)).exit_code == 0
+    path.write_text(path.read_text() + '- source: "demo.example/gone:1.0"\n')
+    failing = tmp_path / "failing.json"
+    assert imagesync("plan", *options, "-o", str(failing)).exit_code == 1
+    for fmt in ("text", "json", "markdown"):
+        shown = imagesync("show", str(failing), "--format", fmt)
+        assert shown.exit_code == 1
+        assert "demo.example/gone" in shown.stdout

@@ -390,7 +390,7 @@ def test_every_format_shows_the_subchanges(source_registry, target_registry, tmp
 
     for fmt in ("text", "json", "markdown"):
         code, shown, _ = run("show", str(out), "--format", fmt)
-        assert code == 0
+        assert code == 1  # as plan: the plan holds a conflict
         if fmt == "text":
             assert shown == text
         elif fmt == "json":

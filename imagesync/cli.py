@@ -31,7 +31,7 @@ from imagesync.retry import DEFAULT_ATTEMPTS
 if TYPE_CHECKING:
     from imagesync.apply.applier import Applier
     from imagesync.apply.report import ApplyReport
-    from imagesync.images.diagnostics import Problem
+    from imagesync.diagnostics import Problem
     from imagesync.images.file import ImagesFile
     from imagesync.plan.document import Plan
     from imagesync.plan.planner import PlanOptions
@@ -204,7 +204,7 @@ def validate(images_file: str, target: str | None) -> None:
 
     Exits 0 when the file is valid (warnings allowed), 1 when it has errors.
     """
-    from imagesync.images.diagnostics import count
+    from imagesync.diagnostics import count
     from imagesync.images.file import InvalidImagesFile, load_images_file
 
     try:
@@ -227,12 +227,11 @@ def validate(images_file: str, target: str | None) -> None:
 @contextmanager
 def _user_errors() -> Iterator[None]:
     """Errors users can act on end the command with their message and fix, no traceback."""
-    from imagesync.images.diagnostics import count
-    from imagesync.images.file import InvalidImagesFile
+    from imagesync.diagnostics import InvalidFile, count
 
     try:
         yield
-    except InvalidImagesFile as error:
+    except InvalidFile as error:
         report_problems(error.problems)
         click.echo(f"{error.path}: not valid, {count(error.problems)}", err=True)
         sys.exit(1)

@@ -223,3 +223,42 @@ def test_show_exits_as_plan_did(layouts: tuple[Path, list[str]], tmp_path: Path)
         shown = imagesync("show", str(failing), "--format", fmt)
         assert shown.exit_code == 1
         assert "demo.example/gone" in shown.stdout
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        (
+            'target: reg.io/ext\nimages:\n- source: "busybox:1.36"\n  amd64Only: true\n'
+            '  tag: "1.36-v1\n- source: "alpine:3.20"\n',
+            ':5: the quote " opened on line 5 is not closed (fix: close it: tag: "1.36-v1")',
+        ),
+        (
+            "target: reg.io/ext\nimages:\n\t- source: busybox:1.36\n",
+            ":3: line 3 is indented with a tab; YAML indents with spaces only "
+            "(fix: replace the tab with spaces)",
+        ),
+        (
+            "target: reg.io/ext\nimages:\n- source: busybox: 1.36\n",
+            ":3: line 3 has ': ' inside a value, which YAML reads as another key "
+            '(fix: quote the value: - source: "busybox: 1.36")',
+        ),
+        (
+            "target: reg.io/ext\nimages:\n- source: busybox:1.36\n  tag\n  amd64Only: true\n",
+            ":4: line 4 has no ':' after its key (fix: write the key with a value: tag: <value>)",
+        ),
+        (
+            "target: reg.io/ext\nimages:\n- source: busybox:1.36\n tag: v1\n",
+            ":4: line 4 is not lined up with the lines above it",
+        ),
+    ],
+)
+def test_yaml_syntax_errors_in_plain_words_at_their_cause(
+    tmp_path: Path, text: str, said: str
+) -> None:
+    path = images_file(tmp_path, text)
+    result = imagesync("validate", "-i", str(path))
+    assert result.exit_code == 1
+    assert f"{path}{said}" in result.stderr
+    for pyyaml in ("expected <block end>", "cannot start any token", "<scalar>", "while "):
+        assert pyyaml not in result.stderr

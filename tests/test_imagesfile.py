@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
+from imagesync.diagnostics import Problem, Severity
 from imagesync.errors import ConfigError, ImagesyncError
-from imagesync.images.diagnostics import Problem, Severity
 from imagesync.images.file import (
     TAG_RULE,
     ImageEntry,
@@ -541,7 +541,7 @@ def test_upper_case_first_component_is_a_host_with_a_warning(tmp_path: Path) -> 
 @pytest.mark.parametrize(
     ("text", "line", "message"),
     [
-        ("images:\n- source: a\n  tag: 'x\n", 4, "not valid YAML"),
+        ("images:\n- source: a\n  tag: 'x\n", 3, "the quote ' opened on line 3 is not closed"),
         ("images: [\n", 2, "not valid YAML"),
         ("---\nimages: []\n---\nimages: []\n", 3, "expected a single document"),
         ("", 1, "the file is empty"),

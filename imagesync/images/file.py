@@ -33,8 +33,8 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.reader import ReaderError
 from yaml.resolver import Resolver
 
+from imagesync.diagnostics import InvalidFile, Problem, Severity, sort_key
 from imagesync.errors import ConfigError, InvalidReference, shorten
-from imagesync.images.diagnostics import Problem, Severity, count, sort_key
 from imagesync.images.mapping import DEFAULT_TAG, layout_source, target_reference
 from imagesync.inputfile import InputTooLarge, UnreadableInput, read_input
 from imagesync.reference import (
@@ -45,6 +45,7 @@ from imagesync.reference import (
     parse_reference,
     parse_registry_prefix,
 )
+from imagesync.yamlsyntax import explain as explain_syntax
 
 if TYPE_CHECKING:
     from jsonschema import ValidationError
@@ -152,25 +153,8 @@ class ImagesFile:
     source_layout: Repository | None = None
 
 
-class InvalidImagesFile(ConfigError):
-    """The images file has errors. ``problems`` holds all of them, and the warnings, in order.
-
-    The message lists every problem, so a caller that only prints the message loses nothing.
-    """
-
-    def __init__(self, path: str | Path, problems: tuple[Problem, ...]) -> None:
-        self.path = str(path)
-        self.problems = problems
-        lines = "\n".join(f"  {problem}" for problem in problems)
-        super().__init__(f"{path} is not valid ({count(problems)}):\n{lines}")
-
-    @property
-    def errors(self) -> tuple[Problem, ...]:
-        return tuple(p for p in self.problems if p.is_error)
-
-    @property
-    def warnings(self) -> tuple[Problem, ...]:
-        return tuple(p for p in self.problems if not p.is_error)
+class InvalidImagesFile(InvalidFile):
+    """The images file has errors; ``problems`` holds all of them, and the warnings."""
 
 
 def load_images_file(
@@ -355,17 +339,8 @@ class _Checker:
             self.error(refused.line, refused.message, refused.hint)
             return False
         except yaml.MarkedYAMLError as error:
-            mark = error.problem_mark or error.context_mark
-            problem = error.problem or "syntax error"
-            message = f"not valid YAML: {problem}"
-            if error.context:
-                message += f" ({error.context})"
-            hint = (
-                "indent with spaces, not tabs"
-                if "'\\t'" in problem
-                else "check the indentation and the quotes on this line and the one before"
-            )
-            self.error(mark.line + 1 if mark is not None else None, message, hint)
+            problem = explain_syntax(error, text)
+            self.error(problem.line, problem.message, problem.hint)
             return False
         except ValueError as error:
             # PyYAML's scanner hands a "\U" escape beyond U+10FFFF to chr() unchecked; it stops

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
+
+from imagesync.errors import ConfigError
 
 
 class Severity(StrEnum):
@@ -70,3 +73,24 @@ def count(problems: tuple[Problem, ...] | list[Problem]) -> str:
 
 def _plural(number: int, word: str) -> str:
     return f"{number} {word}" if number == 1 else f"{number} {word}s"
+
+
+class InvalidFile(ConfigError):
+    """An input file has errors. ``problems`` holds all of them, and the warnings, in order.
+
+    The message lists every problem, so a caller that only prints the message loses nothing.
+    """
+
+    def __init__(self, path: str | Path, problems: tuple[Problem, ...]) -> None:
+        self.path = str(path)
+        self.problems = problems
+        lines = "\n".join(f"  {problem}" for problem in problems)
+        super().__init__(f"{path} is not valid ({count(problems)}):\n{lines}")
+
+    @property
+    def errors(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.is_error)
+
+    @property
+    def warnings(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if not p.is_error)

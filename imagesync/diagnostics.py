@@ -6,6 +6,8 @@ does: fixing one error per run is slow when the feedback loop is a pull request.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -69,6 +71,16 @@ def count(problems: tuple[Problem, ...] | list[Problem]) -> str:
     if warnings:
         parts.append(_plural(warnings, "warning"))
     return ", ".join(parts) or "no problems"
+
+
+def closest(word: str, known: Sequence[str]) -> str | None:
+    """The known key ``word`` was meant as, for "did you mean …?": a slip of case first
+    (``amd64only``; difflib scores those lower than real typos), else the nearest."""
+    match = next((k for k in known if k.lower() == word.lower()), None)
+    if match is None:
+        close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+        match = close[0] if close else None
+    return match
 
 
 def _plural(number: int, word: str) -> str:

@@ -262,3 +262,43 @@ def test_yaml_syntax_errors_in_plain_words_at_their_cause(
     assert f"{path}{said}" in result.stderr
     for pyyaml in ("expected <block end>", "cannot start any token", "<scalar>", "while "):
         assert pyyaml not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        (
+            "registries:\n  a.io:\n    insecure: true\n    insecur: true\n",
+            ":4: registries.a.io: unknown key 'insecur': did you mean insecure? "
+            "(fix: rename it to insecure)",
+        ),
+        (
+            "registris:\n  a.io: {}\n",
+            ":1: unknown key 'registris': did you mean registries? (fix: rename it to registries)",
+        ),
+        (
+            "registries:\n  a.io:\n    insecure: true\n    max_concurrency: 0\n",
+            ":4: registries.a.io.max_concurrency must be a whole number from 1 to 256 "
+            "(fix: write how many requests may be in flight: max_concurrency: 8)",
+        ),
+        (
+            "registries:\n  b.io:\n  https://a.io: {}\n",
+            ":3: registries: 'https://a.io' is not a registry host",
+        ),
+        (
+            "registries:\n  a.io:\n\tinsecure: true\n",
+            ":3: line 3 is indented with a tab; YAML indents with spaces only",
+        ),
+    ],
+)
+def test_registries_config_problems_are_located_like_the_images_files(
+    tmp_path: Path, text: str, said: str
+) -> None:
+    config = tmp_path / "registries.yaml"
+    config.write_text(text, encoding="utf-8")
+    path = images_file(tmp_path, "target: reg.io/ext\nimages:\n- source: busybox:1.36\n")
+    result = imagesync("plan", "-i", str(path), "--registries-config", str(config))
+    assert result.exit_code == 1
+    first, last = result.stderr.splitlines()
+    assert first.startswith(f"{config}{said}")
+    assert last == f"{config}: not valid, 1 error"

@@ -16,7 +16,6 @@ Only ``imagesync.images.mapping`` decides where an entry lands; this module asks
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
@@ -33,7 +32,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.reader import ReaderError
 from yaml.resolver import Resolver
 
-from imagesync.diagnostics import InvalidFile, Problem, Severity, sort_key
+from imagesync.diagnostics import InvalidFile, Problem, Severity, closest, sort_key
 from imagesync.errors import ConfigError, InvalidReference, shorten
 from imagesync.images.mapping import DEFAULT_TAG, layout_source, target_reference
 from imagesync.inputfile import InputTooLarge, UnreadableInput, read_input
@@ -466,11 +465,7 @@ class _Checker:
             self.error(path, f"{name}: {error.message}")
 
     def unknown_key(self, path: _Path, key: str, known: Sequence[str]) -> None:
-        # Case slips (amd64only) first: difflib scores them lower than real typos.
-        match = next((k for k in known if k.lower() == key.lower()), None)
-        if match is None:
-            close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-            match = close[0] if close else None
+        match = closest(key, known)
         key_node = self.document.key_nodes.get((*path, key))
         line = _line_of(key_node) if key_node is not None else self.line(path)
         message = f"unknown key {_quoted(key)}"

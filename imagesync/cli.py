@@ -424,7 +424,9 @@ def _plan_exit_code(plan: Plan, detailed: bool) -> int:
     is_flag=True,
     help="Exit 2 when the plan has changes and nothing failed (0: nothing to do, 1: failures)",
 )
-@click.option("--changed-only", is_flag=True, help="Leave unchanged images out of the output")
+@click.option(
+    "--changed-only", is_flag=True, help="Leave images to skip out of the output (not counts)"
+)
 @source_layout_option
 @connection_options
 def plan(
@@ -536,7 +538,9 @@ def _apply(session: Session, saved: Plan, applier: Applier | None = None) -> App
 @main.command(short_help="Render a saved plan as text, JSON or Markdown.")
 @click.argument("plan_file", type=click.Path(dir_okay=False))
 @format_option()
-@click.option("--changed-only", is_flag=True, help="Leave unchanged images out of the output")
+@click.option(
+    "--changed-only", is_flag=True, help="Leave images to skip out of the output (not counts)"
+)
 def show(plan_file: str, fmt: str, changed_only: bool) -> None:
     """Render a saved plan as text, JSON or Markdown.
 

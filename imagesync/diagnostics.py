@@ -13,6 +13,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from imagesync.errors import ConfigError
+from imagesync.words import plural
 
 
 class Severity(StrEnum):
@@ -67,9 +68,9 @@ def count(problems: tuple[Problem, ...] | list[Problem]) -> str:
     """'2 errors, 1 warning' — the summary line under a list of problems."""
     errors = sum(1 for p in problems if p.is_error)
     warnings = len(problems) - errors
-    parts = [_plural(errors, "error")] if errors else []
+    parts = [plural(errors, "error")] if errors else []
     if warnings:
-        parts.append(_plural(warnings, "warning"))
+        parts.append(plural(warnings, "warning"))
     return ", ".join(parts) or "no problems"
 
 
@@ -81,10 +82,6 @@ def closest(word: str, known: Sequence[str]) -> str | None:
         close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
         match = close[0] if close else None
     return match
-
-
-def _plural(number: int, word: str) -> str:
-    return f"{number} {word}" if number == 1 else f"{number} {word}s"
 
 
 class InvalidFile(ConfigError):

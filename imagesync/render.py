@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 from imagesync.apply.report import ApplyReport, ImageResult, Outcome
 from imagesync.plan.document import Action, Change, Plan, SubChange
+from imagesync.words import plural
 
 _SYMBOL = {Action.CREATE: "+", Action.SKIP: "=", Action.CONFLICT: "!", Action.ERROR: "x"}
 _OUTCOME_SYMBOL = {
@@ -34,27 +35,27 @@ def short_digest(digest: str | None) -> str:
 
 
 def summary_line(plan: Plan) -> str:
-    counts = plan.summary()
-    parts = [f"{counts['create']} to create", f"{counts['skip']} unchanged"]
-    if counts["conflict"]:
-        parts.append(f"{counts['conflict']} conflict" + ("s" if counts["conflict"] > 1 else ""))
-    if counts["error"]:
-        parts.append(f"{counts['error']} error" + ("s" if counts["error"] > 1 else ""))
+    """``Plan: 3 to create, 10 to skip, 1 conflict.``: the actions' own words, in every format."""
+    parts = [_counted(plan.summary())]
     subs = plan.subchange_summary()
     if any(subs.values()):
-        text = f"signatures: {subs['create']} to create, {subs['skip']} unchanged"
-        if subs["conflict"]:
-            text += f", {subs['conflict']} conflict" + ("s" if subs["conflict"] > 1 else "")
-        if subs["error"]:
-            text += f", {subs['error']} error" + ("s" if subs["error"] > 1 else "")
-        parts.append(text)
+        parts.append(f"signatures: {_counted(subs)}")
     return "Plan: " + ", ".join(parts) + "."
+
+
+def _counted(counts: dict[str, int]) -> str:
+    parts = [f"{counts['create']} to create", f"{counts['skip']} to skip"]
+    if counts["conflict"]:
+        parts.append(plural(counts["conflict"], "conflict"))
+    if counts["error"]:
+        parts.append(plural(counts["error"], "error"))
+    return ", ".join(parts)
 
 
 def transfer_text(blobs: int, size: int, mounts: int, mounted: int) -> str:
     """What a create (or a whole plan) moves: ``3 blobs, 1.2 MiB`` when all are copied, else
     ``8 blobs, 9.2 MiB: 2 to copy (400.0 KiB), 6 to mount (8.8 MiB)``."""
-    text = f"{blobs} blobs, {human_bytes(size)}"
+    text = f"{plural(blobs, 'blob')}, {human_bytes(size)}"
     if mounts:
         text += (
             f": {blobs - mounts} to copy ({human_bytes(size - mounted)}), "
@@ -152,7 +153,7 @@ def _change_text(change: Change) -> list[str]:
 
 
 def _subchange_text(sub: SubChange) -> str:
-    text = f"    {_SYMBOL[sub.action]} {sub.kind} {sub.target} ({short_digest(sub.digest)})"
+    text = f"    {_SYMBOL[sub.action]} {sub.kind} {sub.target} (digest {short_digest(sub.digest)})"
     if sub.action in (Action.CONFLICT, Action.ERROR):
         text += f": {sub.reason}"
     return text
@@ -272,8 +273,8 @@ def report_document(report: ApplyReport) -> dict[str, object]:
 def report_summary(report: ApplyReport) -> str:
     counts = report.counts()
     text = (
-        f"Apply: {counts['created']} created, {counts['skipped']} unchanged, "
-        f"{counts['conflict']} conflicts, {counts['failed']} failed."
+        f"Apply: {counts['created']} created, {counts['skipped']} skipped, "
+        f"{plural(counts['conflict'], 'conflict')}, {counts['failed']} failed."
     )
     return text + (" Interrupted." if report.interrupted else "")
 
@@ -300,7 +301,8 @@ def _result_text(result: ImageResult) -> list[str]:
     if result.outcome is Outcome.CREATED:
         t = result.transfer
         lines.append(
-            f"    {t.copied} blobs copied ({human_bytes(t.bytes_copied)}), {t.mounted} mounted, "
+            f"    {plural(t.copied, 'blob')} copied ({human_bytes(t.bytes_copied)}), "
+            f"{t.mounted} mounted, "
             f"{t.present} already there"
         )
     elif result.outcome is not Outcome.SKIPPED:

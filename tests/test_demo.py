@@ -31,9 +31,9 @@ def demo(*args: str, path: str | None = None) -> subprocess.CompletedProcess[str
 
 def assert_the_whole_job(result: subprocess.CompletedProcess[str]) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Plan: 3 to create, 0 unchanged, signatures: 1 to create" in result.stdout
-    assert "Apply: 3 created, 0 unchanged, 0 conflicts, 0 failed." in result.stdout
-    assert "Plan: 0 to create, 3 unchanged, signatures: 0 to create, 1 unchanged." in result.stdout
+    assert "Plan: 3 to create, 0 to skip, signatures: 1 to create" in result.stdout
+    assert "Apply: 3 created, 0 skipped, 0 conflicts, 0 failed." in result.stdout
+    assert "Plan: 0 to create, 3 to skip, signatures: 0 to create, 1 to skip." in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
 
 

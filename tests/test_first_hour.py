@@ -302,3 +302,52 @@ def test_registries_config_problems_are_located_like_the_images_files(
     first, last = result.stderr.splitlines()
     assert first.startswith(f"{config}{said}")
     assert last == f"{config}: not valid, 1 error"
+
+
+def test_one_word_per_outcome_in_every_format(layouts: tuple[Path, list[str]]) -> None:
+    """plan: create / skip / conflict / error; apply: created / skipped / conflict / failed —
+    in text, JSON and Markdown, in the lines and in the counts."""
+    import json
+
+    _, options = layouts
+    applied = imagesync("apply", *options, "--format", "json")
+    assert json.loads(applied.stdout)["summary"] == {
+        "created": 2,
+        "skipped": 0,
+        "conflict": 0,
+        "failed": 0,
+    }
+    again = imagesync("apply", *options)
+    assert "Apply: 0 created, 2 skipped, 0 conflicts, 0 failed." in again.stdout
+    assert again.stdout.count("= skipped ") == 2
+    planned = imagesync("plan", *options)
+    assert planned.stdout.count("= skip ") == 2
+    assert "Plan: 0 to create, 2 to skip." in planned.stdout
+    assert json.loads(imagesync("plan", *options, "--format", "json").stdout)["summary"] == {
+        "create": 0,
+        "skip": 2,
+        "conflict": 0,
+        "error": 0,
+    }
+    markdown = imagesync("plan", *options, "--format", "markdown").stdout
+    assert "**Plan: 0 to create, 2 to skip.**" in markdown
+    for text in (again.stdout, planned.stdout, markdown):
+        assert "unchanged" not in text
+
+
+def test_counts_are_singular_for_one(layouts: tuple[Path, list[str]], tmp_path: Path) -> None:
+    path, options = layouts
+    path.write_text(path.read_text() + '- source: "demo.example/gone:1.0"\n')
+    planned = imagesync("plan", *options)
+    assert "Plan: 2 to create, 0 to skip, 1 error." in planned.stdout
+    applied = imagesync("apply", *options)
+    assert "Apply: 2 created, 0 skipped, 0 conflicts, 1 failed." in applied.stdout
+
+
+def test_a_short_digest_is_labelled() -> None:
+    from imagesync.render import plan_text
+    from tests.test_plan_document import make_plan
+
+    text = plan_text(make_plan())
+    assert ".sig (digest bbbbbbbbbbbb)" in text
+    assert "(bbbbbbbbbbbb)" not in text

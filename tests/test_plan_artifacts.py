@@ -448,7 +448,7 @@ def test_markdown_puts_problems_first_and_folds_the_skips() -> None:
     assert plan.summary() == {"create": 3, "skip": 50, "conflict": 1, "error": 1}
     markdown = render_plan(plan, "markdown")
 
-    assert "**Plan: 3 to create, 50 unchanged, 1 conflict, 1 error.**" in markdown.splitlines(), (
+    assert "**Plan: 3 to create, 50 to skip, 1 conflict, 1 error.**" in markdown.splitlines(), (
         markdown
     )
     position = {name: markdown.index(name) for name in ("conflicted", "broken", "new2", "same4")}

@@ -386,7 +386,7 @@ def test_every_format_shows_the_subchanges(source_registry, target_registry, tmp
     assert f"! attestation {target}:{attestation.tag}" in text and theirs.digest in text
     assert f"+ referrer {target}@{sbom.digest}" in text
     assert f"+ referrers-index {target}:{tag_of(image.digest)}" in text
-    assert "signatures: 3 to create, 0 unchanged, 1 conflict." in text
+    assert "signatures: 3 to create, 0 to skip, 1 conflict." in text
 
     for fmt in ("text", "json", "markdown"):
         code, shown, _ = run("show", str(out), "--format", fmt)
@@ -407,7 +407,7 @@ def test_every_format_shows_the_subchanges(source_registry, target_registry, tmp
         else:
             assert "+ signature, ! attestation, + referrer, + referrers-index" in shown
             assert f"`{target}:{attestation.tag}`" in shown and theirs.digest in shown
-            assert "signatures: 3 to create, 0 unchanged, 1 conflict" in shown
+            assert "signatures: 3 to create, 0 to skip, 1 conflict" in shown
 
     code, stdout, _ = run("apply", str(out), "--format", "markdown")
     assert code == 1

@@ -351,3 +351,19 @@ def test_a_short_digest_is_labelled() -> None:
     text = plan_text(make_plan())
     assert ".sig (digest bbbbbbbbbbbb)" in text
     assert "(bbbbbbbbbbbb)" not in text
+
+
+def test_apply_names_each_image_once_in_the_report_and_once_as_its_copy_begins(
+    layouts: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    _, options = layouts
+    plan = tmp_path / "plan.json"
+    assert imagesync("plan", *options, "-o", str(plan)).exit_code == 0
+    result = imagesync("apply", str(plan))
+    assert result.exit_code == 0, result.output
+    for name in ("app", "tool"):
+        (copying,) = [line for line in result.stderr.splitlines() if f"/{name}:" in line]
+        assert copying.startswith(f"copying demo.example/{name}:1.0 -> oci:")
+        (reported,) = [line for line in result.stdout.splitlines() if f"/{name}:" in line]
+        assert reported.startswith("+ created  oci:")
+    assert "created" not in result.stderr

@@ -133,9 +133,21 @@ class Manifest:
                 f"{where}: Docker schema 1 manifests are not supported",
                 "use an image published with schema 2 or OCI (schema 1 is deprecated)",
             )
+        if media_type == mediatypes.OCI_ARTIFACT_MANIFEST:
+            raise BadManifest(
+                f"{where}: is an OCI artifact manifest ({media_type}), a format of the OCI 1.1 "
+                "release candidates that the final spec withdrew",
+                "push the artifact again as an image manifest with artifactType (oras 1.1 and "
+                "later write that)",
+            )
         if not mediatypes.is_manifest(media_type):
             raise BadManifest(
                 f"{where}: {excerpt(repr(media_type), 100)} is not a manifest media type"
+            )
+        artifact_type = document.get("artifactType")
+        if artifact_type is not None and not isinstance(artifact_type, str):
+            raise BadManifest(
+                f"{where}: artifactType {excerpt(repr(artifact_type), 80)} is not text"
             )
         manifest = cls(raw, media_type, sha256_digest(raw))
         # Parse the parts now so that a malformed manifest fails here, not mid-apply.
@@ -189,9 +201,27 @@ class Manifest:
         return Descriptor.from_json(value, f"manifest {self.digest} subject") if value else None
 
     @property
+    def is_artifact(self) -> bool:
+        """An artifact (a Helm chart, a WASM module, an SBOM, a policy bundle) rather than a
+        container image: it says so with ``artifactType``, or its config is not an image
+        config. No platform applies to it. An index is one by its own ``artifactType`` only;
+        whether its children are, they say themselves."""
+        if self.json.get("artifactType"):
+            return True
+        config = self.config
+        return (
+            config is not None
+            and bool(config.media_type)
+            and not mediatypes.is_image_config(config.media_type)
+        )
+
+    @property
     def artifact_type(self) -> str | None:
+        """``artifactType``, else the config's media type: what the referrers API reports, and
+        what a plan shows for an artifact. An image has one too (its config's type); ask
+        :attr:`is_artifact` which of the two this is."""
         value = self.json.get("artifactType")
-        if isinstance(value, str):
+        if isinstance(value, str) and value:
             return value
         config = self.config
         return config.media_type if config else None

@@ -225,23 +225,20 @@ class _EntryPlanner:
         if existing is not None and existing.digest == base.digest:
             # The bytes are identical, so read them from the target: no pull counted at source.
             manifest = existing
-            platforms = self._platforms(entry, manifest, entry.target.repository, pull=False)
-            skip = replace(
-                base, action=Action.SKIP, reason="already in the target", platforms=platforms
-            )
-            return skip, manifest
+            skip = replace(base, action=Action.SKIP, reason="already in the target")
+            in_target = entry.target.with_tag(None).with_digest(base.digest)
+            return self._with_contents(entry, skip, manifest, in_target, pull=False), manifest
         # A create asks whether the target repository holds anything while the source's
         # manifests come.
         probe = None
         if base.target_digest is None:
             probe = self.lookups.submit(self.client.probe_repository, entry.target.repository)
         manifest = self.client.get_manifest(pinned)
-        platforms = self._platforms(entry, manifest, source.repository, pull=True)
+        base = self._with_contents(entry, base, manifest, pinned, pull=True)
         if probe is None:
             conflict = replace(
                 base,
                 action=Action.CONFLICT,
-                platforms=platforms,
                 reason=(
                     f"target tag {entry.target} exists with digest {base.target_digest}, the "
                     f"source is {base.digest}; tags are immutable, so it is not overwritten. "
@@ -256,19 +253,58 @@ class _EntryPlanner:
         create = replace(
             base,
             action=Action.CREATE,
-            platforms=platforms,
             reason="not in the target",
             blobs_to_transfer=blobs,
             bytes_to_transfer=size,
         )
         return create, manifest
 
-    def _platforms(
-        self, entry: ImageEntry, manifest: Manifest, repository: Repository, *, pull: bool
-    ) -> tuple[str, ...]:
+    def _with_contents(
+        self, entry: ImageEntry, change: Change, manifest: Manifest, at: Reference, *, pull: bool
+    ) -> Change:
+        """``change`` with what it copies (``manifest``, read from ``at``): the platforms of
+        an image, the types of an artifact.
+
+        The platform rule is for images: an image manifest alone only with amd64Only, and then
+        linux/amd64. An artifact (a Helm chart, a WASM module, …; the content layer says what
+        is one) has no platform: it is copied as it is, and amd64Only on it is a warning.
+        """
         if manifest.is_index:
-            listed = [c.platform for c in manifest.children if c.platform is not None]
-            return tuple(sorted({str(p) for p in listed}))
+            platforms, artifacts = self._index_contents(manifest, at, pull)
+        elif manifest.is_artifact:
+            assert manifest.artifact_type is not None  # an artifact says its type
+            platforms, artifacts = (), (manifest.artifact_type,)
+        else:
+            platform = self._single_platform(entry, manifest, at.repository, pull)
+            return replace(change, platforms=(str(platform),))
+        warnings = change.warnings
+        if entry.amd64_only and artifacts and not platforms:
+            warnings += (
+                f"amd64Only means nothing for an artifact ({', '.join(artifacts)}): it has no "
+                "platform and is copied as it is; remove amd64Only from the entry",
+            )
+        return replace(change, platforms=platforms, artifact_types=artifacts, warnings=warnings)
+
+    def _index_contents(
+        self, index: Manifest, at: Reference, pull: bool
+    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The platforms an index lists, and the types of the artifacts in it: its own
+        artifactType, a child's as its entry says, else as the child's manifest says. Only a
+        child whose entry says neither platform nor artifactType is read for it (entries of
+        image indexes carry a platform)."""
+        platforms = {str(c.platform) for c in index.children if c.platform is not None}
+        artifacts = {c.artifact_type for c in index.children if c.artifact_type}
+        if index.is_artifact and index.artifact_type:
+            artifacts.add(index.artifact_type)
+        unknown = [c for c in index.children if c.platform is None and not c.artifact_type]
+        for child in self.lookups.map(lambda c: self._fetch_quietly(at, c, pull=pull), unknown):
+            if child is not None and child.is_artifact and child.artifact_type:
+                artifacts.add(child.artifact_type)
+        return tuple(sorted(platforms)), tuple(sorted(artifacts))
+
+    def _single_platform(
+        self, entry: ImageEntry, manifest: Manifest, repository: Repository, pull: bool
+    ) -> Platform:
         platform = self._config_platform(manifest, repository, pull)
         if not entry.amd64_only:
             raise EntryError(
@@ -281,7 +317,7 @@ class _EntryPlanner:
                 f"source {entry.source} is {platform}, but amd64Only allows only linux/amd64",
                 "pick the linux/amd64 image's digest, or sync the multi-platform index",
             )
-        return (str(platform),)
+        return platform
 
     def _config_platform(self, manifest: Manifest, repository: Repository, pull: bool) -> Platform:
         config = manifest.config
@@ -303,10 +339,13 @@ class _EntryPlanner:
         sizes = self.lookups.map(lambda b: self.client.blob_size(target, b.digest), image.blobs)
         return tuple(b for b, size in zip(image.blobs, sizes, strict=True) if size is None)
 
-    def _fetch_quietly(self, source: Reference, child: Descriptor) -> None:
+    def _fetch_quietly(
+        self, at: Reference, child: Descriptor, *, pull: bool = True
+    ) -> Manifest | None:
         """Read a child manifest ahead; a failure is left for fetch_image to meet and say."""
         with contextlib.suppress(ImagesyncError):
-            self.client.get_manifest(source.with_digest(child.digest))
+            return self.client.get_manifest(at.with_digest(child.digest), pull=pull)
+        return None
 
 
 def _require_signature(change: Change) -> None:

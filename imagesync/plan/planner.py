@@ -8,7 +8,7 @@ Entries resolve concurrently; the plan keeps file order.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -214,7 +214,11 @@ class _EntryPlanner:
                 f"are planned with the image: {error}"
             )
             return replace(change, warnings=(*change.warnings, warning))
-        return replace(change, subchanges=plan_attached(self.client, entry, attached))
+        return replace(
+            change,
+            subchanges=plan_attached(self.client, entry, attached.attached),
+            warnings=change.warnings + attached.warnings,
+        )
 
     def _decide(
         self, entry: ImageEntry, base: Change, existing: Manifest | None
@@ -366,7 +370,7 @@ def _require_signature(change: Change) -> None:
 
 
 def plan_attached(
-    client: RegistryClient, entry: ImageEntry, attached: list[Attached]
+    client: RegistryClient, entry: ImageEntry, attached: Sequence[Attached]
 ) -> tuple[SubChange, ...]:
     """Sub-changes for everything attached to the image: create / skip / conflict against
     the target, plus the tag-schema indexes a target without the referrers API needs."""

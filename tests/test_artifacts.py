@@ -325,3 +325,28 @@ def test_attached_artifacts_past_their_bounds_are_a_warning_on_the_entry(
     assert text.count("warning: ") >= 2
     code, stdout, stderr = run("apply", str(tmp_path / "plan.json"))
     assert code == 0, stdout + stderr
+
+
+def test_an_artifact_type_longer_than_a_media_type_is_an_error_of_its_entry(
+    source_registry: RegistryServer, target_registry: RegistryServer, tmp_path: Path
+) -> None:
+    """A registry's words go into the plan; one that no media type can be would make a plan
+    that apply refuses. It is the entry's error, and the plan stays one apply reads."""
+    src, dst = source_registry.host, target_registry.host
+    push_artifact(src, "policy/long", "1.0", artifact_type="application/vnd." + "x" * 300)
+    push_helm_chart(src, "charts/mychart", "0.1.0")
+    images = write_images(
+        tmp_path,
+        f"{dst}/mirror",
+        f'- source: "{src}/policy/long:1.0"\n- source: "{src}/charts/mychart:0.1.0"\n',
+    )
+    out = tmp_path / "plan.json"
+    code, stdout, stderr = run("plan", "-i", str(images), "-o", str(out))
+    assert code == 1, stdout + stderr
+    long, chart = Plan.read(out).changes
+    assert long.action is Action.ERROR
+    assert "more than a media type can be" in long.reason
+    assert chart.action is Action.CREATE
+    code, stdout, stderr = run("apply", str(out))
+    assert code == 1 and "Traceback" not in stdout + stderr
+    assert "re-run plan" not in stderr

@@ -16,12 +16,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from imagesync.cli import main
 from imagesync.content import referrers
 from imagesync.content.manifest import BadManifest, Manifest
 from imagesync.plan.document import Action, Plan
+from tests.harness.cli import run, write_images
 from tests.harness.faultproxy import FaultProxy
 from tests.harness.images import (
     DOCKER_CONFIG,
@@ -48,17 +47,6 @@ from tests.harness.skopeo import inspect_raw
 POLICY = "application/vnd.example.policy.v1"
 SPDX = "application/spdx+json"
 BUNDLE = "application/vnd.example.bundle.v1"
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, list(args))
-    return result.exit_code, result.stdout, result.stderr
-
-
-def write_images(tmp_path: Path, target: str, entries: str) -> Path:
-    path = tmp_path / "external-images.yaml"
-    path.write_text(f"target: {target}\nimages:\n{entries}", encoding="utf-8")
-    return path
 
 
 def plan_to(tmp_path: Path, images: Path, name: str = "plan.json") -> tuple[Plan, str]:

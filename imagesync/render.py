@@ -108,7 +108,10 @@ def _shown(plan: Plan, changed_only: bool) -> list[Change]:
 
 
 def plan_text(plan: Plan, *, changed_only: bool = False) -> str:
-    lines = [f"Target: {plan.target_prefix}", ""]
+    lines = [f"Target: {plan.target_prefix}"]
+    if plan.source_layout:
+        lines.append(f"Sources: {plan.source_layout} (a layout tree; no source registry is asked)")
+    lines.append("")
     for warning in plan.warnings:
         lines.append(f"warning: {warning}")
     for change in _shown(plan, changed_only):
@@ -153,7 +156,10 @@ def _subchange_text(sub: SubChange) -> str:
 
 def plan_markdown(plan: Plan, *, changed_only: bool = False) -> str:
     counts = plan.summary()
-    lines = [f"### imagesync plan for `{plan.target_prefix}`", "", f"**{summary_line(plan)}**", ""]
+    title = f"### imagesync plan for `{plan.target_prefix}`"
+    if plan.source_layout:
+        title += f", sources from `{plan.source_layout}`"
+    lines = [title, "", f"**{summary_line(plan)}**", ""]
     transfer = transfer_line(plan)
     if transfer:
         lines += [transfer, ""]

@@ -20,6 +20,7 @@ from imagesync.content.documents import json_object
 from imagesync.content.image import fetch_image
 from imagesync.content.manifest import LINUX_AMD64, Descriptor, Manifest, Platform
 from imagesync.content.referrers import (
+    LISTS_REFERRERS,
     REFERRER,
     REFERRERS_INDEX,
     Attached,
@@ -32,10 +33,10 @@ from imagesync.errors import ImagesyncError
 from imagesync.images.file import ImageEntry, ImagesFile
 from imagesync.plan.document import Action, Change, ImagesFileInfo, Plan, SubChange
 from imagesync.plan.mounts import with_mounts
-from imagesync.reference import Reference, Repository, parse_reference
+from imagesync.reference import Reference, Repository
 
 if TYPE_CHECKING:
-    from imagesync.stores.registry.client import Endpoint, RegistryClient
+    from imagesync.stores.store import Store, Stores
 
 
 @dataclass(frozen=True)
@@ -51,11 +52,12 @@ class EntryError(ImagesyncError):
 
 def make_plan(
     images: ImagesFile,
-    client: RegistryClient,
+    stores: Stores,
     options: PlanOptions | None = None,
     on_change: Callable[[Change], None] | None = None,
 ) -> Plan:
-    """Plan every entry of ``images``, concurrently; the plan keeps file order.
+    """Plan every entry of ``images`` against the sources and the target of ``stores``,
+    concurrently; the plan keeps file order.
 
     ``on_change`` hears of each entry as soon as its action is known (its sub-changes are
     looked up after that, unless they decide the action: --require-signatures), so that apply
@@ -68,38 +70,40 @@ def make_plan(
     # the target tag, the children of an index, the target repository); nothing in this
     # pool waits on another of its tasks.
     lookups = ThreadPoolExecutor(max_workers=max(4, 2 * options.parallelism))
-    planner = _EntryPlanner(client, options, lookups, on_change)
+    planner = _EntryPlanner(stores, options, lookups, on_change)
 
     def plan_one(entry: ImageEntry) -> Change:
         warnings = tuple(p.message for p in images.warnings if p.entry_index == entry.index)
         return planner.plan(entry, warnings)
 
     with lookups, ThreadPoolExecutor(max_workers=max(1, options.parallelism)) as pool:
-        changes = list(with_mounts(client, list(pool.map(plan_one, entries)), planner.missing))
+        planned = list(pool.map(plan_one, entries))
+    changes = list(with_mounts(stores.target, planned, planner.missing))
     # Warnings of the file as a whole, and of entries planned once under an earlier entry.
     plan_warnings = tuple(str(p) for p in images.warnings if p.entry_index not in kept)
-    plan_warnings += _rate_limit_warnings(changes, client)
+    plan_warnings += _rate_limit_warnings(changes, stores.sources)
     return Plan(
         tool_version=__version__,
         created=datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
         target_prefix=str(images.target_prefix),
+        source_layout=str(images.source_layout) if images.source_layout else None,
         images_file=ImagesFileInfo(str(images.path), images.sha256),
         changes=tuple(changes),
         warnings=plan_warnings,
     )
 
 
-def _rate_limit_warnings(changes: list[Change], client: RegistryClient) -> tuple[str, ...]:
+def _rate_limit_warnings(changes: list[Change], sources: Store) -> tuple[str, ...]:
     """Warn when apply would pull more manifests than a registry's rate limit has left."""
     needed: dict[str, int] = {}
     for change in changes:
         if change.action is Action.CREATE:
-            host = parse_reference(change.source).repository.endpoint
+            host = change.source_reference.repository.endpoint
             # The index (or manifest) and one manifest per platform are GETs that count.
             needed[host] = needed.get(host, 0) + 1 + len(change.platforms)
     warnings = []
     for host, count in sorted(needed.items()):
-        remaining = client.transport.rate_limit_remaining.get(host)
+        remaining = sources.pulls_left(host)
         if remaining is not None and count > remaining:
             warnings.append(
                 f"{host} allows {remaining} more pulls now, apply needs about {count}: it would "
@@ -122,12 +126,13 @@ def _unique(entries: Iterable[ImageEntry]) -> list[ImageEntry]:
 class _EntryPlanner:
     def __init__(
         self,
-        client: RegistryClient,
+        stores: Stores,
         options: PlanOptions,
         lookups: ThreadPoolExecutor,
         on_change: Callable[[Change], None] | None = None,
     ) -> None:
-        self.client = client
+        self.sources = stores.sources
+        self.target = stores.target
         self.options = options
         self.lookups = lookups
         self.on_change = on_change or (lambda change: None)
@@ -139,7 +144,7 @@ class _EntryPlanner:
             entry=entry.index,
             line=entry.line,
             source_text=entry.source_text,
-            source=str(entry.source),
+            source=str(entry.origin),
             target=str(entry.target),
             action=Action.ERROR,
             reason="",
@@ -164,20 +169,20 @@ class _EntryPlanner:
             self.on_change(change)
         return change
 
-    def _resolve(self, entry: ImageEntry, base: Change) -> tuple[Change, Manifest | None, Endpoint]:
+    def _resolve(self, entry: ImageEntry, base: Change) -> tuple[Change, Manifest | None, Store]:
         """The source's digest and media type, what the target tag holds, if anything, and
-        where the source was found (a mirror or the registry itself).
+        where the source was found (a mirror, the registry itself, a layout).
 
         The source gets a HEAD (pulls count against rate limits, HEADs do not); the target tag
         a GET, which answers "is it there" and, for a skip, gives the manifest in one request.
         """
-        target = self.lookups.submit(self.client.find_manifest, entry.target, pull=False)
-        located = self.client.locate(entry.source)
+        target = self.lookups.submit(self.target.find_manifest, entry.target)
+        located = self.sources.locate(entry.origin)
         if located is None:
             raise EntryError(
-                f"source {entry.source} not found",
+                f"source {entry.origin} not found",
                 "check the name, the tag or digest, and that the image is public or you are "
-                "logged in",
+                "logged in; with --source-layout, that the export wrote it",
             )
         existing = target.result()
         found = located.descriptor
@@ -187,10 +192,10 @@ class _EntryPlanner:
             media_type=found.media_type,
             target_digest=existing.digest if existing else None,
         )
-        return change, existing, located.endpoint
+        return change, existing, located.found
 
     def _attach(
-        self, entry: ImageEntry, change: Change, manifest: Manifest, found: Endpoint
+        self, entry: ImageEntry, change: Change, manifest: Manifest, found: Store
     ) -> Change:
         """The change with what is attached to the image (and, for an index, to its children)
         as sub-changes, looked up where the image was found.
@@ -201,29 +206,29 @@ class _EntryPlanner:
         """
         subjects = [manifest.digest, *(c.digest for c in manifest.children)]
         try:
-            attached = discover(self.client, found, subjects)
+            attached = discover(found, entry.origin.repository, subjects)
         except ImagesyncError as error:
             if self.options.require_signatures:
                 raise EntryError(
-                    f"cannot tell whether {entry.source} is signed (--require-signatures): its "
-                    f"signatures could not be looked up at {found.host}: {error.message}",
+                    f"cannot tell whether {entry.origin} is signed (--require-signatures): its "
+                    f"signatures could not be looked up at {found.where}: {error.message}",
                     error.hint,
                 ) from None
             warning = (
-                f"signatures and referrers could not be looked up at {found.host}, so none "
+                f"signatures and referrers could not be looked up at {found.where}, so none "
                 f"are planned with the image: {error}"
             )
             return replace(change, warnings=(*change.warnings, warning))
         return replace(
             change,
-            subchanges=plan_attached(self.client, entry, attached.attached),
+            subchanges=plan_attached(self.target, entry, attached.attached),
             warnings=change.warnings + attached.warnings,
         )
 
     def _decide(
         self, entry: ImageEntry, base: Change, existing: Manifest | None
     ) -> tuple[Change, Manifest]:
-        source = entry.source
+        source = entry.origin
         assert base.digest is not None
         pinned = source.with_tag(None).with_digest(base.digest)
         if existing is not None and existing.digest == base.digest:
@@ -231,14 +236,14 @@ class _EntryPlanner:
             manifest = existing
             skip = replace(base, action=Action.SKIP, reason="already in the target")
             in_target = entry.target.with_tag(None).with_digest(base.digest)
-            return self._with_contents(entry, skip, manifest, in_target, pull=False), manifest
+            return self._with_contents(entry, skip, manifest, self.target, in_target), manifest
         # A create asks whether the target repository holds anything while the source's
         # manifests come.
         probe = None
         if base.target_digest is None:
-            probe = self.lookups.submit(self.client.probe_repository, entry.target.repository)
-        manifest = self.client.get_manifest(pinned)
-        base = self._with_contents(entry, base, manifest, pinned, pull=True)
+            probe = self.lookups.submit(self.target.probe_repository, entry.target.repository)
+        manifest = self.sources.get_manifest(pinned)
+        base = self._with_contents(entry, base, manifest, self.sources, pinned)
         if probe is None:
             conflict = replace(
                 base,
@@ -264,22 +269,22 @@ class _EntryPlanner:
         return create, manifest
 
     def _with_contents(
-        self, entry: ImageEntry, change: Change, manifest: Manifest, at: Reference, *, pull: bool
+        self, entry: ImageEntry, change: Change, manifest: Manifest, store: Store, at: Reference
     ) -> Change:
-        """``change`` with what it copies (``manifest``, read from ``at``): the platforms of
-        an image, the types of an artifact.
+        """``change`` with what it copies (``manifest``, read from ``at`` in ``store``): the
+        platforms of an image, the types of an artifact.
 
         The platform rule is for images: an image manifest alone only with amd64Only, and then
         linux/amd64. An artifact (a Helm chart, a WASM module, …; the content layer says what
         is one) has no platform: it is copied as it is, and amd64Only on it is a warning.
         """
         if manifest.is_index:
-            platforms, artifacts = self._index_contents(manifest, at, pull)
+            platforms, artifacts = self._index_contents(manifest, store, at)
         elif manifest.is_artifact:
             assert manifest.artifact_type is not None  # an artifact says its type
             platforms, artifacts = (), (manifest.artifact_type,)
         else:
-            platform = self._single_platform(entry, manifest, at.repository, pull)
+            platform = _single_platform(entry, manifest, store, at.repository)
             return replace(change, platforms=(str(platform),))
         warnings = change.warnings
         if entry.amd64_only and artifacts and not platforms:
@@ -290,7 +295,7 @@ class _EntryPlanner:
         return replace(change, platforms=platforms, artifact_types=artifacts, warnings=warnings)
 
     def _index_contents(
-        self, index: Manifest, at: Reference, pull: bool
+        self, index: Manifest, store: Store, at: Reference
     ) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """The platforms an index lists, and the types of the artifacts in it: its own
         artifactType, a child's as its entry says, else as the child's manifest says. Only a
@@ -301,36 +306,10 @@ class _EntryPlanner:
         if index.is_artifact and index.artifact_type:
             artifacts.add(index.artifact_type)
         unknown = [c for c in index.children if c.platform is None and not c.artifact_type]
-        for child in self.lookups.map(lambda c: self._fetch_quietly(at, c, pull=pull), unknown):
+        for child in self.lookups.map(lambda c: _fetch_quietly(store, at, c), unknown):
             if child is not None and child.is_artifact and child.artifact_type:
                 artifacts.add(child.artifact_type)
         return tuple(sorted(platforms)), tuple(sorted(artifacts))
-
-    def _single_platform(
-        self, entry: ImageEntry, manifest: Manifest, repository: Repository, pull: bool
-    ) -> Platform:
-        platform = self._config_platform(manifest, repository, pull)
-        if not entry.amd64_only:
-            raise EntryError(
-                f"source {entry.source} is a single-platform image ({platform}), not an index",
-                "sync its multi-platform index instead, or set 'amd64Only: true' on the entry "
-                "if a single linux/amd64 image is what you want",
-            )
-        if platform != LINUX_AMD64:
-            raise EntryError(
-                f"source {entry.source} is {platform}, but amd64Only allows only linux/amd64",
-                "pick the linux/amd64 image's digest, or sync the multi-platform index",
-            )
-        return platform
-
-    def _config_platform(self, manifest: Manifest, repository: Repository, pull: bool) -> Platform:
-        config = manifest.config
-        if config is None:
-            raise EntryError(f"manifest {manifest.digest} has no config")
-        raw = self.client.get_blob(repository, config.digest, pull=pull)
-        platform = Platform.from_json(json_object(raw, f"the image config {config.digest}"))
-        assert platform is not None  # from a JSON object, always
-        return platform
 
     def _missing_blobs(
         self, manifest: Manifest, source: Reference, target: Repository
@@ -338,18 +317,46 @@ class _EntryPlanner:
         """The blobs of this image that the target lacks."""
         # The children of an index at once (fetch_image then finds them known), and the
         # blobs at once (none is asked for in a repository known to be new).
-        list(self.lookups.map(lambda c: self._fetch_quietly(source, c), manifest.children))
-        image = fetch_image(self.client, source, manifest)
-        sizes = self.lookups.map(lambda b: self.client.blob_size(target, b.digest), image.blobs)
+        list(self.lookups.map(lambda c: _fetch_quietly(self.sources, source, c), manifest.children))
+        image = fetch_image(self.sources, source, manifest)
+        sizes = self.lookups.map(lambda b: self.target.blob_size(target, b.digest), image.blobs)
         return tuple(b for b, size in zip(image.blobs, sizes, strict=True) if size is None)
 
-    def _fetch_quietly(
-        self, at: Reference, child: Descriptor, *, pull: bool = True
-    ) -> Manifest | None:
-        """Read a child manifest ahead; a failure is left for fetch_image to meet and say."""
-        with contextlib.suppress(ImagesyncError):
-            return self.client.get_manifest(at.with_digest(child.digest), pull=pull)
-        return None
+
+def _fetch_quietly(store: Store, at: Reference, child: Descriptor) -> Manifest | None:
+    """Read a child manifest ahead; a failure is left for fetch_image to meet and say."""
+    with contextlib.suppress(ImagesyncError):
+        return store.get_manifest(at.with_digest(child.digest))
+    return None
+
+
+def _single_platform(
+    entry: ImageEntry, manifest: Manifest, store: Store, repository: Repository
+) -> Platform:
+    """The platform of a single image manifest, which the platform rule must allow."""
+    platform = _config_platform(manifest, store, repository)
+    if not entry.amd64_only:
+        raise EntryError(
+            f"source {entry.origin} is a single-platform image ({platform}), not an index",
+            "sync its multi-platform index instead, or set 'amd64Only: true' on the entry "
+            "if a single linux/amd64 image is what you want",
+        )
+    if platform != LINUX_AMD64:
+        raise EntryError(
+            f"source {entry.origin} is {platform}, but amd64Only allows only linux/amd64",
+            "pick the linux/amd64 image's digest, or sync the multi-platform index",
+        )
+    return platform
+
+
+def _config_platform(manifest: Manifest, store: Store, repository: Repository) -> Platform:
+    config = manifest.config
+    if config is None:
+        raise EntryError(f"manifest {manifest.digest} has no config")
+    raw = store.get_blob(repository, config.digest)
+    platform = Platform.from_json(json_object(raw, f"the image config {config.digest}"))
+    assert platform is not None  # from a JSON object, always
+    return platform
 
 
 def _require_signature(change: Change) -> None:
@@ -370,27 +377,27 @@ def _require_signature(change: Change) -> None:
 
 
 def plan_attached(
-    client: RegistryClient, entry: ImageEntry, attached: Sequence[Attached]
+    target: Store, entry: ImageEntry, attached: Sequence[Attached]
 ) -> tuple[SubChange, ...]:
     """Sub-changes for everything attached to the image: create / skip / conflict against
     the target, plus the tag-schema indexes a target without the referrers API needs."""
-    source_repo, target_repo = entry.source.repository, entry.target.repository
-    subchanges = [_attached_change(client, item, source_repo, target_repo) for item in attached]
+    source_repo, target_repo = entry.origin.repository, entry.target.repository
+    subchanges = [_attached_change(target, item, source_repo, target_repo) for item in attached]
     by_subject: dict[str, list[Descriptor]] = {}
     for item in attached:
         if item.kind == REFERRER:
             by_subject.setdefault(item.subject, []).append(item.descriptor)
     for subject, descriptors in by_subject.items():
-        subchanges.append(_referrers_index_change(client, target_repo, subject, descriptors))
+        subchanges.append(_referrers_index_change(target, target_repo, subject, descriptors))
     return tuple(subchanges)
 
 
 def _attached_change(
-    client: RegistryClient, item: Attached, source_repo: Repository, target_repo: Repository
+    store: Store, item: Attached, source_repo: Repository, target_repo: Repository
 ) -> SubChange:
     target = item.target(target_repo)
     lookup = target if item.tag else target.with_digest(item.descriptor.digest)
-    existing = client.head_manifest(lookup, pull=False)
+    existing = store.head_manifest(lookup)
     if existing is None:
         action, reason = Action.CREATE, "not in the target"
     elif existing.digest == item.descriptor.digest:
@@ -417,7 +424,7 @@ def _attached_change(
 
 
 def _referrers_index_change(
-    client: RegistryClient, target_repo: Repository, subject: str, referrers: list[Descriptor]
+    store: Store, target_repo: Repository, subject: str, referrers: list[Descriptor]
 ) -> SubChange:
     """Where the target lacks the referrers API, its tag-schema index must list the referrers."""
     target = Reference(target_repo, digest_tag(subject))
@@ -431,19 +438,19 @@ def _referrers_index_change(
         reason="",
         subject=subject,
     )
-    if client.referrers(target_repo, subject, pull=False) is not None:
-        return replace(base, reason="the target registry keeps referrers itself (referrers API)")
-    existing = client.head_manifest(target, pull=False)
+    if store.referrers(target_repo, subject) is not None:
+        return replace(base, reason=LISTS_REFERRERS)
+    existing = store.head_manifest(target)
     listed: set[str] = set()
     base = replace(base, target_digest=existing.digest if existing else None)
-    index = client.get_manifest(target, pull=False) if existing is not None else None
+    index = store.get_manifest(target) if existing is not None else None
     if index is not None:
         listed = {c.digest for c in index.children}
     missing = [d for d in referrers if d.digest not in listed]
     if not missing:
         return replace(base, reason="lists every referrer")
     # Only what would be written over is looked at entry by entry.
-    problem = referrers_index_problem(client, target_repo, index, subject) if index else None
+    problem = referrers_index_problem(store, target_repo, index, subject) if index else None
     if problem is not None:
         return replace(
             base,

@@ -2,7 +2,8 @@
 artifacts with ``artifactType`` and the empty config, and indexes of them are planned and
 applied like images — create / skip / conflict, digest for digest, every blob by its own media
 type, their referrers along — with no platform rule. Referrer graphs with a cycle end, and the
-depth and count of what is attached have bounds that say so on the entry.
+depth and count of what is attached have bounds that say so on the entry. Across an air gap,
+artifacts go into a tree of OCI layouts and come out of it digest for digest.
 
 Against real registries (distribution 2.8, which has no referrers API: referrers travel by the
 ``sha256-<hex>`` tag schema); the artifacts are written as their tools write them
@@ -20,6 +21,7 @@ import pytest
 from imagesync.content import referrers
 from imagesync.content.manifest import BadManifest, Manifest
 from imagesync.plan.document import Action, Plan
+from tests.conftest import RegistryFactory
 from tests.harness.cli import run, write_images
 from tests.harness.faultproxy import FaultProxy
 from tests.harness.images import (
@@ -41,6 +43,8 @@ from tests.harness.images import (
     push_referrer,
     push_wasm_module,
 )
+from tests.harness.layouts import LayoutPusher, layout_problems, tagged_entries
+from tests.harness.mirrorworld import SourceName
 from tests.harness.registry import RegistryServer
 from tests.harness.skopeo import inspect_raw
 
@@ -49,9 +53,9 @@ SPDX = "application/spdx+json"
 BUNDLE = "application/vnd.example.bundle.v1"
 
 
-def plan_to(tmp_path: Path, images: Path, name: str = "plan.json") -> tuple[Plan, str]:
+def plan_to(tmp_path: Path, images: Path, name: str = "plan.json", *flags: str) -> tuple[Plan, str]:
     out = tmp_path / name
-    code, stdout, stderr = run("plan", "-i", str(images), "-o", str(out))
+    code, stdout, stderr = run("plan", "-i", str(images), "-o", str(out), *flags)
     assert code == 0, stdout + stderr
     return Plan.read(out), stdout
 
@@ -338,3 +342,76 @@ def test_an_artifact_type_longer_than_a_media_type_is_an_error_of_its_entry(
     code, stdout, stderr = run("apply", str(out))
     assert code == 1 and "Traceback" not in stdout + stderr
     assert "re-run plan" not in stderr
+
+
+def test_artifacts_into_and_out_of_an_oci_layout_digest_exact(
+    registry_factory: RegistryFactory, tmp_path: Path
+) -> None:
+    """Across an air gap: exported into a tree of OCI layouts (``--target oci:DIR``) and
+    imported from it (``--source-layout DIR``), every artifact and its referrers land byte for
+    byte, the cycle included, and each side planned again has nothing to do."""
+    source, target = registry_factory("source"), registry_factory("target")
+    src = source.host
+    chart = push_helm_chart(src, "charts/mychart", "0.1.0", provenance=True)
+    sbom = push_referrer(src, "charts/mychart", chart, artifact_type=SPDX, seed=2)
+    wasm = push_wasm_module(src, "wasm/hello", "1.0")
+    policy = push_artifact(src, "policy/bundle", "1.0", artifact_type=POLICY)
+    members = [
+        push_helm_chart(src, "bundles/all", "0.2.0", tag="chart", seed=3),
+        push_wasm_module(src, "bundles/all", None, seed=3),
+        push_artifact(src, "bundles/all", None, artifact_type=POLICY, seed=3),
+    ]
+    index = push_index(src, "bundles/all", "1.0", members)
+    image = push_image(src, "team/app", "1.0", seed=5)
+    cycle = push_index(src, "team/app", None, [image], artifact_type=BUNDLE, subject=image)
+    expected: dict[str, tuple[str, Pushed, tuple[str, ...]]] = {
+        "charts/mychart": ("0.1.0", chart, (HELM_CONFIG,)),
+        "wasm/hello": ("1.0", wasm, (WASM_CONFIG,)),
+        "policy/bundle": ("1.0", policy, (POLICY,)),
+        "bundles/all": ("1.0", index, tuple(sorted([HELM_CONFIG, WASM_CONFIG, POLICY]))),
+        "team/app": ("1.0", image, ()),
+    }
+    entries = "".join(f'- source: "{src}/{path}:{tag}"\n' for path, (tag, _, _) in expected.items())
+    images = write_images(tmp_path, f"{target.host}/mirror", entries)
+    disk = tmp_path / "disk"
+
+    # Out: into the layouts, as skopeo and every layout reader reads them.
+    exported, _ = plan_to(tmp_path, images, "out.json", "--target", f"oci:{disk}")
+    assert [c.artifact_types for c in exported.changes] == [e[2] for e in expected.values()]
+    code, stdout, stderr = run("apply", str(tmp_path / "out.json"))
+    assert code == 0, stdout + stderr
+    on_disk = LayoutPusher(disk)
+    for path, (tag, pushed, _) in expected.items():
+        layout = disk / SourceName.parse(f"{src}/{path}").target_repository()
+        assert layout_problems(layout) == [], path
+        assert tagged_entries(layout)[tag] == pushed.digest, path
+        assert inspect_raw(f"oci:{layout}:{tag}") == pushed.raw, path
+        name = layout.relative_to(disk).as_posix()
+        assert_complete(on_disk, name, pushed, reference=tag, check_blob_bytes=True)
+    chart_layout = SourceName.parse(f"{src}/charts/mychart").target_repository()
+    assert on_disk.fetch_manifest(chart_layout, sbom.digest).raw == sbom.raw
+    app_layout = SourceName.parse(f"{src}/team/app").target_repository()
+    assert on_disk.fetch_manifest(app_layout, cycle.digest).raw == cycle.raw
+    again, _ = plan_to(tmp_path, images, "out-again.json", "--target", f"oci:{disk}")
+    assert {c.action for c in again.changes} == {Action.SKIP}
+    assert {s.action for c in again.changes for s in c.subchanges} == {Action.SKIP}
+
+    # In: the source registry is gone; everything comes from the disk.
+    source.close()
+    imported, _ = plan_to(tmp_path, images, "in.json", "--source-layout", str(disk))
+    assert [c.action for c in imported.changes] == [Action.CREATE] * len(expected)
+    assert [c.artifact_types for c in imported.changes] == [e[2] for e in expected.values()]
+    code, stdout, stderr = run("apply", str(tmp_path / "in.json"))
+    assert code == 0, stdout + stderr
+    for path, (tag, pushed, _) in expected.items():
+        assert inspect_raw(f"{target.host}/{target_path(source, path)}:{tag}") == pushed.raw
+        assert_complete(target, target_path(source, path), pushed, check_blob_bytes=True)
+    chart_target = f"{target.host}/{target_path(source, 'charts/mychart')}"
+    assert inspect_raw(f"{chart_target}@{sbom.digest}") == sbom.raw
+    app_target = f"{target.host}/{target_path(source, 'team/app')}"
+    assert inspect_raw(f"{app_target}@{cycle.digest}") == cycle.raw
+    listed = json.loads(inspect_raw(f"{app_target}:{cosign_tag(image.digest, '')}"))
+    assert [e["digest"] for e in listed["manifests"]] == [cycle.digest]
+    again, _ = plan_to(tmp_path, images, "in-again.json", "--source-layout", str(disk))
+    assert {c.action for c in again.changes} == {Action.SKIP}
+    assert {s.action for c in again.changes for s in c.subchanges} == {Action.SKIP}

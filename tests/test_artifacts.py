@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -117,14 +118,38 @@ def test_withdrawn_artifact_manifest_is_refused_with_what_to_do() -> None:
 # -- against real registries ------------------------------------------------------------------
 
 
-def test_artifacts_mirror_digest_exact_with_their_referrers(
-    source_registry: RegistryServer, target_registry: RegistryServer, tmp_path: Path
-) -> None:
-    src, dst = source_registry.host, target_registry.host
+@dataclass(frozen=True)
+class ArtifactWorld:
+    """Every artifact shape in one source registry, as the tools push them, and an image."""
+
+    chart: Pushed  # with a provenance layer, and an SBOM attached as a referrer
+    sbom: Pushed
+    wasm: Pushed
+    policy: Pushed
+    index: Pushed  # of a chart, a WASM module and a policy artifact
+    image: Pushed
+
+    def expected(self) -> dict[str, tuple[str, Pushed, tuple[str, ...]]]:
+        """Per repository: the tag, what was pushed there, the artifact types a plan shows."""
+        return {
+            "charts/mychart": ("0.1.0", self.chart, (HELM_CONFIG,)),
+            "wasm/hello": ("1.0", self.wasm, (WASM_CONFIG,)),
+            "policy/bundle": ("1.0", self.policy, (POLICY,)),
+            "bundles/all": ("1.0", self.index, tuple(sorted([HELM_CONFIG, WASM_CONFIG, POLICY]))),
+            "team/app": ("1.0", self.image, ()),
+        }
+
+    def entries(self, source: str, amd64_only: str = "") -> str:
+        """The images file's entries, ``amd64Only: true`` on the repository ``amd64_only``."""
+        return "".join(
+            f'- source: "{source}/{path}:{tag}"\n'
+            + ("  amd64Only: true\n" if path == amd64_only else "")
+            for path, (tag, _, _) in self.expected().items()
+        )
+
+
+def push_artifact_world(src: str) -> ArtifactWorld:
     chart = push_helm_chart(src, "charts/mychart", "0.1.0", provenance=True)
-    sbom = push_referrer(src, "charts/mychart", chart, artifact_type=SPDX, seed=2)
-    wasm = push_wasm_module(src, "wasm/hello", "1.0")
-    policy = push_artifact(src, "policy/bundle", "1.0", artifact_type=POLICY)
     # An index of artifacts: helm and wasm entries say nothing of their kind (as the tools
     # write them), the policy's says its artifactType.
     members = [
@@ -132,24 +157,26 @@ def test_artifacts_mirror_digest_exact_with_their_referrers(
         push_wasm_module(src, "bundles/all", None, seed=3),
         push_artifact(src, "bundles/all", None, artifact_type=POLICY, seed=3),
     ]
-    index = push_index(src, "bundles/all", "1.0", members)
-    image = push_image(src, "team/app", "1.0", seed=4)
-    images = write_images(
-        tmp_path,
-        f"{dst}/mirror",
-        f'- source: "{src}/charts/mychart:0.1.0"\n'
-        f'- source: "{src}/wasm/hello:1.0"\n'
-        "  amd64Only: true\n"
-        f'- source: "{src}/policy/bundle:1.0"\n'
-        f'- source: "{src}/bundles/all:1.0"\n'
-        f'- source: "{src}/team/app:1.0"\n',
+    return ArtifactWorld(
+        chart=chart,
+        sbom=push_referrer(src, "charts/mychart", chart, artifact_type=SPDX, seed=2),
+        wasm=push_wasm_module(src, "wasm/hello", "1.0"),
+        policy=push_artifact(src, "policy/bundle", "1.0", artifact_type=POLICY),
+        index=push_index(src, "bundles/all", "1.0", members),
+        image=push_image(src, "team/app", "1.0", seed=4),
     )
-    expected: dict[str, tuple[Pushed, tuple[str, ...]]] = {
-        "charts/mychart:0.1.0": (chart, (HELM_CONFIG,)),
-        "wasm/hello:1.0": (wasm, (WASM_CONFIG,)),
-        "policy/bundle:1.0": (policy, (POLICY,)),
-        "bundles/all:1.0": (index, tuple(sorted([HELM_CONFIG, WASM_CONFIG, POLICY]))),
-        "team/app:1.0": (image, ()),
+
+
+def test_artifacts_mirror_digest_exact_with_their_referrers(
+    source_registry: RegistryServer, target_registry: RegistryServer, tmp_path: Path
+) -> None:
+    src, dst = source_registry.host, target_registry.host
+    world = push_artifact_world(src)
+    chart, sbom = world.chart, world.sbom
+    images = write_images(tmp_path, f"{dst}/mirror", world.entries(src, "wasm/hello"))
+    expected = {
+        f"{path}:{tag}": (pushed, artifacts)
+        for path, (tag, pushed, artifacts) in world.expected().items()
     }
 
     plan, text = plan_to(tmp_path, images)
@@ -352,27 +379,11 @@ def test_artifacts_into_and_out_of_an_oci_layout_digest_exact(
     byte, the cycle included, and each side planned again has nothing to do."""
     source, target = registry_factory("source"), registry_factory("target")
     src = source.host
-    chart = push_helm_chart(src, "charts/mychart", "0.1.0", provenance=True)
-    sbom = push_referrer(src, "charts/mychart", chart, artifact_type=SPDX, seed=2)
-    wasm = push_wasm_module(src, "wasm/hello", "1.0")
-    policy = push_artifact(src, "policy/bundle", "1.0", artifact_type=POLICY)
-    members = [
-        push_helm_chart(src, "bundles/all", "0.2.0", tag="chart", seed=3),
-        push_wasm_module(src, "bundles/all", None, seed=3),
-        push_artifact(src, "bundles/all", None, artifact_type=POLICY, seed=3),
-    ]
-    index = push_index(src, "bundles/all", "1.0", members)
-    image = push_image(src, "team/app", "1.0", seed=5)
+    world = push_artifact_world(src)
+    sbom, image = world.sbom, world.image
     cycle = push_index(src, "team/app", None, [image], artifact_type=BUNDLE, subject=image)
-    expected: dict[str, tuple[str, Pushed, tuple[str, ...]]] = {
-        "charts/mychart": ("0.1.0", chart, (HELM_CONFIG,)),
-        "wasm/hello": ("1.0", wasm, (WASM_CONFIG,)),
-        "policy/bundle": ("1.0", policy, (POLICY,)),
-        "bundles/all": ("1.0", index, tuple(sorted([HELM_CONFIG, WASM_CONFIG, POLICY]))),
-        "team/app": ("1.0", image, ()),
-    }
-    entries = "".join(f'- source: "{src}/{path}:{tag}"\n' for path, (tag, _, _) in expected.items())
-    images = write_images(tmp_path, f"{target.host}/mirror", entries)
+    expected = world.expected()
+    images = write_images(tmp_path, f"{target.host}/mirror", world.entries(src))
     disk = tmp_path / "disk"
 
     # Out: into the layouts, as skopeo and every layout reader reads them.

@@ -367,3 +367,15 @@ def test_apply_names_each_image_once_in_the_report_and_once_as_its_copy_begins(
         (reported,) = [line for line in result.stdout.splitlines() if f"/{name}:" in line]
         assert reported.startswith("+ created  oci:")
     assert "created" not in result.stderr
+
+
+def test_the_readme_lists_every_command_and_the_exit_codes_of_show_and_diff() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    block = readme.split("## Commands\n\n```\n", 1)[1].split("```", 1)[0]
+    listed = {line.split()[1] for line in block.splitlines() if line.startswith("imagesync ")}
+    commands = imagesync("--help").stdout.split("Commands:\n", 1)[1].splitlines()
+    assert listed == {line.split()[0] for line in commands}
+    assert "`show` exits as `plan` did: 1 when the plan holds a conflict or an error" in readme
+    assert (
+        "`diff` exits 0 when the two plans\ndecide the same for every image, 2 when they" in readme
+    )

@@ -379,3 +379,12 @@ def test_the_readme_lists_every_command_and_the_exit_codes_of_show_and_diff() ->
     assert (
         "`diff` exits 0 when the two plans\ndecide the same for every image, 2 when they" in readme
     )
+
+
+def test_a_json_file_that_is_no_plan_is_named_so(tmp_path: Path) -> None:
+    other = tmp_path / "package.json"
+    other.write_text('{"name": "web"}', encoding="utf-8")
+    result = imagesync("show", str(other))
+    assert result.exit_code == 1
+    assert f"Error: {other} is not an imagesync plan: it has no format_version\n" in result.stderr
+    assert "None" not in result.stderr

@@ -379,7 +379,11 @@ class _Checker:
             mapping: dict[str, Any] = {}
             for key_node, value_node in node.value:
                 if not isinstance(key_node, ScalarNode):
-                    self.error(_line_of(key_node), "a key must be a plain name", "fix the key")
+                    self.error(
+                        _line_of(key_node),
+                        "a key must be a plain name",
+                        "write it as a name: source:",
+                    )
                     continue
                 key = str(key_node.value)
                 self.document.key_nodes[(*path, key)] = key_node

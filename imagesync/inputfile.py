@@ -86,3 +86,18 @@ def _kind(mode: int) -> str:
 def _size(limit: int) -> str:
     mib = 1024 * 1024
     return f"{limit // mib} MiB" if limit % mib == 0 else f"{limit} bytes"
+
+
+def json_files(paths: list[str]) -> list[str]:
+    """``paths`` with each directory replaced by the ``*.json`` files in it, sorted: the
+    shards of a plan as CI downloads them, one artifact per shard into one directory."""
+    files: list[str] = []
+    for path in paths:
+        if os.path.isdir(path):
+            found = sorted(str(p) for p in Path(path).glob("*.json") if not p.is_dir())
+            if not found:
+                raise UnreadableInput(f"{path} is a directory with no .json file in it")
+            files.extend(found)
+        else:
+            files.append(path)
+    return files

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from imagesync.apply.report import (
     ApplyListener,
@@ -178,7 +178,13 @@ class Applier:
                     if not future.cancelled():
                         results[index] = future.result()
         ordered = tuple(results.get(i) or not_started(c) for i, c in enumerate(plan.changes))
-        return ApplyReport(ordered, interrupted=self.cancel.is_set())
+        return ApplyReport(
+            ordered,
+            interrupted=self.cancel.is_set(),
+            target_prefix=plan.target_prefix,
+            images_file=plan.images_file,
+            shard=plan.shard,
+        )
 
     def apply_change(self, change: Change) -> ImageResult:
         if self.cancel.is_set():
@@ -189,7 +195,7 @@ class Applier:
         if change.action is Action.ERROR:
             result = _with(base, Outcome.FAILED, f"not applied: {change.reason}")
         elif change.action is Action.CONFLICT:
-            result = _with(base, Outcome.CONFLICT, change.reason)
+            result = replace(_with(base, Outcome.CONFLICT, change.reason), fix=change.fix)
         else:
             result = self._apply_image(change, base)
         if result.outcome in (Outcome.CREATED, Outcome.SKIPPED) and change.subchanges:
@@ -615,26 +621,8 @@ class _Graph:
 def _with(
     base: ImageResult, outcome: Outcome, message: str, transfer: Transfer | None = None
 ) -> ImageResult:
-    return ImageResult(
-        base.entry,
-        base.source,
-        base.target,
-        base.digest,
-        outcome,
-        message,
-        transfer or base.transfer,
-        base.subresults,
-    )
+    return replace(base, outcome=outcome, message=message, transfer=transfer or base.transfer)
 
 
 def _with_subresults(result: ImageResult, subresults: tuple[SubResult, ...]) -> ImageResult:
-    return ImageResult(
-        result.entry,
-        result.source,
-        result.target,
-        result.digest,
-        result.outcome,
-        result.message,
-        result.transfer,
-        subresults,
-    )
+    return replace(result, subresults=subresults)

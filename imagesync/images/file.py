@@ -20,9 +20,7 @@ import difflib
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from functools import cache
-from importlib.resources import files
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,9 +33,11 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.reader import ReaderError
 from yaml.resolver import Resolver
 
+from imagesync import schemas
 from imagesync.errors import ConfigError, InvalidReference, shorten
 from imagesync.images.diagnostics import Problem, Severity, count, sort_key
 from imagesync.images.mapping import DEFAULT_TAG, target_reference
+from imagesync.images.shard import Shard
 from imagesync.inputfile import InputTooLarge, UnreadableInput, read_input
 from imagesync.reference import (
     DOCKER_HUB,
@@ -50,10 +50,6 @@ from imagesync.reference import (
 
 if TYPE_CHECKING:
     from jsonschema import ValidationError
-    from jsonschema.protocols import Validator
-
-SCHEMA_PACKAGE = "imagesync.schemas"
-SCHEMA_NAME = "images.schema.json"
 
 ENTRY_KEYS = ("source", "tag", "amd64Only")
 # targetRepoPrefix: the image-syncer's older name for the target prefix (it ends in "/").
@@ -125,6 +121,11 @@ class ImageEntry:
     tag: str | None
     amd64_only: bool
     target: Reference
+    # Where the entry is written: its last line, the column of its "-" (None when the list is
+    # not in block style) and of its keys; a fix to paste goes in exactly there.
+    last_line: int = 0
+    indent: int | None = None
+    key_indent: int = 2
 
     @property
     def sync_key(self) -> tuple[str, str]:
@@ -148,6 +149,19 @@ class ImagesFile:
     target_prefix: Repository
     entries: tuple[ImageEntry, ...]
     warnings: tuple[Problem, ...] = ()
+    # The part of the file these entries are (``--shard``); None: all of it.
+    shard: Shard | None = None
+
+    def in_shard(self, shard: Shard | None) -> ImagesFile:
+        """The entries of one shard, with their warnings and the file's own."""
+        if shard is None:
+            return self
+        entries = tuple(
+            e for e in self.entries if shard.holds(self.target_prefix, e.target.repository)
+        )
+        kept = {entry.index for entry in entries}
+        warnings = tuple(w for w in self.warnings if w.entry_index is None or w.entry_index in kept)
+        return replace(self, entries=entries, warnings=warnings, shard=shard)
 
 
 class InvalidImagesFile(ConfigError):
@@ -203,42 +217,9 @@ def load_images_file(
     )
 
 
-@cache
 def images_schema() -> dict[str, Any]:
     """The JSON Schema of the images file, as shipped in the package."""
-    text = files(SCHEMA_PACKAGE).joinpath(SCHEMA_NAME).read_text(encoding="utf-8")
-    schema: dict[str, Any] = json.loads(text)
-    return schema
-
-
-@cache
-def _validator() -> Validator:
-    # jsonschema takes longer to import than the rest of the command line together; only
-    # commands that read an images file pay for it.
-    from jsonschema import Draft202012Validator
-
-    validator: Validator = Draft202012Validator(_inlined(images_schema()))
-    return validator
-
-
-def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
-    """The schema with its ``#/$defs/…`` references replaced by what they name: the same
-    rules, the same error paths, without a reference lookup per entry (that took two thirds of
-    the schema's time over 10,000 entries)."""
-    definitions = schema.get("$defs", {})
-
-    def inline(node: Any) -> Any:
-        if isinstance(node, dict):
-            target = node.get("$ref")
-            if isinstance(target, str) and target.startswith("#/$defs/") and len(node) == 1:
-                return inline(definitions[target.removeprefix("#/$defs/")])
-            return {key: inline(value) for key, value in node.items()}
-        if isinstance(node, list):
-            return [inline(item) for item in node]
-        return node
-
-    inlined: dict[str, Any] = inline(schema)
-    return inlined
+    return schemas.schema("images")
 
 
 @dataclass
@@ -469,7 +450,7 @@ class _Checker:
             return str(node.value)
 
     def check_schema(self) -> None:
-        for error in _validator().iter_errors(self.document.value):
+        for error in schemas.validator("images").iter_errors(self.document.value):
             self.schema_problem(error)
 
     def schema_problem(self, error: ValidationError) -> None:
@@ -682,6 +663,9 @@ class _Checker:
                 self.error(source_path, f"its target: {error.message}", error.hint)
             return None
         node = self.document.nodes[path]
+        listing = self.document.nodes[path[:1]]
+        block = isinstance(listing, SequenceNode) and not listing.flow_style
+        assert isinstance(node, MappingNode)
         return ImageEntry(
             index=int(path[1]) + 1,
             line=_line_of(node),
@@ -690,6 +674,9 @@ class _Checker:
             tag=tag,
             amd64_only=amd64_only,
             target=target,
+            last_line=max(int(value.end_mark.line) + 1 for _, value in node.value),
+            indent=int(listing.start_mark.column) if block else None,
+            key_indent=int(node.start_mark.column),
         )
 
     def check_registry_host(self, path: _Path, source: Reference) -> None:

@@ -57,8 +57,8 @@ assert sum(_PARTS.values()) + _FOOTER == MAX_BYTES
 FULL_BLOCKS = 50
 # Text of a table row (cells without the Markdown around them), and of each kind of cell.
 ROW_WIDTH = 160
-_TARGET_CELL = 56
-_SOURCE_CELL = 44
+_TARGET_CELL = 50
+_SOURCE_CELL = 36
 REASON_IN_BLOCK = 500
 REASON_IN_LINE = 100
 PLAN_WARNINGS = 20
@@ -396,9 +396,9 @@ def _creates(budget: _Budget, prefix: str, changes: Sequence[Change], left: _Lef
     if not changes:
         return []
     part = budget.part("creates")
-    header = ["target", "source", "platforms", "transfer", "signatures"]
+    header = ["line", "target", "source", "platforms", "transfer", "signatures"]
     part.add([f"#### {SYMBOL[Action.CREATE]} {_plural(len(changes), 'image')} to create", ""])
-    part.add(_table(header, "---|---|---|---|---|"))
+    part.add(_table(header, "--:|---|---|---|---|---|"))
     shown = 0
     for change in changes:
         if not part.add([_row(_create_cells(prefix, change))], reserve=2):
@@ -411,12 +411,11 @@ def _creates(budget: _Budget, prefix: str, changes: Sequence[Change], left: _Lef
 
 def _create_cells(prefix: str, change: Change) -> list[str]:
     target = _relative(prefix, change.target)
-    source = f"line {change.line}"
-    if _written_differently(change, target):
-        source = f"{_code(_source_shown(change.source_text), _SOURCE_CELL)}, {source}"
+    written = _written_differently(change, target)
     return [
+        str(change.line),
         _code(target, _TARGET_CELL),
-        source,
+        _code(_source_shown(change.source_text), _SOURCE_CELL) if written else "",
         _platforms(change.platforms),
         _transfer(change),
         _signatures(change.subchanges),
@@ -434,7 +433,7 @@ def _platforms(platforms: Sequence[str]) -> str:
 def _transfer(change: Change) -> str:
     text = f"{_plural(change.blobs_to_transfer, 'blob')}, {human_bytes(change.bytes_to_transfer)}"
     if change.blobs_to_mount:
-        text += f"; {change.blobs_to_mount} by mount"
+        text += f"; {change.blobs_to_mount:,} mounted"
     return text
 
 

@@ -407,7 +407,7 @@ def test_every_format_shows_the_subchanges(source_registry, target_registry, tmp
             assert listed[2]["subject"] == image.digest
         else:
             # Counted in the image's row; the conflict a block of its own, below the prefix.
-            row = next(line for line in shown.splitlines() if line.startswith(f"| `{below}:1.0`"))
+            row = next(line for line in shown.splitlines() if f"| `{below}:1.0` |" in line)
             assert row.endswith("| +3 !1 |")
             assert f"**! attestation `{below}:{attestation.tag}`** of `{below}:1.0`" in shown
             assert f"The target holds `{theirs.digest[:19]}…`" in shown
@@ -415,7 +415,7 @@ def test_every_format_shows_the_subchanges(source_registry, target_registry, tmp
 
     code, stdout, _ = run("apply", str(out), "--format", "markdown")
     assert code == 1
-    row = next(line for line in stdout.splitlines() if line.startswith(f"| `{below}:1.0`"))
+    row = next(line for line in stdout.splitlines() if line.startswith(f"| `{below}:1.0` |"))
     assert row.endswith("| +3 !1 |")
     assert f"**! attestation `{below}:{attestation.tag}`** of `{below}:1.0`" in stdout
 

@@ -37,7 +37,7 @@ def digest(*parts: object) -> str:
     return "sha256:" + hashlib.sha256(repr(parts).encode()).hexdigest()
 
 
-def _names(number: int) -> tuple[str, str, str]:
+def _names(number: int, prefix: str = PREFIX) -> tuple[str, str, str]:
     """(source as written, normalised source, target) of entry ``number``."""
     registry = REGISTRIES[number % len(REGISTRIES)]
     vendor = f"vendor-{number % 97:02d}"
@@ -50,13 +50,13 @@ def _names(number: int) -> tuple[str, str, str]:
     return (
         written if "@" in written else f"{written}:{tag}",
         f"{registry}/{name}:{tag}",
-        f"{PREFIX}/{mapped}:{tag}",
+        f"{prefix}/{mapped}:{tag}",
     )
 
 
-def generated_change(number: int) -> Change:
+def generated_change(number: int, prefix: str = PREFIX) -> Change:
     action = _ACTIONS[number % len(_ACTIONS)]
-    written, source, target = _names(number)
+    written, source, target = _names(number, prefix)
     line = 3 + 2 * number
     base = Change(
         entry=number + 1,
@@ -71,10 +71,10 @@ def generated_change(number: int) -> Change:
         platforms=("linux/amd64", "linux/arm64", "linux/s390x") if number % 2 else ("linux/amd64",),
     )
     if action is Action.SKIP:
-        sig = _signature(target, base.digest or "", Action.SKIP)
+        sig = _signature(source, target, base.digest or "", Action.SKIP)
         return _with(base, reason="already in the target", target_digest=base.digest, subs=(sig,))
     if action is Action.CREATE:
-        sig = _signature(target, base.digest or "", Action.CREATE)
+        sig = _signature(source, target, base.digest or "", Action.CREATE)
         return _with(
             base,
             reason="not in the target",
@@ -151,14 +151,16 @@ def _with(
     )
 
 
-def _signature(target: str, subject: str, action: Action) -> SubChange:
-    repository = target.rsplit(":", 1)[0]
+def _signature(source: str, target: str, subject: str, action: Action) -> SubChange:
+    """A cosign signature as plan names it: ``sha256-<hex>.sig`` of ``subject``, read by
+    digest from the source repository."""
     tag = subject.replace(":", "-") + ".sig"
+    signature = digest("sig", subject)
     return SubChange(
         kind="signature",
-        source=f"{repository}:{tag}",
-        target=f"{repository}:{tag}",
-        digest=digest("sig", subject),
+        source=f"{source.rsplit(':', 1)[0]}:{tag}@{signature}",
+        target=f"{target.rsplit(':', 1)[0]}:{tag}",
+        digest=signature,
         media_type="application/vnd.oci.image.manifest.v1+json",
         action=action,
         reason="not in the target" if action is Action.CREATE else "already in the target",
@@ -166,14 +168,14 @@ def _signature(target: str, subject: str, action: Action) -> SubChange:
     )
 
 
-def generated_plan(count: int = 10_000) -> Plan:
+def generated_plan(count: int = 10_000, prefix: str = PREFIX) -> Plan:
     """A plan of ``count`` images: 80 % skips, 12 % creates, 5 % conflicts, 3 % errors."""
     return Plan(
         tool_version="0.1.0",
         created="2026-12-01T00:00:00Z",
-        target_prefix=PREFIX,
+        target_prefix=prefix,
         images_file=ImagesFileInfo("external-images.yaml", "e" * 64),
-        changes=tuple(generated_change(n) for n in range(count)),
+        changes=tuple(generated_change(n, prefix) for n in range(count)),
         warnings=("registry-1.docker.io allows 100 more pulls now, apply needs about 3000",),
     )
 

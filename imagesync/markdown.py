@@ -249,6 +249,8 @@ def _unchanged(change: Change) -> bool:
 def _plan_head(budget: _Budget, plan: Plan, left: _Left) -> list[str]:
     part = budget.part("head")
     shard = f" — shard {plan.shard}" if plan.shard else ""
+    if plan.merged_from:
+        shard = f" — {plan.merged_from} shards"
     part.add([f"### imagesync plan for {_code(plan.target_prefix, 200)}{shard}", ""])
     part.add([f"**{summary_line(plan)}**", ""])
     transfer = transfer_line(plan)

@@ -17,7 +17,15 @@ from imagesync import schemas
 from imagesync.errors import ImagesyncError, shorten
 from imagesync.images.shard import Piece, Shard, check_pieces
 from imagesync.inputfile import InputTooLarge, UnreadableInput, json_files, read_input
-from imagesync.plan.document import Change, Fix, ImagesFileInfo, fix_document, fix_from
+from imagesync.plan.document import (
+    REPORT_KIND,
+    Change,
+    Fix,
+    ImagesFileInfo,
+    fix_document,
+    fix_from,
+    is_report,
+)
 
 
 class Outcome(StrEnum):
@@ -120,7 +128,6 @@ class ApplyListener:
 # -- JSON (apply --format json), read back by `imagesync report` --------------------------------
 
 REPORT_FORMAT_VERSION = 1
-REPORT_KIND = "imagesync-apply-report"
 # A report is well under a KiB per image; anything near this is not one apply wrote.
 MAX_REPORT_BYTES = 64 * 1024 * 1024
 
@@ -179,9 +186,13 @@ def _result_document(result: ImageResult) -> dict[str, Any]:
 
 def read_report(path: str | Path) -> ApplyReport:
     """An apply report (``apply --format json``) from a file; ReportRejected says why not."""
+    return report_from(_read_json(path), str(path))
+
+
+def _read_json(path: str | Path) -> Any:
     source = Path(path)
     try:
-        document = json.loads(read_input(source, MAX_REPORT_BYTES).decode("utf-8"))
+        return json.loads(read_input(source, MAX_REPORT_BYTES).decode("utf-8"))
     except InputTooLarge:
         raise ReportRejected(f"{source} is too large to be an apply report") from None
     except UnreadableInput as error:
@@ -191,11 +202,10 @@ def read_report(path: str | Path) -> ApplyReport:
             f"{source} is not JSON: {shorten(str(error), 200)}",
             "give the output of apply --format json",
         ) from None
-    return report_from(document, str(source))
 
 
 def report_from(document: Any, where: str) -> ApplyReport:
-    if not isinstance(document, dict) or document.get("kind") != REPORT_KIND:
+    if not is_report(document):
         raise ReportRejected(
             f"{where} is not an apply report", "give the output of apply --format json"
         )
@@ -247,15 +257,24 @@ def _result_from(document: dict[str, Any]) -> ImageResult:
 
 
 def read_reports(paths: list[str]) -> ApplyReport:
-    """One report from apply reports (a directory stands for its ``*.json`` files): the
-    report itself when it is one, else the reports of a plan's shards put together."""
+    """One report from apply reports (a directory stands for the reports in it, at any
+    depth; plans beside them are not reports): the report itself when it is one, else the
+    reports of a plan's shards put together."""
     try:
         files = json_files(paths)
     except UnreadableInput as error:
         raise ReportRejected(
             error.reason, "give the report files, or a directory of them"
         ) from None
-    return merge_reports([(path, read_report(path)) for path in files])
+    reports = []
+    for path, found in files:
+        document = _read_json(path)
+        if found and not is_report(document):
+            continue
+        reports.append((path, report_from(document, path)))
+    if not reports:
+        raise ReportRejected(f"no apply report in {', '.join(paths)}", "give the report files")
+    return merge_reports(reports)
 
 
 def merge_reports(reports: Sequence[tuple[str, ApplyReport]]) -> ApplyReport:

@@ -284,22 +284,35 @@ class Plan:
 
     @classmethod
     def read(cls, path: str | Path, key: PlanKey | None = None) -> Plan:
-        source = Path(path)
-        try:
-            document = json.loads(read_input(source, MAX_PLAN_BYTES).decode("utf-8"))
-        except InputTooLarge:
-            raise PlanRejected(f"{source} is too large to be a plan", "re-run plan") from None
-        except UnreadableInput as error:
-            raise PlanRejected(
-                f"cannot read plan {source}: {error.reason}", "give the plan file plan wrote"
-            ) from None
-        except ValueError as error:
-            raise PlanRejected(
-                f"{source} is not JSON: {shorten(str(error), 300)}", "re-run plan"
-            ) from None
-        except RecursionError:
-            raise PlanRejected(f"{source} nests too deeply to be a plan", "re-run plan") from None
-        return cls.from_document(document, str(source), key)
+        return cls.from_document(read_plan_document(path), str(path), key)
+
+
+def read_plan_document(path: str | Path) -> Any:
+    """The JSON of a plan file, read as an input file is (:func:`read_input`)."""
+    source = Path(path)
+    try:
+        return json.loads(read_input(source, MAX_PLAN_BYTES).decode("utf-8"))
+    except InputTooLarge:
+        raise PlanRejected(f"{source} is too large to be a plan", "re-run plan") from None
+    except UnreadableInput as error:
+        raise PlanRejected(
+            f"cannot read plan {source}: {error.reason}", "give the plan file plan wrote"
+        ) from None
+    except ValueError as error:
+        raise PlanRejected(
+            f"{source} is not JSON: {shorten(str(error), 300)}", "re-run plan"
+        ) from None
+    except RecursionError:
+        raise PlanRejected(f"{source} nests too deeply to be a plan", "re-run plan") from None
+
+
+# What an apply report (apply --format json) says it is; a plan carries no "kind".
+REPORT_KIND = "imagesync-apply-report"
+
+
+def is_report(document: Any) -> bool:
+    """Whether a JSON document is an apply report, not a plan."""
+    return isinstance(document, dict) and document.get("kind") == REPORT_KIND
 
 
 def _error_order(error: ValidationError) -> list[tuple[int, int, str]]:

@@ -15,17 +15,26 @@ from imagesync.errors import PlanRejected
 from imagesync.images.shard import Piece, check_pieces
 from imagesync.inputfile import UnreadableInput, json_files
 from imagesync.plan.checks import check_shard
-from imagesync.plan.document import Plan
+from imagesync.plan.document import Plan, is_report, read_plan_document
 
 
 def read_plans(paths: list[str]) -> Plan:
-    """One plan from plan files (a directory stands for its ``*.json`` files): the file
-    itself when it is one, else its shards put together."""
+    """One plan from plan files (a directory stands for the plans in it, at any depth; apply
+    reports beside them are not plans): the file itself when it is one, else its shards put
+    together."""
     try:
         files = json_files(paths)
     except UnreadableInput as error:
         raise PlanRejected(error.reason, "give the plan files, or a directory of them") from None
-    return merge_plans([(path, Plan.read(path)) for path in files])
+    plans = []
+    for path, found in files:
+        document = read_plan_document(path)
+        if found and is_report(document):
+            continue
+        plans.append((path, Plan.from_document(document, path)))
+    if not plans:
+        raise PlanRejected(f"no plan among {', '.join(paths)}", "give the plan files")
+    return merge_plans(plans)
 
 
 def merge_plans(plans: Sequence[tuple[str, Plan]]) -> Plan:

@@ -193,8 +193,10 @@ def report_transfer(report: ApplyReport) -> str:
 
 def report_text(report: ApplyReport) -> str:
     lines: list[str] = []
+    images_file = report.images_file.path if report.images_file else "the images file"
     for result in report.results:
         lines.extend(_result_text(result))
+        lines.extend(fix_text(result.fix, images_file))
     lines += ["", report_summary(report), report_transfer(report)]
     return "\n".join(lines) + "\n"
 

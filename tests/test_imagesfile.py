@@ -635,12 +635,12 @@ def test_schema_accepts_the_example_and_refuses_unknown_keys() -> None:
 REALWORLD_FILES = sorted((REPO / "tests" / "realworld").glob("*.yaml"))
 
 
-def _composed_by(loader_class: type, text: str) -> list[tuple[object, ...]]:
+def _composed_by(loader_class: type, text: str, whole: bool = False) -> list[tuple[object, ...]]:
     """Every node of the document in order: kind, tag, value (scalars), line, column, and
     whether it was quoted: all the loader uses."""
     from imagesync.images import file as images_file
 
-    root = images_file._compose(loader_class(text))
+    root = images_file._compose(loader_class(text), whole=whole)
     seen: list[tuple[object, ...]] = []
 
     def walk(node: object) -> None:
@@ -668,7 +668,9 @@ def test_libyaml_and_pyyaml_compose_the_same_document(path: Path) -> None:
     from imagesync.images.file import _FastLoader, _Loader
 
     text = path.read_text(encoding="utf-8-sig")
-    assert _composed_by(_FastLoader, text) == _composed_by(_Loader, text)
+    exactly = _composed_by(_Loader, text)
+    assert _composed_by(_FastLoader, text) == exactly
+    assert _composed_by(_FastLoader, text, whole=True) == exactly
 
 
 def test_what_libyaml_refuses_is_reported_in_pyyamls_words(tmp_path: Path) -> None:

@@ -108,6 +108,7 @@ def demo_markdown(work: Path) -> str:
         [sys.executable, str(ROOT / "examples" / "demo.py"), "--markdown", str(target)],
         check=True,
         stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     return target.read_text(encoding="utf-8")
 

@@ -1046,13 +1046,21 @@ def _request_kind(path: str) -> str:
 # entries are parts of the one above them.
 _BREAKDOWN = (
     ("start-up: importing imagesync.cli and its dependencies", "imagesync/cli.py", "<module>"),
-    ("planning, per image (worker threads)", "imagesync/planner.py", "plan"),
-    ("applying, per image (worker threads)", "imagesync/applier.py", "apply_change"),
-    ("every HTTP request: imagesync's Transport._send", "imagesync/transport.py", "_send"),
-    ("  building the request (URL, headers, body)", "imagesync/transport.py", "_prepared"),
+    ("planning, per image (worker threads)", "imagesync/plan/planner.py", "plan"),
+    ("applying, per image (worker threads)", "imagesync/apply/applier.py", "apply_change"),
+    (
+        "every HTTP request: imagesync's Transport._send",
+        "imagesync/stores/registry/transport.py",
+        "_send",
+    ),
+    (
+        "  building the request (URL, headers, body)",
+        "imagesync/stores/registry/transport.py",
+        "_prepared",
+    ),
     (
         "  requests: environment (proxies, CA bundle variables)",
-        "imagesync/transport.py",
+        "imagesync/stores/registry/host.py",
         "__call__",
     ),
     ("  requests: send via the adapter", "requests/adapters.py", "send"),

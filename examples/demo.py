@@ -1,47 +1,46 @@
-"""The whole job on one machine: two local registries, example images, plan, apply, and what
-happens when upstream re-publishes a tag.
+"""The whole job on one machine, with nothing but Python and imagesync installed.
 
-Run from the repository root after the README's install steps:
+Run from the repository root after ``pip install .``::
 
-    python examples/demo.py [--markdown FILE]
+    python examples/demo.py               # OCI image layouts on disk: no registry, no network
+    python examples/demo.py --registries  # two throw-away local registries (docker-registry)
 
-It starts two throw-away distribution registries on 127.0.0.1 (source and target), pushes
-example images into the source (the same generator the tests use), then runs the real
-``imagesync`` commands and prints them with their output:
+By default it writes example images (``demo_images.py``: a multi-platform OCI index, a Docker
+manifest list, a single-platform image, a signature) into a source tree of OCI image layouts, as
+the connected side of an air gap exports them (``imagesync --target oci:DIR``); then mirrors
+them with ``imagesync plan --source-layout … --target oci:…``, ``apply`` and ``plan`` again
+(everything is ``skip``). With ``--registries`` it does the same between two distribution
+registries on 127.0.0.1 instead.
 
-1. validate, plan, apply, plan again (everything is unchanged);
-2. upstream re-publishes ``demo/legacy:2.3``, and the images file gains two entries (one with
-   a typo): the plan shows the conflict with the fix to paste, the error and the new image;
-3. the fix pasted (as a reviewer would, from the plan), the typo removed: plan, apply.
+Then upstream re-publishes ``legacy:2.3`` and the images file gains two entries (one with a
+typo): the plan shows the conflict with the fix to paste, the error and the new image; the fix
+is pasted (as a reviewer would, from the plan), the typo removed, and it plans and applies
+again. ``--markdown FILE`` writes that review plan's Markdown (what a pull request's reviewers
+see) to FILE: ``scripts/plan-screenshot.py`` takes the README's picture of it.
 
-``--markdown FILE`` writes the Markdown of step 2's plan (what a pull request's reviewers
-see) to FILE; ``scripts/plan-screenshot.py`` takes the README's picture of it. Everything
-stops when it ends.
+Every command is printed with its output; everything it made is gone when it ends.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shlex
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tests.harness.images import push_cosign_signature, push_image  # noqa: E402
-from tests.harness.registry import RegistryServer  # noqa: E402
+from demo_images import Image, Layouts, Registry, example_images, later_images, local_registry
 
 
-def step(title: str, *args: str, cwd: Path, expect: int = 0) -> bool:
-    """Run ``imagesync ARGS``; True when it exits as expected."""
+def step(title: str, *args: str, cwd: Path) -> int:
     print(f"\n=== {title}\n$ imagesync {shlex.join(args)}", flush=True)
     result = subprocess.run([sys.executable, "-m", "imagesync", *args], cwd=cwd, check=False)
     print(f"(exit code {result.returncode})", flush=True)
-    return result.returncode == expect
+    return result.returncode
 
 
 def paste_fixes(images: Path, plan: Path) -> None:
@@ -54,78 +53,111 @@ def paste_fixes(images: Path, plan: Path) -> None:
     images.write_text("".join(lines), encoding="utf-8")
 
 
-def main(argv: list[str] | None = None) -> int:
+def images_file(work: Path, prefix: str, target: str) -> Path:
+    tool = next(image for image in example_images(prefix) if image.repository.endswith("/tool"))
+    path = work / "external-images.yaml"
+    path.write_text(
+        f"target: {target}\n"
+        "images:\n"
+        f'- source: "{prefix}/app:1.0"          # OCI index, signed\n'
+        f'- source: "{prefix}/legacy:2.3"       # Docker manifest list\n'
+        f'- source: "{prefix}/tool@{tool.digest}"\n'
+        '  tag: "0.9-v1"                        # pinned by digest\n'
+        "  amd64Only: true                      # single-platform image\n",
+        encoding="utf-8",
+    )
+    print(f"\n=== images file\n{path.read_text()}")
+    return path
+
+
+def run(
+    work: Path,
+    images: Path,
+    upstream: Callable[[Image], None],
+    prefix: str,
+    where: tuple[str, ...],
+    markdown: Path | None,
+) -> int:
+    """validate, plan, apply the saved plan, plan again; then a re-published tag and two new
+    entries, planned, fixed and applied. 1 when a step did not end as it should."""
+    failed = step("validate (offline)", "validate", "-i", images.name, *where[-2:], cwd=work)
+    plan = ("plan", "-i", images.name, *where)
+    failed |= step("plan", *plan, "-o", "plan.json", cwd=work) == 1
+    failed |= step("apply the saved plan", "apply", "plan.json", cwd=work)
+    failed |= step("plan again: everything is unchanged", *plan, cwd=work)
+
+    print("\n=== upstream re-publishes legacy:2.3; the images file gains two entries")
+    for image in later_images(prefix):
+        upstream(image)
+    with images.open("a", encoding="utf-8") as more:
+        more.write(f'- source: "{prefix}/new:1.0"\n- source: "{prefix}/aap:1.0"    # a typo\n')
+    review = ("plan: the conflict says its fix", *plan, "-o", "review.json")
+    failed |= step(*review, cwd=work) != 1  # a conflict and an error: exit code 1
+    if markdown is not None:
+        shown = subprocess.run(
+            [sys.executable, "-m", "imagesync", "show", "review.json", "--format", "markdown"],
+            cwd=work,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        markdown.write_text(shown.stdout, encoding="utf-8")
+        print(f"(the plan's Markdown is in {markdown})")
+
+    print("\n=== the fix pasted from the plan, the typo removed")
+    paste_fixes(images, work / "review.json")
+    text = images.read_text(encoding="utf-8").splitlines(keepends=True)
+    images.write_text("".join(t for t in text if "/aap:" not in t), encoding="utf-8")
+    print(images.read_text())
+    failed |= step("plan: the conflict is a skip now", *plan, cwd=work)
+    failed |= step("apply", "apply", "-i", images.name, *where, cwd=work)
+    return 1 if failed else 0
+
+
+def with_layouts(work: Path, markdown: Path | None) -> int:
+    source = Layouts(work / "disk")
+    for image in example_images():
+        # Where --target oci:disk puts it: demo.example/app is disk/demo.example/app.
+        source.write(image, image.repository)
+    print(f"source: a tree of OCI image layouts in {source.root} (as an export wrote it)")
+    images = images_file(work, "demo.example", "registry.internal/mirror")
+
+    def upstream(image: Image) -> None:
+        source.write(image, image.repository)
+
+    where = ("--source-layout", "disk", "--target", "oci:mirror")
+    return run(work, images, upstream, "demo.example", where, markdown)
+
+
+def with_registries(work: Path, markdown: Path | None) -> int:
+    with contextlib.ExitStack() as stack:
+        source = stack.enter_context(local_registry())
+        target = stack.enter_context(local_registry())
+        print(f"source registry: {source}\ntarget registry: {target}")
+
+        def upstream(image: Image) -> None:
+            Registry(source).write(image, image.repository.split("/", 1)[1])
+
+        for image in example_images(f"{source}/demo"):
+            upstream(image)
+        images = images_file(work, f"{source}/demo", f"{target}/mirror")
+        where = ("--target", f"{target}/mirror")
+        return run(work, images, upstream, f"{source}/demo", where, markdown)
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--registries",
+        action="store_true",
+        help="mirror between two local distribution registries instead of layouts",
+    )
     parser.add_argument("--markdown", type=Path, help="write the review plan's Markdown here")
-    markdown = parser.parse_args(argv).markdown
+    arguments = parser.parse_args()
+    markdown = arguments.markdown.resolve() if arguments.markdown else None
     with tempfile.TemporaryDirectory(prefix="imagesync-demo-") as tmp:
-        work = Path(tmp)
-        with RegistryServer(work / "source") as source, RegistryServer(work / "target") as target:
-            print(f"source registry: {source.host}\ntarget registry: {target.host}")
-            app = push_image(source.host, "demo/app", "1.0", layer_size=256 * 1024)
-            push_cosign_signature(source.host, "demo/app", app.digest)
-            push_image(source.host, "demo/legacy", "2.3", kind="docker", seed=2)
-            tool = push_image(
-                source.host, "demo/tool", "0.9", platforms=[("linux", "amd64")], index=False, seed=3
-            )
-            images = work / "external-images.yaml"
-            images.write_text(
-                f"target: {target.host}/mirror\n"
-                "images:\n"
-                f'  - source: "{source.host}/demo/app:1.0"        # OCI index, signed\n'
-                f'  - source: "{source.host}/demo/legacy:2.3"     # Docker manifest list\n'
-                f'  - source: "{source.host}/demo/tool@{tool.digest}"\n'
-                '    tag: "0.9-v1"                                # pinned by digest\n'
-                "    amd64Only: true                              # single-platform image\n",
-                encoding="utf-8",
-            )
-            print(f"\n=== images file\n{images.read_text()}")
-            ok = step("validate (offline)", "validate", "-i", images.name, cwd=work)
-            ok &= step("plan", "plan", "-i", images.name, "-o", "plan.json", cwd=work)
-            ok &= step("apply the saved plan", "apply", "plan.json", cwd=work)
-            ok &= step("plan again: everything is unchanged", "plan", "-i", images.name, cwd=work)
-
-            print("\n=== upstream re-publishes demo/legacy:2.3; the file gains two images")
-            push_image(source.host, "demo/legacy", "2.3", kind="docker", seed=4)
-            push_image(source.host, "demo/new", "1.0", seed=5)
-            with images.open("a", encoding="utf-8") as more:
-                more.write(
-                    f'  - source: "{source.host}/demo/new:1.0"\n'
-                    f'  - source: "{source.host}/demo/aap:1.0"        # a typo\n'
-                )
-            ok &= step(
-                "plan: the conflict says its fix",
-                *("plan", "-i", images.name, "-o", "review.json"),
-                cwd=work,
-                expect=1,
-            )
-            if markdown is not None:
-                shown = subprocess.run(
-                    [
-                        sys.executable,
-                        "-m",
-                        "imagesync",
-                        "show",
-                        "review.json",
-                        "--format",
-                        "markdown",
-                    ],
-                    cwd=work,
-                    check=True,
-                    capture_output=True,
-                    text=True,
-                )
-                markdown.write_text(shown.stdout, encoding="utf-8")
-                print(f"(the plan's Markdown is in {markdown})")
-
-            print("\n=== the fix pasted from the plan, the typo removed")
-            paste_fixes(images, work / "review.json")
-            text = images.read_text(encoding="utf-8").splitlines(keepends=True)
-            images.write_text("".join(t for t in text if "demo/aap" not in t), encoding="utf-8")
-            print(images.read_text())
-            ok &= step("plan: the conflict is a skip now", "plan", "-i", images.name, cwd=work)
-            ok &= step("apply", "apply", "-i", images.name, cwd=work)
-            return 0 if ok else 1
+        run_demo = with_registries if arguments.registries else with_layouts
+        return run_demo(Path(tmp), markdown)
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@
 Start-up is cheap by design. At import this module loads click and the defaults that --help
 shows (``defaults.py``, ``retry.py``), nothing else: each command imports the library functions
 it calls when it runs. Below those, the package keeps values apart from machinery (the plan and
-the apply report are values; the planner and applier take a client; the network stack loads
-behind ``connection.open_client``), so ``validate`` and ``show`` load no network code either
+the apply report are values; the planner and applier take stores; the network stack loads
+behind ``stores.connection.open_stores``), so ``validate`` and ``show`` load no network code either
 (``tests/test_startup.py`` holds both).
 """
 
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from imagesync.plan.planner import PlanOptions
     from imagesync.reference import Repository
     from imagesync.stores.connection import ConnectionOptions
-    from imagesync.stores.registry.client import RegistryClient
+    from imagesync.stores.store import Stores
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -70,8 +70,8 @@ def target_option(function: F) -> F:
         metavar="PREFIX",
         callback=_one_target_from_environment,
         help="Registry prefix to mirror below, e.g. registry.example.com/external (a trailing "
-        "/ is fine); wins over the images file's `target:` [SYNCER_TARGET_REPO, "
-        "SYNCER_TARGET_REPO_PREFIX]",
+        "/ is fine), or oci:DIR to mirror into a tree of OCI image layouts; wins over the "
+        "images file's `target:` [SYNCER_TARGET_REPO, SYNCER_TARGET_REPO_PREFIX]",
     )(function)
 
 
@@ -111,6 +111,16 @@ def _shard(context: click.Context, parameter: click.Parameter, value: str | None
         return Shard.parse(value)
     except ImagesyncError as error:
         raise click.BadParameter(str(error), context, parameter) from None
+
+
+def source_layout_option(function: F) -> F:
+    return click.option(
+        "--source-layout",
+        metavar="DIR",
+        type=click.Path(file_okay=False),
+        help="Read every source from this tree of OCI image layouts, which `--target oci:DIR` "
+        "wrote from the same images file; no source registry is asked (air gaps)",
+    )(function)
 
 
 def report_problems(problems: Iterable[Problem]) -> None:
@@ -299,20 +309,30 @@ class Session:
     target: str | None
     connection: ConnectionOptions
     plan_options: PlanOptions
+    source_layout: str | None = None
     shard: Shard | None = None
 
-    def load_images(self, default_target: str | None = None) -> ImagesFile:
+    def load_images(
+        self, default_target: str | None = None, default_source_layout: str | None = None
+    ) -> ImagesFile:
+        """The images file; a saved plan's target and source layout count where the command
+        line gives none."""
         from imagesync.images.file import load_images_file
+        from imagesync.reference import parse_layout_tree
 
-        return load_images_file(self.images_file, self.target, default_target)
+        layout = self.source_layout or default_source_layout
+        tree = parse_layout_tree(layout) if layout else None
+        return load_images_file(self.images_file, self.target, default_target, tree)
 
-    def client(self, target_prefix: Repository) -> RegistryClient:
-        from imagesync.stores.connection import open_client
+    def stores(self, target_prefix: Repository, source_layout: Repository | None) -> Stores:
+        from imagesync.stores.connection import open_stores
 
-        return open_client(self.connection, target_prefix.endpoint)
+        return open_stores(self.connection, target_prefix, source_layout)
 
 
-def _session(images_file: str, target: str | None, **options: Any) -> Session:
+def _session(
+    images_file: str, target: str | None, source_layout: str | None = None, **options: Any
+) -> Session:
     from imagesync.logs import configure_logging
     from imagesync.plan.planner import PlanOptions
     from imagesync.stores.connection import ConnectionOptions
@@ -337,7 +357,9 @@ def _session(images_file: str, target: str | None, **options: Any) -> Session:
         signatures=not options.get("no_signatures"),
         require_signatures=bool(options.get("require_signatures")),
     )
-    return Session(images_file, target, connection, plan_options, options.get("shard"))
+    return Session(
+        images_file, target, connection, plan_options, source_layout, options.get("shard")
+    )
 
 
 def _write_step_summary(markdown: str) -> None:
@@ -348,20 +370,18 @@ def _write_step_summary(markdown: str) -> None:
             summary.write(markdown + "\n")
 
 
-def _run_plan(
-    session: Session, run: ExitStack | None = None
-) -> tuple[Plan, RegistryClient, Applier | None]:
-    """The plan, and the client that made it. With ``run`` (apply follows at once), also the
-    applier, open until ``run`` closes: it goes on with the client (its connections, tokens
+def _run_plan(session: Session, run: ExitStack | None = None) -> tuple[Plan, Applier | None]:
+    """The plan. With ``run`` (apply follows at once), also the applier, open until ``run``
+    closes: it goes on with the stores that made the plan (their connections, tokens
     and what it learnt) and has begun each create's blob copies as plan decided it."""
     from imagesync.plan.planner import make_plan
 
     images = session.load_images().in_shard(session.shard)
     report_problems(images.warnings)
-    client = session.client(images.target_prefix)
-    applier = run.enter_context(_applier(session, client, fresh=True)) if run else None
+    stores = session.stores(images.target_prefix, images.source_layout)
+    applier = run.enter_context(_applier(session, stores, fresh=True)) if run else None
     on_change = applier.start if applier else None
-    return make_plan(images, client, session.plan_options, on_change), client, applier
+    return make_plan(images, stores, session.plan_options, on_change), applier
 
 
 def _plan_exit_code(plan: Plan, detailed: bool) -> int:
@@ -381,6 +401,7 @@ def _plan_exit_code(plan: Plan, detailed: bool) -> int:
     help="Exit 2 when the plan has changes and nothing failed (0: nothing to do, 1: failures)",
 )
 @click.option("--changed-only", is_flag=True, help="Leave unchanged images out of the output")
+@source_layout_option
 @shard_option
 @connection_options
 def plan(
@@ -399,7 +420,7 @@ def plan(
     session = _session(images_file, target, **options)
     with _user_errors():
         key = plan_key_from_environment()
-        result, _, _ = _run_plan(session)
+        result, _ = _run_plan(session)
         if out:
             result.write(out, key)
     click.echo(render_plan(result, fmt, changed_only=changed_only, plan_file=out), nl=False)
@@ -420,6 +441,7 @@ def plan(
 )
 @target_option
 @format_option(("text", "json", "markdown"))
+@source_layout_option
 @shard_option
 @connection_options
 def apply(
@@ -437,7 +459,7 @@ def apply(
     with _user_errors(), ExitStack() as run:
         applier = None
         if plan_file is None:
-            saved, _, applier = _run_plan(session, run)
+            saved, applier = _run_plan(session, run)
             click.echo(render_plan(saved, "text"), nl=False, err=fmt != "text")
         else:
             key = plan_key_from_environment()
@@ -449,8 +471,12 @@ def apply(
                     err=True,
                 )
             saved = _plan_of_shard(saved, session.shard)
-            images = session.load_images(saved.target_prefix) if images_file else None
-            check_plan(saved, images, target)
+            images = (
+                session.load_images(saved.target_prefix, saved.source_layout)
+                if images_file
+                else None
+            )
+            check_plan(saved, images, target, session.source_layout)
         report = _apply(session, saved, applier)
     click.echo(render_report(report, fmt), nl=False)
     _write_step_summary(render_report(report, "markdown"))
@@ -471,15 +497,20 @@ def _plan_of_shard(saved: Plan, shard: Shard | None) -> Plan:
     )
 
 
-def _applier(session: Session, client: RegistryClient, *, fresh: bool) -> Applier:
+def _applier(session: Session, stores: Stores, *, fresh: bool) -> Applier:
     """An applier; ``fresh``: the plan is being made by this process, now."""
     from imagesync.apply.applier import Applier, ApplyOptions
+    from imagesync.stores.connection import retry_policy
 
     # SIGTERM (CI cancelling a job) stops apply the way Ctrl-C does: no new work, no tag
     # on an incomplete image, a report of what was done.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    options = ApplyOptions(session.plan_options.parallelism, fresh_plan=fresh)
-    return Applier(client, options)
+    options = ApplyOptions(
+        session.plan_options.parallelism,
+        fresh_plan=fresh,
+        retry=retry_policy(session.connection),
+    )
+    return Applier(stores, options)
 
 
 def _apply(session: Session, saved: Plan, applier: Applier | None = None) -> ApplyReport:
@@ -488,8 +519,8 @@ def _apply(session: Session, saved: Plan, applier: Applier | None = None) -> App
 
     with ExitStack() as run:
         if applier is None:
-            client = session.client(saved.prefix)
-            applier = run.enter_context(_applier(session, client, fresh=False))
+            stores = session.stores(saved.prefix, saved.sources)
+            applier = run.enter_context(_applier(session, stores, fresh=False))
         with progress_for(saved) as listener:
             return applier.apply(saved, listener)
 
@@ -541,6 +572,7 @@ def report(report_files: tuple[str, ...], fmt: str) -> None:
     is_flag=True,
     help="Only plan: print what would be synced, write nothing [SYNCER_DRY_RUN]",
 )
+@source_layout_option
 @shard_option
 @connection_options
 def sync(images_file: str, target: str | None, dry_run: bool, **options: Any) -> None:
@@ -549,7 +581,7 @@ def sync(images_file: str, target: str | None, dry_run: bool, **options: Any) ->
 
     session = _session(images_file, target, **options)
     with _user_errors(), ExitStack() as run:
-        planned, _, applier = _run_plan(session, None if dry_run else run)
+        planned, applier = _run_plan(session, None if dry_run else run)
         click.echo(render_plan(planned, "text"), nl=False)
         _write_step_summary(render_plan(planned, "markdown"))
         if dry_run:

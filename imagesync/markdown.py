@@ -251,7 +251,8 @@ def _plan_head(budget: _Budget, plan: Plan, left: _Left) -> list[str]:
     shard = f" — shard {plan.shard}" if plan.shard else ""
     if plan.merged_from:
         shard = f" — {plan.merged_from} shards"
-    part.add([f"### imagesync plan for {_code(plan.target_prefix, 200)}{shard}", ""])
+    sources = f", sources from {_code(plan.source_layout, 200)}" if plan.source_layout else ""
+    part.add([f"### imagesync plan for {_code(plan.target_prefix, 200)}{sources}{shard}", ""])
     part.add([f"**{summary_line(plan)}**", ""])
     transfer = transfer_line(plan)
     if transfer:

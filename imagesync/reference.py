@@ -3,10 +3,16 @@
 The grammar is the one of github.com/distribution/reference; Docker Hub normalisation
 (no host means ``docker.io``, a single path component means ``library/NAME``) happens here and
 nowhere else, so every other module works with normalised values.
+
+A repository can also be an OCI image layout on disk: its registry is :data:`LAYOUT` and its
+path the layout's absolute directory, and it reads as skopeo writes it, ``oci:/mnt/disk/R``
+(with ``:TAG`` or ``@DIGEST``). A layout directory's path holds no ``:`` and no ``@``, so such a
+reference parses without knowing where its tree begins.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 
@@ -34,6 +40,10 @@ _DIGEST_RE = re.compile(r"sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128}")
 _DIGEST_ALGORITHM_RE = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:")
 
 MAX_NAME_LENGTH = 255
+
+# The registry of a repository that is an OCI image layout directory.
+LAYOUT = "oci"
+_LAYOUT_PREFIX = "oci:"
 
 
 def is_valid_tag(tag: str) -> bool:
@@ -72,7 +82,14 @@ class Repository:
     path: str
 
     def __str__(self) -> str:
+        if self.registry == LAYOUT:
+            return f"{_LAYOUT_PREFIX}{self.path}"
         return f"{self.registry}/{self.path}" if self.path else self.registry
+
+    @property
+    def is_layout(self) -> bool:
+        """Whether this is a directory of OCI image layouts (or one of them), not a registry's."""
+        return self.registry == LAYOUT
 
     @property
     def endpoint(self) -> str:
@@ -160,7 +177,10 @@ def parse_repository(text: str) -> Repository:
 
 
 def parse_registry_prefix(text: str) -> Repository:
-    """Parse a target prefix such as ``reg.io/ext`` or a bare ``localhost:5000``."""
+    """Parse a target prefix such as ``reg.io/ext``, a bare ``localhost:5000``, or a layout
+    tree ``oci:DIR`` (see :func:`parse_layout_tree`)."""
+    if text.strip().startswith(_LAYOUT_PREFIX):
+        return parse_layout_tree(text.strip())
     stripped = text.strip().rstrip("/")
     hostlike = "." in stripped or ":" in stripped or stripped == "localhost"
     if hostlike and "/" not in stripped and _DOMAIN_RE.fullmatch(stripped):
@@ -171,6 +191,31 @@ def parse_registry_prefix(text: str) -> Repository:
         # organisation; library/ is only put in front of single-component image names.
         return Repository(DOCKER_HUB, _split_domain(stripped)[1])
     return repository
+
+
+def parse_layout_tree(text: str) -> Repository:
+    """A directory of OCI image layouts, ``oci:DIR`` or ``DIR``; a relative DIR is taken
+    from the current directory. Its layouts are ``DIR/R``, one per repository ``R``."""
+    given = text[len(_LAYOUT_PREFIX) :] if text.startswith(_LAYOUT_PREFIX) else text
+    if not given.strip():
+        raise InvalidReference("the layout directory is empty", "write oci:DIR, e.g. oci:/mnt/disk")
+    if any(c in given for c in ":@\0\n\r"):
+        raise InvalidReference(
+            f"layout directory {given!r} holds ':' or '@', which end a layout's path in a "
+            "reference (oci:PATH:TAG, as skopeo reads it too)",
+            "pick a directory whose path has neither",
+        )
+    path = "/" + os.path.normpath(os.path.abspath(given)).lstrip("/")
+    if path == "/":
+        raise InvalidReference("a layout tree cannot be /", "pick a directory below it")
+    return Repository(LAYOUT, path)
+
+
+def layout_repository(tree: Repository, path: str) -> Repository:
+    """The layout of repository ``path`` (registry grammar) in the layout tree ``tree``."""
+    if not _PATH_RE.fullmatch(path):
+        raise InvalidReference(_explain_bad_path(path), "fix the repository name")
+    return tree.child(path)
 
 
 def _explain_bad_path(path: str) -> str:
@@ -195,6 +240,8 @@ def parse_reference(text: str) -> Reference:
         raise InvalidReference("the reference is empty", "write an image such as 'busybox:1.36'")
     if text != text.strip():
         raise InvalidReference(f"{text!r} has surrounding white space", "remove the spaces")
+    if text.startswith(f"{_LAYOUT_PREFIX}/"):
+        return _parse_layout_reference(text)
     remainder, at, digest = text.partition("@")
     if at:
         if _DIGEST_ALGORITHM_RE.match(digest) is None:
@@ -214,3 +261,23 @@ def parse_reference(text: str) -> Reference:
             )
     repository = parse_repository(remainder)
     return Reference(repository, tag, digest or None, written_name=remainder)
+
+
+def _parse_layout_reference(text: str) -> Reference:
+    """``oci:/DIR[:TAG][@DIGEST]``: a manifest in the OCI image layout DIR."""
+    remainder, at, digest = text[len(_LAYOUT_PREFIX) :].partition("@")
+    if at:
+        check_digest(digest)
+    path, colon, tag = remainder.partition(":")
+    if colon and not is_valid_tag(tag):
+        raise InvalidReference(
+            f"tag {tag!r} is not valid",
+            "a tag is up to 128 letters, digits, '_', '.' or '-', not starting with '.' or '-'",
+        )
+    if os.path.normpath(path) != path or path == "/" or path.startswith("//") or "\0" in path:
+        raise InvalidReference(
+            f"layout directory {path!r} is not an absolute path in its shortest form",
+            "write the layout's directory as it is, e.g. oci:/mnt/disk/library/alpine:3.20",
+        )
+    repository = Repository(LAYOUT, path)
+    return Reference(repository, tag or None, digest or None, written_name=path)

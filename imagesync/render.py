@@ -111,6 +111,8 @@ def _shown(plan: Plan, changed_only: bool) -> list[Change]:
 
 def plan_text(plan: Plan, *, changed_only: bool = False) -> str:
     lines = [f"Target: {plan.target_prefix}"]
+    if plan.source_layout:
+        lines.append(f"Sources: {plan.source_layout} (a layout tree; no source registry is asked)")
     if plan.shard:
         lines.append(f"Shard: {plan.shard} of {plan.images_file.path}")
     elif plan.merged_from:

@@ -3,12 +3,12 @@
 
     python scripts/plan-screenshot.py [--markdown FILE] [--out docs/demo-plan.png]
 
-Without ``--markdown`` it runs ``examples/demo.py`` and takes the plan its reviewers see (a
-conflict with its fix, an error, a create, skips): the README's picture. The Markdown is
-rendered by markdown-it-py (CommonMark with tables, as GitHub's renderer is) into HTML with
-GitHub-like CSS, and headless Chromium (``apt-get install chromium``) takes the screenshot at
-1,012 px. It also says whether anything is wider than the page (a table that would scroll
-sideways): that is what the picture is for. People run it; CI does not.
+Without ``--markdown`` it runs ``examples/demo.py --registries`` and takes the plan its
+reviewers see (a conflict with its fix, an error, a create, skips): the README's picture. The
+Markdown is rendered by markdown-it-py (CommonMark with tables, as GitHub's renderer is) into
+HTML with GitHub-like CSS, and headless Chromium (``apt-get install chromium``) takes the
+screenshot at 1,012 px. It also says whether anything is wider than the page (a table that
+would scroll sideways): that is what the picture is for. People run it; CI does not.
 """
 
 from __future__ import annotations
@@ -105,7 +105,13 @@ def browser(*args: str) -> str:
 def demo_markdown(work: Path) -> str:
     target = work / "demo.md"
     subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "demo.py"), "--markdown", str(target)],
+        [
+            sys.executable,
+            str(ROOT / "examples" / "demo.py"),
+            "--registries",
+            "--markdown",
+            str(target),
+        ],
         check=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

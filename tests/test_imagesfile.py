@@ -20,7 +20,7 @@ from imagesync.images.file import (
     images_schema,
     load_images_file,
 )
-from imagesync.reference import Repository
+from imagesync.reference import Repository, parse_layout_tree
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "external-images.yaml"
@@ -628,6 +628,23 @@ def test_schema_accepts_the_example_and_refuses_unknown_keys() -> None:
     assert not list(validator.iter_errors(yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))))
     bad = {"images": [{"source": "busybox:1", "amd64only": True}]}
     assert [e.validator for e in validator.iter_errors(bad)] == ["additionalProperties"]
+
+
+def test_a_source_that_is_a_layout_is_an_error_that_names_the_option(tmp_path: Path) -> None:
+    path = write(tmp_path, 'images:\n- source: "oci:/mnt/disk/library/alpine:3.20"\n')
+    (problem,) = problems_of(path)
+    assert "is an OCI layout: sources are images in registries" in problem.message
+    assert "--source-layout DIR" in (problem.hint or "")
+
+
+def test_a_layout_tree_is_a_target_and_a_source(tmp_path: Path) -> None:
+    path = write(tmp_path, 'target: oci:mirror\nimages:\n- source: "alpine:3.20"\n  tag: v2\n')
+    images = load_images_file(path, source_layout=parse_layout_tree(str(tmp_path / "disk")))
+    (entry,) = images.entries
+    assert images.target_prefix.is_layout
+    assert entry.target.repository.path.endswith("/mirror/library/alpine")
+    assert str(entry.origin) == f"oci:{tmp_path}/disk/library/alpine:v2"
+    assert str(entry.source) == "docker.io/library/alpine:3.20"
 
 
 # -- the two YAML parsers ------------------------------------------------------------------------

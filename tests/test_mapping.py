@@ -6,7 +6,13 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from imagesync.images.mapping import target_reference, target_repository, target_tag
+from imagesync.errors import InvalidReference
+from imagesync.images.mapping import (
+    layout_source,
+    target_reference,
+    target_repository,
+    target_tag,
+)
 from imagesync.reference import Reference, parse_reference, parse_registry_prefix
 
 DIGEST = "sha256:31a54a0cf86d7354788a8265f60ae6acb4b348a67efbcf7c1007dd3cf7af05ab"
@@ -88,3 +94,39 @@ def test_docker_hub_prefix_is_an_organisation() -> None:
     prefix = parse_registry_prefix("docker.io/myorg")
     target = target_reference(parse_reference("busybox:1.36"), None, prefix)
     assert str(target) == "docker.io/myorg/library/busybox:1.36"
+
+
+LAYOUTS = parse_registry_prefix("oci:/mnt/disk")
+
+
+@pytest.mark.parametrize(
+    ("source", "tag", "target"),
+    [
+        ("busybox:1.36", None, "oci:/mnt/disk/library/busybox:1.36"),
+        ("alpine:3.20", "3.20-v2", "oci:/mnt/disk/library/alpine:3.20-v2"),
+        ("ghcr.io/kedacore/keda:2.20.2", None, "oci:/mnt/disk/ghcr.io/kedacore/keda:2.20.2"),
+        ("localhost:5000/team/app:1.0", None, "oci:/mnt/disk/localhost-5000/team/app:1.0"),
+        ("Registry.Example.com/App:1", None, None),  # an upper-case path is no repository
+    ],
+)
+def test_a_layout_tree_is_a_prefix_like_any_other(
+    source: str, tag: str | None, target: str | None
+) -> None:
+    """``--target oci:DIR``: repository R is the layout DIR/R, the tag the image's tag."""
+    if target is None:
+        with pytest.raises(InvalidReference):
+            target_reference(parse_reference(source), tag, LAYOUTS)
+        return
+    mapped = target_reference(parse_reference(source), tag, LAYOUTS)
+    assert str(mapped) == target
+    assert mapped.repository.is_layout and LAYOUTS.contains(mapped.repository)
+    assert parse_reference(target) == mapped
+
+
+def test_a_source_layout_is_read_where_the_export_wrote_it() -> None:
+    """The same mapping: an entry is read from its target in the tree, by digest when pinned."""
+    tagged = layout_source(parse_reference("alpine:3.20"), "3.20-v2", LAYOUTS)
+    assert str(tagged) == "oci:/mnt/disk/library/alpine:3.20-v2"
+    pinned = layout_source(parse_reference(f"busybox@{DIGEST}"), "1.32.0-v1", LAYOUTS)
+    assert str(pinned) == f"oci:/mnt/disk/library/busybox:1.32.0-v1@{DIGEST}"
+    assert pinned.identifier == DIGEST

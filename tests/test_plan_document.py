@@ -129,7 +129,7 @@ def test_not_json_is_refused(tmp_path: Path) -> None:
 
 def test_pinned_source_is_by_digest_only() -> None:
     change = make_plan().changes[0]
-    assert change.pinned_source == f"docker.io/library/busybox@{DIGEST}"
+    assert str(change.pinned_source) == f"docker.io/library/busybox@{DIGEST}"
 
 
 def write(tmp_path: Path, document: dict[str, Any]) -> Path:

@@ -14,7 +14,7 @@ from imagesync.images.file import load_images_file
 from imagesync.plan.document import Action
 from imagesync.plan.planner import make_plan
 from imagesync.reference import parse_registry_prefix
-from imagesync.stores.connection import ConnectionOptions, open_client
+from imagesync.stores.connection import ConnectionOptions, open_stores
 from tests.harness.faultproxy import FaultProxy
 from tests.harness.images import push_image
 
@@ -54,8 +54,8 @@ def test_every_action_in_one_run_in_file_order(source_registry, target_registry,
         f'- source: "{src}/team/single:1.0"\n  tag: "amd"\n  amd64Only: true\n'
         f'- source: "{src}/team/fresh:1.0@{fresh.digest}"\n  tag: "pinned"\n',
     )
-    client = open_client(ConnectionOptions(), parse_registry_prefix(prefix).endpoint)
-    plan = make_plan(load_images_file(images), client)
+    stores = open_stores(ConnectionOptions(), parse_registry_prefix(prefix))
+    plan = make_plan(load_images_file(images), stores)
     actions = [c.action for c in plan.changes]
     assert actions == [
         Action.CREATE,

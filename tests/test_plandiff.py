@@ -175,10 +175,12 @@ def test_plan_level_fields_count_as_differences() -> None:
         target_prefix="reg.io/other",
         images_file=ImagesFileInfo("external-images.yaml", "e" * 64),
         warnings=("something",),
+        source_layout="oci:/mnt/disk",
     )
     diff = diff_plans(old, new)
     assert [f.field for f in diff.plan_fields] == [
         "target_prefix",
+        "source_layout",
         "images_file_sha256",
         "warnings",
     ]

@@ -11,6 +11,7 @@ from imagesync.reference import (
     DOCKER_HUB_ENDPOINT,
     Repository,
     is_valid_tag,
+    parse_layout_tree,
     parse_reference,
     parse_registry_prefix,
     parse_repository,
@@ -221,3 +222,28 @@ def test_familiar_names_normalise_to_docker_hub(case: tuple[str, str]) -> None:
     assert reference.repository.endpoint == DOCKER_HUB_ENDPOINT
     # Normalising is idempotent.
     assert str(parse_reference(normalised)) == normalised
+
+
+def test_layout_references_read_as_skopeo_writes_them(tmp_path) -> None:
+    """``oci:/DIR[:TAG][@DIGEST]``: a layout directory; no ':' or '@' in its path, so no
+    context is needed to tell it from its tag."""
+    reference = parse_reference(f"oci:/mnt/disk/library/alpine:3.20@{DIGEST}")
+    assert reference.repository == Repository("oci", "/mnt/disk/library/alpine")
+    assert (reference.tag, reference.digest) == ("3.20", DIGEST)
+    assert str(reference) == f"oci:/mnt/disk/library/alpine:3.20@{DIGEST}"
+    assert reference.repository.is_layout
+    # A registry called oci on a port stays a registry: layouts are absolute paths.
+    assert parse_reference("oci:5000/team/app:1").registry == "oci:5000"
+    for bad in ("oci:/mnt/../etc/app:1", "oci://host/app:1", "oci:/:1", "oci:/a/b:.bad"):
+        with pytest.raises(InvalidReference):
+            parse_reference(bad)
+
+
+def test_a_layout_tree_is_an_absolute_directory(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert parse_registry_prefix("oci:mirror") == Repository("oci", f"{tmp_path}/mirror")
+    assert parse_registry_prefix("oci:/mnt//disk/") == Repository("oci", "/mnt/disk")
+    assert parse_layout_tree("disk") == parse_layout_tree(f"oci:{tmp_path}/disk")
+    for bad in ("oci:", "oci:/", "oci:/mnt/a:b", "oci:/mnt/a@b"):
+        with pytest.raises(InvalidReference):
+            parse_registry_prefix(bad)

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-import imagesync.stores.registry.client
 from imagesync.cli import main
 from imagesync.content.manifest import Descriptor
 from imagesync.reference import parse_reference
@@ -262,14 +262,14 @@ def test_a_refused_mount_is_the_upload_session_of_the_copy(
         answer = client.mount_blob(into, blob.digest, lacking)
         assert not answer.mounted and answer.session
         source = parse_reference(f"{source_registry.host}/team/app").repository
-        client.copy_blob(
-            source, into, Descriptor("application/octet-stream", *blob), None, answer.session
-        )
+        descriptor = Descriptor("application/octet-stream", *blob)
+        opener = partial(client.read_blob, source, descriptor)
+        client.put_blob(into, descriptor, opener, None, answer.session)
     assert [(r.method, r.status) for r in target.requests] == [("POST", 202), ("PUT", 201)]
     assert Pusher(target_registry.host).blob_digest("mirror/app", blob.digest) == blob.digest
 
 
-def test_manifests_are_kept_within_a_memory_budget(source_registry, monkeypatch) -> None:
+def test_manifests_are_kept_within_a_memory_budget(source_registry) -> None:
     index = push_image(source_registry.host, "team/app", "1.0", seed=90)
     client = RegistryClient(Transport())
     first, second = (
@@ -281,9 +281,7 @@ def test_manifests_are_kept_within_a_memory_budget(source_registry, monkeypatch)
     assert client.transport.request_count == sent  # kept
 
     # Room for one of them: the newer pushes the older out, which is then fetched again.
-    monkeypatch.setattr(
-        imagesync.stores.registry.client, "MANIFEST_MEMORY", len(client.get_manifest(first).raw)
-    )
+    client.manifests.budget = len(client.get_manifest(first).raw)
     client.get_manifest(second)
     sent = client.transport.request_count
     client.get_manifest(first)

@@ -1,7 +1,7 @@
 """Start-up is cheap: commands that talk to no registry load no network code (issue 15).
 
 Each command runs in a fresh interpreter, which then lists the modules it loaded: an import of
-requests, urllib3 or oras (or of imagesync's client, transport or applier) from ``--help``,
+requests, urllib3 or oras (or of imagesync's stores or applier) from ``--help``,
 ``validate`` or ``show`` fails here, wherever in the package it crept in. ``--help`` also
 loads no jsonschema: it takes longer to import than click and yaml together, and help has
 nothing to validate. (What start-up costs in time is measured by ``benchmarks/run.py``.)
@@ -16,16 +16,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness.images import push_image
+from tests.harness.layouts import LayoutPusher
 from tests.test_plan_document import make_plan
 
 ROOT = Path(__file__).resolve().parent.parent
 NETWORK = ("requests", "urllib3", "oras")
-MACHINERY = (
-    "imagesync.stores.registry.client",
-    "imagesync.stores.registry.transport",
-    "imagesync.apply.applier",
-    "imagesync.stores.registry.auth",
-)
+MACHINERY = ("imagesync.stores.registry", "imagesync.stores.layout", "imagesync.apply.applier")
 
 # Runs the command line in this interpreter and prints the modules loaded by the end.
 PROBE = """
@@ -106,3 +103,15 @@ def test_the_command_exits_with_its_code_and_all_its_output() -> None:
     assert bad.returncode == 1 and "not valid" in bad.stderr, bad
     usage = command("plan", "--parallelism", "0")
     assert usage.returncode == 2 and "--parallelism" in usage.stderr, usage
+
+
+def test_a_plan_between_layouts_loads_no_network_code(tmp_path: Path) -> None:
+    """An air-gapped side, layout to layout, never loads the HTTP stack."""
+    source = tmp_path / "source"
+    push_image(LayoutPusher(source), "demo.example/app", "1.0")
+    images = tmp_path / "images.yaml"
+    images.write_text('images:\n- source: "demo.example/app:1.0"\n', encoding="utf-8")
+    target = f"oci:{tmp_path / 'mirror'}"
+    modules = loaded("plan", "-i", str(images), "--source-layout", str(source), "-r", target)
+    assert "imagesync.stores.layout.store" in modules  # it did plan, from the layout
+    assert offenders(modules, *NETWORK, "imagesync.stores.registry") == []

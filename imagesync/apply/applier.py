@@ -1,19 +1,23 @@
 """The applier: executes a saved plan, and nothing else.
 
-Order per image (design.md §5): blobs (already there → nothing; in another repository of the
-target registry → mount; else a streamed, verified copy), then child manifests by digest, then
-— after checking the target tag once more — the tagged manifest, and finally a read-back of the
-digest. The tag is the last write, so an interrupted apply never leaves a tag on an incomplete
-image. A blob crosses the wire once per run (design.md §12): the repositories that need it
-while its copy is in flight mount it once the copy is done.
+It reads from the sources and writes to the target of its :class:`Stores`, whatever kind each
+is (registries, layout trees). Order per image (design.md §5): blobs (already there → nothing;
+in another repository of the target → mount; else a copy streamed from the sources into the
+target, checked as it passes), then child manifests by digest, then — after checking the
+target tag once more — the tagged manifest, and finally a read-back of the digest. The tag is
+the last write, so an interrupted apply never leaves a tag on an incomplete image. A blob
+crosses the wire once per run (design.md §12): the repositories that need it while its copy is
+in flight mount it once the copy is done.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 from imagesync.apply.report import (
     ApplyListener,
@@ -27,6 +31,7 @@ from imagesync.content import mediatypes
 from imagesync.content.image import fetch_image
 from imagesync.content.manifest import Descriptor, Manifest
 from imagesync.content.referrers import (
+    LISTS_REFERRERS,
     REFERRER,
     REFERRERS_INDEX,
     NotAttached,
@@ -41,8 +46,11 @@ from imagesync.defaults import DEFAULT_PARALLELISM
 from imagesync.errors import DigestMismatch, ImagesyncError
 from imagesync.plan.document import Action, Change, Plan, SubChange
 from imagesync.plan.mounts import MountSources
-from imagesync.reference import Reference, Repository, parse_reference
-from imagesync.stores.registry.client import RegistryClient, TransferBroken
+from imagesync.reference import Reference, Repository
+from imagesync.retry import RetryPolicy
+from imagesync.stores.store import Store, Stores, TagTaken, TransferBroken
+
+log = logging.getLogger("imagesync.apply")
 
 # How long the main thread waits on the workers before it looks for a signal again.
 SIGNAL_SLICE = 0.2
@@ -56,6 +64,8 @@ class ApplyOptions:
     # target needs no second look before the work starts. The look right before a tag is
     # written, which keeps tags immutable, is never skipped.
     fresh_plan: bool = False
+    # A blob transfer that broke midway is started again, as a whole, this many times over.
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
 
 
 class Interrupted(ImagesyncError):
@@ -64,13 +74,14 @@ class Interrupted(ImagesyncError):
 
 def apply_plan(
     plan: Plan,
-    client: RegistryClient,
+    stores: Stores,
     options: ApplyOptions | None = None,
     cancel: threading.Event | None = None,
 ) -> ApplyReport:
-    """Apply every change; on KeyboardInterrupt (or ``cancel`` set) stop starting new work,
-    let running images stop before their tag, and report what was and was not done."""
-    with Applier(client, options, cancel) as applier:
+    """Apply every change, reading from the sources and writing to the target of ``stores``;
+    on KeyboardInterrupt (or ``cancel`` set) stop starting new work, let running images stop
+    before their tag, and report what was and was not done."""
+    with Applier(stores, options, cancel) as applier:
         return applier.apply(plan)
 
 
@@ -96,11 +107,12 @@ class Applier:
 
     def __init__(
         self,
-        client: RegistryClient,
+        stores: Stores,
         options: ApplyOptions | None = None,
         cancel: threading.Event | None = None,
     ) -> None:
-        self.client = client
+        self.sources = stores.sources
+        self.target = stores.target
         self.options = options or ApplyOptions()
         self.cancel = cancel or threading.Event()
         self.listener = self.options.listener
@@ -113,9 +125,9 @@ class Applier:
         # Per (target repository, digest): the one task that puts the blob there, and the
         # target of the change it was started for.
         self._blob_tasks: dict[tuple[str, str], tuple[Future[Transfer], str]] = {}
-        # Per (target registry, digest): the copy in flight, and the repository it goes to.
+        # Per (target registry or tree, digest): the copy in flight, and where it goes.
         self._copies: dict[tuple[str, str], tuple[Future[Transfer], Repository]] = {}
-        self._mounts = MountSources(client)
+        self._mounts = MountSources(self.target)
         # Bytes copied for an image before apply reached it (started early), by entry: the
         # progress display hears of them when the image starts.
         self._early: dict[int, int] = {}
@@ -133,7 +145,8 @@ class Applier:
     def stop(self) -> None:
         """Start nothing new; waits before retries end now rather than in up to 60 s."""
         self.cancel.set()
-        self.client.transport.stopping.set()
+        self.sources.stop()
+        self.target.stop()
 
     def start(self, change: Change) -> None:
         """Begin copying the blobs of a create now (plan has just decided it)."""
@@ -141,11 +154,11 @@ class Applier:
         if change.action is not Action.CREATE or self.cancel.is_set():
             return
         try:
-            source = parse_reference(change.pinned_source)
-            image = fetch_image(self.client, source)  # the manifests plan has just read
+            source = change.pinned_source
+            image = fetch_image(self.sources, source)  # the manifests plan has just read
         except ImagesyncError:
             return  # apply meets it again, and reports it
-        target = parse_reference(change.target).repository
+        target = change.target_reference.repository
         self._blob_tasks_for(
             image.blobs, source.repository, target, lambda n: self._bytes(change, n), change.target
         )
@@ -199,13 +212,13 @@ class Applier:
         else:
             result = self._apply_image(change, base)
         if result.outcome in (Outcome.CREATED, Outcome.SKIPPED) and change.subchanges:
-            graph = _Graph(self.client, change, created=result.outcome is Outcome.CREATED)
+            graph = _Graph(self.sources, self.target, change, result.outcome is Outcome.CREATED)
             result = _with_subresults(result, self._apply_subchanges(change, graph))
         self.listener.image_finished(result)
         return result
 
     def _apply_image(self, change: Change, base: ImageResult) -> ImageResult:
-        target = parse_reference(change.target)
+        target = change.target_reference
         try:
             if change.action is Action.SKIP:
                 if self.options.fresh_plan:
@@ -213,7 +226,7 @@ class Applier:
                 return self._recheck_skip(change, target, base)
             self._image_started(change)
             outcome, message, transfer = self.copy(
-                parse_reference(change.pinned_source),
+                change.pinned_source,
                 target,
                 lambda n: self._bytes(change, n),
                 change.target,
@@ -223,12 +236,12 @@ class Applier:
             return _with(base, Outcome.FAILED, str(error))
 
     def _recheck_skip(self, change: Change, target: Reference, base: ImageResult) -> ImageResult:
-        existing = self.client.head_manifest(target, pull=False)
+        existing = self.target.head_manifest(target)
         if existing is None:
             # It was there at plan time; copy it again rather than report a false success.
             self._image_started(change)
             outcome, message, transfer = self.copy(
-                parse_reference(change.pinned_source),
+                change.pinned_source,
                 target,
                 lambda n: self._bytes(change, n),
                 change.target,
@@ -273,9 +286,9 @@ class Applier:
             early = self._tag_state(target, source.digest)
             if early is not None:
                 return (*early, Transfer())
-        image = fetch_image(self.client, source, root)
+        image = fetch_image(self.sources, source, root)
         if not self.options.fresh_plan:
-            self.client.probe_repository(target.repository)
+            self.target.probe_repository(target.repository)
         transfer = self._copy_blobs(
             image.blobs, source.repository, target.repository, progress, owner
         )
@@ -284,7 +297,7 @@ class Applier:
         # of the platforms at once (each a round trip), then any index over them, in order.
         leaves = [m for m in image.manifests if not m.children]
         writes = [
-            self._manifest_pool.submit(self.client.put_manifest, target.repository, m.digest, m)
+            self._manifest_pool.submit(self.target.put_manifest, target.repository, m.digest, m)
             for m in leaves
         ]
         for write in writes:
@@ -292,17 +305,20 @@ class Applier:
         for manifest in image.manifests:
             if manifest.children:
                 self._check_cancel()
-                self.client.put_manifest(target.repository, manifest.digest, manifest)
+                self.target.put_manifest(target.repository, manifest.digest, manifest)
         if target.tag is None:
-            self.client.put_manifest(target.repository, image.root.digest, image.root)
+            self.target.put_manifest(target.repository, image.root.digest, image.root)
             return Outcome.CREATED, "copied", transfer
         # Tags are immutable: look once more right before the only write that could overwrite.
         self._check_cancel()
         state = self._tag_state(target, source.digest)
         if state is not None:
             return (*state, transfer)
-        self.client.put_manifest(target.repository, target.tag, image.root)
-        written = self.client.head_manifest(target, pull=False)
+        try:
+            self.target.put_manifest(target.repository, target.tag, image.root)
+        except TagTaken as taken:  # written meanwhile by someone else: left as it is
+            return (*_tag_outcome(target, source.digest, taken.found), transfer)
+        written = self.target.head_manifest(target)
         if written is None or written.digest != source.digest:
             found = written.digest if written else "nothing"
             return Outcome.FAILED, f"after the write, {target} holds {found}", transfer
@@ -377,16 +393,8 @@ class Applier:
 
     def _tag_state(self, target: Reference, digest: str) -> tuple[Outcome, str] | None:
         """None when the tag is free to write; else skip (same digest) or conflict."""
-        existing = self.client.head_manifest(target, pull=False)
-        if existing is None:
-            return None
-        if existing.digest == digest:
-            return Outcome.SKIPPED, "already in the target (written after plan)"
-        return (
-            Outcome.CONFLICT,
-            f"target tag {target} appeared with digest {existing.digest} after plan; "
-            f"planned {digest}; left untouched",
-        )
+        existing = self.target.head_manifest(target)
+        return None if existing is None else _tag_outcome(target, digest, existing.digest)
 
     def _check_cancel(self) -> None:
         if self.cancel.is_set():
@@ -401,9 +409,9 @@ class Applier:
         task: Future[Transfer],
     ) -> Transfer | None:
         """Put ``blob`` into ``target``: nothing if it is there, a mount if another repository
-        of the target registry has it (or is about to), else a copy."""
+        of the target has it (or is about to), else a copy."""
         self._check_cancel()
-        if self.client.blob_size(target, blob.digest) is not None:
+        if self.target.blob_size(target, blob.digest) is not None:
             return Transfer(present=1)
         holder = self._mounts.holder(blob.digest, source, target)
         if holder is not None:
@@ -411,7 +419,7 @@ class Applier:
         key = (target.endpoint, blob.digest)
         with self._lock:
             # Looked at again under the lock: a copy may have finished, or begun, meanwhile.
-            holder = self.client.holder(target.endpoint, blob.digest, other_than=target)
+            holder = self.target.holder(blob.digest, target)
             copying = self._copies.get(key)
             if copying is not None and copying[0].done() and copying[0].exception():
                 copying = None  # it failed: this one copies
@@ -438,7 +446,7 @@ class Applier:
         progress: Callable[[int], None],
     ) -> Transfer:
         self._check_cancel()
-        answer = self.client.mount_blob(target, blob.digest, holder)
+        answer = self.target.mount_blob(target, blob.digest, holder)
         if answer.mounted:
             return Transfer(mounted=1)
         # Not there after all: the upload session the refusal opened takes the copy.
@@ -452,7 +460,8 @@ class Applier:
         progress: Callable[[int], None],
         session: str | None = None,
     ) -> Transfer:
-        attempts = self.client.transport.retry.attempts
+        attempts = self.options.retry.attempts
+        opener = partial(self.sources.read_blob, source, blob)
         for attempt in range(1, attempts + 1):
             sent = 0
 
@@ -462,7 +471,7 @@ class Applier:
                 progress(count)
 
             try:
-                self.client.copy_blob(source, target, blob, counted, session)
+                self.target.put_blob(target, blob, opener, counted, session)
                 return Transfer(copied=1, bytes_copied=blob.size)
             except (TransferBroken, DigestMismatch) as error:
                 # A stream cannot be rewound: the retry starts a fresh download and upload
@@ -474,10 +483,17 @@ class Applier:
                     raise
                 self._check_cancel()
                 retry_after = error.retry_after if isinstance(error, TransferBroken) else None
-                self.client.transport.pause_before_retry(
-                    attempt, f"copy of {blob.digest}", error, retry_after
-                )
+                self._pause(attempt, f"copy of {blob.digest}", error, retry_after)
         raise AssertionError("unreachable")
+
+    def _pause(
+        self, attempt: int, what: str, error: ImagesyncError, retry_after: str | None
+    ) -> None:
+        """Wait before starting a broken transfer again; a stop ends the wait at once."""
+        delay = self.options.retry.delay(attempt, retry_after)
+        log.debug("retry %d of %s after %s: waiting %.1f s", attempt, what, error, delay)
+        if self.cancel.wait(delay):
+            raise Interrupted(f"stopped while waiting to retry the {what}")
 
     def _apply_subchanges(self, change: Change, graph: _Graph) -> tuple[SubResult, ...]:
         # In plan order: referrers before the tag-schema index that lists them, so the index
@@ -506,7 +522,7 @@ class Applier:
         from the plan's text; the subject must be part of the image (:class:`_Graph`) and the
         artifact attached to it in the source. A forged sub-change fails here, unwritten.
         """
-        target_repository = parse_reference(change.target).repository
+        target_repository = change.target_reference.repository
         subject = sub.subject or ""
         target = attached_target(sub.kind, target_repository, subject, sub.digest)
 
@@ -523,8 +539,8 @@ class Applier:
             graph.require(subject)
             if sub.kind == REFERRERS_INDEX:
                 return result(*self._update_referrers_index(target, subject, referrers))
-            source_repository = parse_reference(change.source).repository
-            root = check_attached(self.client, source_repository, sub.kind, subject, sub.digest)
+            source_repository = change.source_reference.repository
+            root = check_attached(self.sources, source_repository, sub.kind, subject, sub.digest)
             graph.add(sub.digest)
             source = attached_source(sub.kind, source_repository, subject, sub.digest)
             outcome, message, _ = self.copy(source, target, lambda n: None, str(target), root)
@@ -545,22 +561,26 @@ class Applier:
         """
         if not referrers:
             return Outcome.FAILED, "not updated: none of its referrers is in the target"
-        if self.client.referrers(target.repository, subject, pull=False) is not None:
-            return Outcome.SKIPPED, "the target registry keeps referrers itself (referrers API)"
-        existing = self.client.find_manifest(target, pull=False)
+        if self.target.referrers(target.repository, subject) is not None:
+            return Outcome.SKIPPED, LISTS_REFERRERS
+        existing = self.target.find_manifest(target)
         listed = {c.digest for c in existing.children} if existing else set()
         missing = [d for d in dict.fromkeys(referrers) if d not in listed]
         if not missing:
             return Outcome.SKIPPED, "lists every referrer"
         if existing is not None:  # looked at entry by entry: it is about to be written over
-            problem = referrers_index_problem(self.client, target.repository, existing, subject)
+            problem = referrers_index_problem(self.target, target.repository, existing, subject)
             if problem is not None:
                 return Outcome.CONFLICT, f"{target} {problem}; left untouched"
-        added = [referrer_descriptor(self.client, target.repository, d, subject) for d in missing]
+        added = [referrer_descriptor(self.target, target.repository, d, subject) for d in missing]
         raw = merged_referrers_index(existing, added)
         index = Manifest.parse(raw, mediatypes.OCI_INDEX, str(target))
         assert target.tag is not None
-        self.client.put_manifest(target.repository, target.tag, index)
+        replacing = existing.digest if existing else None
+        try:
+            self.target.put_manifest(target.repository, target.tag, index, replacing=replacing)
+        except TagTaken as taken:
+            return Outcome.CONFLICT, f"{target} changed meanwhile ({taken.found}); left untouched"
         return Outcome.CREATED, f"lists {len(index.children)} referrer(s), {len(added)} added"
 
 
@@ -572,16 +592,17 @@ class _Graph:
     is one of them; what it writes then joins them once the source has shown it is attached.
     """
 
-    def __init__(self, client: RegistryClient, change: Change, *, created: bool) -> None:
+    def __init__(self, sources: Store, target: Store, change: Change, created: bool) -> None:
         assert change.digest is not None
-        self._client = client
+        self._sources = sources
         self._change = change
         self._digest = change.digest
         self._known = {change.digest}
         # The root manifest is read only when a child's attachments are written: from the
-        # source if it was just copied (the client kept it), else from the target.
-        self._root_from = parse_reference(change.source if created else change.target).repository
-        self._root_pull = created
+        # sources if it was just copied (they kept it), else from the target.
+        self._root_store = sources if created else target
+        root = change.source_reference if created else change.target_reference
+        self._root_from = root.repository
         self._children_read = False
         self._planned = {
             s.digest: s for s in reversed(change.subchanges) if s.kind != REFERRERS_INDEX
@@ -596,9 +617,7 @@ class _Graph:
             return
         if not self._children_read:
             self._children_read = True
-            root = self._client.get_manifest(
-                Reference(self._root_from, None, self._digest), pull=self._root_pull
-            )
+            root = self._root_store.get_manifest(Reference(self._root_from, None, self._digest))
             self._known.update(c.digest for c in root.children)
             if subject in self._known:
                 return
@@ -607,8 +626,8 @@ class _Graph:
             # Attached to something attached (its own sub-change was not copied by this run,
             # so nobody has looked): its subject first, then the source's word for it.
             self.require(planned.subject, _visiting | {subject})
-            source = parse_reference(self._change.source).repository
-            check_attached(self._client, source, planned.kind, planned.subject, subject)
+            source = self._change.source_reference.repository
+            check_attached(self._sources, source, planned.kind, planned.subject, subject)
             self._known.add(subject)
             return
         raise NotAttached(
@@ -616,6 +635,17 @@ class _Graph:
             "them in the source",
             "re-run plan; do not edit plan files by hand",
         )
+
+
+def _tag_outcome(target: Reference, digest: str, found: str) -> tuple[Outcome, str]:
+    """What a tag found holding ``found`` (written after plan) means for planned ``digest``."""
+    if found == digest:
+        return Outcome.SKIPPED, "already in the target (written after plan)"
+    return (
+        Outcome.CONFLICT,
+        f"target tag {target} appeared with digest {found} after plan; planned {digest}; "
+        "left untouched",
+    )
 
 
 def _with(

@@ -38,7 +38,8 @@ class Outcome(StrEnum):
 @dataclass(frozen=True)
 class Transfer:
     """How the blobs of an image got into the target: copied (bytes crossed the wire),
-    mounted from another repository of the target registry, or there already."""
+    mounted from another repository of the target (a registry's mount, a layout's link), or
+    there already."""
 
     copied: int = 0
     mounted: int = 0

@@ -10,7 +10,7 @@ from imagesync.errors import ImagesyncError, NotFound
 from imagesync.reference import Reference
 
 if TYPE_CHECKING:
-    from imagesync.stores.registry.client import RegistryClient
+    from imagesync.stores.store import Store
 
 # Indexes of indexes exist (rarely); deeper nesting is a loop or an attack.
 MAX_DEPTH = 4
@@ -30,12 +30,11 @@ class Image:
     blobs: tuple[Descriptor, ...]
 
 
-def fetch_image(
-    client: RegistryClient, source: Reference, root: Manifest | None = None, *, pull: bool = True
-) -> Image:
-    """Read every manifest of the image at ``source`` (by digest) and list its blobs."""
+def fetch_image(store: Store, source: Reference, root: Manifest | None = None) -> Image:
+    """Read every manifest of the image at ``source`` (by digest) from ``store`` and list its
+    blobs."""
     if root is None:
-        root = client.get_manifest(source, pull=pull)
+        root = store.get_manifest(source)
     manifests: list[Manifest] = []
     blobs: dict[str, Descriptor] = {}
     seen: set[str] = set()
@@ -50,7 +49,7 @@ def fetch_image(
                 continue
             seen.add(child.digest)
             try:
-                child_manifest = client.get_manifest(source.with_digest(child.digest), pull=pull)
+                child_manifest = store.get_manifest(source.with_digest(child.digest))
             except NotFound:
                 raise IncompleteImage(
                     f"index {manifest.digest} lists {child.digest}, which {source.repository} "

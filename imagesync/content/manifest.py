@@ -102,6 +102,20 @@ class Descriptor:
             annotations=tuple(sorted((str(k), str(v)) for k, v in annotations.items())),
         )
 
+    def to_json(self) -> dict[str, Any]:
+        """The descriptor as an index lists it (without a platform: one that lists a
+        referrer or a tagged manifest has none to give)."""
+        described: dict[str, Any] = {
+            "mediaType": self.media_type,
+            "digest": self.digest,
+            "size": self.size,
+        }
+        if self.artifact_type:
+            described["artifactType"] = self.artifact_type
+        if self.annotations:
+            described["annotations"] = dict(self.annotations)
+        return described
+
 
 @dataclass(frozen=True)
 class Manifest:

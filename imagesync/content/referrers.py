@@ -5,7 +5,8 @@ Two conventions exist side by side (design.md §3.4):
 - OCI 1.1 referrers: manifests with a ``subject``, listed by the referrers API or, where a
   registry lacks it, by an index tagged ``sha256-<hex>`` (the tag schema).
 Referrers can have referrers of their own (a signature on an SBOM); discovery follows them.
-Everything is looked up at one endpoint: where the image was found (a mirror, or the registry).
+Everything is looked up in one store: where the image was found (a mirror, the registry, a
+layout).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from imagesync.errors import RegistryError
 from imagesync.redact import excerpt
 from imagesync.reference import Reference, Repository
 
-if TYPE_CHECKING:  # the naming rules are read offline (plancheck): no HTTP stack for them
-    from imagesync.stores.registry.client import Endpoint, RegistryClient
+if TYPE_CHECKING:  # the naming rules are read offline (plan checks): no store for them
+    from imagesync.stores.store import Store
 
 COSIGN_KINDS = {".sig": "signature", ".att": "attestation", ".sbom": "sbom"}
 COSIGN_SUFFIXES = {kind: suffix for suffix, kind in COSIGN_KINDS.items()}
@@ -32,6 +33,11 @@ MAX_DEPTH = 4
 # A tag-schema index is checked entry by entry before it is written over; a real one lists a
 # handful of referrers.
 MAX_INDEX_ENTRIES = 1000
+# Why a target that answers referrers itself gets no tag-schema index.
+LISTS_REFERRERS = (
+    "the target lists referrers by their subject itself (a referrers API, or a layout): no "
+    "tag-schema index is needed"
+)
 
 
 class NotAttached(RegistryError):
@@ -84,72 +90,74 @@ class Attached:
         return attached_target(self.kind, repository, self.subject, self.descriptor.digest)
 
 
-def discover(client: RegistryClient, at: Endpoint, subjects: list[str]) -> list[Attached]:
-    """Everything attached to ``subjects`` (and, recursively, to what is attached) in the
-    repository ``at`` serves.
+def discover(found: Store, repository: Repository, subjects: list[str]) -> list[Attached]:
+    """Everything attached to ``subjects`` (and, recursively, to what is attached) in
+    ``repository`` of ``found``, the store where the image was found.
 
-    Only ``at`` is asked. A mirror that served the image is the one place known to answer:
+    Only ``found`` is asked. A mirror that served the image is the one place known to answer:
     the registry behind it may be unreachable (networks where only mirrors get out), and a
     mirror's "no such tags" must not send the question on to it.
     """
     # Only tag-schema names matter here: sha256-<hex>, its .sig/.att/.sbom, and sha512.
-    tags = set(client.list_tags(at.repository, at=at, prefixes=("sha256-", "sha512-")))
-    found: list[Attached] = []
+    tags = set(found.list_tags(repository, prefixes=("sha256-", "sha512-")))
     seen = set(subjects)
     frontier = list(subjects)
+    attached: list[Attached] = []
     for _ in range(MAX_DEPTH):
         next_frontier: list[str] = []
         for subject in frontier:
-            for item in _cosign(client, at, subject, tags) + _referrers(client, at, subject, tags):
+            items = _cosign(found, repository, subject, tags)
+            items += _referrers(found, repository, subject, tags)
+            for item in items:
                 if item.descriptor.digest in seen and item.tag is None:
                     continue
-                found.append(item)
+                attached.append(item)
                 if item.descriptor.digest not in seen:
                     seen.add(item.descriptor.digest)
                     next_frontier.append(item.descriptor.digest)
         frontier = next_frontier
         if not frontier:
             break
-    return found
+    return attached
 
 
-def _cosign(client: RegistryClient, at: Endpoint, subject: str, tags: set[str]) -> list[Attached]:
-    found = []
+def _cosign(found: Store, repository: Repository, subject: str, tags: set[str]) -> list[Attached]:
+    attached = []
     for suffix, kind in COSIGN_KINDS.items():
         tag = digest_tag(subject) + suffix
         if tag not in tags:
             continue
-        descriptor = client.head_manifest(Reference(at.repository, tag), at=at)
+        descriptor = found.head_manifest(Reference(repository, tag))
         if descriptor is not None:
-            found.append(Attached(kind, subject, descriptor, tag))
-    return found
+            attached.append(Attached(kind, subject, descriptor, tag))
+    return attached
 
 
 def _referrers(
-    client: RegistryClient, at: Endpoint, subject: str, tags: set[str]
+    found: Store, repository: Repository, subject: str, tags: set[str]
 ) -> list[Attached]:
-    listed = client.referrers(at.repository, subject, at=at)
+    listed = found.referrers(repository, subject)
     if listed is None:
-        listed = _tag_schema_index(client, at, subject, tags)
+        listed = _tag_schema_index(found, repository, subject, tags)
     return [Attached(REFERRER, subject, d) for d in listed]
 
 
 def _tag_schema_index(
-    client: RegistryClient, at: Endpoint, subject: str, tags: set[str]
+    found: Store, repository: Repository, subject: str, tags: set[str]
 ) -> list[Descriptor]:
     tag = digest_tag(subject)
     if tag not in tags:
         return []
-    index = client.get_manifest(Reference(at.repository, tag), at=at)
+    index = found.get_manifest(Reference(repository, tag))
     if not index.is_index:
-        raise RegistryError(f"{at.repository}:{tag} should be a referrers index, it is not")
+        raise RegistryError(f"{repository}:{tag} should be a referrers index, it is not")
     return list(index.children)
 
 
 def check_attached(
-    client: RegistryClient, repository: Repository, kind: str, subject: str, digest: str
+    sources: Store, repository: Repository, kind: str, subject: str, digest: str
 ) -> Manifest:
-    """The manifest ``digest`` of ``repository``, read after the source has shown that it is
+    """The manifest ``digest`` of ``repository``, read after the sources have shown that it is
     attached to ``subject``: a cosign tag (``sha256-<hex>.sig``) that resolves to ``digest``,
     or a referrer whose ``subject`` is ``subject``. Raises NotAttached otherwise.
 
@@ -158,7 +166,7 @@ def check_attached(
     """
     where = attached_source(kind, repository, subject, digest)
     if kind in COSIGN_SUFFIXES:
-        manifest = client.get_manifest(Reference(repository, where.tag), pull=True)
+        manifest = sources.get_manifest(Reference(repository, where.tag))
         if manifest.digest != digest:
             raise NotAttached(
                 f"{repository}:{where.tag} holds {manifest.digest} in the source, not the "
@@ -166,7 +174,7 @@ def check_attached(
                 "re-run plan",
             )
         return manifest
-    manifest = client.get_manifest(Reference(repository, None, digest), pull=True)
+    manifest = sources.get_manifest(Reference(repository, None, digest))
     _check_subject(manifest, subject, f"{repository}@{digest}")
     return manifest
 
@@ -182,7 +190,7 @@ def _check_subject(manifest: Manifest, subject: str, where: str) -> None:
 
 
 def referrers_index_problem(
-    client: RegistryClient, repository: Repository, index: Manifest, subject: str
+    target: Store, repository: Repository, index: Manifest, subject: str
 ) -> str | None:
     """Why ``index`` (found at ``sha256-<hex of subject>``) is not a referrers index of
     ``subject``, or None when it is one: an OCI index whose every entry, where the manifest is
@@ -193,7 +201,7 @@ def referrers_index_problem(
     if len(index.children) > MAX_INDEX_ENTRIES:
         return f"lists more than {MAX_INDEX_ENTRIES} manifests, too many to be a referrers index"
     for entry in index.children:
-        listed = client.find_manifest(Reference(repository, None, entry.digest), pull=False)
+        listed = target.find_manifest(Reference(repository, None, entry.digest))
         declared = listed.subject if listed is not None else None
         if listed is not None and (declared is None or declared.digest != subject):
             return (
@@ -204,13 +212,19 @@ def referrers_index_problem(
 
 
 def referrer_descriptor(
-    client: RegistryClient, repository: Repository, digest: str, subject: str
+    target: Store, repository: Repository, digest: str, subject: str
 ) -> Descriptor:
     """The tag-schema index entry for referrer ``digest`` of ``repository``, described from
-    the manifest as the referrers API would (media type, size, artifactType, annotations);
-    NotAttached when its subject is not ``subject``."""
-    manifest = client.get_manifest(Reference(repository, None, digest), pull=False)
+    the manifest (:func:`described_as_referrer`); NotAttached when its subject is not
+    ``subject``."""
+    manifest = target.get_manifest(Reference(repository, None, digest))
     _check_subject(manifest, subject, f"{repository}@{digest}")
+    return described_as_referrer(manifest)
+
+
+def described_as_referrer(manifest: Manifest) -> Descriptor:
+    """A referrer's descriptor as the referrers API lists it: media type, digest, size,
+    artifactType (or the config's media type) and annotations."""
     annotations = manifest.json.get("annotations")
     return Descriptor(
         manifest.media_type,
@@ -243,15 +257,6 @@ def merged_referrers_index(existing: Manifest | None, referrers: list[Descriptor
         if descriptor.digest in known:
             continue
         known.add(descriptor.digest)
-        entry: dict[str, object] = {
-            "mediaType": descriptor.media_type,
-            "digest": descriptor.digest,
-            "size": descriptor.size,
-        }
-        if descriptor.artifact_type:
-            entry["artifactType"] = descriptor.artifact_type
-        if descriptor.annotations:
-            entry["annotations"] = dict(descriptor.annotations)
-        entries.append(entry)
+        entries.append(descriptor.to_json())
     document.update(schemaVersion=2, mediaType=mediatypes.OCI_INDEX, manifests=entries)
     return json.dumps(document, separators=(",", ":")).encode()

@@ -36,7 +36,7 @@ from yaml.resolver import Resolver
 from imagesync import schemas
 from imagesync.errors import ConfigError, InvalidReference, shorten
 from imagesync.images.diagnostics import Problem, Severity, count, sort_key
-from imagesync.images.mapping import DEFAULT_TAG, target_reference
+from imagesync.images.mapping import DEFAULT_TAG, layout_source, target_reference
 from imagesync.images.shard import Shard
 from imagesync.inputfile import InputTooLarge, UnreadableInput, read_input
 from imagesync.reference import (
@@ -111,7 +111,8 @@ class ImageEntry:
 
     ``index`` is 1-based in file order; ``line`` is where the entry starts; ``source_text`` is
     the source as written (the plan shows it, the mapping is defined on it); ``tag`` is the
-    entry's ``tag`` key exactly as written, None when absent.
+    entry's ``tag`` key exactly as written, None when absent. ``origin`` is where the image is
+    read: the source, or its copy in a source layout tree (``--source-layout``).
     """
 
     index: int
@@ -121,6 +122,7 @@ class ImageEntry:
     tag: str | None
     amd64_only: bool
     target: Reference
+    origin: Reference
     # Where the entry is written: its last line, the column of its "-" (None when the list is
     # not in block style) and of its keys; a fix to paste goes in exactly there.
     last_line: int = 0
@@ -142,6 +144,7 @@ class ImagesFile:
     """A checked images file: no errors, only warnings are left for the plan to show.
 
     ``sha256`` is over the file's bytes, so a plan can tell whether it was made from them.
+    ``source_layout``: the layout tree every source is read from, when one was given.
     """
 
     path: Path
@@ -149,6 +152,7 @@ class ImagesFile:
     target_prefix: Repository
     entries: tuple[ImageEntry, ...]
     warnings: tuple[Problem, ...] = ()
+    source_layout: Repository | None = None
     # The part of the file these entries are (``--shard``); None: all of it.
     shard: Shard | None = None
 
@@ -186,10 +190,15 @@ class InvalidImagesFile(ConfigError):
 
 
 def load_images_file(
-    path: str | Path, target_override: str | None = None, default_target: str | None = None
+    path: str | Path,
+    target_override: str | None = None,
+    default_target: str | None = None,
+    source_layout: Repository | None = None,
 ) -> ImagesFile:
     """Read and check an images file; ``target_override`` (--target) wins over ``target:``,
-    ``default_target`` (a saved plan's prefix) counts only when neither gives one.
+    ``default_target`` (a saved plan's prefix) counts only when neither gives one. With
+    ``source_layout`` every entry is read from that layout tree, where ``--target oci:`` of the
+    same file put it.
 
     Raises ConfigError when the file cannot be read, InvalidImagesFile when it has errors.
     """
@@ -208,12 +217,17 @@ def load_images_file(
     problems = tuple(sorted(checker.problems, key=sort_key))
     if data is None or prefix is None or any(p.is_error for p in problems):
         raise InvalidImagesFile(source, problems)
+    if source_layout is not None:
+        entries = [
+            replace(e, origin=layout_source(e.source, e.tag, source_layout)) for e in entries
+        ]
     return ImagesFile(
         path=source,
         sha256=hashlib.sha256(data).hexdigest(),
         target_prefix=prefix,
         entries=tuple(entries),
         warnings=problems,
+        source_layout=source_layout,
     )
 
 
@@ -638,6 +652,14 @@ class _Checker:
         except InvalidReference as error:
             self.error(source_path, f"source {source_text!r}: {error.message}", error.hint)
             return None
+        if source.repository.is_layout:
+            self.error(
+                source_path,
+                f"source {source_text!r} is an OCI layout: sources are images in registries",
+                "write the registry image; to read every source from a layout tree that "
+                "--target oci:DIR wrote, give --source-layout DIR",
+            )
+            return None
         self.check_registry_host(source_path, source)
         if source.digest and not source.tag and "tag" not in item:
             self.error(
@@ -676,6 +698,7 @@ class _Checker:
             tag=tag,
             amd64_only=amd64_only,
             target=target,
+            origin=source,
             last_line=max(int(value.end_mark.line) + 1 for _, value in node.value),
             indent=int(listing.start_mark.column) if block else None,
             key_indent=int(node.start_mark.column),

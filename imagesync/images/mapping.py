@@ -1,13 +1,18 @@
-"""Target mapping: where a source image lands in the target registry.
+"""Target mapping: where a source image lands in the target registry (or layout tree).
 
 This is the one place that rule lives. It keeps the image-syncer's layout so that existing
 mirrors stay valid: ``<prefix>/<source name as written>``, with ``library/`` in front of a
-single-component name and a port's ``:`` turned into ``-``.
+single-component name and a port's ``:`` turned into ``-``. A layout tree ``oci:DIR`` is a
+prefix like any other: the layout of ``alpine:3.20`` is ``DIR/library/alpine``, tagged 3.20.
+
+The same rule says where an image is read from a source layout tree (``--source-layout``):
+where ``--target oci:DIR`` wrote it from the same images file, so that one file serves both
+sides of an air gap.
 """
 
 from __future__ import annotations
 
-from imagesync.reference import Reference, Repository, parse_repository
+from imagesync.reference import Reference, Repository, layout_repository, parse_repository
 
 DEFAULT_TAG = "latest"
 
@@ -17,9 +22,11 @@ def target_repository(source: Reference, prefix: Repository) -> Repository:
     if "/" not in written:
         written = f"library/{written}"
     # A port's ':' is not allowed in a repository path; '-' keeps hosts apart and readable.
-    path = prefix.child(written.replace(":", "-")).path
     # The written host may hold upper-case letters, which repository paths may not.
-    return parse_repository(f"{prefix.registry}/{path.lower()}")
+    path = written.replace(":", "-").lower()
+    if prefix.is_layout:
+        return layout_repository(prefix, path)
+    return parse_repository(f"{prefix.registry}/{prefix.child(path).path}")
 
 
 def target_tag(source: Reference, tag: str | None) -> str:
@@ -29,3 +36,10 @@ def target_tag(source: Reference, tag: str | None) -> str:
 
 def target_reference(source: Reference, tag: str | None, prefix: Repository) -> Reference:
     return Reference(target_repository(source, prefix), target_tag(source, tag))
+
+
+def layout_source(source: Reference, tag: str | None, tree: Repository) -> Reference:
+    """Where an entry's image is in the source layout tree ``tree``: its target reference
+    there, and by digest when the entry pins one (the digest is what is copied)."""
+    reference = target_reference(source, tag, tree)
+    return reference.with_digest(source.digest) if source.digest else reference

@@ -2,8 +2,10 @@
 
 A plan travels: it is reviewed on a pull request and applied after the merge, often as a
 build artifact. Its checksum catches accidents, but anyone can recompute it, so apply also
-checks the plan against what it is applied to: the target given, and the images file given with
-``-i``, entry by entry.
+checks the plan against what it is applied to: the target given, the source layout given, and
+the images file given with ``-i``, entry by entry. The same checks hold for layouts: a target
+in a layout tree lies inside the plan's tree, a source read from a source layout lies inside
+the plan's source layout, and a plan made without one reads no source from disk.
 """
 
 from __future__ import annotations
@@ -13,20 +15,37 @@ from imagesync.errors import ImagesyncError, PlanRejected, shorten
 from imagesync.images.file import ImagesFile
 from imagesync.images.shard import shard_of
 from imagesync.plan.document import Change, Plan
-from imagesync.reference import Repository, parse_reference, parse_registry_prefix
+from imagesync.reference import (
+    Repository,
+    parse_layout_tree,
+    parse_reference,
+    parse_registry_prefix,
+)
 
 _EDITED = "re-run plan; do not edit plan files by hand"
 # A hostile plan can hold huge strings; messages quote only the start of them.
 _QUOTED = 200
 
 
-def check_plan(plan: Plan, images: ImagesFile | None = None, target: str | None = None) -> None:
-    """Refuse a plan that is not for this images file or target, before any request."""
+def check_plan(
+    plan: Plan,
+    images: ImagesFile | None = None,
+    target: str | None = None,
+    source_layout: str | None = None,
+) -> None:
+    """Refuse a plan that is not for this images file, target or source layout, before any
+    request."""
     prefix = plan.prefix
     if target is not None and parse_registry_prefix(target) != prefix:
         raise PlanRejected(
             f"the plan was made for target {plan.target_prefix}, not {target}",
             "re-run plan with this --target",
+        )
+    if source_layout is not None and parse_layout_tree(source_layout) != plan.sources:
+        made_with = plan.source_layout or "the source registries (no --source-layout)"
+        raise PlanRejected(
+            f"the plan reads its sources from {made_with}, not {parse_layout_tree(source_layout)}",
+            "re-run plan with this --source-layout",
         )
     if images is not None:
         if images.sha256 != plan.images_file.sha256:
@@ -40,8 +59,15 @@ def check_plan(plan: Plan, images: ImagesFile | None = None, target: str | None 
                 f"the plan targets {plan.target_prefix}, the images file {images.target_prefix}",
                 "re-run plan",
             )
+        if images.source_layout != plan.sources:
+            raise PlanRejected(
+                f"the plan reads its sources from {plan.source_layout or 'their registries'}, "
+                f"not {images.source_layout or 'their registries'}",
+                "re-run plan",
+            )
     for change in plan.changes:
         _check_inside(prefix, change.target, change.entry)
+        _check_source(plan.sources, change)
         _check_attached_names(change)
     check_shard(plan)
     if images is not None:
@@ -123,7 +149,7 @@ def _check_entries(plan: Plan, images: ImagesFile) -> None:
             raise PlanRejected(f"the plan has {name}, which {images.path} does not have", _EDITED)
         expected = (
             ("source", change.source_text, entry.source_text),
-            ("normalised source", change.source, str(entry.source)),
+            ("normalised source", change.source, str(entry.origin)),
             ("target", change.target, str(entry.target)),
             ("line", str(change.line), str(entry.line)),
         )
@@ -164,5 +190,25 @@ def _check_inside(prefix: Repository, target: str, entry: int) -> None:
     if not prefix.contains(repository) or repository == prefix:
         raise PlanRejected(
             f"entry {entry}: target {target} lies outside the plan's prefix {prefix}",
+            _EDITED,
+        )
+
+
+def _check_source(sources: Repository | None, change: Change) -> None:
+    """A source read from disk comes from the plan's source layout tree, and only a plan made
+    with one reads from disk: a plan cannot send a directory of this machine to the target."""
+    source = _repository(change.source)
+    if source is None:
+        return  # the document's own checks refuse names that do not parse
+    if sources is None and source.is_layout:
+        raise PlanRejected(
+            f"entry {change.entry}: source {shorten(change.source, _QUOTED)} is a layout, and "
+            "the plan has no source layout",
+            _EDITED,
+        )
+    if sources is not None and not (sources.contains(source) and source != sources):
+        raise PlanRejected(
+            f"entry {change.entry}: source {shorten(change.source, _QUOTED)} lies outside the "
+            f"plan's source layout {sources}",
             _EDITED,
         )

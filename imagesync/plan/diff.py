@@ -12,8 +12,8 @@ purpose: what always differs between two runs (``created``, ``checksum``, ``tool
 entry sits in the file (``entry``, ``line``), the prose ``reason`` (it follows from the fields
 above), and the transfer estimates (``blobs_to_transfer``, ``bytes_to_transfer``, and what of
 them comes by mount), which move whenever the target gains a shared layer although no decision
-changed. Per plan: the target prefix, the images file's sha256 (not its path: the same file read
-from another directory is the same input) and the plan-level warnings.
+changed. Per plan: the target prefix, the source layout, the images file's sha256 (not its path:
+the same file read from another directory is the same input) and the plan-level warnings.
 
 deepdiff finds the differences; this module groups them by field so that a list such as the
 platforms is reported whole ("a, b -> a") rather than element by element.
@@ -146,6 +146,7 @@ def _keyed(changes: Iterable[Change]) -> dict[str, Change]:
 def _plan_view(plan: Plan) -> dict[str, JsonValue]:
     return {
         "target_prefix": plan.target_prefix,
+        "source_layout": plan.source_layout,
         "images_file_sha256": plan.images_file.sha256,
         "warnings": list(plan.warnings),
     }

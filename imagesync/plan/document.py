@@ -11,6 +11,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,13 @@ from imagesync.images.rewrite import entry_yaml
 from imagesync.images.shard import Shard
 from imagesync.inputfile import InputTooLarge, UnreadableInput, read_input
 from imagesync.plan.key import PLAN_KEY_ENV, PlanKey
-from imagesync.reference import Repository, parse_reference, parse_registry_prefix
+from imagesync.reference import (
+    Reference,
+    Repository,
+    parse_layout_tree,
+    parse_reference,
+    parse_registry_prefix,
+)
 
 if TYPE_CHECKING:
     from jsonschema import ValidationError
@@ -123,13 +130,23 @@ class Change:
     def bytes_to_copy(self) -> int:
         return self.bytes_to_transfer - self.bytes_to_mount
 
+    # The references a change names, parsed once (a plan that holds one that does not parse
+    # is refused when it is read).
+
+    @cached_property
+    def source_reference(self) -> Reference:
+        return parse_reference(self.source)
+
+    @cached_property
+    def target_reference(self) -> Reference:
+        return parse_reference(self.target)
+
     @property
-    def pinned_source(self) -> str:
+    def pinned_source(self) -> Reference:
         """The source by digest: what apply copies, whatever the tag points at by then."""
         if not self.digest:
             raise PlanRejected(f"entry {self.entry} has no source digest")
-        reference = parse_reference(self.source)
-        return str(reference.with_tag(None).with_digest(self.digest))
+        return self.source_reference.with_tag(None).with_digest(self.digest)
 
 
 @dataclass(frozen=True)
@@ -154,9 +171,12 @@ class Plan:
     shard: Shard | None = None
     # Put together from this many shards' plans for review (see plan/merge.py); not written.
     merged_from: int = field(default=0, compare=False)
+    # The layout tree every source is read from (``oci:DIR``), when plan was given one.
+    source_layout: str | None = None
 
-    @property
+    @cached_property
     def prefix(self) -> Repository:
+        """The target: a registry prefix, or a layout tree (``oci:DIR``)."""
         return parse_registry_prefix(self.target_prefix)
 
     def in_shard(self, shard: Shard) -> Plan:
@@ -166,10 +186,15 @@ class Plan:
         return replace(
             self,
             changes=tuple(
-                c for c in self.changes if shard.holds(prefix, parse_reference(c.target).repository)
+                c for c in self.changes if shard.holds(prefix, c.target_reference.repository)
             ),
             shard=shard,
         )
+
+    @cached_property
+    def sources(self) -> Repository | None:
+        """The source layout tree, or None: sources are read from their registries."""
+        return parse_layout_tree(self.source_layout) if self.source_layout else None
 
     def summary(self) -> dict[str, int]:
         counts = {action.value: 0 for action in Action}
@@ -208,6 +233,7 @@ class Plan:
             "tool": {"name": "imagesync", "version": self.tool_version},
             "created": self.created,
             "target_prefix": self.target_prefix,
+            **({"source_layout": self.source_layout} if self.source_layout else {}),
             "images_file": asdict(self.images_file),
             **({"shard": asdict(self.shard)} if self.shard else {}),
             "summary": self.summary(),
@@ -269,6 +295,7 @@ class Plan:
             format_version=version,
             signed="hmac" in document,
             shard=_shard_from(document.get("shard"), where),
+            source_layout=document.get("source_layout"),
         )
         if document["summary"] != plan.summary():
             raise PlanRejected(f"{where}: the summary does not match the changes", "re-run plan")
@@ -322,13 +349,17 @@ def _error_order(error: ValidationError) -> list[tuple[int, int, str]]:
 
 def _check_references(plan: Plan, where: str) -> None:
     """Every name apply will parse must parse: a plan is refused whole, before any request."""
-    try:
-        _ = plan.prefix
-    except ImagesyncError as error:
-        raise PlanRejected(
-            f"{where}: target_prefix {shorten(plan.target_prefix, 100)!r}: {error.message}",
-            "re-run plan",
-        ) from None
+    for what, name, parse in (
+        ("target_prefix", plan.target_prefix, parse_registry_prefix),
+        ("source_layout", plan.source_layout, parse_layout_tree),
+    ):
+        try:
+            if name is not None:
+                parse(name)
+        except ImagesyncError as error:
+            raise PlanRejected(
+                f"{where}: {what} {shorten(name or '', 100)!r}: {error.message}", "re-run plan"
+            ) from None
     for change in plan.changes:
         names = [("source", change.source), ("target", change.target)]
         names += [(f"{sub.kind} source", sub.source) for sub in change.subchanges]

@@ -1,11 +1,11 @@
 """Where a blob can come from without crossing the wire again: cross-repository mounts.
 
 A blob that several target repositories need is copied once per run; every other repository
-gets it by mount (design.md §12) from a repository of the target registry that has it: one this
+gets it by mount (design.md §12) from a repository of the target store that has it: one this
 run has seen holding it or has given it to, the target repository of a skipped image whose
-manifests list it, or the source repository when it is on the target's registry. The planner
-asks this to say what will be mounted and what copied; the applier, to do it. (The applier
-also waits for a copy in flight, which only it knows of.)
+manifests list it, or the source repository when the target store can mount from it (it is on
+the target's registry). The planner asks this to say what will be mounted and what copied; the
+applier, to do it. (The applier also waits for a copy in flight, which only it knows of.)
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from imagesync.content.image import fetch_image
 from imagesync.content.manifest import Descriptor
 from imagesync.errors import ImagesyncError
 from imagesync.plan.document import Action, Change
-from imagesync.reference import Reference, Repository, parse_reference
+from imagesync.reference import Reference, Repository
 
 if TYPE_CHECKING:
-    from imagesync.stores.registry.client import RegistryClient
+    from imagesync.stores.store import Store
 
 log = logging.getLogger("imagesync.plan.mounts")
 
@@ -35,15 +35,15 @@ def namespace(repository: Repository) -> tuple[str, str]:
 
 
 class MountSources:
-    """Answers "which repository of the target registry can ``digest`` be mounted from".
+    """Answers "which repository of the target store can ``digest`` be mounted from".
 
     Skipped images' blob lists cost a GET per manifest, so they are read only when a blob is
     otherwise to be copied, and then only for the skipped images in the namespace of that
     blob's source (see :func:`namespace`): bounded by the related images, not the whole file.
     """
 
-    def __init__(self, client: RegistryClient, changes: Sequence[Change] = ()) -> None:
-        self._client = client
+    def __init__(self, target: Store, changes: Sequence[Change] = ()) -> None:
+        self._target = target
         self._lock = threading.Lock()
         # Per namespace, the skipped images (by target) whose blobs may be lent; the targets
         # whose blobs are learnt; one lock per namespace for the looks at them.
@@ -59,7 +59,7 @@ class MountSources:
         a blob copied before that is not mounted instead."""
         if change.action is not Action.SKIP or not change.digest:
             return
-        source = parse_reference(change.source).repository
+        source = change.source_reference.repository
         with self._lock:
             self._skipped.setdefault(namespace(source), {})[change.target] = change
 
@@ -68,13 +68,13 @@ class MountSources:
     ) -> Repository | None:
         """A repository to mount ``digest`` into ``target`` from, or None: the blob must be
         copied (or, in apply, waited for). ``given``: also one this run gave the blob to."""
-        if source.endpoint == target.endpoint:
+        if self._target.can_mount(target, source):
             return source
-        known = self._client.holder(target.endpoint, digest, target, given=given)
+        known = self._target.holder(digest, target, given=given)
         if known is not None:
             return known
         self._load_skipped(namespace(source))
-        return self._client.holder(target.endpoint, digest, target, given=given)
+        return self._target.holder(digest, target, given=given)
 
     def _load_skipped(self, key: tuple[str, str]) -> None:
         """Learn the blobs of the skipped images in one namespace not learnt yet (a thread
@@ -93,26 +93,27 @@ class MountSources:
                 self._learn(change)
 
     def _learn(self, change: Change) -> None:
-        target = parse_reference(change.target).repository
+        target = change.target_reference.repository
         assert change.digest is not None
         try:
             # By digest, from the target: what the skip found there (in a sync, the manifests
             # plan read are still known, so only the children of an index are asked for).
-            image = fetch_image(self._client, Reference(target, None, change.digest), pull=False)
+            image = fetch_image(self._target, Reference(target, None, change.digest))
         except ImagesyncError as error:
             log.debug("blobs of %s not known (%s); not a mount source", change.target, error)
             return
         for blob in image.blobs:
-            self._client.may_hold(target, blob.digest)
+            self._target.may_hold(target, blob.digest)
 
 
 def with_mounts(
-    client: RegistryClient,
+    store: Store,
     changes: Sequence[Change],
     missing: Mapping[str, Sequence[Descriptor]],
 ) -> tuple[Change, ...]:
     """The changes with their transfer figures split: how many of the blobs each create lacks
-    (``missing``, by target, as plan found them) will come by mount rather than be copied.
+    (``missing``, by target, as plan found them) will come by mount rather than be copied, in
+    ``store``, the target.
 
     In plan order, as one run would go: the first create that needs a blob nobody has copies
     it, the later ones mount it from that create's repository. (Apply runs images at once,
@@ -120,15 +121,15 @@ def with_mounts(
     What this run itself has written meanwhile (sync begins copies while it plans) does not
     count: the figures are the plan's.
     """
-    sources = MountSources(client, changes)
+    sources = MountSources(store, changes)
     copied: set[tuple[str, str]] = set()
     result = []
     for change in changes:
         if change.action is not Action.CREATE or not change.blobs_to_transfer:
             result.append(change)
             continue
-        source = parse_reference(change.pinned_source).repository
-        target = parse_reference(change.target).repository
+        source = change.pinned_source.repository
+        target = change.target_reference.repository
         mounts = 0
         mounted_bytes = 0
         for blob in missing.get(change.target, ()):

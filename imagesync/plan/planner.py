@@ -20,6 +20,7 @@ from imagesync.content.documents import json_object
 from imagesync.content.image import fetch_image
 from imagesync.content.manifest import LINUX_AMD64, Descriptor, Manifest, Platform
 from imagesync.content.referrers import (
+    LISTS_REFERRERS,
     REFERRER,
     REFERRERS_INDEX,
     Attached,
@@ -41,10 +42,10 @@ from imagesync.plan.document import (
     SubChange,
 )
 from imagesync.plan.mounts import with_mounts
-from imagesync.reference import Reference, Repository, parse_reference
+from imagesync.reference import Reference, Repository
 
 if TYPE_CHECKING:
-    from imagesync.stores.registry.client import Endpoint, RegistryClient
+    from imagesync.stores.store import Store, Stores
 
 
 @dataclass(frozen=True)
@@ -60,11 +61,12 @@ class EntryError(ImagesyncError):
 
 def make_plan(
     images: ImagesFile,
-    client: RegistryClient,
+    stores: Stores,
     options: PlanOptions | None = None,
     on_change: Callable[[Change], None] | None = None,
 ) -> Plan:
-    """Plan every entry of ``images``, concurrently; the plan keeps file order.
+    """Plan every entry of ``images`` against the sources and the target of ``stores``,
+    concurrently; the plan keeps file order.
 
     ``on_change`` hears of each entry as soon as its action is known (its sub-changes are
     looked up after that, unless they decide the action: --require-signatures), so that apply
@@ -77,7 +79,7 @@ def make_plan(
     # the target tag, the children of an index, the target repository); nothing in this
     # pool waits on another of its tasks.
     lookups = ThreadPoolExecutor(max_workers=max(4, 2 * options.parallelism))
-    planner = _EntryPlanner(client, options, lookups, on_change)
+    planner = _EntryPlanner(stores, options, lookups, on_change)
 
     by_entry: dict[int, list[str]] = {}
     for problem in images.warnings:
@@ -88,14 +90,16 @@ def make_plan(
         return planner.plan(entry, tuple(by_entry.get(entry.index, ())))
 
     with lookups, ThreadPoolExecutor(max_workers=max(1, options.parallelism)) as pool:
-        changes = list(with_mounts(client, list(pool.map(plan_one, entries)), planner.missing))
+        planned = list(pool.map(plan_one, entries))
+    changes = list(with_mounts(stores.target, planned, planner.missing))
     # Warnings of the file as a whole, and of entries planned once under an earlier entry.
     plan_warnings = tuple(str(p) for p in images.warnings if p.entry_index not in kept)
-    plan_warnings += _rate_limit_warnings(changes, client)
+    plan_warnings += _rate_limit_warnings(changes, stores.sources)
     return Plan(
         tool_version=__version__,
         created=datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
         target_prefix=str(images.target_prefix),
+        source_layout=str(images.source_layout) if images.source_layout else None,
         images_file=ImagesFileInfo(str(images.path), images.sha256),
         changes=tuple(changes),
         warnings=plan_warnings,
@@ -103,17 +107,17 @@ def make_plan(
     )
 
 
-def _rate_limit_warnings(changes: list[Change], client: RegistryClient) -> tuple[str, ...]:
+def _rate_limit_warnings(changes: list[Change], sources: Store) -> tuple[str, ...]:
     """Warn when apply would pull more manifests than a registry's rate limit has left."""
     needed: dict[str, int] = {}
     for change in changes:
         if change.action is Action.CREATE:
-            host = parse_reference(change.source).repository.endpoint
+            host = change.source_reference.repository.endpoint
             # The index (or manifest) and one manifest per platform are GETs that count.
             needed[host] = needed.get(host, 0) + 1 + len(change.platforms)
     warnings = []
     for host, count in sorted(needed.items()):
-        remaining = client.transport.rate_limit_remaining.get(host)
+        remaining = sources.pulls_left(host)
         if remaining is not None and count > remaining:
             warnings.append(
                 f"{host} allows {remaining} more pulls now, apply needs about {count}: it would "
@@ -136,12 +140,13 @@ def _unique(entries: Iterable[ImageEntry]) -> list[ImageEntry]:
 class _EntryPlanner:
     def __init__(
         self,
-        client: RegistryClient,
+        stores: Stores,
         options: PlanOptions,
         lookups: ThreadPoolExecutor,
         on_change: Callable[[Change], None] | None = None,
     ) -> None:
-        self.client = client
+        self.sources = stores.sources
+        self.target = stores.target
         self.options = options
         self.lookups = lookups
         self.on_change = on_change or (lambda change: None)
@@ -153,7 +158,7 @@ class _EntryPlanner:
             entry=entry.index,
             line=entry.line,
             source_text=entry.source_text,
-            source=str(entry.source),
+            source=str(entry.origin),
             target=str(entry.target),
             action=Action.ERROR,
             reason="",
@@ -178,20 +183,20 @@ class _EntryPlanner:
             self.on_change(change)
         return change
 
-    def _resolve(self, entry: ImageEntry, base: Change) -> tuple[Change, Manifest | None, Endpoint]:
+    def _resolve(self, entry: ImageEntry, base: Change) -> tuple[Change, Manifest | None, Store]:
         """The source's digest and media type, what the target tag holds, if anything, and
-        where the source was found (a mirror or the registry itself).
+        where the source was found (a mirror, the registry itself, a layout).
 
         The source gets a HEAD (pulls count against rate limits, HEADs do not); the target tag
         a GET, which answers "is it there" and, for a skip, gives the manifest in one request.
         """
-        target = self.lookups.submit(self.client.find_manifest, entry.target, pull=False)
-        located = self.client.locate(entry.source)
+        target = self.lookups.submit(self.target.find_manifest, entry.target)
+        located = self.sources.locate(entry.origin)
         if located is None:
             raise EntryError(
-                f"source {entry.source} not found",
+                f"source {entry.origin} not found",
                 "check the name, the tag or digest, and that the image is public or you are "
-                "logged in",
+                "logged in; with --source-layout, that the export wrote it",
             )
         existing = target.result()
         found = located.descriptor
@@ -201,10 +206,10 @@ class _EntryPlanner:
             media_type=found.media_type,
             target_digest=existing.digest if existing else None,
         )
-        return change, existing, located.endpoint
+        return change, existing, located.found
 
     def _attach(
-        self, entry: ImageEntry, change: Change, manifest: Manifest, found: Endpoint
+        self, entry: ImageEntry, change: Change, manifest: Manifest, found: Store
     ) -> Change:
         """The change with what is attached to the image (and, for an index, to its children)
         as sub-changes, looked up where the image was found.
@@ -215,31 +220,31 @@ class _EntryPlanner:
         """
         subjects = [manifest.digest, *(c.digest for c in manifest.children)]
         try:
-            attached = discover(self.client, found, subjects)
+            attached = discover(found, entry.origin.repository, subjects)
         except ImagesyncError as error:
             if self.options.require_signatures:
                 raise EntryError(
-                    f"cannot tell whether {entry.source} is signed (--require-signatures): its "
-                    f"signatures could not be looked up at {found.host}: {error.message}",
+                    f"cannot tell whether {entry.origin} is signed (--require-signatures): its "
+                    f"signatures could not be looked up at {found.where}: {error.message}",
                     error.hint,
                 ) from None
             warning = (
-                f"signatures and referrers could not be looked up at {found.host}, so none "
+                f"signatures and referrers could not be looked up at {found.where}, so none "
                 f"are planned with the image: {error}"
             )
             return replace(change, warnings=(*change.warnings, warning))
-        return replace(change, subchanges=plan_attached(self.client, entry, attached))
+        return replace(change, subchanges=plan_attached(self.target, entry, attached, found))
 
     def _decide(
         self, entry: ImageEntry, base: Change, existing: Manifest | None
     ) -> tuple[Change, Manifest]:
-        source = entry.source
+        source = entry.origin
         assert base.digest is not None
         pinned = source.with_tag(None).with_digest(base.digest)
         if existing is not None and existing.digest == base.digest:
             # The bytes are identical, so read them from the target: no pull counted at source.
             manifest = existing
-            platforms = self._platforms(entry, manifest, entry.target.repository, pull=False)
+            platforms = self._platforms(entry, manifest, self.target, entry.target.repository)
             skip = replace(
                 base, action=Action.SKIP, reason="already in the target", platforms=platforms
             )
@@ -248,9 +253,9 @@ class _EntryPlanner:
         # manifests come.
         probe = None
         if base.target_digest is None:
-            probe = self.lookups.submit(self.client.probe_repository, entry.target.repository)
-        manifest = self.client.get_manifest(pinned)
-        platforms = self._platforms(entry, manifest, source.repository, pull=True)
+            probe = self.lookups.submit(self.target.probe_repository, entry.target.repository)
+        manifest = self.sources.get_manifest(pinned)
+        platforms = self._platforms(entry, manifest, self.sources, source.repository)
         if probe is None:
             return self._conflict(entry, replace(base, platforms=platforms)), manifest
         probe.result()
@@ -272,7 +277,7 @@ class _EntryPlanner:
         source still serves it (re-published upstream tags are the usual cause), else the
         source's content under a new tag."""
         assert base.digest is not None and base.target_digest is not None
-        held = source_has(self.client, entry.source.repository, base.target_digest)
+        held = source_has(self.sources, entry.origin.repository, base.target_digest)
         why = (
             f"target tag {entry.target} holds {base.target_digest}, the source "
             f"{entry.source_text} is now {base.digest}; tags are immutable, so it is not "
@@ -312,33 +317,24 @@ class _EntryPlanner:
         )
 
     def _platforms(
-        self, entry: ImageEntry, manifest: Manifest, repository: Repository, *, pull: bool
+        self, entry: ImageEntry, manifest: Manifest, store: Store, repository: Repository
     ) -> tuple[str, ...]:
         if manifest.is_index:
             listed = [c.platform for c in manifest.children if c.platform is not None]
             return tuple(sorted({str(p) for p in listed}))
-        platform = self._config_platform(manifest, repository, pull)
+        platform = _config_platform(manifest, store, repository)
         if not entry.amd64_only:
             raise EntryError(
-                f"source {entry.source} is a single-platform image ({platform}), not an index",
+                f"source {entry.origin} is a single-platform image ({platform}), not an index",
                 "sync its multi-platform index instead, or set 'amd64Only: true' on the entry "
                 "if a single linux/amd64 image is what you want",
             )
         if platform != LINUX_AMD64:
             raise EntryError(
-                f"source {entry.source} is {platform}, but amd64Only allows only linux/amd64",
+                f"source {entry.origin} is {platform}, but amd64Only allows only linux/amd64",
                 "pick the linux/amd64 image's digest, or sync the multi-platform index",
             )
         return (str(platform),)
-
-    def _config_platform(self, manifest: Manifest, repository: Repository, pull: bool) -> Platform:
-        config = manifest.config
-        if config is None:
-            raise EntryError(f"manifest {manifest.digest} has no config")
-        raw = self.client.get_blob(repository, config.digest, pull=pull)
-        platform = Platform.from_json(json_object(raw, f"the image config {config.digest}"))
-        assert platform is not None  # from a JSON object, always
-        return platform
 
     def _missing_blobs(
         self, manifest: Manifest, source: Reference, target: Repository
@@ -347,14 +343,24 @@ class _EntryPlanner:
         # The children of an index at once (fetch_image then finds them known), and the
         # blobs at once (none is asked for in a repository known to be new).
         list(self.lookups.map(lambda c: self._fetch_quietly(source, c), manifest.children))
-        image = fetch_image(self.client, source, manifest)
-        sizes = self.lookups.map(lambda b: self.client.blob_size(target, b.digest), image.blobs)
+        image = fetch_image(self.sources, source, manifest)
+        sizes = self.lookups.map(lambda b: self.target.blob_size(target, b.digest), image.blobs)
         return tuple(b for b, size in zip(image.blobs, sizes, strict=True) if size is None)
 
     def _fetch_quietly(self, source: Reference, child: Descriptor) -> None:
         """Read a child manifest ahead; a failure is left for fetch_image to meet and say."""
         with contextlib.suppress(ImagesyncError):
-            self.client.get_manifest(source.with_digest(child.digest))
+            self.sources.get_manifest(source.with_digest(child.digest))
+
+
+def _config_platform(manifest: Manifest, store: Store, repository: Repository) -> Platform:
+    config = manifest.config
+    if config is None:
+        raise EntryError(f"manifest {manifest.digest} has no config")
+    raw = store.get_blob(repository, config.digest)
+    platform = Platform.from_json(json_object(raw, f"the image config {config.digest}"))
+    assert platform is not None  # from a JSON object, always
+    return platform
 
 
 def _require_signature(change: Change) -> None:
@@ -375,33 +381,36 @@ def _require_signature(change: Change) -> None:
 
 
 def plan_attached(
-    client: RegistryClient, entry: ImageEntry, attached: list[Attached]
+    target: Store, entry: ImageEntry, attached: list[Attached], found: Store
 ) -> tuple[SubChange, ...]:
     """Sub-changes for everything attached to the image: create / skip / conflict against
-    the target, plus the tag-schema indexes a target without the referrers API needs."""
-    source_repo, target_repo = entry.source.repository, entry.target.repository
-    subchanges = [_attached_change(client, item, source_repo, target_repo) for item in attached]
+    the target, plus the tag-schema indexes a target without the referrers API needs.
+    ``found`` is where the image and its attachments were found (a conflict asks it)."""
+    source_repo, target_repo = entry.origin.repository, entry.target.repository
+    subchanges = [
+        _attached_change(target, found, item, source_repo, target_repo) for item in attached
+    ]
     by_subject: dict[str, list[Descriptor]] = {}
     for item in attached:
         if item.kind == REFERRER:
             by_subject.setdefault(item.subject, []).append(item.descriptor)
     for subject, descriptors in by_subject.items():
-        subchanges.append(_referrers_index_change(client, target_repo, subject, descriptors))
+        subchanges.append(_referrers_index_change(target, target_repo, subject, descriptors))
     return tuple(subchanges)
 
 
 def _attached_change(
-    client: RegistryClient, item: Attached, source_repo: Repository, target_repo: Repository
+    store: Store, found: Store, item: Attached, source_repo: Repository, target_repo: Repository
 ) -> SubChange:
     target = item.target(target_repo)
     lookup = target if item.tag else target.with_digest(item.descriptor.digest)
-    existing = client.head_manifest(lookup, pull=False)
+    existing = store.head_manifest(lookup)
     if existing is None:
         action, reason = Action.CREATE, "not in the target"
     elif existing.digest == item.descriptor.digest:
         action, reason = Action.SKIP, "already in the target"
     else:
-        return _attached_conflict(client, item, source_repo, target, existing.digest)
+        return _attached_conflict(found, item, source_repo, target, existing.digest)
     return SubChange(
         kind=item.kind,
         source=str(item.source(source_repo)),
@@ -418,7 +427,7 @@ def _attached_change(
 
 
 def _attached_conflict(
-    client: RegistryClient, item: Attached, source_repo: Repository, target: Reference, held: str
+    found: Store, item: Attached, source_repo: Repository, target: Reference, held: str
 ) -> SubChange:
     """A signature, attestation, SBOM or referrer tag in the target that holds another
     digest. The images file names none of them, so no entry fixes it; whether the source
@@ -427,7 +436,7 @@ def _attached_conflict(
         f"target {target} holds {held}, the source has {item.descriptor.digest}; it is not "
         "overwritten. "
     )
-    at_source = source_has(client, source_repo, held)
+    at_source = source_has(found, source_repo, held)
     if at_source is True:
         reason += (
             f"The source still serves {held}: its {item.kind} tag has moved on since (cosign "
@@ -455,17 +464,17 @@ def _attached_conflict(
     )
 
 
-def source_has(client: RegistryClient, repository: Repository, digest: str) -> bool | None:
-    """Whether ``repository`` (at a mirror or the registry itself) still serves ``digest``:
-    one HEAD by digest. None when it cannot tell (the source does not answer)."""
+def source_has(store: Store, repository: Repository, digest: str) -> bool | None:
+    """Whether ``repository`` (at a mirror or the registry itself, or in a layout) still
+    serves ``digest``: one HEAD by digest. None when it cannot tell (no answer)."""
     try:
-        return client.head_manifest(Reference(repository, None, digest)) is not None
+        return store.head_manifest(Reference(repository, None, digest)) is not None
     except ImagesyncError:
         return None
 
 
 def _referrers_index_change(
-    client: RegistryClient, target_repo: Repository, subject: str, referrers: list[Descriptor]
+    store: Store, target_repo: Repository, subject: str, referrers: list[Descriptor]
 ) -> SubChange:
     """Where the target lacks the referrers API, its tag-schema index must list the referrers."""
     target = Reference(target_repo, digest_tag(subject))
@@ -479,19 +488,19 @@ def _referrers_index_change(
         reason="",
         subject=subject,
     )
-    if client.referrers(target_repo, subject, pull=False) is not None:
-        return replace(base, reason="the target registry keeps referrers itself (referrers API)")
-    existing = client.head_manifest(target, pull=False)
+    if store.referrers(target_repo, subject) is not None:
+        return replace(base, reason=LISTS_REFERRERS)
+    existing = store.head_manifest(target)
     listed: set[str] = set()
     base = replace(base, target_digest=existing.digest if existing else None)
-    index = client.get_manifest(target, pull=False) if existing is not None else None
+    index = store.get_manifest(target) if existing is not None else None
     if index is not None:
         listed = {c.digest for c in index.children}
     missing = [d for d in referrers if d.digest not in listed]
     if not missing:
         return replace(base, reason="lists every referrer")
     # Only what would be written over is looked at entry by entry.
-    problem = referrers_index_problem(client, target_repo, index, subject) if index else None
+    problem = referrers_index_problem(store, target_repo, index, subject) if index else None
     if problem is not None:
         return replace(
             base,

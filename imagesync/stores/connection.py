@@ -1,8 +1,11 @@
-"""Builds the registry client from what the user gave: config, credentials, retries.
+"""Builds a run's stores from what the user gave: the target, a source layout, the registries
+config, credentials, retries.
 
-The one door to the network stack: :func:`open_client` loads the client, the transport and
-through them requests, urllib3 and oras when a command first talks to a registry. What comes
-before that (options, ``--help``, ``validate``, ``show``) loads none of them.
+The one place that decides which kind of store each side is: a layout tree (``oci:DIR``) or
+registries. It is also the one door to the network stack: :func:`open_client` loads the
+registry client, the transport and through them requests, urllib3 and oras when a command
+first talks to a registry. What comes before that (options, ``--help``, ``validate``,
+``show``) loads none of them, and a run between two layouts never does.
 """
 
 from __future__ import annotations
@@ -14,11 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from imagesync.errors import ConfigError
+from imagesync.reference import Repository
 from imagesync.retry import DEFAULT_ATTEMPTS, RetryPolicy
-from imagesync.stores.registry.registries import load_registries_config
 
 if TYPE_CHECKING:
     from imagesync.stores.registry.client import RegistryClient
+    from imagesync.stores.store import Store, Stores
 
 # Seconds before the first retry (doubling per attempt); tests and impatient users shorten it.
 BASE_DELAY_ENV = "IMAGESYNC_RETRY_BASE_DELAY"
@@ -39,10 +43,60 @@ class ConnectionOptions:
         return f"ConnectionOptions(registries_config={self.registries_config!r})"
 
 
-def open_client(options: ConnectionOptions, target_registry: str) -> RegistryClient:
-    """A client whose target credentials (token or key file) apply to ``target_registry`` only."""
+def open_stores(
+    options: ConnectionOptions, target: Repository, source_layout: Repository | None = None
+) -> Stores:
+    """The sources and the target of a run. ``target`` is a registry prefix or a layout tree;
+    sources are read from their registries (through one client with the target's, so they
+    share connections and what they learn), or all from ``source_layout``."""
+    from imagesync.stores.store import Stores
+
+    client: RegistryClient | None = None
+
+    def registries(*, pull: bool) -> Store:
+        from imagesync.stores.registry.store import RegistryStore
+
+        nonlocal client
+        if client is None:
+            client = open_client(options, None if target.is_layout else target.endpoint)
+        return RegistryStore(client, pull=pull)
+
+    sources = (
+        _layout_store(source_layout, "--source-layout", must_exist=True)
+        if source_layout is not None
+        else registries(pull=True)
+    )
+    target_store = (
+        _layout_store(target, "--target", must_exist=False)
+        if target.is_layout
+        else registries(pull=False)
+    )
+    return Stores(sources, target_store)
+
+
+def _layout_store(tree: Repository, option: str, *, must_exist: bool) -> Store:
+    from imagesync.stores.layout.store import LayoutStore
+    from imagesync.stores.layout.tree import LayoutTree
+
+    if must_exist and not Path(tree.path).is_dir():
+        raise ConfigError(
+            f"{option} {tree.path}: no such directory",
+            "give the directory that imagesync --target oci:DIR wrote (the disk, mounted)",
+        )
+    return LayoutStore(LayoutTree(tree))
+
+
+def retry_policy(options: ConnectionOptions) -> RetryPolicy:
+    """How often, and after which waits, a request or a broken transfer is tried again."""
+    return RetryPolicy(attempts=max(1, options.retries), base_delay=retry_base_delay())
+
+
+def open_client(options: ConnectionOptions, target_registry: str | None) -> RegistryClient:
+    """A client whose target credentials (token or key file) apply to ``target_registry`` only
+    (None: the target is no registry)."""
     from imagesync.stores.registry.auth import CredentialStore
     from imagesync.stores.registry.client import RegistryClient
+    from imagesync.stores.registry.registries import load_registries_config
     from imagesync.stores.registry.transport import Transport
 
     credentials = CredentialStore(
@@ -53,7 +107,7 @@ def open_client(options: ConnectionOptions, target_registry: str) -> RegistryCli
     transport = Transport(
         load_registries_config(options.registries_config),
         credentials,
-        RetryPolicy(attempts=max(1, options.retries), base_delay=retry_base_delay()),
+        retry_policy(options),
         timeout=options.timeout,
     )
     return RegistryClient(transport)

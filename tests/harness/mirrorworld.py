@@ -71,11 +71,14 @@ _TARGET_REPO_PREFIX_LINE = re.compile(r'^(targetRepoPrefix:\s*)("[^"]*"|\'[^\']*
 class OnlyLoopback:
     """While active, names other than loopback ones do not resolve in this process: the
     resolver answers as it does for a name that does not exist. ``refused`` lists every name
-    that was asked and refused, in order (thread-safe: imagesync resolves from workers)."""
+    that was asked and refused, in order (thread-safe: imagesync resolves from workers);
+    ``addresses`` the (host, port) of every lookup that resolved, which is every connection
+    made (an IP address is looked up too)."""
 
     def __init__(self) -> None:
         self.refused: list[str] = []
         self.resolved: list[str] = []
+        self.addresses: list[tuple[str, object]] = []
         self._lock = threading.Lock()
         self._saved: dict[str, Any] = {}
 
@@ -89,7 +92,7 @@ class OnlyLoopback:
 
         def guarded(name: str) -> Callable[..., Any]:
             def lookup(host: Any, *args: Any, **kwargs: Any) -> Any:
-                self._check(host)
+                self._check(host, args[0] if args else kwargs.get("port"))
                 return real[name](host, *args, **kwargs)
 
             return lookup
@@ -102,11 +105,12 @@ class OnlyLoopback:
         for name, function in self._saved.items():
             setattr(socket, name, function)
 
-    def _check(self, host: Any) -> None:
+    def _check(self, host: Any, port: object = None) -> None:
         text = host.decode() if isinstance(host, bytes) else host
         if text is None or is_loopback_name(str(text)):
             with self._lock:
                 self.resolved.append(str(text))
+                self.addresses.append((str(text), port))
             return
         with self._lock:
             self.refused.append(str(text))

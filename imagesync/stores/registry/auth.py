@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from oras.auth.utils import parse_auth_header
+from oras.auth.utils import get_basic_auth, parse_auth_header
 
 from imagesync.content.documents import json_object
 from imagesync.errors import ConfigError, shorten
@@ -68,7 +68,9 @@ ANONYMOUS = Credential()
 
 
 def basic_token(username: str, password: str) -> str:
-    return base64.b64encode(f"{username}:{password}".encode()).decode()
+    """``user:password`` for a Basic Authorization header (oras-py's encoding of it)."""
+    token: str = get_basic_auth(username, password)
+    return token
 
 
 def _normalise_host(key: str) -> str:

@@ -10,6 +10,7 @@ import hashlib
 import logging
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
 
@@ -23,6 +24,8 @@ from imagesync.errors import AuthenticationFailed, DigestMismatch, RegistryError
 from imagesync.redact import excerpt
 from imagesync.reference import Reference, Repository, is_valid_digest
 from imagesync.retry import is_retriable_status
+from imagesync.stores.holders import Holders
+from imagesync.stores.memory import ManifestMemory
 from imagesync.stores.registry.netfailure import broken_body
 from imagesync.stores.registry.transport import (
     MAX_ANSWER_BYTES,
@@ -34,6 +37,8 @@ from imagesync.stores.registry.transport import (
     registry_message,
     shown_url,
 )
+from imagesync.stores.store import BlobOpener, MountAnswer, Progress, TransferBroken
+from imagesync.stores.stream import verified
 
 log = logging.getLogger("imagesync.stores.registry.client")
 
@@ -44,8 +49,6 @@ CHUNK_SIZE = 1024 * 1024
 FIRST_CHUNK = 64 * 1024
 # Config blobs are read whole to learn the platform; real ones are a few KiB.
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
-# Manifests kept for reuse within a run: plenty for tens of thousands of real ones.
-MANIFEST_MEMORY = 64 * 1024 * 1024
 # A referrers list this long is not something a registry should page through.
 MAX_REFERRERS_PAGES = 1000
 
@@ -58,34 +61,6 @@ MAX_TAG_LIST_BYTES = 64 * 1024 * 1024
 # What goes wrong while a body is read after the status line arrived: resets, truncation.
 _BODY_ERRORS = (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError)
 
-Progress = Callable[[int], None]
-
-
-class TransferBroken(RegistryError):
-    """A body broke off midway (a reset or a truncated download), or a streamed upload failed
-    in a way that may pass (5xx, 429, a reset). A stream cannot be resent, so the transport
-    did not retry it: the caller starts the whole transfer again."""
-
-    def __init__(
-        self,
-        message: str,
-        hint: str | None = None,
-        *,
-        status: int | None = None,
-        retry_after: str | None = None,
-    ) -> None:
-        super().__init__(message, hint, status=status)
-        self.retry_after = retry_after
-
-
-@dataclass(frozen=True)
-class MountAnswer:
-    """What a mount request came to: the blob linked, or else the upload session the registry
-    opened instead (None when it opened none), for the copy that follows."""
-
-    mounted: bool
-    session: str | None = None
-
 
 @dataclass(frozen=True)
 class Endpoint:
@@ -93,19 +68,6 @@ class Endpoint:
 
     host: str
     repository: Repository
-
-
-@dataclass(frozen=True)
-class Located:
-    """A manifest's descriptor, and the endpoint that answered for it.
-
-    What is attached to an image (signatures, referrers) is looked up where the image was
-    found: a pull-through mirror holds images by digest, often without a single tag, and the
-    registry behind it may be out of reach altogether.
-    """
-
-    descriptor: Descriptor
-    endpoint: Endpoint
 
 
 class RegistryClient:
@@ -120,12 +82,10 @@ class RegistryClient:
         # in a repository is taken as it was seen (one that vanished makes the push of the
         # manifest fail; one that appeared is sent again, harmlessly).
         self._lock = threading.Lock()
-        self._manifests: dict[tuple[str, str], Manifest] = {}
-        self._manifest_bytes = 0
+        self.manifests = ManifestMemory()
         self._blobs: dict[tuple[str, str], int | None] = {}
-        # Per (registry, digest), the repositories of that registry seen holding the blob, or
-        # given it by this run (True): where a mount can take it from.
-        self._holders: dict[tuple[str, str], list[tuple[Repository, bool]]] = {}
+        # The repositories of a registry seen holding a blob, or given it: mount sources.
+        self.holders = Holders()
         # Repositories their own registry called unknown (404 NAME_UNKNOWN): they hold no
         # blob, so asking for each one would be a request per blob for nothing.
         self._unknown: set[str] = set()
@@ -143,11 +103,11 @@ class RegistryClient:
         endpoint only (see :meth:`locate`).
         """
         located = self.locate(ref, pull=pull, at=at)
-        return located.descriptor if located else None
+        return located[0] if located else None
 
     def locate(
         self, ref: Reference, *, pull: bool = True, at: Endpoint | None = None
-    ) -> Located | None:
+    ) -> tuple[Descriptor, Endpoint] | None:
         """Like :meth:`head_manifest`, also saying which endpoint (a mirror or the registry
         itself) answered; None if none has it."""
         path = f"/v2/{ref.path}/manifests/{ref.identifier}"
@@ -163,8 +123,8 @@ class RegistryClient:
         if digest and is_valid_digest(digest) and mediatypes.is_manifest(media_type):
             if ref.digest and digest != ref.digest:
                 raise DigestMismatch(f"{ref}: the registry answered with digest {digest}")
-            return Located(Descriptor(media_type, digest, size), endpoint)
-        return Located(self.get_manifest(ref, at=endpoint).descriptor, endpoint)
+            return Descriptor(media_type, digest, size), endpoint
+        return self.get_manifest(ref, at=endpoint).descriptor, endpoint
 
     def get_manifest(
         self, ref: Reference, *, pull: bool = True, at: Endpoint | None = None
@@ -174,23 +134,22 @@ class RegistryClient:
         assert manifest is not None
         return manifest
 
-    def find_manifest(self, ref: Reference, *, pull: bool = True) -> Manifest | None:
+    def find_manifest(
+        self, ref: Reference, *, pull: bool = True, at: Endpoint | None = None
+    ) -> Manifest | None:
         """Like :meth:`get_manifest`, but None when it does not exist.
 
         For a tag in the target, one GET answers both "is it there" and "what is it", where a
         HEAD would need a GET after it.
         """
-        return self._manifest(ref, pull, missing_ok=True)
+        return self._manifest(ref, pull, missing_ok=True, at=at)
 
     def _manifest(
         self, ref: Reference, pull: bool, *, missing_ok: bool, at: Endpoint | None = None
     ) -> Manifest | None:
-        key = (str(ref.repository), ref.digest) if ref.digest else None
-        if key is not None:
-            with self._lock:
-                known = self._manifests.get(key)
-            if known is not None:
-                return known
+        known = self.manifests.get(str(ref.repository), ref.digest) if ref.digest else None
+        if known is not None:
+            return known
         path = f"/v2/{ref.path}/manifests/{ref.identifier}"
         headers = {"Accept": mediatypes.ACCEPT}
         fetched = self._fetch(
@@ -216,21 +175,8 @@ class RegistryClient:
                     "the registry or a proxy altered the content; try again",
                 )
         manifest = Manifest.parse(raw, response.headers.get("Content-Type"), str(ref))
-        self._remember(str(ref.repository), manifest)
+        self.manifests.keep(str(ref.repository), manifest)
         return manifest
-
-    def _remember(self, repository: str, manifest: Manifest) -> None:
-        """Keep a manifest for the rest of the run, the oldest going first past a budget (a
-        run over many thousands of images must not hold all of them)."""
-        with self._lock:
-            key = (repository, manifest.digest)
-            if key in self._manifests:
-                return
-            self._manifests[key] = manifest
-            self._manifest_bytes += len(manifest.raw)
-            while self._manifest_bytes > MANIFEST_MEMORY:
-                oldest = self._manifests.pop(next(iter(self._manifests)))
-                self._manifest_bytes -= len(oldest.raw)
 
     def put_manifest(self, repository: Repository, reference: str, manifest: Manifest) -> str:
         """Upload the manifest's exact bytes; ``reference`` is a tag or the digest."""
@@ -404,7 +350,7 @@ class RegistryClient:
         with self._lock:
             self._blobs[key] = size
             if size is not None:
-                self._add_holder(repository, digest, given=False)
+                self.holders.add(repository, digest, given=False)
         return size
 
     def probe_repository(self, repository: Repository) -> None:
@@ -434,32 +380,10 @@ class RegistryClient:
                 self._unknown.add(key)
         response.close()
 
-    def holder(
-        self, registry: str, digest: str, other_than: Repository, *, given: bool = True
-    ) -> Repository | None:
-        """A repository of ``registry`` this run has seen holding the blob, or (``given``) has
-        given it to, other than ``other_than``: one to mount it from. None when none is known.
-        """
-        with self._lock:
-            known = self._holders.get((registry, digest), ())
-            return next((r for r, by_us in known if r != other_than and (given or not by_us)), None)
-
-    def may_hold(self, repository: Repository, digest: str) -> None:
-        """Note a repository whose manifests list the blob (a skipped image's): a place to try
-        a mount from, though not a sign that the blob is there."""
-        with self._lock:
-            self._add_holder(repository, digest, given=False)
-
     def _blob_arrived(self, repository: Repository, digest: str, size: int = 0) -> None:
         with self._lock:
             self._blobs[(str(repository), digest)] = size
-            self._add_holder(repository, digest, given=True)
-
-    def _add_holder(self, repository: Repository, digest: str, *, given: bool) -> None:
-        known = self._holders.setdefault((repository.endpoint, digest), [])
-        # A few suffice: any one of them serves a mount.
-        if len(known) < 4 and all(r != repository for r, _ in known):
-            known.append((repository, given))
+        self.holders.add(repository, digest, given=True)
 
     def _head_blob(self, repository: Repository, digest: str) -> int | None:
         response = self.transport.request(
@@ -473,11 +397,13 @@ class RegistryClient:
         raise_for_status(response, f"HEAD blob {digest} in {repository}")
         return _content_length(response)
 
-    def get_blob(self, repository: Repository, digest: str, *, pull: bool = True) -> bytes:
+    def get_blob(
+        self, repository: Repository, digest: str, *, pull: bool = True, at: Endpoint | None = None
+    ) -> bytes:
         """A small blob (an image config), read whole and checked against its digest."""
         path = f"/v2/{repository.path}/blobs/{digest}"
         what = f"GET blob {digest} from {repository}"
-        fetched = self._fetch(repository, path, pull, what, MAX_CONFIG_BYTES)
+        fetched = self._fetch(repository, path, pull, what, MAX_CONFIG_BYTES, at=at)
         assert fetched is not None
         data, _ = fetched
         if sha256_digest(data) != digest:
@@ -516,34 +442,56 @@ class RegistryClient:
         raise_for_status(response, what)
         return MountAnswer(mounted=False)
 
-    def copy_blob(
+    @contextmanager
+    def read_blob(
         self,
-        source: Repository,
+        repository: Repository,
+        blob: Descriptor,
+        *,
+        pull: bool = True,
+        at: Endpoint | None = None,
+    ) -> Iterator[Iterator[bytes]]:
+        """The blob's bytes as they arrive (mirrors first), checked as they pass
+        (:func:`verified`); a body that breaks off raises TransferBroken. The download is
+        the transport's to retry until its answer begins; after that, the caller's."""
+        path = f"/v2/{repository.path}/blobs/{blob.digest}"
+        download, _ = self._read(repository, "GET", path, pull, stream=True, at=at)
+        try:
+            raise_for_status(download, f"GET blob {blob.digest} from {repository}")
+            yield verified(_body(download, blob, str(repository)), blob)
+        finally:
+            download.close()
+
+    def put_blob(
+        self,
         target: Repository,
         blob: Descriptor,
+        opener: BlobOpener,
         progress: Progress | None = None,
         session: str | None = None,
     ) -> None:
-        """Stream one blob from source to target, checking its sha256 as the bytes pass.
+        """Stream one blob into ``target`` from ``opener`` (another store's read_blob).
 
-        Nothing is held in memory beyond one chunk, and nothing touches disk. A digest or size
-        mismatch aborts the upload before its last byte is sent, so the target never stores it.
-        ``session`` is an upload location the target opened already (a refused mount's).
+        Nothing is held in memory beyond one chunk, and nothing touches disk. The stream
+        checks the bytes and stops before its last one when they are not the blob, so the
+        target never stores a wrong blob. ``session`` is an upload location the target
+        opened already (a refused mount's).
 
-        The download and the upload session are requests the transport retries. What breaks
-        once bytes flow (a reset or truncated download, an upload that fails) raises
-        TransferBroken, and a body that does not hash to its digest DigestMismatch: the caller
-        may start the copy again.
+        The upload session is a request the transport retries. What breaks once bytes flow
+        (a reset or truncated download, an upload that fails) raises TransferBroken, and a
+        body that does not hash to its digest DigestMismatch: the caller may start again.
         """
         if session is None:
             session = self.start_upload(target)
         # The upload session is opened before the wait for a stream: a small request, it goes
-        # out while other blobs stream, and this one's stream starts with its GET. The stream
-        # is given back once the last byte is sent: the wait for the registry's answer uses no
-        # bandwidth, and the next blob's download can begin meanwhile.
+        # out while other blobs stream, and this one's stream starts with its download. The
+        # stream is given back once the last byte is sent: the wait for the registry's answer
+        # uses no bandwidth, and the next blob's download can begin meanwhile.
         slot = _Slot(self.transport.streams(target.endpoint))
         try:
-            self._stream_blob(source, target, blob, progress, session, slot.release)
+            with opener() as chunks:
+                body = _UploadBody(chunks, blob.size, progress, slot.release)
+                self._upload(target, blob, session, body)
         finally:
             slot.release()
 
@@ -558,45 +506,31 @@ class RegistryClient:
         raise_for_status(start, f"start upload to {target}")
         return self._location(target, start)
 
-    def _stream_blob(
-        self,
-        source: Repository,
-        target: Repository,
-        blob: Descriptor,
-        progress: Progress | None,
-        session: str,
-        sent: Callable[[], None],
+    def _upload(
+        self, target: Repository, blob: Descriptor, session: str, body: _UploadBody
     ) -> None:
-        path = f"/v2/{source.path}/blobs/{blob.digest}"
-        download, _ = self._read(source, "GET", path, pull=True, stream=True)
+        what = f"upload of blob {blob.digest} to {target}"
         try:
-            raise_for_status(download, f"GET blob {blob.digest} from {source}")
-            location = _with_digest(session, blob.digest)
-            body = VerifyingBody(download, blob, progress, f"{source}", sent)
-            what = f"upload of blob {blob.digest} to {target}"
-            try:
-                finish = self.transport.request(
-                    "PUT",
-                    target.endpoint,
-                    location,
-                    scopes=[push_scope(target.path)],
-                    headers={"Content-Type": "application/octet-stream"},
-                    data=body,
-                    retry=False,
-                )
-            except Unreachable as error:
-                raise TransferBroken(f"{what} broke off: {error.message}") from None
-            if is_retriable_status(finish.status_code):
-                detail, _ = registry_message(finish)
-                raise TransferBroken(
-                    f"{what} failed: {finish.status_code} {detail}".rstrip(),
-                    status=finish.status_code,
-                    retry_after=finish.headers.get("Retry-After"),
-                )
-            raise_for_status(finish, what)
-            self._blob_arrived(target, blob.digest, blob.size)
-        finally:
-            download.close()
+            finish = self.transport.request(
+                "PUT",
+                target.endpoint,
+                _with_digest(session, blob.digest),
+                scopes=[push_scope(target.path)],
+                headers={"Content-Type": "application/octet-stream"},
+                data=body,
+                retry=False,
+            )
+        except Unreachable as error:
+            raise TransferBroken(f"{what} broke off: {error.message}") from None
+        if is_retriable_status(finish.status_code):
+            detail, _ = registry_message(finish)
+            raise TransferBroken(
+                f"{what} failed: {finish.status_code} {detail}".rstrip(),
+                status=finish.status_code,
+                retry_after=finish.headers.get("Retry-After"),
+            )
+        raise_for_status(finish, what)
+        self._blob_arrived(target, blob.digest, blob.size)
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -721,74 +655,54 @@ class _Slot:
             self._semaphore.release()
 
 
-class VerifyingBody:
-    """A request body that hashes a download as it is uploaded, chunk by chunk.
+class _UploadBody:
+    """A request body that sends a blob's chunks as they come from its stream.
 
     It has a length, so requests sends a Content-Length; it is iterable (not file-like), so
-    urllib3 sends each downloaded chunk as it comes rather than copying it out in 16 KiB
-    reads. The digest is checked before the final chunk is handed over: a corrupt blob never
-    completes an upload.
+    urllib3 sends each chunk as it arrives rather than copying it out in 16 KiB reads. When
+    urllib3 asks for more after the last chunk, every byte is with the socket: ``sent`` is
+    told.
     """
 
     def __init__(
         self,
-        download: requests.Response,
-        blob: Descriptor,
+        chunks: Iterator[bytes],
+        size: int,
         progress: Progress | None,
-        source: str = "the source",
-        sent: Callable[[], None] | None = None,
-    ):
-        self._chunks: Iterator[bytes] = _chunks(download)
-        self._blob = blob
-        self._source = source
+        sent: Callable[[], None],
+    ) -> None:
+        self._chunks = chunks
+        self._size = size
         self._progress = progress
-        self._sent_all = sent
-        self._hash = hashlib.sha256()
-        self._sent = 0
+        self._sent = sent
 
     def __len__(self) -> int:
-        return self._blob.size
+        return self._size
 
     def __iter__(self) -> Iterator[bytes]:
-        while True:
-            try:
-                chunk = next(self._chunks, b"")
-            except _BODY_ERRORS as error:
-                raise TransferBroken(
-                    f"the download of blob {self._blob.digest} from {self._source} broke off "
-                    f"after {self._sent} of {self._blob.size} bytes: {broken_body(error)}"
-                ) from None
-            self._check(chunk)
-            if not chunk:
-                # Asked for more after the last chunk: every byte is with the socket.
-                if self._sent_all:
-                    self._sent_all()
-                return
+        for chunk in self._chunks:
             if self._progress:
                 self._progress(len(chunk))
             yield chunk
-
-    def _check(self, chunk: bytes) -> None:
-        self._hash.update(chunk)
-        self._sent += len(chunk)
-        if self._sent > self._blob.size:
-            raise DigestMismatch(
-                f"blob {self._blob.digest} is longer than its {self._blob.size} bytes"
-            )
-        if self._sent == self._blob.size or not chunk:
-            if self._sent != self._blob.size:
-                raise DigestMismatch(
-                    f"blob {self._blob.digest} ended after {self._sent} of {self._blob.size} bytes"
-                )
-            actual = "sha256:" + self._hash.hexdigest()
-            if actual != self._blob.digest:
-                raise DigestMismatch(f"blob {self._blob.digest} arrived with digest {actual}")
+        self._sent()
 
 
-def _chunks(download: requests.Response) -> Iterator[bytes]:
-    """The body as it arrives, undecoded, in chunks from FIRST_CHUNK up to CHUNK_SIZE."""
+def _body(download: requests.Response, blob: Descriptor, source: str) -> Iterator[bytes]:
+    """A blob download's body as it arrives, undecoded, in chunks from FIRST_CHUNK up to
+    CHUNK_SIZE; a body that breaks off raises TransferBroken."""
     size = FIRST_CHUNK
-    while chunk := download.raw.read(size, decode_content=False):
+    received = 0
+    while True:
+        try:
+            chunk = download.raw.read(size, decode_content=False)
+        except _BODY_ERRORS as error:
+            raise TransferBroken(
+                f"the download of blob {blob.digest} from {source} broke off after {received} "
+                f"of {blob.size} bytes: {broken_body(error)}"
+            ) from None
+        if not chunk:
+            return
+        received += len(chunk)
         yield chunk
         size = min(2 * size, CHUNK_SIZE)
 

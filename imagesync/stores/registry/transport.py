@@ -17,7 +17,6 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import requests
-from oras.provider import Registry
 from requests.cookies import RequestsCookieJar
 from requests.structures import CaseInsensitiveDict
 from requests.utils import requote_uri
@@ -36,7 +35,8 @@ from imagesync.stores.registry.auth import (
     basic_token,
     token_from_response,
 )
-from imagesync.stores.registry.deadline import BLOB_FLOOR, DeadlineAdapter, answers_within
+from imagesync.stores.registry.deadline import BLOB_FLOOR, answers_within
+from imagesync.stores.registry.host import MAX_REDIRECTS, RegistryHost, tls_verify
 from imagesync.stores.registry.netfailure import (
     PERMANENT,
     Kind,
@@ -45,7 +45,7 @@ from imagesync.stores.registry.netfailure import (
     kind_of,
     realm_host,
 )
-from imagesync.stores.registry.registries import RegistriesConfig, is_loopback
+from imagesync.stores.registry.registries import RegistriesConfig
 
 log = logging.getLogger("imagesync.http")
 
@@ -55,21 +55,8 @@ USER_AGENT = f"imagesync/{__version__}"
 MAX_ANSWER_BYTES = 1024 * 1024
 MAX_ERROR_BODY = 64 * 1024
 MAX_TOKEN_BYTES = 1024 * 1024
-# Blob storage redirects once or twice; more than this is a loop.
-MAX_REDIRECTS = 10
 # key="value" pairs of a WWW-Authenticate challenge (realm, service, scope, error).
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
-
-
-# Of a registry's max_concurrency, the slots that blob streams leave to small requests.
-SMALL_SLOTS = 2
-
-
-def stream_slots(max_concurrency: int) -> int:
-    """How many blob streams run at once against a registry with ``max_concurrency``: all
-    slots but SMALL_SLOTS (6 of the default 8; benchmarks/README.md, "Keeping the link full",
-    has the measurements behind it)."""
-    return max(1, max_concurrency - SMALL_SLOTS)
 
 
 def pull_scope(repository_path: str) -> str:
@@ -101,10 +88,7 @@ class Transport:
         # and body; for a blob, each window of this many seconds brings its share: deadline.py).
         self.timeout = timeout
         self._lock = threading.Lock()
-        self._sessions: dict[str, requests.Session] = {}
-        self._schemes: dict[str, str] = {}
-        self._limits: dict[str, threading.BoundedSemaphore] = {}
-        self._streams: dict[str, threading.BoundedSemaphore] = {}
+        self._hosts: dict[str, RegistryHost] = {}
         self._challenges: dict[str, Challenge] = {}
         self._tokens: dict[tuple[str, frozenset[str]], Token] = {}
         self.request_count = 0
@@ -170,14 +154,6 @@ class Transport:
                 continue
             return response
         raise AssertionError("unreachable: the last attempt returns or raises")
-
-    def pause_before_retry(
-        self, attempt: int, what: str, error: Exception, retry_after: str | None = None
-    ) -> None:
-        """Wait before restarting an operation that retries as a whole (a streamed upload)."""
-        delay = self.retry.delay(attempt, retry_after)
-        log.debug("retry %d of %s after %s: waiting %.1f s", attempt, what, error, delay)
-        self._sleep(delay, what)
 
     def url(self, registry: str, path: str) -> str:
         """The URL for ``path`` on ``registry``. An absolute URL (one the registry gave: an
@@ -264,7 +240,7 @@ class Transport:
     def _fetch_token(
         self, registry: str, challenge: Challenge, credential: Credential, scopes: frozenset[str]
     ) -> Token:
-        session = self._session(registry)
+        session: requests.Session = self._host(registry).session
         params: list[tuple[str, str]] = (
             [("service", challenge.service)] if challenge.service else []
         )
@@ -354,9 +330,10 @@ class Transport:
         url = self.url(registry, path)
         if params:
             url = f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"
-        session = self._session(registry)
+        host = self._host(registry)
+        session: requests.Session = host.session
         # requests never reads a body here (stream=True); _read_answer reads it to its limit.
-        settings = session.merge_environment_settings(url, {}, True, self._verify(registry), None)
+        settings = session.merge_environment_settings(url, {}, True, host.verify, None)
         options: dict[str, Any] = {**settings, "timeout": self.timeout}
         request = _prepared(method, url, all_headers, data)
         started = time.monotonic()
@@ -366,7 +343,7 @@ class Transport:
             floor=BLOB_FLOOR if stream else None,
             from_response=_is_stream(data),
         )
-        with self._limit(registry), clock:
+        with host.requests, clock:
             response = session.get_adapter(url).send(request, **options)
             # Reads may be redirected (blob storage); requests drops our Authorization header
             # on a host change and stops after MAX_REDIRECTS. Writes are not followed: a stream
@@ -417,25 +394,18 @@ class Transport:
             raise Stopped(f"stopped while waiting to retry {what}")
 
     def streams(self, registry: str) -> threading.BoundedSemaphore:
-        """Slots for blob streams to ``registry``: a copy holds one from its download's GET
-        until the last byte of its upload is sent.
+        """Slots for blob streams to ``registry`` (see :class:`RegistryHost`)."""
+        streams: threading.BoundedSemaphore = self._host(registry).streams
+        return streams
 
-        Fewer than the registry's ``max_concurrency``, so that small requests (HEADs, upload
-        POSTs, manifests, tags) always find one of its slots free rather than waiting behind a
-        stream that holds a slot for seconds.
-        """
+    def _host(self, registry: str) -> RegistryHost:
         with self._lock:
-            if registry not in self._streams:
-                limit = self.config.settings(registry).max_concurrency
-                self._streams[registry] = threading.BoundedSemaphore(stream_slots(limit))
-            return self._streams[registry]
-
-    def _limit(self, registry: str) -> threading.BoundedSemaphore:
-        with self._lock:
-            if registry not in self._limits:
-                limit = self.config.settings(registry).max_concurrency
-                self._limits[registry] = threading.BoundedSemaphore(limit)
-            return self._limits[registry]
+            host = self._hosts.get(registry)
+            if host is None:
+                host = self._hosts[registry] = RegistryHost(
+                    registry, self.config.settings(registry)
+                )
+            return host
 
     def _realm_verify(self, registry: str, realm: str) -> bool | str:
         """TLS trust for a token service: its own registries-config entry if it has one; else
@@ -443,49 +413,20 @@ class Transport:
         private CA); else the system's."""
         netloc = urlsplit(realm).netloc.rsplit("@", 1)[-1]
         if netloc in self.config.registries:
-            return self._verify(netloc)
+            return tls_verify(self.config.settings(netloc))
         if _hostname(netloc) == _hostname(registry):
-            return self._verify(registry)
+            return self._host(registry).verify
         return True
 
-    def _verify(self, registry: str) -> bool | str:
-        settings = self.config.settings(registry)
-        if settings.ca_file is not None:
-            return str(settings.ca_file)
-        return not settings.insecure
-
-    def _session(self, registry: str) -> requests.Session:
-        with self._lock:
-            session = self._sessions.get(registry)
-            if session is None:
-                # oras-py's Registry sets up the session (cookie policy for registries such as
-                # Harbor); the pool is sized to the concurrency we run against this registry.
-                session = Registry(hostname=registry, insecure=False).session
-                session.max_redirects = MAX_REDIRECTS
-                session.merge_environment_settings = _EnvironmentSettings(
-                    session.merge_environment_settings
-                )
-                size = self.config.settings(registry).max_concurrency * 2
-                adapter = DeadlineAdapter(pool_connections=4, pool_maxsize=size)
-                session.mount("https://", adapter)
-                session.mount("http://", adapter)
-                self._sessions[registry] = session
-            return session
-
     def _scheme(self, registry: str) -> str:
-        with self._lock:
-            known = self._schemes.get(registry)
-        if known:
-            return known
-        scheme = "https"
-        settings = self.config.settings(registry)
-        if settings.insecure:
-            scheme = "http"
-        elif is_loopback(registry) and settings.ca_file is None:
+        host = self._host(registry)
+        if not host.probed:
+            # Asked at once by several threads, the probe may run more than once: harmless.
             scheme = self._probe_loopback(registry)
-        with self._lock:
-            self._schemes[registry] = scheme
-        return scheme
+            with self._lock:
+                host.prefix, host.probed = scheme, True
+        prefix: str = host.prefix
+        return prefix
 
     def _probe_loopback(self, registry: str) -> str:
         """Loopback registries may speak plain HTTP; one that speaks TLS must verify.
@@ -494,7 +435,7 @@ class Transport:
         follows, which reports it."""
         try:
             with answers_within(registry, self.timeout):
-                self._session(registry).get(
+                self._host(registry).session.get(
                     f"https://{registry}/v2/",
                     timeout=self.timeout,
                     stream=True,  # the answer's body does not matter; it is not read
@@ -652,37 +593,6 @@ class _TransientTokenError(RegistryError):
     ) -> None:
         super().__init__(message, hint, status=status)
         self.retry_after = retry_after
-
-
-class _EnvironmentSettings:
-    """requests' ``Session.merge_environment_settings``, asked once per scheme, host and options.
-
-    requests reads the proxy variables, NO_PROXY, REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE from
-    the environment again for every request: with a few dozen variables that is about a
-    fifth of a request's CPU time. The answer depends only on the URL's scheme and host and
-    on the other arguments, and the environment does not change while imagesync runs.
-    """
-
-    def __init__(self, merge: Any) -> None:
-        self._merge = merge
-        self._lock = threading.Lock()
-        self._known: dict[tuple[Any, ...], dict[str, Any]] = {}
-
-    def __call__(
-        self, url: str, proxies: Any, stream: Any, verify: Any, cert: Any
-    ) -> dict[str, Any]:
-        if proxies:  # requests passes {} unless a caller gives proxies; imagesync never does
-            return dict(self._merge(url, proxies, stream, verify, cert))
-        parts = urlsplit(url)
-        key = (parts.scheme, parts.netloc, stream, verify, cert)
-        with self._lock:
-            known = self._known.get(key)
-        if known is None:
-            known = dict(self._merge(url, {}, stream, verify, cert))
-            with self._lock:
-                self._known[key] = known
-        # Copies: requests may change what it is given.
-        return {**known, "proxies": known["proxies"].copy()}
 
 
 def _prepared(

@@ -1,0 +1,129 @@
+"""A layout's blobs: ``blobs/<alg>/<hex>``, content-addressed files.
+
+A blob comes in through a temporary file in its layout, every byte counted and hashed on the
+way (the stream it is read from checks them, :func:`~imagesync.stores.stream.verified`), synced,
+and only then renamed to its name: a blob file is whole and right, or it is not there. Going
+out, a blob's bytes are checked the same way, so a damaged file is an error, never a copy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from imagesync.content.manifest import Descriptor
+from imagesync.errors import DigestMismatch
+from imagesync.stores.layout.tree import BLOBS, LayoutError, LayoutTree, install
+from imagesync.stores.store import BlobOpener, Progress
+from imagesync.stores.stream import verified
+
+CHUNK_SIZE = 1024 * 1024
+
+
+def blob_path(directory: Path, digest: str) -> Path:
+    algorithm, _, hex_digest = digest.partition(":")
+    return directory / BLOBS / algorithm / hex_digest
+
+
+def blob_size(tree: LayoutTree, directory: Path, digest: str) -> int | None:
+    """The size of the blob ``digest`` of the layout ``directory``; None when it is absent."""
+    path = blob_path(directory, digest)
+    with tree.open_file(path) as handle:
+        return None if handle is None else os.fstat(handle.fileno()).st_size
+
+
+def read_small(tree: LayoutTree, directory: Path, digest: str, limit: int) -> bytes | None:
+    """A small blob (a manifest, a config) read whole and checked; None when it is absent."""
+    path = blob_path(directory, digest)
+    data = tree.read(path, limit)
+    if data is None:
+        return None
+    try:
+        for _ in verified([data], Descriptor("", digest, len(data))):
+            pass
+    except DigestMismatch:
+        raise _damaged(path, digest) from None
+    return data
+
+
+@contextlib.contextmanager
+def read_stream(tree: LayoutTree, directory: Path, blob: Descriptor) -> Iterator[Iterator[bytes]]:
+    """The blob's bytes in chunks, each checked before it is handed over."""
+    path = blob_path(directory, blob.digest)
+    with tree.open_file(path) as handle:
+        if handle is None:
+            raise LayoutError(f"{directory} lacks blob {blob.digest}", "the layout is incomplete")
+        size = os.fstat(handle.fileno()).st_size
+        if size != blob.size:
+            raise LayoutError(
+                f"{path} is {size} bytes, the manifest says {blob.size}: the layout is damaged",
+                "export the image again",
+            )
+
+        def chunks() -> Iterator[bytes]:
+            try:
+                yield from verified(iter(lambda: handle.read(CHUNK_SIZE), b""), blob)
+            except DigestMismatch:
+                raise _damaged(path, blob.digest) from None
+
+        yield chunks()
+
+
+def write(
+    tree: LayoutTree,
+    directory: Path,
+    blob: Descriptor,
+    opener: BlobOpener,
+    progress: Progress | None = None,
+) -> None:
+    """Take in the blob that ``opener`` streams: into a temporary file, synced, then renamed to
+    its name once the stream has ended well (it raises before its last chunk when the bytes are
+    not the blob)."""
+    final = blob_path(directory, blob.digest)
+    tree.make_directory(final.parent)
+    with opener() as chunks:
+        install(directory, final, _counted(chunks, progress))
+
+
+def _counted(chunks: Iterable[bytes], progress: Progress | None) -> Iterator[bytes]:
+    for chunk in chunks:
+        if progress:
+            progress(len(chunk))
+        yield chunk
+
+
+def write_bytes(tree: LayoutTree, directory: Path, digest: str, data: bytes) -> None:
+    """Store ``data`` (a manifest) as blob ``digest``, the same way as a streamed blob."""
+    blob = Descriptor("", digest, len(data))
+    write(tree, directory, blob, lambda: contextlib.nullcontext(verified([data], blob)))
+
+
+def link(tree: LayoutTree, directory: Path, digest: str, holder: Path) -> bool:
+    """Give the layout ``directory`` the blob ``digest`` of the layout ``holder`` (same tree)
+    without reading it: a hard link, or where the file system has none (exFAT, FAT), a copy
+    within the tree, checked like any other. False when ``holder`` lacks the blob."""
+    source = blob_path(holder, digest)
+    size = blob_size(tree, holder, digest)
+    if size is None:
+        return False
+    final = blob_path(directory, digest)
+    tree.make_directory(final.parent)
+    real = tree.inside(source)
+    assert real is not None
+    try:
+        os.link(real, final)
+    except FileExistsError:
+        pass  # there already
+    except OSError:
+        described = Descriptor("application/octet-stream", digest, size)
+        write(tree, directory, described, lambda: read_stream(tree, holder, described))
+    return True
+
+
+def _damaged(path: Path, digest: str) -> LayoutError:
+    return LayoutError(
+        f"{path} does not hash to {digest}: the layout is damaged",
+        "export the image again",
+    )

@@ -1,0 +1,247 @@
+"""A tree of OCI image layouts as a store: ``--target oci:DIR`` and ``--source-layout DIR``.
+
+The same operations as a registry's, on files: a tag is an ``index.json`` entry, a manifest and
+a blob are files under ``blobs/``, what refers to a manifest is found by its ``subject`` among
+the entries (a layout has no referrers API, so a target layout needs no tag-schema index). The
+rules do not change: a manifest read is checked against its digest, a blob's bytes as they
+pass; a blob is renamed into place only once whole and right; ``index.json`` is replaced at
+once, and last, so an interrupted apply leaves no tag on an incomplete image; a tag is written
+only where it is absent (or holds what the writer looked at), under a lock that other threads
+and processes writing the layout take too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from imagesync.content import mediatypes
+from imagesync.content.manifest import MAX_MANIFEST_BYTES, Descriptor, Manifest
+from imagesync.content.referrers import described_as_referrer, digest_tag
+from imagesync.errors import DigestMismatch, NotFound
+from imagesync.reference import Reference, Repository, is_valid_digest
+from imagesync.stores.holders import Holders
+from imagesync.stores.layout import blobs
+from imagesync.stores.layout.index import MAX_INDEX_BYTES, Index
+from imagesync.stores.layout.tree import (
+    BLOBS,
+    INDEX_FILE,
+    LayoutError,
+    LayoutTree,
+    sync_directory,
+)
+from imagesync.stores.memory import ManifestMemory
+from imagesync.stores.store import BlobOpener, Located, MountAnswer, Progress, TagTaken
+
+# Config blobs are read whole to learn the platform; real ones are a few KiB.
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
+# Looking for referrers reads every entry's manifest; an index.json with more entries than
+# this is not one to search.
+MAX_SCANNED_ENTRIES = 10_000
+
+
+class LayoutStore:
+    """The layouts of one tree; thread-safe."""
+
+    def __init__(self, tree: LayoutTree) -> None:
+        self.tree = tree
+        self.holders = Holders()
+        self.manifests = ManifestMemory()
+
+    @property
+    def where(self) -> str:
+        return str(self.tree)
+
+    # -- manifests -----------------------------------------------------------------------
+
+    def locate(self, ref: Reference) -> Located | None:
+        descriptor = self.head_manifest(ref)
+        return Located(descriptor, self) if descriptor is not None else None
+
+    def head_manifest(self, ref: Reference) -> Descriptor | None:
+        directory = self.tree.directory(ref.repository)
+        if ref.digest is None:
+            return self._index(directory).tagged(ref.tag or "latest", str(directory / INDEX_FILE))
+        manifest = self.find_manifest(ref)
+        return manifest.descriptor if manifest is not None else None
+
+    def get_manifest(self, ref: Reference) -> Manifest:
+        manifest = self.find_manifest(ref)
+        if manifest is None:
+            raise NotFound(f"{ref} is not in the layout")
+        return manifest
+
+    def find_manifest(self, ref: Reference) -> Manifest | None:
+        directory = self.tree.directory(ref.repository)
+        index = self._index(directory)
+        digest = ref.digest
+        if digest is None:
+            tagged = index.tagged(ref.tag or "latest", str(directory / INDEX_FILE))
+            if tagged is None:
+                return None
+            digest = tagged.digest
+        listed = index.listed(digest)
+        return self._manifest(directory, digest, listed.media_type if listed else None, str(ref))
+
+    def put_manifest(
+        self,
+        repository: Repository,
+        reference: str,
+        manifest: Manifest,
+        *,
+        replacing: str | None = None,
+    ) -> None:
+        if is_valid_digest(reference) and reference != manifest.digest:
+            raise DigestMismatch(f"{manifest.digest} cannot be stored as {reference}")
+        directory = self.tree.directory(repository)
+        self.tree.make_layout(directory)
+        blobs.write_bytes(self.tree, directory, manifest.digest, manifest.raw)
+        self.manifests.keep(directory, manifest)
+        if reference == manifest.digest:
+            # By digest, a manifest is reachable from what lists it; one with a subject (a
+            # referrer) is listed itself, which is how it is found again.
+            if manifest.subject is not None:
+                listed = described_as_referrer(manifest)
+                self._update(directory, lambda index: index.with_untagged(listed))
+            return
+        descriptor = manifest.descriptor
+
+        def tag(index: Index) -> Index:
+            held = index.tagged(reference, str(directory / INDEX_FILE))
+            if held is None or held.digest == replacing:
+                return index.with_tag(reference, descriptor)
+            if held.digest == manifest.digest:
+                return index
+            raise TagTaken(f"{repository}:{reference} holds {held.digest} now", held.digest)
+
+        self._update(directory, tag)
+
+    # -- tags and referrers --------------------------------------------------------------
+
+    def list_tags(self, repository: Repository, prefixes: tuple[str, ...] = ("",)) -> list[str]:
+        tags = self._index(self.tree.directory(repository)).tags()
+        return [tag for tag in tags if tag.startswith(prefixes)]
+
+    def referrers(self, repository: Repository, digest: str) -> list[Descriptor]:
+        """The entries whose manifest has ``digest`` as its ``subject`` (how this store keeps
+        referrers), and what a tag-schema index ``sha256-<hex>`` lists (how a layout copied
+        from a registry without the referrers API may hold them)."""
+        directory = self.tree.directory(repository)
+        index = self._index(directory)
+        if len(index.entries) > MAX_SCANNED_ENTRIES:
+            raise LayoutError(
+                f"{directory / INDEX_FILE} lists {len(index.entries)} manifests, too many to "
+                f"look for referrers among (at most {MAX_SCANNED_ENTRIES})"
+            )
+        found: dict[str, Descriptor] = {}
+        for entry in index.entries:
+            listed = entry.descriptor
+            if listed.media_type and not mediatypes.is_manifest(listed.media_type):
+                continue  # a blob listed at the top (some tools do): it refers to nothing
+            manifest = self._manifest(directory, listed.digest, listed.media_type, str(directory))
+            if manifest is None:
+                continue  # an entry without its manifest refers to nothing
+            subject = manifest.subject
+            if subject is not None and subject.digest == digest:
+                found[manifest.digest] = described_as_referrer(manifest)
+        schema = index.tagged(digest_tag(digest), str(directory / INDEX_FILE))
+        if schema is not None and schema.media_type == mediatypes.OCI_INDEX:
+            tagged = self._manifest(directory, schema.digest, schema.media_type, str(directory))
+            for child in tagged.children if tagged is not None else ():
+                found.setdefault(child.digest, child)
+        return list(found.values())
+
+    # -- blobs ---------------------------------------------------------------------------
+
+    def blob_size(self, repository: Repository, digest: str) -> int | None:
+        return blobs.blob_size(self.tree, self.tree.directory(repository), digest)
+
+    def get_blob(self, repository: Repository, digest: str) -> bytes:
+        directory = self.tree.directory(repository)
+        data = blobs.read_small(self.tree, directory, digest, MAX_CONFIG_BYTES)
+        if data is None:
+            raise NotFound(f"{repository} lacks blob {digest}")
+        return data
+
+    @contextlib.contextmanager
+    def read_blob(self, repository: Repository, blob: Descriptor) -> Iterator[Iterator[bytes]]:
+        with blobs.read_stream(self.tree, self.tree.directory(repository), blob) as chunks:
+            yield chunks
+
+    def put_blob(
+        self,
+        repository: Repository,
+        blob: Descriptor,
+        opener: BlobOpener,
+        progress: Progress | None = None,
+        session: str | None = None,
+    ) -> None:
+        directory = self.tree.directory(repository)
+        self.tree.make_layout(directory)
+        blobs.write(self.tree, directory, blob, opener, progress)
+        self.holders.add(repository, blob.digest, given=True)
+
+    def can_mount(self, repository: Repository, holder: Repository) -> bool:
+        return self.tree.contains(repository) and self.tree.contains(holder)
+
+    def mount_blob(self, repository: Repository, digest: str, holder: Repository) -> MountAnswer:
+        if not self.can_mount(repository, holder):
+            return MountAnswer(mounted=False)
+        directory = self.tree.directory(repository)
+        self.tree.make_layout(directory)
+        if not blobs.link(self.tree, directory, digest, self.tree.directory(holder)):
+            return MountAnswer(mounted=False)
+        self.holders.add(repository, digest, given=True)
+        return MountAnswer(mounted=True)
+
+    def probe_repository(self, repository: Repository) -> None:
+        """Nothing to learn: a missing layout answers every look at once."""
+
+    def holder(self, digest: str, near: Repository, *, given: bool = True) -> Repository | None:
+        return self.holders.holder(digest, near, given=given)
+
+    def may_hold(self, repository: Repository, digest: str) -> None:
+        self.holders.add(repository, digest, given=False)
+
+    # -- the run -------------------------------------------------------------------------
+
+    def pulls_left(self, registry: str) -> int | None:
+        return None
+
+    def stop(self) -> None:
+        """Nothing waits here."""
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _index(self, directory: Path) -> Index:
+        """The layout's index, read now (another writer may have changed it); empty for a
+        directory that is no layout (yet)."""
+        if not self.tree.is_layout(directory):
+            return Index.empty()
+        path = directory / INDEX_FILE
+        raw = self.tree.read(path, MAX_INDEX_BYTES)
+        return Index.empty() if raw is None else Index.parse(raw, str(path))
+
+    def _update(self, directory: Path, change: Callable[[Index], Index]) -> None:
+        """Change the layout's ``index.json`` under its lock, once the names of the blobs it
+        will point at are synced (so that a power cut cannot keep the one without the other)."""
+        sync_directory(directory / BLOBS / "sha256")
+        with self.tree.locked(directory):
+            before = self._index(directory)
+            after = change(before)
+            if after is not before:
+                self.tree.replace(directory, INDEX_FILE, after.to_bytes())
+
+    def _manifest(
+        self, directory: Path, digest: str, media_type: str | None, where: str
+    ) -> Manifest | None:
+        known = self.manifests.get(directory, digest)
+        if known is not None:
+            return known
+        raw = blobs.read_small(self.tree, directory, digest, MAX_MANIFEST_BYTES)
+        if raw is None:
+            return None
+        manifest = Manifest.parse(raw, media_type or None, where)
+        self.manifests.keep(directory, manifest)
+        return manifest

@@ -1,0 +1,211 @@
+"""The store interface: what the planner and the applier ask of a place that holds images.
+
+A store answers "which manifest does this tag hold", "is this blob here", hands out a blob's
+bytes and takes blobs and manifests in. Two kinds implement it: a registry (``registry/``,
+the distribution API over HTTP) and a tree of OCI image layouts on disk (``layout/``). The
+planner and the applier hold two of them — the sources and the target (:class:`Stores`) — and
+never ask which kind they hold.
+
+Each method names its repository; a store serves many (a registry serves every repository of
+every host, a layout tree a directory per repository). What a store finds, it checks: a
+manifest against the digest it was asked for, a blob's bytes as they pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Protocol
+
+from imagesync.content.manifest import Descriptor, Manifest
+from imagesync.errors import RegistryError
+from imagesync.reference import Reference, Repository
+
+# A blob's bytes as they are read: an iterator of chunks, each checked before it is handed
+# over (the last one only when the whole blob hashes to its digest), closed when done.
+BlobStream = AbstractContextManager[Iterator[bytes]]
+# Opens a blob's stream: called by the receiving store once it is ready for the bytes (a
+# stream opened early would stall, and a registry would drop it), and again on a retry.
+BlobOpener = Callable[[], BlobStream]
+Progress = Callable[[int], None]
+
+
+class TransferBroken(RegistryError):
+    """A blob's bytes stopped midway (a reset, a truncated download, an upload the receiver
+    failed in a way that may pass: 5xx, 429). A stream cannot be rewound, so nobody retried
+    it: the caller may start the whole transfer again."""
+
+    def __init__(
+        self,
+        message: str,
+        hint: str | None = None,
+        *,
+        status: int | None = None,
+        retry_after: str | None = None,
+    ) -> None:
+        super().__init__(message, hint, status=status)
+        self.retry_after = retry_after
+
+
+class TagTaken(RegistryError):
+    """A tag holds another manifest than the one the writer looked at: it is not written
+    over. ``found`` is the digest it holds."""
+
+    def __init__(self, message: str, found: str) -> None:
+        super().__init__(message, "re-run plan; tags are never overwritten")
+        self.found = found
+
+
+@dataclass(frozen=True)
+class MountAnswer:
+    """What a request to take a blob from another repository of the same store came to: the
+    blob is there now, or else the upload session the store opened instead (None when it
+    opened none), for the copy that follows."""
+
+    mounted: bool
+    session: str | None = None
+
+
+@dataclass(frozen=True)
+class Located:
+    """A manifest's descriptor, and the store that answered for it.
+
+    What is attached to an image (signatures, referrers) is looked up where the image was
+    found and nowhere else: a pull-through mirror holds images by digest, often without a
+    single tag, and the registry behind it may be out of reach altogether.
+    """
+
+    descriptor: Descriptor
+    found: Store
+
+
+class Store(Protocol):
+    """Manifests, tags, referrers and blobs of many repositories, in one place."""
+
+    @property
+    def where(self) -> str:
+        """The place in a message: a registry host, a mirror, a layout tree."""
+        ...
+
+    # -- manifests -----------------------------------------------------------------------
+
+    def locate(self, ref: Reference) -> Located | None:
+        """Digest, media type and size of what ``ref`` names, and the store that answered
+        (see :class:`Located`); None when it is not there."""
+        ...
+
+    def head_manifest(self, ref: Reference) -> Descriptor | None:
+        """Digest, media type and size of what ``ref`` names; None when it is not there."""
+        ...
+
+    def get_manifest(self, ref: Reference) -> Manifest:
+        """The manifest's exact bytes, checked against the digest asked for; NotFound when it
+        is not there."""
+        ...
+
+    def find_manifest(self, ref: Reference) -> Manifest | None:
+        """Like :meth:`get_manifest`, None when it is not there: for a tag, one look answers
+        both "is it there" and "what is it"."""
+        ...
+
+    def put_manifest(
+        self,
+        repository: Repository,
+        reference: str,
+        manifest: Manifest,
+        *,
+        replacing: str | None = None,
+    ) -> None:
+        """Store the manifest's exact bytes under ``reference`` (a tag, or its digest).
+
+        A tag is written where it is absent, holds this manifest already, or holds
+        ``replacing`` (the digest the caller looked at and means to write over). A store that
+        can make this one step (a layout, under its lock) raises TagTaken otherwise; one that
+        cannot (a registry has no conditional write) relies on the caller's look right before.
+        """
+        ...
+
+    # -- tags and referrers --------------------------------------------------------------
+
+    def list_tags(self, repository: Repository, prefixes: tuple[str, ...] = ("",)) -> list[str]:
+        """The tags of ``repository`` that start with one of ``prefixes``; empty when the
+        repository is not there."""
+        ...
+
+    def referrers(self, repository: Repository, digest: str) -> list[Descriptor] | None:
+        """The manifests whose ``subject`` is ``digest``; None when the store cannot tell (a
+        registry without the referrers API), and the tag schema is to be read instead."""
+        ...
+
+    # -- blobs ---------------------------------------------------------------------------
+
+    def blob_size(self, repository: Repository, digest: str) -> int | None:
+        """The size of a blob of ``repository``; None when it is not there."""
+        ...
+
+    def get_blob(self, repository: Repository, digest: str) -> bytes:
+        """A small blob (an image config), read whole and checked against its digest."""
+        ...
+
+    def read_blob(self, repository: Repository, blob: Descriptor) -> BlobStream:
+        """The blob's bytes as they are read, never held whole; each chunk is handed over
+        only after it is checked, and the last only when the blob hashes to its digest."""
+        ...
+
+    def put_blob(
+        self,
+        repository: Repository,
+        blob: Descriptor,
+        opener: BlobOpener,
+        progress: Progress | None = None,
+        session: str | None = None,
+    ) -> None:
+        """Take in the blob whose bytes ``opener`` streams (another store's
+        :meth:`read_blob`), storing it only once every byte has arrived and checked.
+        ``session``: an upload a refused :meth:`mount_blob` opened. Raises TransferBroken
+        when the bytes stopped midway, DigestMismatch when they were not the blob."""
+        ...
+
+    def can_mount(self, repository: Repository, holder: Repository) -> bool:
+        """Whether :meth:`mount_blob` can take a blob from ``holder`` into ``repository``: both
+        are in this store's one place (the same registry, the same layout tree)."""
+        ...
+
+    def mount_blob(self, repository: Repository, digest: str, holder: Repository) -> MountAnswer:
+        """Take a blob from ``holder``, another repository of this store, without its bytes
+        crossing the wire (a registry's cross-repository mount, a link in a layout tree)."""
+        ...
+
+    def probe_repository(self, repository: Repository) -> None:
+        """Learn once whether ``repository`` exists before its blobs are asked for one by
+        one (a new one holds none); a shortcut, it answers nothing."""
+        ...
+
+    def holder(self, digest: str, near: Repository, *, given: bool = True) -> Repository | None:
+        """A repository of this store, beside ``near`` and other than it, that this run has
+        seen holding the blob or (``given``) has given it to: one to mount it from."""
+        ...
+
+    def may_hold(self, repository: Repository, digest: str) -> None:
+        """Note a repository whose manifests list the blob (a skipped image's): a place to
+        try a mount from, though not a sign that the blob is there."""
+        ...
+
+    # -- the run -------------------------------------------------------------------------
+
+    def pulls_left(self, registry: str) -> int | None:
+        """How many pulls ``registry`` allows now, when it said (Docker Hub does)."""
+        ...
+
+    def stop(self) -> None:
+        """The run is being stopped: waits before retries end now."""
+        ...
+
+
+@dataclass(frozen=True)
+class Stores:
+    """The two sides of a run: where sources are read, and the target."""
+
+    sources: Store
+    target: Store

@@ -90,12 +90,14 @@ def test_a_repository_is_in_one_shard_and_stays_there_when_the_file_changes(
             if e.source_text in before
         }
         assert after == before
-    # The split depends on the path below the prefix, not on the prefix.
-    elsewhere = load_images_file(REALWORLD[-1], "other.example/mirror/x")
-    for count in (2, 3):
-        assert [e.index for e in images.in_shard(Shard(1, count)).entries] == [
-            e.index for e in elsewhere.in_shard(Shard(1, count)).entries
-        ]
+    # The split depends on the path below the prefix, not on the prefix, nor on whether the
+    # target is a registry or a tree of layouts.
+    for other in ("other.example/mirror/x", f"oci:{tmp_path}/disk"):
+        elsewhere = load_images_file(REALWORLD[-1], other)
+        for count in (2, 3):
+            assert [e.index for e in images.in_shard(Shard(1, count)).entries] == [
+                e.index for e in elsewhere.in_shard(Shard(1, count)).entries
+            ]
 
 
 # -- shards that are not one plan's ------------------------------------------------------------

@@ -26,7 +26,7 @@ from imagesync.plan.document import ImagesFileInfo, Plan
 from imagesync.plan.merge import merge_plans
 from imagesync.plan.planner import make_plan
 from imagesync.reference import parse_reference, parse_registry_prefix
-from imagesync.stores.connection import ConnectionOptions, open_client
+from imagesync.stores.connection import ConnectionOptions, open_stores
 from tests.harness.forgery import reseal
 from tests.harness.images import ALL_MANIFEST_TYPES, push_cosign_signature, push_image
 from tests.harness.plans import generated_plan
@@ -214,12 +214,12 @@ def test_shards_plan_and_apply_what_one_plan_and_apply_do(
     images.write_text(
         "images:\n" + "".join(f'  - source: "{src}/{e}"\n' for e in entries), encoding="utf-8"
     )
-    client = open_client(ConnectionOptions(), dst)
     whole_file = load_images_file(images, f"{dst}/whole")
-    whole = make_plan(whole_file, client)
+    stores = open_stores(ConnectionOptions(), parse_registry_prefix(f"{dst}/whole"))
+    whole = make_plan(whole_file, stores)
     assert {c.action.value for c in whole.changes} == {"create", "skip", "conflict", "error"}
     for count in range(1, 6):
-        shards = [make_plan(whole_file.in_shard(Shard(k, count)), client) for k in range(count)]
+        shards = [make_plan(whole_file.in_shard(Shard(k, count)), stores) for k in range(count)]
         assert all(p.shard == Shard(k, count) for k, p in enumerate(shards))
         repositories = [{parse_reference(c.target).repository for c in p.changes} for p in shards]
         assert sum(len(r) for r in repositories) == len(set().union(*repositories)), count

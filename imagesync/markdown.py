@@ -31,6 +31,7 @@ from imagesync.redact import excerpt
 from imagesync.render import (
     OUTCOME_SYMBOL,
     SYMBOL,
+    artifact_text,
     human_bytes,
     report_summary,
     report_transfer,
@@ -59,6 +60,7 @@ FULL_BLOCKS = 50
 ROW_WIDTH = 160
 _TARGET_CELL = 50
 _SOURCE_CELL = 36
+_ARTIFACT_CELL = 46
 REASON_IN_BLOCK = 500
 REASON_IN_LINE = 100
 PLAN_WARNINGS = 20
@@ -419,18 +421,26 @@ def _create_cells(prefix: str, change: Change) -> list[str]:
         str(change.line),
         _code(target, _TARGET_CELL),
         _code(_source_shown(change.source_text), _SOURCE_CELL) if written else "",
-        _platforms(change.platforms),
+        _contents(change),
         _transfer(change),
         _signatures(change.subchanges),
     ]
 
 
-def _platforms(platforms: Sequence[str]) -> str:
-    if not platforms:
-        return "-"
+def _contents(change: Change) -> str:
+    """The platforms of an image, or what an artifact is, in the platforms column (the text
+    and JSON plans list them all)."""
+    platforms, artifacts = change.platforms, change.artifact_types
+    parts = []
     if len(platforms) == 1:
-        return _text(platforms[0], 24)
-    return f"{len(platforms)} platforms"
+        parts.append(_text(platforms[0], 24))
+    elif platforms:
+        parts.append(f"{len(platforms)} platforms")
+    if len(artifacts) == 1:
+        parts.append(_code(artifact_text(change), _ARTIFACT_CELL))
+    elif artifacts:
+        parts.append(f"{len(artifacts)} artifacts")
+    return "; ".join(parts) or "-"
 
 
 def _transfer(change: Change) -> str:

@@ -136,6 +136,8 @@ def _change_text(change: Change, images_file: str) -> list[str]:
         lines.append(f"    digest: {change.digest}")
     if change.platforms:
         lines.append(f"    platforms: {', '.join(change.platforms)}")
+    if change.artifact_types:
+        lines.append(f"    {artifact_text(change)}")
     if change.action is Action.CREATE:
         lines.append(f"    transfer: {_change_transfer(change)}")
     if change.action in (Action.CONFLICT, Action.ERROR):
@@ -144,6 +146,12 @@ def _change_text(change: Change, images_file: str) -> list[str]:
     lines.extend(f"    warning: {w}" for w in change.warnings)
     lines.extend(_subchange_text(sub) for sub in change.subchanges)
     return lines
+
+
+def artifact_text(change: Change) -> str:
+    """What an artifact is, where an image shows its platforms: ``artifact: <type>``."""
+    label = "artifact" if len(change.artifact_types) == 1 else "artifacts"
+    return f"{label}: {', '.join(change.artifact_types)}"
 
 
 def fix_text(fix: Fix | None, images_file: str, indent: str = "    ") -> list[str]:

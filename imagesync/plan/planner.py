@@ -450,12 +450,14 @@ def _attached_change(
     target = item.target(target_repo)
     lookup = target if item.tag else target.with_digest(item.descriptor.digest)
     existing = store.head_manifest(lookup)
+    fix = None
     if existing is None:
         action, reason = Action.CREATE, "not in the target"
     elif existing.digest == item.descriptor.digest:
         action, reason = Action.SKIP, "already in the target"
     else:
-        return _attached_conflict(found, item, source_repo, target, existing.digest)
+        action = Action.CONFLICT
+        reason, fix = _attached_conflict(found, item, source_repo, target, existing.digest)
     return SubChange(
         kind=item.kind,
         source=str(item.source(source_repo)),
@@ -468,15 +470,16 @@ def _attached_change(
         artifact_type=item.descriptor.artifact_type,
         subject=item.subject,
         size=item.descriptor.size,
+        fix=fix,
     )
 
 
 def _attached_conflict(
     found: Store, item: Attached, source_repo: Repository, target: Reference, held: str
-) -> SubChange:
-    """A signature, attestation, SBOM or referrer tag in the target that holds another
-    digest. The images file names none of them, so no entry fixes it; whether the source
-    still serves what the target holds says what happened."""
+) -> tuple[str, Fix | None]:
+    """Why a signature, attestation, SBOM or referrer tag in the target that holds another
+    digest is a conflict, and its fix. The images file names none of them, so no entry
+    fixes it; whether the source still serves what the target holds says what happened."""
     reason = (
         f"target {target} holds {held}, the source has {item.descriptor.digest}; it is not "
         "overwritten. "
@@ -493,20 +496,7 @@ def _attached_conflict(
             f"{held} is not in the source: the target's {item.kind} is not the source's. "
             f"Delete {target} from the target registry and plan again to take the source's"
         )
-    return SubChange(
-        kind=item.kind,
-        source=str(item.source(source_repo)),
-        target=str(target),
-        digest=item.descriptor.digest,
-        media_type=item.descriptor.media_type,
-        action=Action.CONFLICT,
-        reason=reason,
-        target_digest=held,
-        artifact_type=item.descriptor.artifact_type,
-        subject=item.subject,
-        size=item.descriptor.size,
-        fix=None if at_source is None else Fix(target_digest_at_source=at_source),
-    )
+    return reason, None if at_source is None else Fix(target_digest_at_source=at_source)
 
 
 def source_has(store: Store, repository: Repository, digest: str) -> bool | None:

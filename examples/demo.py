@@ -97,10 +97,11 @@ def run(
         shown = subprocess.run(
             [sys.executable, "-m", "imagesync", "show", "review.json", "--format", "markdown"],
             cwd=work,
-            check=True,
+            check=False,
             capture_output=True,
             text=True,
         )
+        failed |= shown.returncode != 1  # show exits as plan did: the plan holds a conflict
         markdown.write_text(shown.stdout, encoding="utf-8")
         print(f"(the plan's Markdown is in {markdown})")
 

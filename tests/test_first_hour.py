@@ -91,7 +91,7 @@ def test_a_source_with_a_scheme_gets_the_same_hint(tmp_path: Path) -> None:
     assert "(fix: leave out https://: write ghcr.io/org/app:1)" in result.stderr
 
 
-COMMANDS = ("validate", "plan", "apply", "show", "sync", "diff")
+COMMANDS = ("validate", "plan", "apply", "show", "report", "sync", "diff")
 
 
 def test_the_command_list_fits_without_a_cut() -> None:
@@ -110,7 +110,7 @@ def test_no_help_text_is_wrapped_at_a_hyphen(command: str) -> None:
     lines = text.splitlines()
     assert all(len(line) <= 80 for line in lines)
     assert not any(line.rstrip().endswith("-") for line in lines), text
-    if command not in ("show", "diff", "apply"):
+    if command not in ("show", "report", "diff", "apply"):
         assert "external-images.yaml" in text.replace("\n", " ")
 
 

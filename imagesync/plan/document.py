@@ -266,7 +266,7 @@ class Plan:
         if "format_version" not in document:
             raise PlanRejected(
                 f"{where} is not an imagesync plan: it has no format_version",
-                "give the file that imagesync plan -o wrote",
+                "give the file that imagesync plan -o wrote, or re-run plan",
             )
         if version != FORMAT_VERSION:
             raise PlanRejected(

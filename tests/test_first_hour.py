@@ -198,6 +198,8 @@ def test_changed_only_with_nothing_changed_says_no_changes(
     assert result.exit_code == 0
     assert "No changes: all 2 images are in the target already.\n" in result.stdout
     assert "\n\n\n" not in result.stdout
+    markdown = imagesync("plan", *options, "--changed-only", "--format", "markdown").stdout
+    assert "\nNo changes: all 2 images are in the target already.\n" in markdown
 
 
 def test_apply_i_writes_the_plan_it_made_to_the_step_summary(

@@ -140,6 +140,14 @@ def test_readme_and_ci_run_the_same_set_up() -> None:
         ".venv/bin/python examples/demo.py",
         ".venv/bin/python -m pytest",
     ]
+    # Debian's package starts a registry of its own: the README says so, and how to stop it.
+    said = " ".join(readme.split())
+    assert (
+        "starts a registry of its own, the `docker-registry` service, listening on port 5000"
+        in said
+    )
+    assert "`sudo systemctl disable --now docker-registry`" in said
+    assert "In a container without systemd it is not started" in said
     ci = (REPO / ".ci" / "run").read_text(encoding="utf-8")
     assert "\nrun scripts/setup\n" in ci
     assert '\nrun "$py" -m pytest\n' in ci

@@ -146,7 +146,7 @@ def test_readme_and_ci_run_the_same_set_up() -> None:
         "starts a registry of its own, the `docker-registry` service, listening on port 5000"
         in said
     )
-    assert "`sudo systemctl disable --now docker-registry`" in said
+    assert "```sh\nsudo systemctl disable --now docker-registry\n```" in readme
     assert "In a container without systemd it is not started" in said
     ci = (REPO / ".ci" / "run").read_text(encoding="utf-8")
     assert "\nrun scripts/setup\n" in ci

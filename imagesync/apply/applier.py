@@ -16,8 +16,10 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import partial
+from typing import TYPE_CHECKING
 
 from imagesync.apply.report import (
     ApplyListener,
@@ -32,8 +34,10 @@ from imagesync.content.image import fetch_image
 from imagesync.content.manifest import Descriptor, Manifest
 from imagesync.content.referrers import (
     LISTS_REFERRERS,
+    MADE_IN_TARGET,
     REFERRER,
     REFERRERS_INDEX,
+    SIGNING,
     NotAttached,
     attached_source,
     attached_target,
@@ -48,7 +52,11 @@ from imagesync.plan.document import Action, Change, Plan, SubChange
 from imagesync.plan.mounts import MountSources
 from imagesync.reference import Reference, Repository
 from imagesync.retry import RetryPolicy
-from imagesync.stores.store import Store, Stores, TagTaken, TransferBroken
+from imagesync.stores.store import BlobOpener, Store, Stores, TagTaken, TransferBroken
+from imagesync.stores.stream import verified
+
+if TYPE_CHECKING:
+    from imagesync.signing import SigningKey
 
 log = logging.getLogger("imagesync.apply")
 
@@ -66,6 +74,8 @@ class ApplyOptions:
     fresh_plan: bool = False
     # A blob transfer that broke midway is started again, as a whole, this many times over.
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # Adds the plan's ``signing`` sub-changes (--sign-key): the key the plan was made for.
+    signing_key: SigningKey | None = field(default=None, repr=False)
 
 
 class Interrupted(ImagesyncError):
@@ -533,6 +543,8 @@ class Applier:
             graph.require(subject)
             if sub.kind == REFERRERS_INDEX:
                 return result(*self._update_referrers_index(target, subject, referrers))
+            if sub.kind == SIGNING:
+                return result(*self._sign(target, subject, sub.target_digest))
             source_repository = change.source_reference.repository
             root = check_attached(self.sources, source_repository, sub.kind, subject, sub.digest)
             graph.add(sub.digest)
@@ -541,6 +553,59 @@ class Applier:
             return result(outcome, message)
         except ImagesyncError as error:
             return result(Outcome.FAILED, str(error))
+
+    def _sign(self, target: Reference, subject: str, planned: str | None) -> tuple[Outcome, str]:
+        """Append the key's signature of ``subject`` to its ``.sig`` tag ``target``.
+
+        The one write over an existing tag that imagesync makes, so it is held to what plan
+        saw: the tag must still hold ``planned`` (None: nothing) when apply reads it, and again
+        right before the PUT, and what is written keeps every layer it held, byte for byte
+        (:func:`imagesync.signing.sign_image`).
+        """
+        from imagesync.signing import SignatureImage, sign_image
+
+        key = self.options.signing_key
+        if key is None:
+            return Outcome.FAILED, "not signed: apply was given no signing key (--sign-key)"
+        repository = target.repository
+        held = self.target.find_manifest(target)
+        if (held.digest if held else None) != planned:
+            return self._sig_moved(target, held.digest if held else None, planned)
+        existing = SignatureImage.parse(held.raw, held.media_type, str(target)) if held else None
+        update = sign_image(
+            key, repository, subject, existing, lambda d: self.target.get_blob(repository, d)
+        )
+        if not update.changed:
+            return Outcome.SKIPPED, f"already signed with {key.verification_key.name}"
+        for blob in update.blobs:
+            if self.target.blob_size(repository, blob.digest) is None:
+                descriptor = Descriptor(blob.media_type, blob.digest, blob.size)
+                self.target.put_blob(repository, descriptor, _opener(blob.data, descriptor))
+        self._check_cancel()
+        now = self.target.head_manifest(target)
+        if (now.digest if now else None) != update.replaces:
+            return self._sig_moved(target, now.digest if now else None, planned)
+        assert target.tag is not None
+        manifest = Manifest.parse(update.manifest, update.media_type, str(target))
+        try:
+            self.target.put_manifest(repository, target.tag, manifest, replacing=update.replaces)
+        except TagTaken as taken:
+            return self._sig_moved(target, taken.found, planned)
+        written = self.target.head_manifest(target)
+        if written is None or written.digest != update.digest:
+            found = written.digest if written else "nothing"
+            return Outcome.FAILED, f"after the write, {target} holds {found}, not {update.digest}"
+        return Outcome.CREATED, f"signed with {key.verification_key.name}"
+
+    @staticmethod
+    def _sig_moved(
+        target: Reference, found: str | None, planned: str | None
+    ) -> tuple[Outcome, str]:
+        return (
+            Outcome.CONFLICT,
+            f"{target} holds {found or 'nothing'}, plan saw {planned or 'nothing'}: it changed "
+            "since plan; left untouched (re-run plan)",
+        )
 
     def _update_referrers_index(
         self, target: Reference, subject: str, referrers: list[str]
@@ -599,7 +664,7 @@ class _Graph:
         self._root_from = root.repository
         self._children_read = False
         self._planned = {
-            s.digest: s for s in reversed(change.subchanges) if s.kind != REFERRERS_INDEX
+            s.digest: s for s in reversed(change.subchanges) if s.kind not in MADE_IN_TARGET
         }
 
     def add(self, digest: str) -> None:
@@ -629,6 +694,11 @@ class _Graph:
             "them in the source",
             "re-run plan; do not edit plan files by hand",
         )
+
+
+def _opener(data: bytes, blob: Descriptor) -> BlobOpener:
+    """Bytes made here (a signature, its config) as a store takes a blob in."""
+    return lambda: nullcontext(verified([data], blob))
 
 
 def _tag_outcome(target: Reference, digest: str, found: str) -> tuple[Outcome, str]:

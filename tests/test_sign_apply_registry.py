@@ -1,0 +1,298 @@
+"""Signing what lands and verifying what comes in, end to end through the CLI (issue 17).
+
+Against the real distribution registry. Debian's skopeo is built with sigstore disabled, so
+the checker of signatures is ``tests/harness/cosign.py``: a verifier and a signer written from
+cosign's formats with ``cryptography``, apart from imagesync's code. skopeo reads the bytes the
+registry serves.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from imagesync.cli import main
+from imagesync.plan.document import Action, Plan
+from tests.harness import cosign
+from tests.harness.faultproxy import FaultProxy
+from tests.harness.images import Pusher, connect, cosign_tag, push_image
+from tests.harness.registry import RegistryServer
+from tests.harness.skopeo import inspect_raw
+
+pytestmark = pytest.mark.registry
+
+PASSPHRASE = "correct horse battery staple"
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    private: ec.EllipticCurvePrivateKey
+    key_file: Path  # cosign's encrypted format
+    pub_file: Path
+
+    @property
+    def public_pem(self) -> bytes:
+        return self.pub_file.read_bytes()
+
+
+def key_pair(folder: Path, name: str, pem_type: str = cosign.SIGSTORE_PEM_TYPE) -> KeyPair:
+    private = cosign.new_key()
+    key_file, pub_file = folder / f"{name}.key", folder / f"{name}.pub"
+    key_file.write_bytes(cosign.encrypted_key_pem(private, PASSPHRASE.encode(), pem_type=pem_type))
+    pub_file.write_bytes(cosign.public_pem(private))
+    return KeyPair(private, key_file, pub_file)
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args), env=env)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def with_passphrase(passphrase: str = PASSPHRASE) -> dict[str, str]:
+    return {"COSIGN_PASSWORD": passphrase}
+
+
+def images_file(tmp_path: Path, target: str, sources: list[str]) -> Path:
+    path = tmp_path / "external-images.yaml"
+    lines = "".join(f'- source: "{source}"\n' for source in sources)
+    path.write_text(f"target: {target}\nimages:\n{lines}", encoding="utf-8")
+    return path
+
+
+def target_repository(registry: RegistryServer, path: str) -> str:
+    return f"mirror/{registry.host.replace(':', '-')}/{path}"
+
+
+def read_sig(pusher: Pusher, repository: str, digest: str) -> tuple[bytes, dict[str, bytes]]:
+    """The ``.sig`` manifest of ``digest`` as the registry serves it, and its blobs."""
+    fetched = pusher.fetch_manifest(repository, cosign_tag(digest))
+    document = json.loads(fetched.raw)
+    digests = [document["config"]["digest"], *(layer["digest"] for layer in document["layers"])]
+    return fetched.raw, {d: pusher.get_blob(repository, d) for d in digests}
+
+
+def push_signature_image(pusher: Pusher, repository: str, digest: str, image: object) -> None:
+    assert isinstance(image, cosign.SignatureImage)
+    for data in image.blobs.values():
+        pusher.put_blob(repository, data)
+    pusher.put_manifest(repository, cosign_tag(digest), image.manifest, image.media_type)
+
+
+def signing_subchanges(plan: Plan) -> list[tuple[str, Action]]:
+    return [
+        (sub.subject or "", sub.action)
+        for change in plan.changes
+        for sub in change.subchanges
+        if sub.kind == "signing"
+    ]
+
+
+def test_apply_signs_what_lands_keeps_upstream_layers_and_signs_once(
+    registry: RegistryServer, tmp_path: Path
+) -> None:
+    pusher = connect(registry)
+    image = push_image(pusher, "team/app", "1.0", seed=11)
+    team, upstream, other = (key_pair(tmp_path, n) for n in ("team", "upstream", "other"))
+    theirs = cosign.signature_image(
+        [cosign.signed_layer(upstream.private, f"{registry.host}/team/app", image.digest)],
+        indent=2,  # not how imagesync writes JSON: its bytes must survive anyway
+    )
+    push_signature_image(pusher, "team/app", image.digest, theirs)
+    images = images_file(tmp_path, f"{registry.host}/mirror", [f"{registry.host}/team/app:1.0"])
+    target = target_repository(registry, "team/app")
+
+    # The pull request's plan job has the public key only, and no passphrase.
+    code, out, err = run("plan", "-i", str(images), "-o", str(tmp_path / "plan.json"),
+                         "--sign-key", str(team.pub_file))  # fmt: skip
+    assert code == 0, out + err
+    plan = Plan.read(tmp_path / "plan.json")
+    assert signing_subchanges(plan) == [(image.digest, Action.CREATE)]
+    assert plan.signing is not None and plan.signing.key_file == str(team.pub_file)
+    assert "signing" in out
+
+    code, out, err = run("apply", str(tmp_path / "plan.json"), "--sign-key", str(team.key_file),
+                         "--format", "json", env=with_passphrase())  # fmt: skip
+    assert code == 0, out + err
+    (result,) = json.loads(out)["images"]
+    assert [(s["kind"], s["outcome"]) for s in result["signatures"]] == [
+        ("signature", "created"),
+        ("signing", "created"),
+    ]
+
+    served, blobs = read_sig(pusher, target, image.digest)
+    assert inspect_raw(f"{registry.host}/{target}:{cosign_tag(image.digest)}") == served
+    [ours] = cosign.verify(served, blobs, team.public_pem, image.digest)
+    [kept] = cosign.verify(served, blobs, upstream.public_pem, image.digest)
+    with pytest.raises(cosign.NotVerified):
+        cosign.verify(served, blobs, other.public_pem, image.digest)
+    # Upstream's layer descriptor, byte for byte, and its payload blob, in the same place.
+    upstream_layers = theirs.manifest.decode().split('"layers": [')[1].rsplit("]", 1)[0].rstrip()
+    assert upstream_layers in served.decode()
+    assert kept == json.loads(theirs.manifest)["layers"][0]["digest"]
+    assert json.loads(served)["layers"][1]["digest"] == ours
+    # The index is signed, not its children: what a cluster pulls by tag.
+    for child in image.children:
+        assert not pusher.manifest_exists(target, cosign_tag(child))
+
+    # A re-run adds none: plan skips both, apply writes nothing.
+    code, out, err = run("plan", "-i", str(images), "-o", str(tmp_path / "again.json"),
+                         "--sign-key", str(team.key_file), env=with_passphrase())  # fmt: skip
+    assert code == 0, out + err
+    again = Plan.read(tmp_path / "again.json")
+    assert signing_subchanges(again) == [(image.digest, Action.SKIP)]
+    assert {s.action for c in again.changes for s in c.subchanges} == {Action.SKIP}
+    code, out, err = run("apply", str(tmp_path / "again.json"), "--sign-key", str(team.key_file),
+                         env=with_passphrase())  # fmt: skip
+    assert code == 0, out + err
+    assert read_sig(pusher, target, image.digest)[0] == served
+    assert len(json.loads(served)["layers"]) == 2
+
+
+def test_sync_sign_children_signs_the_index_and_each_platform_manifest(
+    registry: RegistryServer, tmp_path: Path
+) -> None:
+    pusher = connect(registry)
+    image = push_image(pusher, "team/app", "2.0", seed=12)
+    team = key_pair(tmp_path, "team", cosign.COSIGN_PEM_TYPE)  # cosign 1's PEM type
+    images = images_file(tmp_path, f"{registry.host}/mirror", [f"{registry.host}/team/app:2.0"])
+    code, out, err = run("sync", "-i", str(images), "--sign-key", str(team.key_file),
+                         "--sign-children", env=with_passphrase())  # fmt: skip
+    assert code == 0, out + err
+    target = target_repository(registry, "team/app")
+    for digest in (image.digest, *image.children):
+        served, blobs = read_sig(pusher, target, digest)
+        [layer] = json.loads(served)["layers"]
+        assert cosign.verify(served, blobs, team.public_pem, digest) == [layer["digest"]]
+        claim = json.loads(blobs[layer["digest"]])["critical"]
+        assert claim["identity"]["docker-reference"] == f"{registry.host}/{target}"
+
+
+def test_a_wrong_passphrase_is_an_error_before_any_request(
+    registry: RegistryServer, tmp_path: Path
+) -> None:
+    team = key_pair(tmp_path, "team")
+    with FaultProxy(registry.host) as proxy:
+        images = images_file(tmp_path, f"{proxy.host}/mirror", [f"{proxy.host}/team/app:1.0"])
+        for command in (["sync"], ["apply"], ["plan"]):
+            code, out, err = run(*command, "-i", str(images), "--sign-key", str(team.key_file),
+                                 env=with_passphrase("Tr0ub4dor&3"))  # fmt: skip
+            assert code == 1, out + err
+            assert "passphrase" in err and str(team.key_file) in err and "Traceback" not in err
+            assert "Tr0ub4dor" not in out + err
+        assert proxy.requests == [] and proxy.received == []
+
+
+def test_apply_refuses_a_plan_made_for_another_key(
+    registry: RegistryServer, tmp_path: Path
+) -> None:
+    push_image(registry.host, "team/app", "1.0", seed=13)
+    team, other = key_pair(tmp_path, "team"), key_pair(tmp_path, "other")
+    with FaultProxy(registry.host) as proxy:
+        images = images_file(tmp_path, f"{proxy.host}/mirror", [f"{proxy.host}/team/app:1.0"])
+        plan_file = str(tmp_path / "plan.json")
+        code, out, err = run("plan", "-i", str(images), "-o", plan_file,
+                             "--sign-key", str(team.pub_file))  # fmt: skip
+        assert code == 0, out + err
+        proxy.requests.clear()
+        proxy.received.clear()
+        code, out, err = run("apply", plan_file, "--sign-key", str(other.key_file),
+                             env=with_passphrase())  # fmt: skip
+        assert code == 1 and "not with other.key" in err.replace(str(tmp_path) + "/", ""), err
+        code, out, err = run("apply", plan_file)
+        assert code == 1 and "given no key" in err, err
+        assert proxy.received == []
+
+
+def test_verify_key_accepts_the_publishers_signature_and_locates_every_other_on_its_entry(
+    registry: RegistryServer, tmp_path: Path
+) -> None:
+    pusher = connect(registry)
+    publisher, other = key_pair(tmp_path, "publisher"), key_pair(tmp_path, "other")
+    ref = f"{registry.host}/vendor"
+    pushed = {}
+    for number, name in enumerate(("good", "other-key", "other-digest", "tampered", "unsigned")):
+        pushed[name] = push_image(pusher, f"vendor/{name}", "1.0", seed=20 + number)
+    digest = {name: image.digest for name, image in pushed.items()}
+    signatures = {
+        "good": cosign.signed_layer(publisher.private, f"{ref}/good", digest["good"]),
+        "other-key": cosign.signed_layer(other.private, f"{ref}/other-key", digest["other-key"]),
+        "other-digest": cosign.signed_layer(publisher.private, f"{ref}/x", digest["good"]),
+    }
+    payload = cosign.payload(f"{ref}/tampered", digest["tampered"])
+    der = bytearray(base64.b64decode(cosign.sign(publisher.private, payload)))
+    der[-1] ^= 1  # still DER, no longer the signature
+    tampered = base64.b64encode(bytes(der)).decode()
+    signatures["tampered"] = cosign.Layer(payload, {cosign.SIGNATURE_ANNOTATION: tampered})
+    for name, layer in signatures.items():
+        push_signature_image(
+            pusher, f"vendor/{name}", digest[name], cosign.signature_image([layer])
+        )
+    images = images_file(
+        tmp_path, f"{registry.host}/mirror", [f"{ref}/{name}:1.0" for name in pushed]
+    )
+    code, out, err = run("plan", "-i", str(images), "-o", str(tmp_path / "plan.json"),
+                         "--verify-key", str(publisher.pub_file), "--format", "json")  # fmt: skip
+    assert code == 1, out + err
+    plan = Plan.read(tmp_path / "plan.json")
+    by_name = {c.source_text.split("/")[-1].split(":")[0]: c for c in plan.changes}
+    assert by_name["good"].action is Action.CREATE
+    for name in ("other-key", "other-digest", "tampered", "unsigned"):
+        change = by_name[name]
+        assert change.action is Action.ERROR, (name, change)
+        assert "publisher.pub" in change.reason, change.reason
+    assert [(by_name[n].entry, by_name[n].line) for n in pushed] == [
+        (i, i + 2) for i in range(1, 6)
+    ]
+    found = {
+        "other-key": "made with another key, or altered",
+        "other-digest": f"for another image ({digest['good']})",
+        "tampered": "made with another key, or altered",
+        "unsigned": f"there is no {cosign_tag(digest['unsigned'])} tag",
+    }
+    for name, what in found.items():
+        reason = by_name[name].reason
+        assert f"no cosign signature of {digest[name]} verifies with the keys tried" in reason
+        assert f"({publisher.pub_file} (sha256:" in reason and what in reason, reason
+    # The text output places each error on its entry and line.
+    code, out, err = run("plan", "-i", str(images), "--verify-key", str(publisher.pub_file))
+    assert code == 1, out + err
+    for name in found:
+        number = list(pushed).index(name) + 1
+        block = out.split(f"/vendor/{name}:1.0\n", 1)[1]
+        assert block.startswith(f"    source: {ref}/{name}:1.0 (entry {number}, line {number + 2})")
+        assert found[name] in block.split("\nx ", 1)[0]
+
+
+def test_registries_config_names_the_signing_key_and_the_keys_a_source_verifies_with(
+    registry: RegistryServer, tmp_path: Path
+) -> None:
+    pusher = connect(registry)
+    image = push_image(pusher, "vendor/app", "1.0", seed=30)
+    publisher, team = key_pair(tmp_path, "publisher"), key_pair(tmp_path, "team")
+    layer = cosign.signed_layer(publisher.private, f"{registry.host}/vendor/app", image.digest)
+    push_signature_image(pusher, "vendor/app", image.digest, cosign.signature_image([layer]))
+    config = tmp_path / "registries.yaml"
+    config.write_text(
+        f'registries:\n  "{registry.host}":\n'
+        "    sign: {key: team.key, public_key: team.pub}\n"
+        "    verify: {keys: [team.pub, publisher.pub]}\n",
+        encoding="utf-8",
+    )
+    images = images_file(tmp_path, f"{registry.host}/mirror", [f"{registry.host}/vendor/app:1.0"])
+    # Plan reads the public key: no passphrase.
+    code, out, err = run("plan", "-i", str(images), "--registries-config", str(config),
+                         "-o", str(tmp_path / "plan.json"))  # fmt: skip
+    assert code == 0, out + err
+    assert signing_subchanges(Plan.read(tmp_path / "plan.json")) == [(image.digest, Action.CREATE)]
+    code, out, err = run("apply", str(tmp_path / "plan.json"), "--registries-config", str(config),
+                         env=with_passphrase())  # fmt: skip
+    assert code == 0, out + err
+    served, blobs = read_sig(pusher, target_repository(registry, "vendor/app"), image.digest)
+    assert len(cosign.verify(served, blobs, team.public_pem, image.digest)) == 1
+    assert len(cosign.verify(served, blobs, publisher.public_pem, image.digest)) == 1

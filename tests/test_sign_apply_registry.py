@@ -9,9 +9,11 @@ registry serves.
 from __future__ import annotations
 
 import base64
+import copy
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -21,6 +23,7 @@ from imagesync.cli import main
 from imagesync.plan.document import Action, Plan
 from tests.harness import cosign
 from tests.harness.faultproxy import FaultProxy
+from tests.harness.forgery import reseal
 from tests.harness.images import Pusher, connect, cosign_tag, push_image
 from tests.harness.registry import RegistryServer
 from tests.harness.skopeo import inspect_raw
@@ -296,3 +299,89 @@ def test_registries_config_names_the_signing_key_and_the_keys_a_source_verifies_
     served, blobs = read_sig(pusher, target_repository(registry, "vendor/app"), image.digest)
     assert len(cosign.verify(served, blobs, team.public_pem, image.digest)) == 1
     assert len(cosign.verify(served, blobs, publisher.public_pem, image.digest)) == 1
+
+
+# -- plan integrity (design.md §14): a signing sub-change writes only what plan implies ------
+
+
+def signed_plan(registry: RegistryServer, tmp_path: Path) -> tuple[Path, KeyPair, str]:
+    """An image already mirrored (skip), planned again with a signing key: the plan's one
+    write is its signature. Returns the plan, the key and the image's digest."""
+    image = push_image(registry.host, "team/app", "1.0", seed=40)
+    team = key_pair(tmp_path, "team")
+    images = images_file(tmp_path, f"{registry.host}/mirror", [f"{registry.host}/team/app:1.0"])
+    code, out, err = run("sync", "-i", str(images))
+    assert code == 0, out + err
+    path = tmp_path / "plan.json"
+    code, out, err = run(
+        "plan", "-i", str(images), "-o", str(path), "--sign-key", str(team.pub_file)
+    )
+    assert code == 0, out + err
+    return path, team, image.digest
+
+
+def signing_sub(document: dict[str, Any]) -> dict[str, Any]:
+    (sub,) = [s for s in document["changes"][0]["subchanges"] if s["kind"] == "signing"]
+    return sub
+
+
+def test_a_signing_sub_change_aimed_at_the_images_tag_or_without_a_key_is_refused(
+    registry: RegistryServer, tmp_path: Path
+) -> None:
+    path, team, _ = signed_plan(registry, tmp_path)
+    original = json.loads(path.read_text())
+    before = registry.listing()
+    aimed = copy.deepcopy(original)
+    sub = signing_sub(aimed)
+    sub["target"] = sub["source"] = sub["target"].rsplit(":", 1)[0] + ":1.0"
+    unkeyed = copy.deepcopy(original)
+    del unkeyed["signing"]
+    for forged, expected in ((aimed, ":1.0"), (unkeyed, "names no signing key")):
+        path.write_text(json.dumps(reseal(forged)), encoding="utf-8")
+        code, out, err = run("apply", str(path), "--sign-key", str(team.key_file),
+                             env=with_passphrase())  # fmt: skip
+        assert code == 1 and expected in err and "re-run plan" in err, out + err
+        assert "Traceback" not in out + err
+    assert registry.listing() == before
+
+
+def test_a_signing_sub_change_for_a_digest_outside_the_image_writes_nothing(
+    registry: RegistryServer, tmp_path: Path
+) -> None:
+    path, team, _ = signed_plan(registry, tmp_path)
+    stranger = push_image(registry.host, "team/other", "1.0", seed=41).digest
+    document = json.loads(path.read_text())
+    sub = signing_sub(document)
+    repository = sub["target"].rsplit(":", 1)[0]
+    sub["subject"] = sub["digest"] = stranger
+    sub["target"] = sub["source"] = f"{repository}:{cosign_tag(stranger)}"
+    path.write_text(json.dumps(reseal(document)), encoding="utf-8")
+    before = registry.listing()
+    code, out, err = run("apply", str(path), "--sign-key", str(team.key_file), "--format", "json",
+                         env=with_passphrase())  # fmt: skip
+    assert code == 1, out + err
+    (result,) = json.loads(out)["images"]
+    (signed,) = result["signatures"]
+    assert signed["outcome"] == "failed" and "is not the image" in signed["message"]
+    assert registry.listing() == before
+
+
+def test_a_sig_tag_that_changed_since_plan_is_left_untouched(
+    registry: RegistryServer, tmp_path: Path
+) -> None:
+    path, team, digest = signed_plan(registry, tmp_path)
+    # Between plan and apply, someone else writes the image's .sig in the target.
+    pusher = connect(registry)
+    target = target_repository(registry, "team/app")
+    other = key_pair(tmp_path, "other")
+    meanwhile = cosign.signature_image([cosign.signed_layer(other.private, "x/y", digest)])
+    push_signature_image(pusher, target, digest, meanwhile)
+    before = registry.listing()
+    code, out, err = run("apply", str(path), "--sign-key", str(team.key_file), "--format", "json",
+                         env=with_passphrase())  # fmt: skip
+    assert code == 1, out + err
+    (result,) = json.loads(out)["images"]
+    (signed,) = result["signatures"]
+    assert signed["outcome"] == "conflict" and "changed since plan" in signed["message"]
+    assert "plan saw nothing" in signed["message"] and meanwhile.digest in signed["message"]
+    assert registry.listing() == before

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from imagesync.reference import Repository
     from imagesync.signing import SigningKey
     from imagesync.stores.connection import ConnectionOptions
+    from imagesync.stores.registry.registries import RegistriesConfig
     from imagesync.stores.store import Stores
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -337,18 +338,24 @@ class Session:
     def plan_keys(self, images: ImagesFile, *, private: bool) -> Keys:
         """The keys plan signs and verifies with, read before any request."""
         from imagesync.keyring import plan_keys
-        from imagesync.stores.registry.registries import load_registries_config
 
-        config = load_registries_config(self.connection.registries_config)
-        return plan_keys(self.keys, config, images, private=private)
+        return plan_keys(self.keys, self.registries_config(), images, private=private)
 
     def apply_key(self, plan: Plan) -> SigningKey | None:
         """The private key that adds a saved plan's signatures, read before any request."""
         from imagesync.keyring import apply_key
+
+        return apply_key(self.keys, self.registries_config(), plan)
+
+    def registries_config(self) -> RegistriesConfig | None:
+        """The registries config, for the keys it names; None when none was given (and then
+        the registry code is not loaded: a run between layouts needs none)."""
+        path = self.connection.registries_config
+        if path is None:
+            return None
         from imagesync.stores.registry.registries import load_registries_config
 
-        config = load_registries_config(self.connection.registries_config)
-        return apply_key(self.keys, config, plan)
+        return load_registries_config(path)
 
     def stores(self, target_prefix: Repository, source_layout: Repository | None) -> Stores:
         from imagesync.stores.connection import open_stores

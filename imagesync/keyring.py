@@ -56,13 +56,16 @@ class Keys:
 
 def plan_keys(
     options: KeyOptions,
-    config: RegistriesConfig,
+    config: RegistriesConfig | None,
     images: ImagesFile,
     *,
     private: bool,
 ) -> Keys:
     """The keys to plan with; ``private``: apply follows in this run (sync, apply -i), so the
-    signing key must be the private one, and it is loaded for the applier too."""
+    signing key must be the private one, and it is loaded for the applier too. ``config``:
+    the registries config, None when none was given."""
+    if config is None and not options.given:
+        return Keys()  # nothing loads cryptography
     from imagesync.plan.signing import Signing
     from imagesync.signing import cosign_password, load_public_half, load_signing_key
 
@@ -84,13 +87,11 @@ def plan_keys(
     return Keys(signing, _verifying(options, config, images), signing_key)
 
 
-def apply_key(options: KeyOptions, config: RegistriesConfig, plan: Plan) -> SigningKey | None:
+def apply_key(
+    options: KeyOptions, config: RegistriesConfig | None, plan: Plan
+) -> SigningKey | None:
     """The private key that adds the plan's signatures; None when it adds none. Refuses a
     plan whose signatures were planned for another key, and a key for a plan without them."""
-    from imagesync.content.referrers import SIGNING
-    from imagesync.plan.document import Action
-    from imagesync.signing import cosign_password, load_signing_key
-
     if options.sign_children:
         raise ConfigError(
             "--sign-children is decided when the plan is made",
@@ -105,6 +106,9 @@ def apply_key(options: KeyOptions, config: RegistriesConfig, plan: Plan) -> Sign
                 "re-run plan with --sign-key, or apply without it",
             )
         return None
+    from imagesync.content.referrers import SIGNING
+    from imagesync.plan.document import Action
+
     to_sign = any(
         sub.kind == SIGNING and sub.action is Action.CREATE
         for change in plan.changes
@@ -112,6 +116,8 @@ def apply_key(options: KeyOptions, config: RegistriesConfig, plan: Plan) -> Sign
     )
     if not to_sign:
         return None
+    from imagesync.signing import cosign_password, load_signing_key
+
     if path is None:
         raise ConfigError(
             f"the plan adds signatures with {planned.key_name}, and apply was given no key",
@@ -128,17 +134,19 @@ def apply_key(options: KeyOptions, config: RegistriesConfig, plan: Plan) -> Sign
 
 
 def _sign_key_path(
-    options: KeyOptions, config: RegistriesConfig, target: Repository, *, private: bool
+    options: KeyOptions, config: RegistriesConfig | None, target: Repository, *, private: bool
 ) -> Path | None:
     if options.sign_key is not None:
         return options.sign_key
     return _config_sign_key(config, target, private=private)
 
 
-def _config_sign_key(config: RegistriesConfig, target: Repository, *, private: bool) -> Path | None:
+def _config_sign_key(
+    config: RegistriesConfig | None, target: Repository, *, private: bool
+) -> Path | None:
     """``sign:`` of the target's registry: ``key`` to sign, ``public_key`` (when given) to plan.
     A layout target has no registry, and so no setting."""
-    if target.is_layout:
+    if config is None or target.is_layout:
         return None
     sign = config.settings(target.registry).sign
     if sign is None:
@@ -147,7 +155,7 @@ def _config_sign_key(config: RegistriesConfig, target: Repository, *, private: b
 
 
 def _verifying(
-    options: KeyOptions, config: RegistriesConfig, images: ImagesFile
+    options: KeyOptions, config: RegistriesConfig | None, images: ImagesFile
 ) -> Verifying | None:
     """The keys sources are verified with: ``--verify-key`` for all, and those of the
     registries config for the source registries the images file names."""
@@ -156,10 +164,11 @@ def _verifying(
 
     every = tuple(load_verification_key(path) for path in options.verify_keys)
     by_registry = {}
-    for registry in sorted({entry.source.repository.registry for entry in images.entries}):
-        paths = config.settings(registry).verify_keys
-        if paths:
-            by_registry[registry] = tuple(load_verification_key(path) for path in paths)
+    if config is not None:
+        for registry in sorted({entry.source.repository.registry for entry in images.entries}):
+            paths = config.settings(registry).verify_keys
+            if paths:
+                by_registry[registry] = tuple(load_verification_key(path) for path in paths)
     if not every and not by_registry:
         return None
     return Verifying(every, by_registry)

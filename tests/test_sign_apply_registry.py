@@ -143,7 +143,14 @@ def test_apply_signs_what_lands_keeps_upstream_layers_and_signs_once(
     for child in image.children:
         assert not pusher.manifest_exists(target, cosign_tag(child))
 
-    # A re-run adds none: plan skips both, apply writes nothing.
+    # A re-run adds none: the same plan applied again, or a new plan, writes nothing.
+    code, out, err = run("apply", str(tmp_path / "plan.json"), "--sign-key", str(team.key_file),
+                         "--format", "json", env=with_passphrase())  # fmt: skip
+    assert code == 0, out + err
+    (result,) = json.loads(out)["images"]
+    assert [s["outcome"] for s in result["signatures"]] == ["skipped", "skipped"], result
+    assert read_sig(pusher, target, image.digest)[0] == served
+
     code, out, err = run("plan", "-i", str(images), "-o", str(tmp_path / "again.json"),
                          "--sign-key", str(team.key_file), env=with_passphrase())  # fmt: skip
     assert code == 0, out + err
@@ -385,3 +392,56 @@ def test_a_sig_tag_that_changed_since_plan_is_left_untouched(
     assert signed["outcome"] == "conflict" and "changed since plan" in signed["message"]
     assert "plan saw nothing" in signed["message"] and meanwhile.digest in signed["message"]
     assert registry.listing() == before
+
+
+# -- secrets: the passphrase and the key never reach any output --------------------------------
+
+
+def secret_forms(pair: KeyPair, plain: Path) -> list[str]:
+    """Every form of the secrets a run holds: the passphrase, each line of the PEM bodies of
+    both key files, and the private value in hex and decimal."""
+    forms = [PASSPHRASE]
+    for path in (pair.key_file, plain):
+        forms += [line for line in path.read_text().splitlines() if not line.startswith("-----")]
+    value = pair.private.private_numbers().private_value
+    forms += [f"{value:x}", str(value)]
+    return [form for form in forms if len(form) >= 16]
+
+
+def test_the_passphrase_and_the_key_never_reach_any_output(
+    registry: RegistryServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    push_image(registry.host, "team/app", "1.0", seed=50)
+    push_image(registry.host, "team/app", "2.0", seed=51)
+    pair = key_pair(tmp_path, "team")
+    plain = tmp_path / "plain.key"
+    plain.write_bytes(cosign.pkcs8_pem(pair.private))
+    summary = tmp_path / "step-summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    host = registry.host
+    images = images_file(tmp_path, f"{host}/mirror", [f"{host}/team/app:1.0"])
+    both = images_file(
+        tmp_path / "..", f"{host}/mirror", [f"{host}/team/app:1.0", f"{host}/team/app:2.0"]
+    )
+    plan_file, plan2 = tmp_path / "plan.json", tmp_path / "plan2.json"
+    env = with_passphrase()
+    outputs = [
+        run("plan", "-i", str(images), "-o", str(plan_file), "--sign-key", str(pair.key_file),
+            "--debug", "--format", "markdown", env=env),
+        run("show", str(plan_file), "--format", "json"),
+        run("apply", str(plan_file), "--sign-key", str(pair.key_file), "--debug", env=env),
+        run("apply", str(plan_file), "--sign-key", str(plain), "--format", "markdown", "--debug"),
+        run("plan", "-i", str(both), "-o", str(plan2), "--sign-key", str(plain), "--debug"),
+        run("sync", "-i", str(both), "--sign-key", str(plain), "--sign-children", "--debug"),
+        run("sync", "-i", str(both), "--sign-key", str(pair.key_file), "--debug",
+            env=with_passphrase("not " + PASSPHRASE)),
+        run("sync", "-i", str(both), "--sign-key", str(pair.pub_file), "--debug"),
+    ]  # fmt: skip
+    assert [code for code, _, _ in outputs] == [0, 0, 0, 0, 0, 0, 1, 1], outputs
+    assert "DEBUG" in outputs[2][2] or "GET" in outputs[2][2]  # the debug log was on
+    texts = [out + err for _, out, err in outputs]
+    texts += [plan_file.read_text(), plan2.read_text(), summary.read_text()]
+    for form in secret_forms(pair, plain):
+        for text in texts:
+            assert form not in text
+    assert "public key" in outputs[-1][2]  # a public key cannot sign: said, not traced

@@ -37,11 +37,14 @@ from imagesync.content.referrers import (
     MADE_IN_TARGET,
     REFERRER,
     REFERRERS_INDEX,
+    SIGNATURE,
+    SIGNED_SINCE,
     SIGNING,
     NotAttached,
     attached_source,
     attached_target,
     check_attached,
+    keeps_layers,
     merged_referrers_index,
     referrer_descriptor,
     referrers_index_problem,
@@ -548,6 +551,11 @@ class Applier:
             source_repository = change.source_reference.repository
             root = check_attached(self.sources, source_repository, sub.kind, subject, sub.digest)
             graph.add(sub.digest)
+            if sub.kind == SIGNATURE and self.options.signing_key is not None:
+                # This plan, applied before, signed the copy since: it is there.
+                held = self.target.find_manifest(target)
+                if held is not None and keeps_layers(held, root):
+                    return result(Outcome.SKIPPED, SIGNED_SINCE)
             source = attached_source(sub.kind, source_repository, subject, sub.digest)
             outcome, message, _ = self.copy(source, target, lambda n: None, str(target), root)
             return result(outcome, message)
@@ -562,21 +570,22 @@ class Applier:
         right before the PUT, and what is written keeps every layer it held, byte for byte
         (:func:`imagesync.signing.sign_image`).
         """
-        from imagesync.signing import SignatureImage, sign_image
+        from imagesync.signing import SignatureImage, has_signature, sign_image
 
         key = self.options.signing_key
         if key is None:
             return Outcome.FAILED, "not signed: apply was given no signing key (--sign-key)"
         repository = target.repository
         held = self.target.find_manifest(target)
+        existing = SignatureImage.parse(held.raw, held.media_type, str(target)) if held else None
+        if has_signature(existing, key.verification_key, repository, subject):
+            # Signed since plan (this plan applied before): nothing to write.
+            return Outcome.SKIPPED, f"already signed with {key.verification_key.name}"
         if (held.digest if held else None) != planned:
             return self._sig_moved(target, held.digest if held else None, planned)
-        existing = SignatureImage.parse(held.raw, held.media_type, str(target)) if held else None
         update = sign_image(
             key, repository, subject, existing, lambda d: self.target.get_blob(repository, d)
         )
-        if not update.changed:
-            return Outcome.SKIPPED, f"already signed with {key.verification_key.name}"
         for blob in update.blobs:
             if self.target.blob_size(repository, blob.digest) is None:
                 descriptor = Descriptor(blob.media_type, blob.digest, blob.size)

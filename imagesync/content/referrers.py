@@ -167,6 +167,10 @@ def _tag_schema_index(
     return list(index.children)
 
 
+# Why a .sig tag that differs from the source's counts as copied: signing left it so.
+SIGNED_SINCE = "in the target with every signature of the source's, and signatures added there"
+
+
 def keeps_layers(newer: Manifest, older: Manifest) -> bool:
     """Whether ``newer`` is ``older`` with layers appended: the same kind of manifest, every
     layer of ``older`` first and unchanged, and more after them. What a ``.sig`` tag holds

@@ -24,6 +24,7 @@ from imagesync.content.referrers import (
     REFERRER,
     REFERRERS_INDEX,
     SIGNATURE,
+    SIGNED_SINCE,
     Attached,
     digest_tag,
     discover,
@@ -434,10 +435,6 @@ def _attached_change(
         subject=item.subject,
         size=item.descriptor.size,
     )
-
-
-# Why a .sig tag that differs from the source's is a skip: signing left it so.
-SIGNED_SINCE = "in the target with every signature of the source's, and signatures added there"
 
 
 def _signed_since(

@@ -25,6 +25,7 @@ from tests.harness import cosign
 from tests.harness.faultproxy import FaultProxy
 from tests.harness.forgery import reseal
 from tests.harness.images import Pusher, connect, cosign_tag, push_image
+from tests.harness.layouts import layout_problems, tagged_entries
 from tests.harness.registry import RegistryServer
 from tests.harness.skopeo import inspect_raw
 
@@ -445,3 +446,44 @@ def test_the_passphrase_and_the_key_never_reach_any_output(
         for text in texts:
             assert form not in text
     assert "public key" in outputs[-1][2]  # a public key cannot sign: said, not traced
+
+
+def test_signing_into_an_oci_layout_target_is_the_same(
+    registry: RegistryServer, tmp_path: Path
+) -> None:
+    pusher = connect(registry)
+    image = push_image(pusher, "team/app", "1.0", seed=60)
+    team, upstream = key_pair(tmp_path, "team"), key_pair(tmp_path, "upstream")
+    theirs = cosign.signature_image(
+        [cosign.signed_layer(upstream.private, f"{registry.host}/team/app", image.digest)]
+    )
+    push_signature_image(pusher, "team/app", image.digest, theirs)
+    disk = tmp_path / "disk"
+    images = images_file(tmp_path, f"oci:{disk}", [f"{registry.host}/team/app:1.0"])
+    code, out, err = run("sync", "-i", str(images), "--sign-key", str(team.key_file),
+                         env=with_passphrase())  # fmt: skip
+    assert code == 0, out + err
+    (layout,) = {path.parent for path in disk.rglob("index.json")}
+    assert not layout_problems(layout)
+    sig = tagged_entries(layout)[cosign_tag(image.digest)]
+
+    def blob(digest: str) -> bytes:
+        return (layout / "blobs" / Path(*digest.split(":", 1))).read_bytes()
+
+    served = blob(sig)
+    document = json.loads(served)
+    blobs = {
+        d: blob(d)
+        for d in [document["config"]["digest"], *(layer["digest"] for layer in document["layers"])]
+    }
+    [ours] = cosign.verify(served, blobs, team.public_pem, image.digest)
+    [kept] = cosign.verify(served, blobs, upstream.public_pem, image.digest)
+    assert kept == json.loads(theirs.manifest)["layers"][0]["digest"]
+    assert theirs.manifest.decode().split('"layers":[')[1][:-2] in served.decode()
+    claim = json.loads(blobs[ours])["critical"]
+    assert claim["identity"]["docker-reference"] == f"oci:{layout}"
+
+    code, out, err = run("plan", "-i", str(images), "--sign-key", str(team.pub_file),
+                         "-o", str(tmp_path / "again.json"))  # fmt: skip
+    assert code == 0, out + err
+    assert signing_subchanges(Plan.read(tmp_path / "again.json")) == [(image.digest, Action.SKIP)]

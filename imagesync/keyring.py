@@ -42,7 +42,7 @@ class KeyOptions:
 
     @property
     def given(self) -> bool:
-        return self.sign_key is not None or bool(self.verify_keys)
+        return self.sign_key is not None or self.sign_children or bool(self.verify_keys)
 
 
 @dataclass(frozen=True)

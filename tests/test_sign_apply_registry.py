@@ -487,3 +487,29 @@ def test_signing_into_an_oci_layout_target_is_the_same(
                          "-o", str(tmp_path / "again.json"))  # fmt: skip
     assert code == 0, out + err
     assert signing_subchanges(Plan.read(tmp_path / "again.json")) == [(image.digest, Action.SKIP)]
+
+
+def test_key_options_that_cannot_work_are_usage_errors_before_any_request(
+    registry: RegistryServer, tmp_path: Path
+) -> None:
+    push_image(registry.host, "team/app", "1.0", seed=70)
+    team = key_pair(tmp_path, "team")
+    with FaultProxy(registry.host) as proxy:
+        images = images_file(tmp_path, f"{proxy.host}/mirror", [f"{proxy.host}/team/app:1.0"])
+        code, out, err = run("plan", "-i", str(images), "--sign-children")
+        assert code == 1 and "--sign-children signs with the signing key" in err, out + err
+        code, out, err = run("plan", "-i", str(images), "--verify-key", str(tmp_path / "no.pub"))
+        assert code == 1 and "no.pub" in err and "Traceback" not in err, out + err
+        assert proxy.received == []
+        plan_file = str(tmp_path / "plan.json")
+        code, out, err = run("plan", "-i", str(images), "-o", plan_file)
+        assert code == 0, out + err
+        proxy.received.clear()
+        code, out, err = run("apply", plan_file, "--verify-key", str(team.pub_file))
+        assert code == 2 and "--verify-key is checked when the plan is made" in err, out + err
+        code, out, err = run("apply", plan_file, "--sign-key", str(team.key_file),
+                             env=with_passphrase())  # fmt: skip
+        assert code == 1 and "made without a signing key" in err, out + err
+        code, out, err = run("apply", plan_file, "--sign-children")
+        assert code == 1 and "decided when the plan is made" in err, out + err
+        assert proxy.received == []

@@ -94,8 +94,9 @@ def _check_attached_names(change: Change, plan: Plan) -> None:
         if sub.subject is None or change.digest is None:
             raise PlanRejected(f"the plan's {name} has a {what} without a subject", _EDITED)
         if sub.kind in MADE_IN_TARGET and sub.digest != sub.subject:
+            verb = "signs" if sub.kind == SIGNING else "lists"
             raise PlanRejected(
-                f"the plan's {name} has a {what} for {sub.subject} that names {sub.digest}",
+                f"the plan's {name} has a {what} for {sub.subject} that {verb} {sub.digest}",
                 _EDITED,
             )
         if sub.kind == SIGNING and plan.signing is None:

@@ -130,6 +130,8 @@ def _change_text(change: Change) -> list[str]:
         lines.append(f"    digest: {change.digest}")
     if change.platforms:
         lines.append(f"    platforms: {', '.join(change.platforms)}")
+    if change.artifact_types:
+        lines.append(f"    {_artifact_text(change)}")
     if change.action is Action.CREATE:
         lines.append(f"    transfer: {_change_transfer(change)}")
     if change.action in (Action.CONFLICT, Action.ERROR):
@@ -137,6 +139,12 @@ def _change_text(change: Change) -> list[str]:
     lines.extend(f"    warning: {w}" for w in change.warnings)
     lines.extend(_subchange_text(sub) for sub in change.subchanges)
     return lines
+
+
+def _artifact_text(change: Change) -> str:
+    """What an artifact is, where an image shows its platforms: ``artifact: <type>``."""
+    label = "artifact" if len(change.artifact_types) == 1 else "artifacts"
+    return f"{label}: {', '.join(change.artifact_types)}"
 
 
 def _subchange_text(sub: SubChange) -> str:
@@ -196,9 +204,11 @@ def _markdown_table(changes: Iterable[Change], action: Action) -> list[str]:
     for c in changes:
         transfer = _change_transfer(c) if c.action is Action.CREATE else "-"
         signatures = ", ".join(f"{_SYMBOL[s.action]} {s.kind}" for s in c.subchanges) or "-"
+        contents = [", ".join(c.platforms)] if c.platforms else []
+        contents += [_md(_artifact_text(c))] if c.artifact_types else []
         row = (
             f"| `{c.target}` | `{_md(c.source_text)}` (line {c.line}) | "
-            f"`{short_digest(c.digest)}` | {', '.join(c.platforms) or '-'} | {transfer} | "
+            f"`{short_digest(c.digest)}` | {'; '.join(contents) or '-'} | {transfer} | "
             f"{signatures} |"
         )
         if fix_column:

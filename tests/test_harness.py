@@ -6,9 +6,12 @@ Every later registry test trusts this harness, so its own mistakes must show up 
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import io
 import json
 import socket
+import tarfile
 import time
 import tracemalloc
 from pathlib import Path
@@ -289,6 +292,60 @@ def test_referrers_with_subject_and_tag_schema(registry: RegistryServer) -> None
     # Registry 2.8 has no referrers API: tests of it need a fake, named as such.
     answer = pusher.session.get(f"{registry.url}/v2/team/ref/referrers/{image.digest}")
     assert answer.status_code == 404
+
+
+def test_artifacts_as_their_tools_write_them(registry: RegistryServer) -> None:
+    pusher = Pusher(registry)
+    chart = images.push_helm_chart(registry, "charts/mychart", "0.1.0", provenance=True)
+    assert chart.tag == "0.1.0"  # helm's strict mode: the tag is the version
+    manifest = json.loads(skopeo.inspect_raw(registry.reference("charts/mychart", "0.1.0")))
+    assert "mediaType" not in manifest  # helm sets none; the registry serves it as OCI
+    assert pusher.fetch_manifest("charts/mychart", "0.1.0").media_type == images.OCI_MANIFEST
+    assert manifest["config"]["mediaType"] == images.HELM_CONFIG
+    assert [layer["mediaType"] for layer in manifest["layers"]] == [
+        images.HELM_CHART,
+        images.HELM_PROVENANCE,
+    ]
+    assert manifest["annotations"]["org.opencontainers.image.title"] == "mychart"
+    assert manifest["annotations"]["org.opencontainers.image.version"] == "0.1.0"
+    config = json.loads(pusher.get_blob("charts/mychart", manifest["config"]["digest"]))
+    assert (config["name"], config["version"], config["apiVersion"]) == ("mychart", "0.1.0", "v2")
+    package = pusher.get_blob("charts/mychart", manifest["layers"][0]["digest"])
+    with tarfile.open(fileobj=io.BytesIO(package), mode="r:gz") as archive:
+        chart_yaml = archive.extractfile("mychart/Chart.yaml")
+        assert chart_yaml is not None and b"version: 0.1.0" in chart_yaml.read()
+
+    wasm = images.push_wasm_module(registry, "wasm/hello", "1.0")
+    manifest = json.loads(wasm.raw)
+    assert manifest["config"]["mediaType"] == images.WASM_CONFIG
+    assert "artifactType" not in manifest
+    assert pusher.get_blob("wasm/hello", manifest["layers"][0]["digest"]).startswith(b"\0asm")
+    config = json.loads(pusher.get_blob("wasm/hello", manifest["config"]["digest"]))
+    assert config["layerDigests"] == [manifest["layers"][0]["digest"]]
+
+    policy = images.push_artifact(registry, "policy/bundle", "1.0")
+    manifest = json.loads(skopeo.inspect_raw(registry.reference("policy/bundle", "1.0")))
+    assert manifest["artifactType"] == policy.artifact_type
+    assert manifest["config"]["mediaType"] == images.OCI_EMPTY
+    assert pusher.get_blob("policy/bundle", manifest["config"]["digest"]) == b"{}"
+    assert base64.b64decode(manifest["config"]["data"]) == b"{}"
+
+    members = [
+        images.push_wasm_module(registry, "bundles/all", None),
+        images.push_artifact(registry, "bundles/all", None),
+    ]
+    index = images.push_index(
+        registry, "bundles/all", "1.0", members, artifact_type="application/vnd.example.b"
+    )
+    listed = json.loads(skopeo.inspect_raw(registry.reference("bundles/all", "1.0")))
+    assert listed["artifactType"] == "application/vnd.example.b"
+    assert [m.get("artifactType") for m in listed["manifests"]] == [None, policy.artifact_type]
+    images.assert_complete(registry, "bundles/all", index, check_blob_bytes=True)
+    # An index whose child is also its subject, listed in its subject's tag-schema index.
+    cycle = images.push_index(registry, "bundles/all", None, [index], subject=index)
+    assert json.loads(cycle.raw)["subject"]["digest"] == index.digest
+    schema = pusher.fetch_manifest("bundles/all", images.cosign_tag(index.digest, ""))
+    assert [m["digest"] for m in schema.json["manifests"]] == [cycle.digest]
 
 
 def test_basic_auth_variant(basic_auth_registry: RegistryServer) -> None:

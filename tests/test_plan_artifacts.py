@@ -19,14 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from imagesync.cli import main
 from imagesync.errors import PlanRejected
 from imagesync.images.file import ImagesFile, load_images_file
 from imagesync.plan.checks import check_plan
 from imagesync.plan.document import Action, Change, ImagesFileInfo, Plan, SubChange
 from imagesync.render import render_plan
+from tests.harness.cli import run, write_images
 from tests.harness.faultproxy import FaultProxy
 from tests.harness.forgery import reseal
 from tests.harness.images import push_image
@@ -34,17 +33,6 @@ from tests.harness.registry import RegistryServer
 
 DIGEST = "sha256:" + "a" * 64
 OTHER = "sha256:" + "b" * 64
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, list(args))
-    return result.exit_code, result.stdout, result.stderr
-
-
-def write_images(tmp_path: Path, target: str, entries: str) -> Path:
-    path = tmp_path / "external-images.yaml"
-    path.write_text(f"target: {target}\nimages:\n{entries}", encoding="utf-8")
-    return path
 
 
 def signature_for(change: dict[str, Any], target_repository: str) -> dict[str, Any]:

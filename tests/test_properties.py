@@ -482,11 +482,12 @@ def test_plan_from_document_accepts_or_says_why(base_plan: dict[str, Any], data:
         assert len(error.message) < 1000, error.message[:2000]
         return
     # Accepted: the edit kept it a plan; it reads back to the same document (the mount
-    # figures, which plans made before them lack, read as 0 and are written out).
+    # figures and artifact types, which plans made before them lack, read as 0 and empty and
+    # are written out).
     assert resealed or document == base_plan
     written = plan.to_document()
     for change, change_written in zip(document["changes"], written["changes"], strict=True):
-        for key in ("blobs_to_mount", "bytes_to_mount"):
+        for key in ("blobs_to_mount", "bytes_to_mount", "artifact_types"):
             if key not in change:
                 change[key] = change_written[key]
                 document["checksum"] = checksum(document)

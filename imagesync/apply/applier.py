@@ -145,6 +145,9 @@ class Applier:
         # progress display hears of them when the image starts.
         self._early: dict[int, int] = {}
         self._started: set[int] = set()
+        # Per (target repository, digest), the manifests this run has written: a referrer graph
+        # may hold one twice (an index whose child is also its subject), and it is put once.
+        self._written: set[tuple[str, str]] = set()
 
     def __enter__(self) -> Applier:
         return self
@@ -304,17 +307,17 @@ class Applier:
         # of the platforms at once (each a round trip), then any index over them, in order.
         leaves = [m for m in image.manifests if not m.children]
         writes = [
-            self._manifest_pool.submit(self.target.put_manifest, target.repository, m.digest, m)
-            for m in leaves
+            self._manifest_pool.submit(self._put_by_digest, target.repository, m) for m in leaves
         ]
         for write in writes:
             write.result()
         for manifest in image.manifests:
             if manifest.children:
                 self._check_cancel()
-                self.target.put_manifest(target.repository, manifest.digest, manifest)
+                self._put_by_digest(target.repository, manifest)
         if target.tag is None:
-            self.target.put_manifest(target.repository, image.root.digest, image.root)
+            if not self._put_by_digest(target.repository, image.root):
+                return Outcome.SKIPPED, "written by this run already", transfer
             return Outcome.CREATED, "copied", transfer
         # Tags are immutable: look once more right before the only write that could overwrite.
         self._check_cancel()
@@ -325,11 +328,26 @@ class Applier:
             self.target.put_manifest(target.repository, target.tag, image.root)
         except TagTaken as taken:  # written meanwhile by someone else: left as it is
             return (*_tag_outcome(target, source.digest, taken.found), transfer)
+        self._wrote(target.repository, image.root)
         written = self.target.head_manifest(target)
         if written is None or written.digest != source.digest:
             found = written.digest if written else "nothing"
             return Outcome.FAILED, f"after the write, {target} holds {found}", transfer
         return Outcome.CREATED, "copied", transfer
+
+    def _put_by_digest(self, repository: Repository, manifest: Manifest) -> bool:
+        """Put ``manifest`` by digest unless this run has written it to ``repository`` already
+        (by digest, or by a tag); whether it was written now."""
+        with self._lock:
+            if (str(repository), manifest.digest) in self._written:
+                return False
+        self.target.put_manifest(repository, manifest.digest, manifest)
+        self._wrote(repository, manifest)
+        return True
+
+    def _wrote(self, repository: Repository, manifest: Manifest) -> None:
+        with self._lock:
+            self._written.add((str(repository), manifest.digest))
 
     def _copy_blobs(
         self,

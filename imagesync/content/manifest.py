@@ -22,6 +22,9 @@ from imagesync.reference import is_valid_digest
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 # No blob is larger; a bigger size is a lie (and would not fit a Content-Length).
 MAX_BLOB_SIZE = 2**63 - 1
+# RFC 6838 caps a media type's type and subtype at 127 characters each: a longer "media type"
+# is none (and plans, whose schema holds the types they show, would not hold it).
+MAX_MEDIA_TYPE = 255
 
 
 class BadManifest(RegistryError):
@@ -30,6 +33,21 @@ class BadManifest(RegistryError):
 
 def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def type_text(value: Any, what: str) -> str | None:
+    """A mediaType or artifactType from a registry's document: text, of a media type's length
+    at most; None when absent."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise BadManifest(f"{what} {excerpt(repr(value), 80)} is not text")
+    if len(value) > MAX_MEDIA_TYPE:
+        raise BadManifest(
+            f"{what} is {len(value)} characters long, more than a media type can be "
+            f"({MAX_MEDIA_TYPE})"
+        )
+    return value
 
 
 @dataclass(frozen=True, order=True)
@@ -80,21 +98,13 @@ class Descriptor:
             )
         if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_BLOB_SIZE:
             raise BadManifest(f"{where}: descriptor size {excerpt(repr(size), 80)} is not valid")
-        media_type = value.get("mediaType", "")
-        if not isinstance(media_type, str):
-            raise BadManifest(
-                f"{where}: descriptor mediaType {excerpt(repr(media_type), 80)} is not text"
-            )
-        artifact_type = value.get("artifactType")
-        if artifact_type is not None and not isinstance(artifact_type, str):
-            raise BadManifest(
-                f"{where}: artifactType {excerpt(repr(artifact_type), 80)} is not text"
-            )
+        media_type = type_text(value.get("mediaType", ""), f"{where}: descriptor mediaType")
+        artifact_type = type_text(value.get("artifactType"), f"{where}: artifactType")
         annotations = value.get("annotations") or {}
         if not isinstance(annotations, dict):
             raise BadManifest(f"{where}: annotations are not a JSON object")
         return cls(
-            media_type=media_type,
+            media_type=media_type or "",
             digest=digest,
             size=size,
             platform=Platform.from_json(value.get("platform")),
@@ -147,10 +157,18 @@ class Manifest:
                 f"{where}: Docker schema 1 manifests are not supported",
                 "use an image published with schema 2 or OCI (schema 1 is deprecated)",
             )
+        if media_type == mediatypes.OCI_ARTIFACT_MANIFEST:
+            raise BadManifest(
+                f"{where}: is an OCI artifact manifest ({media_type}), a format of the OCI 1.1 "
+                "release candidates that the final spec withdrew",
+                "push the artifact again as an image manifest with artifactType (oras 1.1 and "
+                "later write that)",
+            )
         if not mediatypes.is_manifest(media_type):
             raise BadManifest(
                 f"{where}: {excerpt(repr(media_type), 100)} is not a manifest media type"
             )
+        type_text(document.get("artifactType"), f"{where}: artifactType")
         manifest = cls(raw, media_type, sha256_digest(raw))
         # Parse the parts now so that a malformed manifest fails here, not mid-apply.
         _ = manifest.children if manifest.is_index else manifest.blobs
@@ -203,9 +221,27 @@ class Manifest:
         return Descriptor.from_json(value, f"manifest {self.digest} subject") if value else None
 
     @property
+    def is_artifact(self) -> bool:
+        """An artifact (a Helm chart, a WASM module, an SBOM, a policy bundle) rather than a
+        container image: it says so with ``artifactType``, or its config is not an image
+        config. No platform applies to it. An index is one by its own ``artifactType`` only;
+        whether its children are, they say themselves."""
+        if self.json.get("artifactType"):
+            return True
+        config = self.config
+        return (
+            config is not None
+            and bool(config.media_type)
+            and not mediatypes.is_image_config(config.media_type)
+        )
+
+    @property
     def artifact_type(self) -> str | None:
+        """``artifactType``, else the config's media type: what the referrers API reports, and
+        what a plan shows for an artifact. An image has one too (its config's type); ask
+        :attr:`is_artifact` which of the two this is."""
         value = self.json.get("artifactType")
-        if isinstance(value, str):
+        if isinstance(value, str) and value:
             return value
         config = self.config
         return config.media_type if config else None

@@ -13,6 +13,8 @@ OCI_EMPTY = "application/vnd.oci.empty.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 # A config of one of these types has rootfs.diff_ids and history, which grow with the layers.
+# A manifest with any other config (a Helm chart's, a WASM module's, the empty config of an
+# OCI 1.1 artifact) is an artifact: no platform to it (see Manifest.is_artifact).
 IMAGE_CONFIGS = frozenset({OCI_CONFIG, DOCKER_CONFIG})
 
 # The layer of a cosign signature image (``sha256-<hex>.sig``): a simple-signing payload.
@@ -29,6 +31,10 @@ SIGNATURE_ARTIFACT_TYPES = frozenset(
     }
 )
 
+# The artifact manifest of the OCI 1.1 release candidates, withdrawn from the final spec:
+# artifacts are image manifests with an artifactType. Named to say so when a registry serves one.
+OCI_ARTIFACT_MANIFEST = "application/vnd.oci.artifact.manifest.v1+json"
+
 INDEXES = frozenset({OCI_INDEX, DOCKER_LIST})
 IMAGE_MANIFESTS = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
 SCHEMA1 = frozenset({DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED})
@@ -44,6 +50,10 @@ def is_index(media_type: str) -> bool:
 
 def is_image_manifest(media_type: str) -> bool:
     return media_type in IMAGE_MANIFESTS
+
+
+def is_image_config(media_type: str) -> bool:
+    return media_type in IMAGE_CONFIGS
 
 
 def is_schema1(media_type: str) -> bool:

@@ -38,8 +38,11 @@ SIGNING = "signing"
 # Kinds that are written in the target, not copied from the source: their source is their
 # target.
 MADE_IN_TARGET = frozenset({REFERRERS_INDEX, SIGNING})
-# A chain of signatures on signatures deeper than this is not something people publish.
+# A chain of signatures on signatures deeper than this is not something people publish, nor
+# are more artifacts than this attached to one image: past either, the rest are not planned
+# (the entry says so).
 MAX_DEPTH = 4
+MAX_ATTACHED = 1000
 # A tag-schema index is checked entry by entry before it is written over; a real one lists a
 # handful of referrers.
 MAX_INDEX_ENTRIES = 1000
@@ -103,35 +106,74 @@ class Attached:
         return attached_target(self.kind, repository, self.subject, self.descriptor.digest)
 
 
-def discover(found: Store, repository: Repository, subjects: list[str]) -> list[Attached]:
-    """Everything attached to ``subjects`` (and, recursively, to what is attached) in
-    ``repository`` of ``found``, the store where the image was found.
+@dataclass(frozen=True)
+class Discovered:
+    """What :func:`discover` found, and why it did not follow everything (a bound was met)."""
+
+    attached: tuple[Attached, ...]
+    warnings: tuple[str, ...] = ()
+
+
+def discover(found: Store, repository: Repository, subjects: list[str]) -> Discovered:
+    """Everything attached to ``subjects`` (the image and its children) and, recursively, to
+    what is attached, in ``repository`` of ``found``, the store where the image was found.
 
     Only ``found`` is asked. A mirror that served the image is the one place known to answer:
     the registry behind it may be unreachable (networks where only mirrors get out), and a
     mirror's "no such tags" must not send the question on to it.
+
+    Each manifest is followed once, so a graph with a cycle ends: an index whose child is also
+    its subject, listed as a referrer of the image it holds. Such a referrer that is the image
+    itself or one of its children is still listed (the target's referrers index must name it)
+    but not followed. Past :data:`MAX_DEPTH` levels or :data:`MAX_ATTACHED` artifacts nothing
+    more is planned, and a warning says what was left.
     """
     # Only tag-schema names matter here: sha256-<hex>, its .sig/.att/.sbom, and sha512.
     tags = set(found.list_tags(repository, prefixes=("sha256-", "sha512-")))
-    seen = set(subjects)
-    frontier = list(subjects)
     attached: list[Attached] = []
-    for _ in range(MAX_DEPTH):
+    image = frozenset(subjects)
+    seen = set(subjects)
+    listed: set[tuple[str, str]] = set()
+    frontier = list(subjects)
+    for depth in range(MAX_DEPTH + 1):
         next_frontier: list[str] = []
         for subject in frontier:
             items = _cosign(found, repository, subject, tags)
             items += _referrers(found, repository, subject, tags)
             for item in items:
-                if item.descriptor.digest in seen and item.tag is None:
+                digest = item.descriptor.digest
+                if item.tag is None and (
+                    (subject, digest) in listed or (digest in seen and digest not in image)
+                ):
                     continue
+                if depth == MAX_DEPTH:
+                    return Discovered(tuple(attached), (_too_deep(subject),))
+                if len(attached) == MAX_ATTACHED:
+                    return Discovered(tuple(attached), (_too_many(subjects[0]),))
                 attached.append(item)
-                if item.descriptor.digest not in seen:
-                    seen.add(item.descriptor.digest)
-                    next_frontier.append(item.descriptor.digest)
+                listed.add((subject, digest))
+                if digest not in seen:
+                    seen.add(digest)
+                    next_frontier.append(digest)
         frontier = next_frontier
         if not frontier:
             break
-    return attached
+    return Discovered(tuple(attached))
+
+
+def _too_deep(subject: str) -> str:
+    return (
+        f"artifacts are attached to {subject}, {MAX_DEPTH} levels below the image (a signature "
+        f"on a signature on …): what lies deeper than {MAX_DEPTH} levels is not copied"
+    )
+
+
+def _too_many(image: str) -> str:
+    return (
+        f"more than {MAX_ATTACHED} signatures, attestations and referrers are attached to "
+        f"{image} and what is attached to it: the first {MAX_ATTACHED} are copied, the rest "
+        "are not"
+    )
 
 
 def _cosign(found: Store, repository: Repository, subject: str, tags: set[str]) -> list[Attached]:

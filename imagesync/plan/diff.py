@@ -6,14 +6,15 @@ target reference (the tag that would be written), not by their position in the i
 moving an entry, adding comments or re-ordering the file is not a change.
 
 Compared per image: the decision (``action``), the normalised ``source``, the source ``digest``
-and ``media_type``, the ``platforms``, the digest already in the target (``target_digest``), the
-``warnings``, and the signature/referrer sub-changes (matched by their own target). Left out on
-purpose: what always differs between two runs (``created``, ``checksum``, ``tool``), where the
-entry sits in the file (``entry``, ``line``), the prose ``reason`` (it follows from the fields
-above), and the transfer estimates (``blobs_to_transfer``, ``bytes_to_transfer``, and what of
-them comes by mount), which move whenever the target gains a shared layer although no decision
-changed. Per plan: the target prefix, the source layout, the images file's sha256 (not its path:
-the same file read from another directory is the same input) and the plan-level warnings.
+and ``media_type``, the ``platforms`` (an artifact's ``artifact_types``), the digest already in
+the target (``target_digest``), the ``warnings``, and the signature/referrer sub-changes
+(matched by their own target). Left out on purpose: what always differs between two runs
+(``created``, ``checksum``, ``tool``), where the entry sits in the file (``entry``, ``line``),
+the prose ``reason`` (it follows from the fields above), and the transfer estimates
+(``blobs_to_transfer``, ``bytes_to_transfer``, and what of them comes by mount), which move
+whenever the target gains a shared layer although no decision changed. Per plan: the target
+prefix, the source layout, the images file's sha256 (not its path: the same file read from
+another directory is the same input) and the plan-level warnings.
 
 deepdiff finds the differences; this module groups them by field so that a list such as the
 platforms is reported whole ("a, b -> a") rather than element by element.
@@ -43,6 +44,7 @@ IMAGE_FIELDS = (
     "digest",
     "media_type",
     "platforms",
+    "artifact_types",
     "target_digest",
     "warnings",
 )

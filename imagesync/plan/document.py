@@ -84,6 +84,9 @@ class Change:
     subchanges: tuple[SubChange, ...] = ()
     blobs_to_mount: int = 0
     bytes_to_mount: int = 0
+    # What an artifact (no platform) is: its artifactType, or its config's media type; for
+    # an index, those of the artifacts in it. Empty for images, and in plans made before it.
+    artifact_types: tuple[str, ...] = ()
 
     @property
     def blobs_to_copy(self) -> int:
@@ -356,6 +359,7 @@ def _change_document(change: Change) -> dict[str, Any]:
     document = asdict(change)
     document["action"] = change.action.value
     document["platforms"] = list(change.platforms)
+    document["artifact_types"] = list(change.artifact_types)
     document["warnings"] = list(change.warnings)
     document["subchanges"] = [
         {**asdict(sub), "action": sub.action.value} for sub in change.subchanges
@@ -367,6 +371,7 @@ def _change_from(document: dict[str, Any]) -> Change:
     fields = dict(document)
     fields["action"] = Action(fields["action"])
     fields["platforms"] = tuple(fields["platforms"])
+    fields["artifact_types"] = tuple(fields.get("artifact_types", ()))
     fields["warnings"] = tuple(fields["warnings"])
     fields["subchanges"] = tuple(
         SubChange(**{**sub, "action": Action(sub["action"])}) for sub in fields["subchanges"]

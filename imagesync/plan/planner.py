@@ -8,7 +8,7 @@ Entries resolve concurrently; the plan keeps file order.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -248,7 +248,11 @@ class _EntryPlanner:
                 f"are planned with the image: {error}"
             )
             return replace(change, warnings=(*change.warnings, warning))
-        return replace(change, subchanges=plan_attached(self.target, found, entry, attached))
+        return replace(
+            change,
+            subchanges=plan_attached(self.target, found, entry, attached.attached),
+            warnings=change.warnings + attached.warnings,
+        )
 
     def _decide(
         self, entry: ImageEntry, base: Change, existing: Manifest | None
@@ -259,23 +263,20 @@ class _EntryPlanner:
         if existing is not None and existing.digest == base.digest:
             # The bytes are identical, so read them from the target: no pull counted at source.
             manifest = existing
-            platforms = self._platforms(entry, manifest, self.target, entry.target.repository)
-            skip = replace(
-                base, action=Action.SKIP, reason="already in the target", platforms=platforms
-            )
-            return skip, manifest
+            skip = replace(base, action=Action.SKIP, reason="already in the target")
+            in_target = entry.target.with_tag(None).with_digest(base.digest)
+            return self._with_contents(entry, skip, manifest, self.target, in_target), manifest
         # A create asks whether the target repository holds anything while the source's
         # manifests come.
         probe = None
         if base.target_digest is None:
             probe = self.lookups.submit(self.target.probe_repository, entry.target.repository)
         manifest = self.sources.get_manifest(pinned)
-        platforms = self._platforms(entry, manifest, self.sources, source.repository)
+        base = self._with_contents(entry, base, manifest, self.sources, pinned)
         if probe is None:
             conflict = replace(
                 base,
                 action=Action.CONFLICT,
-                platforms=platforms,
                 reason=(
                     f"target tag {entry.target} exists with digest {base.target_digest}, the "
                     f"source is {base.digest}; tags are immutable, so it is not overwritten. "
@@ -290,32 +291,54 @@ class _EntryPlanner:
         create = replace(
             base,
             action=Action.CREATE,
-            platforms=platforms,
             reason="not in the target",
             blobs_to_transfer=blobs,
             bytes_to_transfer=size,
         )
         return create, manifest
 
-    def _platforms(
-        self, entry: ImageEntry, manifest: Manifest, store: Store, repository: Repository
-    ) -> tuple[str, ...]:
+    def _with_contents(
+        self, entry: ImageEntry, change: Change, manifest: Manifest, store: Store, at: Reference
+    ) -> Change:
+        """``change`` with what it copies (``manifest``, read from ``at`` in ``store``): the
+        platforms of an image, the types of an artifact.
+
+        The platform rule is for images: an image manifest alone only with amd64Only, and then
+        linux/amd64. An artifact (a Helm chart, a WASM module, …; the content layer says what
+        is one) has no platform: it is copied as it is, and amd64Only on it is a warning.
+        """
         if manifest.is_index:
-            listed = [c.platform for c in manifest.children if c.platform is not None]
-            return tuple(sorted({str(p) for p in listed}))
-        platform = _config_platform(manifest, store, repository)
-        if not entry.amd64_only:
-            raise EntryError(
-                f"source {entry.origin} is a single-platform image ({platform}), not an index",
-                "sync its multi-platform index instead, or set 'amd64Only: true' on the entry "
-                "if a single linux/amd64 image is what you want",
+            platforms, artifacts = self._index_contents(manifest, store, at)
+        elif manifest.is_artifact:
+            assert manifest.artifact_type is not None  # an artifact says its type
+            platforms, artifacts = (), (manifest.artifact_type,)
+        else:
+            platform = _single_platform(entry, manifest, store, at.repository)
+            return replace(change, platforms=(str(platform),))
+        warnings = change.warnings
+        if entry.amd64_only and artifacts and not platforms:
+            warnings += (
+                f"amd64Only means nothing for an artifact ({', '.join(artifacts)}): it has no "
+                "platform and is copied as it is; remove amd64Only from the entry",
             )
-        if platform != LINUX_AMD64:
-            raise EntryError(
-                f"source {entry.origin} is {platform}, but amd64Only allows only linux/amd64",
-                "pick the linux/amd64 image's digest, or sync the multi-platform index",
-            )
-        return (str(platform),)
+        return replace(change, platforms=platforms, artifact_types=artifacts, warnings=warnings)
+
+    def _index_contents(
+        self, index: Manifest, store: Store, at: Reference
+    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The platforms an index lists, and the types of the artifacts in it: its own
+        artifactType, a child's as its entry says, else as the child's manifest says. Only a
+        child whose entry says neither platform nor artifactType is read for it (entries of
+        image indexes carry a platform)."""
+        platforms = {str(c.platform) for c in index.children if c.platform is not None}
+        artifacts = {c.artifact_type for c in index.children if c.artifact_type}
+        if index.is_artifact and index.artifact_type:
+            artifacts.add(index.artifact_type)
+        unknown = [c for c in index.children if c.platform is None and not c.artifact_type]
+        for child in self.lookups.map(lambda c: _fetch_quietly(store, at, c), unknown):
+            if child is not None and child.is_artifact and child.artifact_type:
+                artifacts.add(child.artifact_type)
+        return tuple(sorted(platforms)), tuple(sorted(artifacts))
 
     def _missing_blobs(
         self, manifest: Manifest, source: Reference, target: Repository
@@ -323,15 +346,36 @@ class _EntryPlanner:
         """The blobs of this image that the target lacks."""
         # The children of an index at once (fetch_image then finds them known), and the
         # blobs at once (none is asked for in a repository known to be new).
-        list(self.lookups.map(lambda c: self._fetch_quietly(source, c), manifest.children))
+        list(self.lookups.map(lambda c: _fetch_quietly(self.sources, source, c), manifest.children))
         image = fetch_image(self.sources, source, manifest)
         sizes = self.lookups.map(lambda b: self.target.blob_size(target, b.digest), image.blobs)
         return tuple(b for b, size in zip(image.blobs, sizes, strict=True) if size is None)
 
-    def _fetch_quietly(self, source: Reference, child: Descriptor) -> None:
-        """Read a child manifest ahead; a failure is left for fetch_image to meet and say."""
-        with contextlib.suppress(ImagesyncError):
-            self.sources.get_manifest(source.with_digest(child.digest))
+
+def _fetch_quietly(store: Store, at: Reference, child: Descriptor) -> Manifest | None:
+    """Read a child manifest ahead; a failure is left for fetch_image to meet and say."""
+    with contextlib.suppress(ImagesyncError):
+        return store.get_manifest(at.with_digest(child.digest))
+    return None
+
+
+def _single_platform(
+    entry: ImageEntry, manifest: Manifest, store: Store, repository: Repository
+) -> Platform:
+    """The platform of a single image manifest, which the platform rule must allow."""
+    platform = _config_platform(manifest, store, repository)
+    if not entry.amd64_only:
+        raise EntryError(
+            f"source {entry.origin} is a single-platform image ({platform}), not an index",
+            "sync its multi-platform index instead, or set 'amd64Only: true' on the entry "
+            "if a single linux/amd64 image is what you want",
+        )
+    if platform != LINUX_AMD64:
+        raise EntryError(
+            f"source {entry.origin} is {platform}, but amd64Only allows only linux/amd64",
+            "pick the linux/amd64 image's digest, or sync the multi-platform index",
+        )
+    return platform
 
 
 def _config_platform(manifest: Manifest, store: Store, repository: Repository) -> Platform:
@@ -386,7 +430,7 @@ def _require_signature(change: Change) -> None:
 
 
 def plan_attached(
-    target: Store, found: Store, entry: ImageEntry, attached: list[Attached]
+    target: Store, found: Store, entry: ImageEntry, attached: Sequence[Attached]
 ) -> tuple[SubChange, ...]:
     """Sub-changes for everything attached to the image (in ``found``, where the image was
     found): create / skip / conflict against the target, plus the tag-schema indexes a

@@ -195,7 +195,7 @@ class SignatureImage:
     @property
     def has_image_config(self) -> bool:
         """Whether adding layers changes the config (and so needs its bytes)."""
-        return self.config.media_type in mediatypes.IMAGE_CONFIGS
+        return mediatypes.is_image_config(self.config.media_type)
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,13 @@ auth) is answered by fetching a ``pull,push`` token for the repository from the 
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import json
 import random
 import re
+import tarfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +45,15 @@ DSSE_ENVELOPE = "application/vnd.dsse.envelope.v1+json"
 SPDX_JSON = "application/spdx+json"
 ALL_MANIFEST_TYPES = (OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST)
 EMPTY_JSON = b"{}"
+# Artifacts as their tools write them: helm push, the CNCF Wasm OCI artifact layout, oras push.
+HELM_CONFIG = "application/vnd.cncf.helm.config.v1+json"
+HELM_CHART = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
+HELM_PROVENANCE = "application/vnd.cncf.helm.chart.provenance.v1.prov"
+WASM_CONFIG = "application/vnd.wasm.config.v0+json"
+WASM_LAYER = "application/wasm"
+OCI_TITLE = "org.opencontainers.image.title"
+OCI_CREATED = "org.opencontainers.image.created"
+CREATED = "2026-01-01T00:00:00Z"
 
 CHUNK = 1024 * 1024
 # Manifests are written with this indent: bytes a JSON re-serialiser would change, so a tool
@@ -231,6 +243,11 @@ def canonical_json(value: object) -> bytes:
 
 def manifest_json(value: object) -> bytes:
     return json.dumps(value, indent=MANIFEST_INDENT).encode()
+
+
+def go_json(value: object) -> bytes:
+    """JSON as Go's encoding/json writes it (helm, oras): compact, fields in struct order."""
+    return json.dumps(value, separators=(",", ":")).encode()
 
 
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
@@ -679,13 +696,19 @@ def push_index(
     *,
     kind: str = "oci",
     annotations: Mapping[str, str] | None = None,
+    artifact_type: str | None = None,
+    subject: str | Pushed | Mapping[str, object] | None = None,
     session: requests.Session | None = None,
     scheme: str | None = None,
     credentials: Credentials | None = None,
     ca_file: Path | str | None = None,
 ) -> Pushed:
     """An OCI index (``kind="oci"``) or Docker manifest list (``"docker"``) over manifests
-    already pushed to ``repository``; ``tag`` None pushes it by digest only."""
+    already pushed to ``repository``; ``tag`` None pushes it by digest only.
+
+    ``artifact_type`` and ``subject`` make it an OCI 1.1 index artifact attached to
+    ``subject`` (listed in its tag-schema index, as for :func:`push_referrer`); an index
+    whose child is also its subject is a referrer graph with a cycle."""
     pusher = connect(
         registry, session=session, scheme=scheme, credentials=credentials, ca_file=ca_file
     )
@@ -696,13 +719,20 @@ def push_index(
         if child.platform:
             entry["platform"] = platform_object(child.platform)
         entries.append(entry)
-    index: dict[str, object] = {"schemaVersion": 2, "mediaType": media_type, "manifests": entries}
+    index: dict[str, object] = {"schemaVersion": 2, "mediaType": media_type}
+    if artifact_type:
+        index["artifactType"] = artifact_type
+    index["manifests"] = entries
+    subject_descriptor = None
+    if subject is not None:
+        subject_descriptor = _subject_descriptor(pusher, repository, subject)
+        index["subject"] = subject_descriptor
     if annotations:
         index["annotations"] = dict(annotations)
     raw = manifest_json(index)
     digest = pusher.put_manifest(repository, tag or digest_of(raw), raw, media_type)
     blobs = dict.fromkeys(blob for child in children for blob in child.blobs)
-    return Pushed(
+    pushed = Pushed(
         repository=repository,
         tag=tag,
         digest=digest,
@@ -711,7 +741,11 @@ def push_index(
         manifests=tuple(children),
         blobs=tuple(blobs),
         host=pusher.host,
+        artifact_type=artifact_type,
     )
+    if subject_descriptor is not None:
+        _list_in_tag_schema(pusher, repository, str(subject_descriptor["digest"]), pushed)
+    return pushed
 
 
 def push_image(
@@ -925,13 +959,184 @@ def push_referrer(
         artifact_type=artifact_type,
     )
     if update_tag_schema:
-        tag = cosign_tag(str(subject_descriptor["digest"]), "")
-        existing = pusher.get_manifest(repository, tag, [OCI_INDEX])
-        entries = existing.json()["manifests"] if existing.status_code == 200 else []
-        entries = [e for e in entries if e.get("digest") != digest] + [pushed.descriptor()]
-        index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}
-        pusher.put_manifest(repository, tag, manifest_json(index), OCI_INDEX)
+        _list_in_tag_schema(pusher, repository, str(subject_descriptor["digest"]), pushed)
     return pushed
+
+
+def _list_in_tag_schema(pusher: Pusher, repository: str, subject: str, referrer: Pushed) -> None:
+    """Add ``referrer`` to the ``sha256-<hex>`` index of ``subject``, as oras and cosign do
+    where a registry has no referrers API (registry 2.8)."""
+    tag = cosign_tag(subject, "")
+    existing = pusher.get_manifest(repository, tag, [OCI_INDEX])
+    entries = existing.json()["manifests"] if existing.status_code == 200 else []
+    entries = [e for e in entries if e.get("digest") != referrer.digest] + [referrer.descriptor()]
+    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}
+    pusher.put_manifest(repository, tag, manifest_json(index), OCI_INDEX)
+
+
+def _chart_archive(name: str, version: str, seed: int) -> bytes:
+    """A chart package as ``helm package`` makes it: ``<name>/Chart.yaml`` and the rest in a
+    gzipped tar (timestamps fixed, so the same seed gives the same bytes)."""
+    files = {
+        f"{name}/Chart.yaml": f"apiVersion: v2\nname: {name}\nversion: {version}\n"
+        f"description: A Helm chart for Kubernetes\ntype: application\nappVersion: 1.16.0\n",
+        f"{name}/values.yaml": f"replicaCount: 1\nseed: {seed}\n",
+        f"{name}/templates/configmap.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n"
+        "  name: {{ .Release.Name }}\ndata:\n  seed: {{ .Values.seed | quote }}\n",
+    }
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as archive:
+        for path, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(path)
+            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            archive.addfile(info, io.BytesIO(data))
+    return gzip.compress(buffer.getvalue(), mtime=0)
+
+
+def push_helm_chart(
+    registry: str | RegistryLike | Pusher,
+    repository: str,
+    version: str = "0.1.0",
+    *,
+    tag: str | None = None,
+    seed: int = 1,
+    provenance: bool = False,
+) -> Pushed:
+    """A Helm chart as ``helm push chart.tgz oci://HOST/<dirname of repository>`` writes it
+    (helm 3.8 and later): the chart's metadata as config (``application/vnd.cncf.helm.config
+    .v1+json``), the package as the one layer (``…chart.content.v1.tar+gzip``), with
+    ``provenance`` the ``.prov`` file as a second layer; a manifest without ``mediaType``
+    (helm marshals ocispec.Manifest without setting it), compact, with the OCI annotations
+    helm derives from Chart.yaml. The tag is the chart version (helm's strict mode)."""
+    pusher = connect(registry)
+    name = repository.rsplit("/", 1)[-1]
+    chart = pusher.put_blob(repository, _chart_archive(name, version, seed))
+    description = "A Helm chart for Kubernetes"
+    metadata = {
+        "name": name,
+        "version": version,
+        "description": description,
+        "apiVersion": "v2",
+        "appVersion": "1.16.0",
+        "type": "application",
+    }
+    config = pusher.put_blob(repository, go_json(metadata))
+    layers = [{"mediaType": HELM_CHART, "digest": chart.digest, "size": chart.size}]
+    blobs = [config, chart]
+    if provenance:
+        prov = pusher.put_blob(repository, f"-----BEGIN PGP SIGNED MESSAGE-----\n{seed}\n".encode())
+        layers.append({"mediaType": HELM_PROVENANCE, "digest": prov.digest, "size": prov.size})
+        blobs.append(prov)
+    manifest = {
+        "schemaVersion": 2,
+        "config": {"mediaType": HELM_CONFIG, "digest": config.digest, "size": config.size},
+        "layers": layers,
+        "annotations": {
+            OCI_CREATED: CREATED,
+            "org.opencontainers.image.description": description,
+            OCI_TITLE: name,
+            "org.opencontainers.image.version": version,
+        },
+    }
+    raw = go_json(manifest)
+    reference = tag or version
+    digest = pusher.put_manifest(repository, reference, raw, OCI_MANIFEST)
+    return Pushed(
+        repository, reference, digest, OCI_MANIFEST, raw, blobs=tuple(blobs), host=pusher.host
+    )
+
+
+def push_wasm_module(
+    registry: str | RegistryLike | Pusher,
+    repository: str,
+    tag: str | None,
+    *,
+    seed: int = 1,
+    wasi: str = "wasip1",
+) -> Pushed:
+    """A WASM module in the CNCF Wasm OCI artifact layout (what wkg and wasm-pkg-tools push):
+    config ``application/vnd.wasm.config.v0+json`` naming architecture ``wasm`` and the
+    layers' digests, the module as one ``application/wasm`` layer; no ``artifactType``."""
+    pusher = connect(registry)
+    # The wasm magic and version, then a custom section that makes each seed's module its own.
+    module = b"\0asm\x01\0\0\0" + bytes([0, 9, 4]) + b"seed" + seed.to_bytes(4, "big")
+    layer = pusher.put_blob(repository, module)
+    config_document = {
+        "created": CREATED,
+        "author": "imagesync test harness",
+        "architecture": "wasm",
+        "os": wasi,
+        "layerDigests": [layer.digest],
+    }
+    config = pusher.put_blob(repository, go_json(config_document))
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": WASM_CONFIG, "digest": config.digest, "size": config.size},
+        "layers": [
+            {
+                "mediaType": WASM_LAYER,
+                "digest": layer.digest,
+                "size": layer.size,
+                "annotations": {OCI_TITLE: "module.wasm"},
+            }
+        ],
+    }
+    raw = go_json(manifest)
+    digest = pusher.put_manifest(repository, tag or digest_of(raw), raw, OCI_MANIFEST)
+    return Pushed(
+        repository, tag, digest, OCI_MANIFEST, raw, blobs=(config, layer), host=pusher.host
+    )
+
+
+def push_artifact(
+    registry: str | RegistryLike | Pusher,
+    repository: str,
+    tag: str | None,
+    *,
+    artifact_type: str = "application/vnd.example.policy.v1",
+    layer_type: str = "application/vnd.cncf.openpolicyagent.policy.layer.v1+rego",
+    seed: int = 1,
+) -> Pushed:
+    """An OCI 1.1 artifact as ``oras push --artifact-type T REF file`` writes it: an image
+    manifest with ``artifactType``, the empty config (``application/vnd.oci.empty.v1+json``,
+    with its ``data`` inline), one layer titled with the file's name, a created annotation."""
+    pusher = connect(registry)
+    empty = pusher.put_blob(repository, EMPTY_JSON)
+    content = pusher.put_blob(repository, f"package example\n\nseed := {seed}\n".encode())
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": artifact_type,
+        "config": {
+            "mediaType": OCI_EMPTY,
+            "digest": empty.digest,
+            "size": empty.size,
+            "data": "e30=",
+        },
+        "layers": [
+            {
+                "mediaType": layer_type,
+                "digest": content.digest,
+                "size": content.size,
+                "annotations": {OCI_TITLE: "policy.rego"},
+            }
+        ],
+        "annotations": {OCI_CREATED: CREATED},
+    }
+    raw = go_json(manifest)
+    digest = pusher.put_manifest(repository, tag or digest_of(raw), raw, OCI_MANIFEST)
+    return Pushed(
+        repository,
+        tag,
+        digest,
+        OCI_MANIFEST,
+        raw,
+        blobs=(empty, content),
+        host=pusher.host,
+        artifact_type=artifact_type,
+    )
 
 
 def fetch_manifest(

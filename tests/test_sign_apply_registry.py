@@ -26,6 +26,7 @@ from tests.harness.faultproxy import FaultProxy
 from tests.harness.forgery import reseal
 from tests.harness.images import Pusher, connect, cosign_tag, push_image
 from tests.harness.layouts import layout_problems, tagged_entries
+from tests.harness.mirrorworld import PROXY_VARIABLES, OnlyLoopback
 from tests.harness.registry import RegistryServer
 from tests.harness.skopeo import inspect_raw
 
@@ -513,3 +514,72 @@ def test_key_options_that_cannot_work_are_usage_errors_before_any_request(
         code, out, err = run("apply", plan_file, "--sign-children")
         assert code == 1 and "decided when the plan is made" in err, out + err
         assert proxy.received == []
+
+
+# -- the users' world: sources behind a mirror, sources across an air gap ---------------------
+
+
+def test_sources_behind_a_mirror_are_verified_with_their_registrys_keys(
+    registry: RegistryServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Docker Hub cannot be reached; its images come from a pull-through mirror, by digest and
+    without a tag. The registries config names Docker Hub's publisher key: the signatures are
+    read where the image was found, in the mirror."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    pusher = connect(registry)
+    publisher, other = key_pair(tmp_path, "publisher"), key_pair(tmp_path, "other")
+    signed = push_image(pusher, "library/busybox", None, seed=80)
+    forged = push_image(pusher, "library/alpine", "3.20", seed=81)
+    for image, key, name in ((signed, publisher, "busybox"), (forged, other, "alpine")):
+        layer = cosign.signed_layer(key.private, f"index.docker.io/library/{name}", image.digest)
+        push_signature_image(
+            pusher, f"library/{name}", image.digest, cosign.signature_image([layer])
+        )
+    config = tmp_path / "registries.yaml"
+    config.write_text(
+        f'registries:\n  docker.io:\n    mirrors: ["{registry.host}"]\n'
+        "    verify: {keys: [publisher.pub]}\n",
+        encoding="utf-8",
+    )
+    images = tmp_path / "external-images.yaml"
+    images.write_text(
+        f"target: {registry.host}/mirror\nimages:\n"
+        f'- source: "busybox@{signed.digest}"\n  tag: "1.36"\n'
+        '- source: "alpine:3.20"\n',
+        encoding="utf-8",
+    )
+    with OnlyLoopback() as dns:
+        code, out, err = run("plan", "-i", str(images), "--registries-config", str(config),
+                             "-o", str(tmp_path / "plan.json"))  # fmt: skip
+    assert code == 1, out + err
+    assert dns.refused == []
+    busybox, alpine = Plan.read(tmp_path / "plan.json").changes
+    assert busybox.action is Action.CREATE, busybox.reason
+    assert alpine.action is Action.ERROR and alpine.line == 5
+    assert f"{tmp_path / 'publisher.pub'} (sha256:" in alpine.reason
+    assert "made with another key, or altered" in alpine.reason
+
+
+def test_sources_across_an_air_gap_are_verified_from_the_disk(
+    registry: RegistryServer, tmp_path: Path
+) -> None:
+    """The signatures travel on the disk with the images; the disconnected side verifies them
+    there with the publisher's key."""
+    pusher = connect(registry)
+    publisher, other = key_pair(tmp_path, "publisher"), key_pair(tmp_path, "other")
+    image = push_image(pusher, "vendor/app", "1.0", seed=90)
+    layer = cosign.signed_layer(publisher.private, f"{registry.host}/vendor/app", image.digest)
+    push_signature_image(pusher, "vendor/app", image.digest, cosign.signature_image([layer]))
+    disk = tmp_path / "disk"
+    images = images_file(tmp_path, f"oci:{disk}", [f"{registry.host}/vendor/app:1.0"])
+    code, out, err = run("sync", "-i", str(images), "--verify-key", str(publisher.pub_file))
+    assert code == 0, out + err
+    inside = ["--target", f"{registry.host}/inside", "--source-layout", str(disk)]
+    code, out, err = run(
+        "plan", "-i", str(images), *inside, "--verify-key", str(publisher.pub_file)
+    )
+    assert code == 0 and "+ create" in out, out + err
+    code, out, err = run("plan", "-i", str(images), *inside, "--verify-key", str(other.pub_file))
+    assert code == 1 and "x error" in out, out + err
+    assert "made with another key, or altered" in out and "other.pub" in out

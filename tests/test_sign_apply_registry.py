@@ -218,6 +218,9 @@ def test_apply_refuses_a_plan_made_for_another_key(
         assert code == 1 and "not with other.key" in err.replace(str(tmp_path) + "/", ""), err
         code, out, err = run("apply", plan_file)
         assert code == 1 and "given no key" in err, err
+        code, out, err = run("apply", plan_file, "--sign-key", str(team.key_file),
+                             env=with_passphrase("Tr0ub4dor&3"))  # fmt: skip
+        assert code == 1 and "does not open it" in err and "Tr0ub4dor" not in out + err, err
         assert proxy.received == []
 
 

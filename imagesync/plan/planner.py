@@ -170,7 +170,7 @@ class _EntryPlanner:
                 # (a failed lookup is a warning).
                 self.on_change(change)
                 told = True
-            if verify_with and change.action is not Action.CONFLICT:
+            if verify_with and change.action in (Action.CREATE, Action.SKIP):
                 _verify(found, entry, change, verify_with)
             if self.options.signatures and change.action in (Action.CREATE, Action.SKIP):
                 change = self._attach(entry, change, manifest, found)

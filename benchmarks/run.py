@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """imagesync against skopeo sync, on the same generated images, on two local registries.
 
-    python benchmarks/run.py [--runs 3] [--scenarios S1,S2,S3,S4,scale,S5,S6] [--parallelism 16]
-                             [--profile]
+    python benchmarks/run.py [--runs 3] [--scenarios S1,S2,S3,S4,scale,S5,S6,plan-scale]
+                             [--parallelism 16] [--profile]
 
 Every scenario starts its own source registry (the test harness's real ``docker-registry``),
 pushes generated images into it (not measured), then times each tool copying them into a
@@ -220,6 +220,15 @@ SCENARIOS = {
 HELP = "help"
 HELP_RUNS = 7
 MAX_HELP_RATIO = 2.0
+# Issue 20, not a copy either: `imagesync plan` of 1,000 and 2,000 warm images (one shard's
+# worth of a large file) and `imagesync validate` of 10,000 entries, imagesync alone.
+PLAN_SCALE = "plan-scale"
+PLAN_SCALE_SHAPE = Shape(2000, layers=1)
+PLAN_COUNTS = (1000, 2000)
+MAX_PLAN_RSS_MB = 200
+MAX_PLAN_GROWTH = 1.2  # time(2,000) over 2 x time(1,000)
+VALIDATE_ENTRIES = 10_000
+MAX_VALIDATE_SECONDS = 2.0
 
 
 class Registry(Protocol):
@@ -762,6 +771,106 @@ def run_scale(
     return rows
 
 
+def run_plan_scale(runs: int, parallelism: int, work: Path) -> list[Row]:
+    """plan of PLAN_COUNTS warm images (the target holds them all: every entry a skip), and
+    validate of a file of VALIDATE_ENTRIES entries; imagesync only, runs alternating."""
+    shape = PLAN_SCALE_SHAPE
+    rows = {count: Row(PLAN_SCALE, "imagesync plan", count=count) for count in PLAN_COUNTS}
+    validate = Row(PLAN_SCALE, f"imagesync validate ({VALIDATE_ENTRIES:,} entries)")
+    with registry(work / "source") as source, registry(work / "target") as target:
+        started = time.perf_counter()
+        images = generate(source.host, shape)
+        tool = imagesync_tool(parallelism, None)
+        fill([tool], source, target, shape, images)
+        print(f"  {shape.describe()} in both registries in {time.perf_counter() - started:.0f} s")
+        entries = work / "validate-images.yaml"
+        entries.write_text(_validate_file(VALIDATE_ENTRIES), encoding="utf-8")
+        for number in range(1, runs + 1):
+            for count in PLAN_COUNTS:
+                # The images file of the first `count` images (tool.command writes it).
+                command = tool.command(source, target, images[:count], work)
+                command[command.index("sync")] = "plan"
+                rows[count].load.append(os.getloadavg()[0])
+                run = measure(command, tool_environment())
+                expected = f"Plan: 0 to create, {count} unchanged"
+                if run.returncode != 0 or expected not in run.stdout:
+                    raise SystemExit(
+                        f"plan of {count} exited {run.returncode}: {run.stderr[-2000:]}"
+                    )
+                rows[count].add(run)
+                print(
+                    f"  run {number:<3} plan of {count} images {run.wall:7.2f} s "
+                    f"{run.rss_kb / 1024:5.0f} MB",
+                    flush=True,
+                )
+            validate.load.append(os.getloadavg()[0])
+            run = measure(
+                [*imagesync_command(), "validate", "-i", str(entries)], tool_environment()
+            )
+            if run.returncode != 0:
+                raise SystemExit(f"validate exited {run.returncode}: {run.stderr[-2000:]}")
+            validate.add(run)
+            print(f"  run {number:<3} validate           {run.wall:7.2f} s", flush=True)
+    return [*rows.values(), validate]
+
+
+def _validate_file(count: int) -> str:
+    """An images file of ``count`` entries as users write them (every third pinned by
+    digest with a tag, every third amd64Only, Docker Hub names and other registries)."""
+    lines = ["target: registry.example.com/prod/external", "images:"]
+    for number in range(count):
+        if number % 3 == 0:
+            lines.append(f'  - source: "ghcr.io/org{number % 50}/app-{number}:1.{number}.0"')
+        elif number % 3 == 1:
+            digest = hashlib.sha256(str(number).encode()).hexdigest()
+            lines.append(f'  - source: "busybox@sha256:{digest}"\n    tag: "1.{number}-v1"')
+        else:
+            lines.append(
+                f"  - source: bitnami/exporter-{number}:0.11.1-debian-11-r69\n    amd64Only: true"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def plan_scale_lines(rows: list[Row]) -> list[str]:
+    """The plan-scale rows as a table of their own, with issue 20's targets."""
+    plans = {r.count: r for r in rows if r.scenario == PLAN_SCALE and r.count is not None}
+    validate = [r for r in rows if r.scenario == PLAN_SCALE and r.count is None]
+    if not plans and not validate:
+        return []
+    lines = [
+        "",
+        f"{PLAN_SCALE} — {PLAN_SCALE_SHAPE.describe().split(' x ', 1)[1]} per image, warm "
+        "(every entry a skip), loopback; imagesync only:",
+        "",
+        "| command | median wall | min-max | CPU | peak RSS | targets |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    small, large = (plans.get(count) for count in PLAN_COUNTS)
+    for count, row in sorted(plans.items()):
+        marks = []
+        if row is large and small is not None:
+            limit = MAX_PLAN_GROWTH * 2 * small.median
+            marks.append(
+                f"≤ {MAX_PLAN_GROWTH} x 2 x the {small.count}-image time ({limit:.2f} s): "
+                f"{'yes' if row.median <= limit else '**no**'}"
+            )
+        if row is large:
+            met = row.peak_mb <= MAX_PLAN_RSS_MB
+            marks.append(f"RSS ≤ {MAX_PLAN_RSS_MB} MB: {'yes' if met else '**no**'}")
+        lines.append(
+            f"| plan, {count:,} images | {_seconds(row.median)} | {_seconds(min(row.walls))}-"
+            f"{_seconds(max(row.walls))} | {row.cpu} | {row.peak_mb:.0f} MB | {'; '.join(marks)} |"
+        )
+    for row in validate:
+        met = row.median <= MAX_VALIDATE_SECONDS
+        lines.append(
+            f"| validate, {VALIDATE_ENTRIES:,} entries | {_seconds(row.median)} | "
+            f"{_seconds(min(row.walls))}-{_seconds(max(row.walls))} | {row.cpu} | "
+            f"{row.peak_mb:.0f} MB | ≤ {MAX_VALIDATE_SECONDS:g} s: {'yes' if met else '**no**'} |"
+        )
+    return lines
+
+
 def warm_up(tools: list[Tool], work: Path) -> None:
     """One untimed sync of one small image per tool: byte code compiled, binaries cached."""
     with registry(work / "source") as source:
@@ -1026,7 +1135,7 @@ def table(rows: list[Row]) -> str:
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in rows:
-        if row.count is not None:
+        if row.count is not None or row.scenario == PLAN_SCALE:
             continue
         baseline = baselines.get(row.scenario)
         ratio_text = ""
@@ -1052,7 +1161,7 @@ def table(rows: list[Row]) -> str:
                 f"{row.scenario} ({scenario.network} per registry{floor}): the relays used "
                 f"{statistics.median(row.relay_cpus):.2f} s CPU per run (median, {row.tool})."
             )
-    scale = [r for r in rows if r.count is not None]
+    scale = [r for r in rows if r.count is not None and r.scenario == "scale"]
     if scale:
         first = scale[0]
         assert first.count is not None
@@ -1079,6 +1188,7 @@ def table(rows: list[Row]) -> str:
                 f"{row.median / linear:.2f}x |"
             )
             previous = row
+    lines += plan_scale_lines(rows)
     return "\n".join(lines)
 
 
@@ -1096,7 +1206,9 @@ registry's access log: 1x means each blob that several images share was read onc
 
 
 def _title(scenario: str) -> str:
-    return "start-up" if scenario == HELP else SCENARIOS[scenario].title
+    return {HELP: "start-up", PLAN_SCALE: "plan at scale"}.get(scenario) or (
+        SCENARIOS[scenario].title
+    )
 
 
 def _seconds(value: float) -> str:
@@ -1143,8 +1255,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="measured runs per tool (default 3)")
     parser.add_argument(
         "--scenarios",
-        default=",".join([*SCENARIOS, HELP]),
-        help=f"comma-separated, from {','.join([*SCENARIOS, HELP])} (default: all)",
+        default=",".join([*SCENARIOS, HELP, PLAN_SCALE]),
+        help=f"comma-separated, from {','.join([*SCENARIOS, HELP, PLAN_SCALE])} (default: all)",
     )
     parser.add_argument(
         "--parallelism", type=int, default=16, help="imagesync --parallelism (default 16)"
@@ -1165,7 +1277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.scenarios.split(",") if n.strip()]
-    known = [*SCENARIOS, HELP]
+    known = [*SCENARIOS, HELP, PLAN_SCALE]
     unknown = [n for n in names if n not in known]
     if unknown:
         parser.error(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(known)}")
@@ -1194,6 +1306,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if name == HELP:
                 print(f"== {HELP}: imagesync --help vs. python -c 'import click, yaml'", flush=True)
                 rows += run_help(HELP_RUNS)
+                continue
+            if name == PLAN_SCALE:
+                print(f"== {PLAN_SCALE}: plan of {PLAN_COUNTS} warm images, validate", flush=True)
+                rows += run_plan_scale(args.runs, args.parallelism, fresh(name))
                 continue
             scenario = SCENARIOS[name]
             print(

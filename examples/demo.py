@@ -10,21 +10,30 @@ manifest list, a single-platform image, a signature) into a source tree of OCI i
 the connected side of an air gap exports them (``imagesync --target oci:DIR``); then mirrors
 them with ``imagesync plan --source-layout … --target oci:…``, ``apply`` and ``plan`` again
 (everything is ``skip``). With ``--registries`` it does the same between two distribution
-registries on 127.0.0.1 instead. Every command is printed with its output; everything it made
-is gone when it ends.
+registries on 127.0.0.1 instead.
+
+Then upstream re-publishes ``legacy:2.3`` and the images file gains two entries (one with a
+typo): the plan shows the conflict with the fix to paste, the error and the new image; the fix
+is pasted (as a reviewer would, from the plan), the typo removed, and it plans and applies
+again. ``--markdown FILE`` writes that review plan's Markdown (what a pull request's reviewers
+see) to FILE: ``scripts/plan-screenshot.py`` takes the README's picture of it.
+
+Every command is printed with its output; everything it made is gone when it ends.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import shlex
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
-from demo_images import Layouts, Registry, example_images, local_registry
+from demo_images import Image, Layouts, Registry, example_images, later_images, local_registry
 
 
 def step(title: str, *args: str, cwd: Path) -> int:
@@ -32,6 +41,16 @@ def step(title: str, *args: str, cwd: Path) -> int:
     result = subprocess.run([sys.executable, "-m", "imagesync", *args], cwd=cwd, check=False)
     print(f"(exit code {result.returncode})", flush=True)
     return result.returncode
+
+
+def paste_fixes(images: Path, plan: Path) -> None:
+    """What a reviewer does with the plan: each fix in place of the lines it names."""
+    lines = images.read_text(encoding="utf-8").splitlines(keepends=True)
+    changes = json.loads(plan.read_text(encoding="utf-8"))["changes"]
+    fixes = [c["fix"]["entry"] for c in changes if "entry" in c.get("fix", {})]
+    for fix in sorted(fixes, key=lambda f: -f["first_line"]):
+        lines[fix["first_line"] - 1 : fix["last_line"]] = [fix["yaml"]]
+    images.write_text("".join(lines), encoding="utf-8")
 
 
 def images_file(work: Path, prefix: str, target: str) -> Path:
@@ -51,35 +70,79 @@ def images_file(work: Path, prefix: str, target: str) -> Path:
     return path
 
 
-def run(work: Path, images: Path, *where: str) -> int:
-    """validate, plan, apply the saved plan, plan again; 1 when a step failed."""
+def run(
+    work: Path,
+    images: Path,
+    upstream: Callable[[Image], None],
+    prefix: str,
+    where: tuple[str, ...],
+    markdown: Path | None,
+) -> int:
+    """validate, plan, apply the saved plan, plan again; then a re-published tag and two new
+    entries, planned, fixed and applied. 1 when a step did not end as it should."""
     failed = step("validate (offline)", "validate", "-i", images.name, *where[-2:], cwd=work)
     plan = ("plan", "-i", images.name, *where)
     failed |= step("plan", *plan, "-o", "plan.json", cwd=work) == 1
     failed |= step("apply the saved plan", "apply", "plan.json", cwd=work)
     failed |= step("plan again: everything is unchanged", *plan, cwd=work)
+
+    print("\n=== upstream re-publishes legacy:2.3; the images file gains two entries")
+    for image in later_images(prefix):
+        upstream(image)
+    with images.open("a", encoding="utf-8") as more:
+        more.write(f'- source: "{prefix}/new:1.0"\n- source: "{prefix}/aap:1.0"    # a typo\n')
+    review = ("plan: the conflict says its fix", *plan, "-o", "review.json")
+    failed |= step(*review, cwd=work) != 1  # a conflict and an error: exit code 1
+    if markdown is not None:
+        shown = subprocess.run(
+            [sys.executable, "-m", "imagesync", "show", "review.json", "--format", "markdown"],
+            cwd=work,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        markdown.write_text(shown.stdout, encoding="utf-8")
+        print(f"(the plan's Markdown is in {markdown})")
+
+    print("\n=== the fix pasted from the plan, the typo removed")
+    paste_fixes(images, work / "review.json")
+    text = images.read_text(encoding="utf-8").splitlines(keepends=True)
+    images.write_text("".join(t for t in text if "/aap:" not in t), encoding="utf-8")
+    print(images.read_text())
+    failed |= step("plan: the conflict is a skip now", *plan, cwd=work)
+    failed |= step("apply", "apply", "-i", images.name, *where, cwd=work)
     return 1 if failed else 0
 
 
-def with_layouts(work: Path) -> int:
-    source = work / "disk"
+def with_layouts(work: Path, markdown: Path | None) -> int:
+    source = Layouts(work / "disk")
     for image in example_images():
         # Where --target oci:disk puts it: demo.example/app is disk/demo.example/app.
-        Layouts(source).write(image, image.repository)
-    print(f"source: a tree of OCI image layouts in {source} (as an export wrote it)")
+        source.write(image, image.repository)
+    print(f"source: a tree of OCI image layouts in {source.root} (as an export wrote it)")
     images = images_file(work, "demo.example", "registry.internal/mirror")
-    return run(work, images, "--source-layout", "disk", "--target", "oci:mirror")
+
+    def upstream(image: Image) -> None:
+        source.write(image, image.repository)
+
+    where = ("--source-layout", "disk", "--target", "oci:mirror")
+    return run(work, images, upstream, "demo.example", where, markdown)
 
 
-def with_registries(work: Path) -> int:
+def with_registries(work: Path, markdown: Path | None) -> int:
     with contextlib.ExitStack() as stack:
         source = stack.enter_context(local_registry())
         target = stack.enter_context(local_registry())
         print(f"source registry: {source}\ntarget registry: {target}")
-        for image in example_images(f"{source}/demo"):
+
+        def upstream(image: Image) -> None:
             Registry(source).write(image, image.repository.split("/", 1)[1])
+
+        for image in example_images(f"{source}/demo"):
+            upstream(image)
         images = images_file(work, f"{source}/demo", f"{target}/mirror")
-        return run(work, images, "--target", f"{target}/mirror")
+        where = ("--target", f"{target}/mirror")
+        return run(work, images, upstream, f"{source}/demo", where, markdown)
 
 
 def main() -> int:
@@ -89,9 +152,12 @@ def main() -> int:
         action="store_true",
         help="mirror between two local distribution registries instead of layouts",
     )
+    parser.add_argument("--markdown", type=Path, help="write the review plan's Markdown here")
     arguments = parser.parse_args()
+    markdown = arguments.markdown.resolve() if arguments.markdown else None
     with tempfile.TemporaryDirectory(prefix="imagesync-demo-") as tmp:
-        return (with_registries if arguments.registries else with_layouts)(Path(tmp))
+        run_demo = with_registries if arguments.registries else with_layouts
+        return run_demo(Path(tmp), markdown)
 
 
 if __name__ == "__main__":

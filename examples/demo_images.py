@@ -7,7 +7,8 @@ The images (small, deterministic: the same bytes and digests on every run):
   up, it only has to travel);
 - ``demo.example/legacy:2.3``: a Docker manifest list over the same two platforms;
 - ``demo.example/tool``: a single-platform linux/amd64 OCI image, synced by digest under a tag
-  of our own (``amd64Only: true``).
+  of our own (``amd64Only: true``);
+- later (:func:`later_images`): ``legacy:2.3`` re-published upstream, and ``new:1.0``.
 
 :class:`Layouts` writes them into a tree of OCI image layouts (repository ``R`` in ``DIR/R``,
 as ``imagesync --target oci:DIR`` lays it out); :class:`Registry` pushes them to a registry
@@ -141,6 +142,14 @@ def example_images(prefix: str = "demo.example") -> list[Image]:
     legacy = _index(f"{prefix}/legacy", "2.3", "legacy", docker=True)
     tool = _single(f"{prefix}/tool", PLATFORMS[0], "tool", docker=False)
     return [app, _signature(app), legacy, tool]
+
+
+def later_images(prefix: str = "demo.example") -> list[Image]:
+    """What happens upstream after the first sync: ``legacy:2.3`` is re-published (other
+    bytes under the same tag; the old manifest stays, by digest), ``new:1.0`` appears."""
+    legacy = _index(f"{prefix}/legacy", "2.3", "legacy, rebuilt", docker=True)
+    new = _index(f"{prefix}/new", "1.0", "new", docker=False)
+    return [legacy, new]
 
 
 class Writer(Protocol):

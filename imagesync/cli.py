@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from imagesync.apply.report import ApplyReport
     from imagesync.images.diagnostics import Problem
     from imagesync.images.file import ImagesFile
+    from imagesync.images.shard import Shard
     from imagesync.keyring import KeyOptions, Keys
     from imagesync.plan.document import Plan
     from imagesync.plan.planner import PlanOptions
@@ -92,6 +93,27 @@ def _one_target_from_environment(
             parameter,
         )
     return value
+
+
+def shard_option(function: F) -> F:
+    return click.option(
+        "--shard",
+        metavar="K/N",
+        callback=_shard,
+        help="Only the part K of N of the images file (K from 0, as JOB_COMPLETION_INDEX): "
+        "the entries whose target repository hashes to K, for N jobs that share the work",
+    )(function)
+
+
+def _shard(context: click.Context, parameter: click.Parameter, value: str | None) -> Shard | None:
+    from imagesync.images.shard import Shard
+
+    if value is None:
+        return None
+    try:
+        return Shard.parse(value)
+    except ImagesyncError as error:
+        raise click.BadParameter(str(error), context, parameter) from None
 
 
 def source_layout_option(function: F) -> F:
@@ -322,6 +344,7 @@ class Session:
     plan_options: PlanOptions
     keys: KeyOptions
     source_layout: str | None = None
+    shard: Shard | None = None
 
     def load_images(
         self, default_target: str | None = None, default_source_layout: str | None = None
@@ -397,7 +420,9 @@ def _session(
         sign_children=bool(options.get("sign_children")),
         verify_keys=tuple(Path(path) for path in options.get("verify_key") or ()),
     )
-    return Session(images_file, target, connection, plan_options, keys, source_layout)
+    return Session(
+        images_file, target, connection, plan_options, keys, source_layout, options.get("shard")
+    )
 
 
 def _write_step_summary(markdown: str) -> None:
@@ -414,7 +439,7 @@ def _run_plan(session: Session, run: ExitStack | None = None) -> tuple[Plan, App
     and what it learnt) and has begun each create's blob copies as plan decided it."""
     from imagesync.plan.planner import make_plan
 
-    images = session.load_images()
+    images = session.load_images().in_shard(session.shard)
     report_problems(images.warnings)
     keys = session.plan_keys(images, private=run is not None)
     options = replace(session.plan_options, signing=keys.signing, verifying=keys.verifying)
@@ -446,6 +471,7 @@ def _plan_exit_code(plan: Plan, detailed: bool) -> int:
 )
 @click.option("--changed-only", is_flag=True, help="Leave unchanged images out of the output")
 @source_layout_option
+@shard_option
 @signing_options
 @connection_options
 def plan(
@@ -467,8 +493,8 @@ def plan(
         result, _ = _run_plan(session)
         if out:
             result.write(out, key)
-    click.echo(render_plan(result, fmt, changed_only=changed_only), nl=False)
-    _write_step_summary(render_plan(result, "markdown", changed_only=changed_only))
+    click.echo(render_plan(result, fmt, changed_only=changed_only, plan_file=out), nl=False)
+    _write_step_summary(render_plan(result, "markdown", changed_only=changed_only, plan_file=out))
     sys.exit(_plan_exit_code(result, detailed_exitcode))
 
 
@@ -486,6 +512,7 @@ def plan(
 @target_option
 @format_option(("text", "json", "markdown"))
 @source_layout_option
+@shard_option
 @signing_options
 @connection_options
 def apply(
@@ -519,6 +546,7 @@ def apply(
                     "it is not checked",
                     err=True,
                 )
+            saved = _plan_of_shard(saved, session.shard)
             images = (
                 session.load_images(saved.target_prefix, saved.source_layout)
                 if images_file
@@ -530,6 +558,20 @@ def apply(
     click.echo(render_report(report, fmt), nl=False)
     _write_step_summary(render_report(report, "markdown"))
     sys.exit(1 if report.failed else 0)
+
+
+def _plan_of_shard(saved: Plan, shard: Shard | None) -> Plan:
+    """``apply PLAN --shard K/N``: a whole plan's part K, or a shard's plan if it is K/N."""
+    from imagesync.errors import PlanRejected
+
+    if shard is None or saved.shard == shard:
+        return saved
+    if saved.shard is None:
+        return saved.in_shard(shard)
+    raise PlanRejected(
+        f"the plan is shard {saved.shard}, not {shard}",
+        f"apply the plan of shard {shard}, or leave --shard out",
+    )
 
 
 def _applier(
@@ -573,17 +615,41 @@ def _apply(
 
 
 @main.command()
-@click.argument("plan_file", type=click.Path(dir_okay=False))
+@click.argument("plan_files", metavar="PLAN...", nargs=-1, required=True, type=click.Path())
 @format_option()
 @click.option("--changed-only", is_flag=True, help="Leave unchanged images out of the output")
-def show(plan_file: str, fmt: str, changed_only: bool) -> None:
-    """Render a saved plan as text, JSON or Markdown."""
-    from imagesync.plan.document import Plan
+def show(plan_files: tuple[str, ...], fmt: str, changed_only: bool) -> None:
+    """Render a saved plan as text, JSON or Markdown.
+
+    Several plan files (or a directory of them) are the shards of one plan (plan --shard):
+    they are rendered as the one plan they are parts of.
+    """
+    from imagesync.plan.merge import read_plans
     from imagesync.render import render_plan
 
     with _user_errors():
-        saved = Plan.read(plan_file)
-    click.echo(render_plan(saved, fmt, changed_only=changed_only), nl=False)
+        saved = read_plans(list(plan_files))
+    where = plan_files[0] if len(plan_files) == 1 else None
+    click.echo(render_plan(saved, fmt, changed_only=changed_only, plan_file=where), nl=False)
+
+
+@main.command()
+@click.argument("report_files", metavar="REPORT...", nargs=-1, required=True, type=click.Path())
+@format_option()
+def report(report_files: tuple[str, ...], fmt: str) -> None:
+    """Render apply reports (apply --format json) as text, JSON or Markdown.
+
+    Several reports (or a directory of them) are those of the shards of one plan: they are
+    rendered as one report. Exits 1 when any image failed or conflicted.
+    """
+    from imagesync.apply.report import read_reports
+    from imagesync.render import render_report
+
+    with _user_errors():
+        merged = read_reports(list(report_files))
+    where = report_files[0] if len(report_files) == 1 else None
+    click.echo(render_report(merged, fmt, report_file=where), nl=False)
+    sys.exit(1 if merged.failed else 0)
 
 
 @main.command()
@@ -596,6 +662,7 @@ def show(plan_file: str, fmt: str, changed_only: bool) -> None:
     help="Only plan: print what would be synced, write nothing [SYNCER_DRY_RUN]",
 )
 @source_layout_option
+@shard_option
 @signing_options
 @connection_options
 def sync(images_file: str, target: str | None, dry_run: bool, **options: Any) -> None:
@@ -616,11 +683,14 @@ def sync(images_file: str, target: str | None, dry_run: bool, **options: Any) ->
 
 
 @main.command()
-@click.argument("old", type=click.Path(dir_okay=False))
-@click.argument("new", type=click.Path(dir_okay=False))
+@click.argument("old", type=click.Path())
+@click.argument("new", type=click.Path())
 @format_option(FORMATS)
 def diff(old: str, new: str, fmt: str) -> None:
-    """Compare two saved plans image by image; exit 0 when the same, 2 when they differ."""
+    """Compare two saved plans image by image; exit 0 when the same, 2 when they differ.
+
+    OLD and NEW are each a plan file, or a directory holding the shards of one plan.
+    """
     from imagesync.plan.diff import diff_command
 
     with _user_errors():

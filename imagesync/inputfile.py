@@ -86,3 +86,19 @@ def _kind(mode: int) -> str:
 def _size(limit: int) -> str:
     mib = 1024 * 1024
     return f"{limit // mib} MiB" if limit % mib == 0 else f"{limit} bytes"
+
+
+def json_files(paths: list[str]) -> list[tuple[str, bool]]:
+    """``paths`` with each directory replaced by the ``*.json`` files in it and below it,
+    sorted: the shards of a plan as CI downloads them (one artifact, one folder, per shard).
+    Each comes with whether it was found in a directory (rather than named)."""
+    files: list[tuple[str, bool]] = []
+    for path in paths:
+        if os.path.isdir(path):
+            found = sorted(str(p) for p in Path(path).rglob("*.json") if p.is_file())
+            if not found:
+                raise UnreadableInput(f"{path} is a directory with no .json file in it")
+            files.extend((name, True) for name in found)
+        else:
+            files.append((path, False))
+    return files

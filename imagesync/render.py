@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 
-from imagesync.apply.report import ApplyReport, ImageResult, Outcome
-from imagesync.plan.document import Action, Change, Plan, SubChange
+from imagesync.apply.report import ApplyReport, ImageResult, Outcome, report_document
+from imagesync.plan.document import Action, Change, Fix, Plan, SubChange
 
-_SYMBOL = {Action.CREATE: "+", Action.SKIP: "=", Action.CONFLICT: "!", Action.ERROR: "x"}
-_OUTCOME_SYMBOL = {
+SYMBOL = {Action.CREATE: "+", Action.SKIP: "=", Action.CONFLICT: "!", Action.ERROR: "x"}
+OUTCOME_SYMBOL = {
     Outcome.CREATED: "+",
     Outcome.SKIPPED: "=",
     Outcome.CONFLICT: "!",
     Outcome.FAILED: "x",
 }
-# Reviewers need the problems first; the order within an action stays file order.
-_REVIEW_ORDER = (Action.CONFLICT, Action.ERROR, Action.CREATE, Action.SKIP)
-COLLAPSE_SKIPS_ABOVE = 10
 
 
 def human_bytes(count: int) -> str:
@@ -89,11 +85,17 @@ def transfer_line(plan: Plan) -> str | None:
     )
 
 
-def render_plan(plan: Plan, fmt: str, *, changed_only: bool = False) -> str:
+def render_plan(
+    plan: Plan, fmt: str, *, changed_only: bool = False, plan_file: str | None = None
+) -> str:
+    """``plan`` as text, JSON or Markdown; ``plan_file``, where it is saved, is named by the
+    Markdown when it leaves images out (it stays within GitHub's size limit)."""
     if fmt == "json":
         return plan.to_json()
     if fmt == "markdown":
-        return plan_markdown(plan, changed_only=changed_only)
+        from imagesync.markdown import plan_markdown
+
+        return plan_markdown(plan, changed_only=changed_only, plan_file=plan_file)
     return plan_text(plan, changed_only=changed_only)
 
 
@@ -111,11 +113,15 @@ def plan_text(plan: Plan, *, changed_only: bool = False) -> str:
     lines = [f"Target: {plan.target_prefix}"]
     if plan.source_layout:
         lines.append(f"Sources: {plan.source_layout} (a layout tree; no source registry is asked)")
+    if plan.shard:
+        lines.append(f"Shard: {plan.shard} of {plan.images_file.path}")
+    elif plan.merged_from:
+        lines.append(f"Shards: all {plan.merged_from} of {plan.images_file.path}")
     lines.append("")
     for warning in plan.warnings:
         lines.append(f"warning: {warning}")
     for change in _shown(plan, changed_only):
-        lines.extend(_change_text(change))
+        lines.extend(_change_text(change, plan.images_file.path))
     lines += ["", summary_line(plan)]
     transfer = transfer_line(plan)
     if transfer:
@@ -123,148 +129,58 @@ def plan_text(plan: Plan, *, changed_only: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _change_text(change: Change) -> list[str]:
-    head = f"{_SYMBOL[change.action]} {change.action.value:<8} {change.target}"
+def _change_text(change: Change, images_file: str) -> list[str]:
+    head = f"{SYMBOL[change.action]} {change.action.value:<8} {change.target}"
     lines = [head, f"    source: {change.source_text} (entry {change.entry}, line {change.line})"]
     if change.digest:
         lines.append(f"    digest: {change.digest}")
     if change.platforms:
         lines.append(f"    platforms: {', '.join(change.platforms)}")
     if change.artifact_types:
-        lines.append(f"    {_artifact_text(change)}")
+        lines.append(f"    {artifact_text(change)}")
     if change.action is Action.CREATE:
         lines.append(f"    transfer: {_change_transfer(change)}")
     if change.action in (Action.CONFLICT, Action.ERROR):
         lines.append(f"    reason: {change.reason}")
+    lines.extend(fix_text(change.fix, images_file))
     lines.extend(f"    warning: {w}" for w in change.warnings)
     lines.extend(_subchange_text(sub) for sub in change.subchanges)
     return lines
 
 
-def _artifact_text(change: Change) -> str:
+def artifact_text(change: Change) -> str:
     """What an artifact is, where an image shows its platforms: ``artifact: <type>``."""
     label = "artifact" if len(change.artifact_types) == 1 else "artifacts"
     return f"{label}: {', '.join(change.artifact_types)}"
 
 
+def fix_text(fix: Fix | None, images_file: str, indent: str = "    ") -> list[str]:
+    """A conflict's fix to paste, as lines of text (none when there is no entry to paste)."""
+    if fix is None or fix.entry is None:
+        return []
+    entry = fix.entry
+    lines = f"lines {entry.first_line} to {entry.last_line}"
+    if entry.first_line == entry.last_line:
+        lines = f"line {entry.first_line}"
+    head = f"{indent}fix: put this in place of {lines} of {images_file}:"
+    return [head, *(f"{indent}  {line}" for line in entry.yaml.rstrip("\n").split("\n"))]
+
+
 def _subchange_text(sub: SubChange) -> str:
-    text = f"    {_SYMBOL[sub.action]} {sub.kind} {sub.target} ({short_digest(sub.digest)})"
+    text = f"    {SYMBOL[sub.action]} {sub.kind} {sub.target} ({short_digest(sub.digest)})"
     if sub.action in (Action.CONFLICT, Action.ERROR):
         text += f": {sub.reason}"
     return text
 
 
-def plan_markdown(plan: Plan, *, changed_only: bool = False) -> str:
-    counts = plan.summary()
-    title = f"### imagesync plan for `{plan.target_prefix}`"
-    if plan.source_layout:
-        title += f", sources from `{plan.source_layout}`"
-    lines = [title, "", f"**{summary_line(plan)}**", ""]
-    transfer = transfer_line(plan)
-    if transfer:
-        lines += [transfer, ""]
-    lines.extend(f"> :warning: {w}" for w in plan.warnings)
-    shown = _shown(plan, changed_only)
-    for action in _REVIEW_ORDER:
-        group = [c for c in shown if c.action is action]
-        if not group:
-            continue
-        title = f"{_SYMBOL[action]} {action.value} ({counts[action.value]})"
-        table = _markdown_table(group, action)
-        if action is Action.SKIP and len(group) > COLLAPSE_SKIPS_ABOVE:
-            lines += ["<details>", f"<summary>{title}</summary>", "", *table, "", "</details>", ""]
-        else:
-            lines += [f"#### {title}", "", *table, ""]
-    problems = [
-        (c, s) for c in shown for s in c.subchanges if s.action in (Action.CONFLICT, Action.ERROR)
-    ]
-    if problems:
-        lines += [f"#### ! signatures and referrers ({len(problems)})", ""]
-        lines += ["| image | kind | target | reason and fix |", "|---|---|---|---|"]
-        lines.extend(
-            f"| `{c.target}` | {_SYMBOL[s.action]} {s.kind} | `{s.target}` | {_md(s.reason)} |"
-            for c, s in problems
-        )
-        lines.append("")
-    warned = [(c, w) for c in shown for w in c.warnings]
-    if warned:
-        lines += [f"#### :warning: warnings ({len(warned)})", ""]
-        lines += ["| image | warning |", "|---|---|"]
-        lines.extend(f"| `{c.target}` | {_md(w)} |" for c, w in warned)
-        lines.append("")
-    return "\n".join(lines) + "\n"
-
-
-def _markdown_table(changes: Iterable[Change], action: Action) -> list[str]:
-    fix_column = action in (Action.CONFLICT, Action.ERROR)
-    header = "| target | source | digest | platforms | transfer | signatures |"
-    if fix_column:
-        header += " reason and fix |"
-    rows = [header, "|" + "---|" * header.count(" |")]
-    for c in changes:
-        transfer = _change_transfer(c) if c.action is Action.CREATE else "-"
-        signatures = ", ".join(f"{_SYMBOL[s.action]} {s.kind}" for s in c.subchanges) or "-"
-        contents = [", ".join(c.platforms)] if c.platforms else []
-        contents += [_md(_artifact_text(c))] if c.artifact_types else []
-        row = (
-            f"| `{c.target}` | `{_md(c.source_text)}` (line {c.line}) | "
-            f"`{short_digest(c.digest)}` | {'; '.join(contents) or '-'} | {transfer} | "
-            f"{signatures} |"
-        )
-        if fix_column:
-            row += f" {_md(c.reason)} |"
-        rows.append(row)
-    return rows
-
-
-def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def render_report(report: ApplyReport, fmt: str) -> str:
+def render_report(report: ApplyReport, fmt: str, *, report_file: str | None = None) -> str:
     if fmt == "json":
         return json.dumps(report_document(report), indent=2) + "\n"
     if fmt == "markdown":
-        return report_markdown(report)
+        from imagesync.markdown import report_markdown
+
+        return report_markdown(report, report_file=report_file)
     return report_text(report)
-
-
-def report_document(report: ApplyReport) -> dict[str, object]:
-    total = report.transfer()
-    return {
-        "summary": report.counts(),
-        "blobs": {"copied": total.copied, "mounted": total.mounted, "present": total.present},
-        "bytes_copied": total.bytes_copied,
-        "failed": report.failed,
-        "interrupted": report.interrupted,
-        "images": [
-            {
-                "entry": r.entry,
-                "source": r.source,
-                "target": r.target,
-                "digest": r.digest,
-                "outcome": r.outcome.value,
-                "message": r.message,
-                "blobs": {
-                    "copied": r.transfer.copied,
-                    "mounted": r.transfer.mounted,
-                    "present": r.transfer.present,
-                },
-                "bytes_copied": r.transfer.bytes_copied,
-                "signatures": [
-                    {
-                        "kind": s.kind,
-                        "target": s.target,
-                        "digest": s.digest,
-                        "outcome": s.outcome.value,
-                        "message": s.message,
-                    }
-                    for s in r.subresults
-                ],
-            }
-            for r in report.results
-        ],
-    }
 
 
 def report_summary(report: ApplyReport) -> str:
@@ -287,14 +203,16 @@ def report_transfer(report: ApplyReport) -> str:
 
 def report_text(report: ApplyReport) -> str:
     lines: list[str] = []
+    images_file = report.images_file.path if report.images_file else "the images file"
     for result in report.results:
         lines.extend(_result_text(result))
+        lines.extend(fix_text(result.fix, images_file))
     lines += ["", report_summary(report), report_transfer(report)]
     return "\n".join(lines) + "\n"
 
 
 def _result_text(result: ImageResult) -> list[str]:
-    lines = [f"{_OUTCOME_SYMBOL[result.outcome]} {result.outcome.value:<8} {result.target}"]
+    lines = [f"{OUTCOME_SYMBOL[result.outcome]} {result.outcome.value:<8} {result.target}"]
     if result.outcome is Outcome.CREATED:
         t = result.transfer
         lines.append(
@@ -304,27 +222,8 @@ def _result_text(result: ImageResult) -> list[str]:
     elif result.outcome is not Outcome.SKIPPED:
         lines.append(f"    {result.message}")
     for sub in result.subresults:
-        line = f"    {_OUTCOME_SYMBOL[sub.outcome]} {sub.kind} {sub.target}"
+        line = f"    {OUTCOME_SYMBOL[sub.outcome]} {sub.kind} {sub.target}"
         if sub.outcome in (Outcome.CONFLICT, Outcome.FAILED):
             line += f": {sub.message}"
         lines.append(line)
     return lines
-
-
-def report_markdown(report: ApplyReport) -> str:
-    lines = ["### imagesync apply", "", f"**{report_summary(report)}**", ""]
-    lines += [report_transfer(report), ""]
-    lines += ["| outcome | target | digest | details |", "|---|---|---|---|"]
-    for r in report.results:
-        details = [r.message] if r.message else []
-        details += [
-            f"{_OUTCOME_SYMBOL[s.outcome]} {s.kind} `{s.target}`"
-            + (f": {s.message}" if s.outcome in (Outcome.CONFLICT, Outcome.FAILED) else "")
-            for s in r.subresults
-            if s.outcome is not Outcome.SKIPPED
-        ]
-        lines.append(
-            f"| {_OUTCOME_SYMBOL[r.outcome]} {r.outcome.value} | `{r.target}` | "
-            f"`{short_digest(r.digest)}` | {_md('; '.join(details))} |"
-        )
-    return "\n".join(lines) + "\n"

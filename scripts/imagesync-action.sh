@@ -4,11 +4,16 @@
 # ${{ }} text pasted into a script (that would let an input run shell code).
 #
 # Inputs (set by action.yml from the action's inputs):
-#   IMAGESYNC_COMMAND            sync (default) | plan | apply | validate | show
+#   IMAGESYNC_COMMAND            sync (default) | plan | apply | validate | show | summary
 #   IMAGESYNC_IMAGES_FILE        images file (default external-images.yaml)
 #   IMAGESYNC_TARGET             target prefix; empty: the images file's `target:`
-#   IMAGESYNC_PLAN_FILE          where the plan JSON goes (default imagesync-plan.json)
-#   IMAGESYNC_REPORT_FILE        where the apply report JSON goes (default imagesync-report.json)
+#   IMAGESYNC_PLAN_FILE          where the plan JSON goes (default imagesync-plan.json); for show
+#                                and summary also a directory of the shards' plans
+#   IMAGESYNC_REPORT_FILE        where the apply report JSON goes (default imagesync-report.json);
+#                                for summary also a directory of the shards' reports
+#   IMAGESYNC_SHARD              K/N: plan and apply only shard K of N (--shard); empty: all
+#   IMAGESYNC_STEP_SUMMARY       false: imagesync does not write the step summary (the shards of a
+#                                matrix leave it to one summary job); default true
 #   IMAGESYNC_DEBUG              true: log every HTTP request (secrets redacted)
 #   IMAGESYNC_REGISTRIES_CONFIG  registries config file (optional)
 #   IMAGESYNC_EXTRA_ARGS         more options for plan, apply and show (e.g. --parallelism 4),
@@ -22,11 +27,13 @@
 # (SYNCER_ACCESS_TOKEN, SYNCER_TARGET_REPO_AUTH_KEY, DOCKER_CONFIG), set by the workflow.
 #
 # What runs, by event:
-#   pull_request, pull_request_target  imagesync plan, whatever the command says (validate and
-#                                      show, which cannot write either, run as asked): a pull
-#                                      request never writes to a registry.
+#   pull_request, pull_request_target  imagesync plan, whatever the command says (validate, show
+#                                      and summary, which cannot write either, run as asked): a
+#                                      pull request never writes to a registry.
 #   push                               the command: sync/apply = plan, then apply that plan.
 #   anything else                      refused.
+# summary renders the plan file(s) and, when there are any, the report file(s) as one Markdown
+# review into the step summary (the shards of a matrix, put together).
 # Outputs (GITHUB_OUTPUT): plan-file, report-file (empty when nothing was applied), exit-code.
 # The script exits with imagesync's exit code: 0 ok, 1 conflicts or errors.
 set -euo pipefail
@@ -43,12 +50,13 @@ target="${IMAGESYNC_TARGET:-}"
 plan_file="${IMAGESYNC_PLAN_FILE:-imagesync-plan.json}"
 report_file="${IMAGESYNC_REPORT_FILE:-imagesync-report.json}"
 registries_config="${IMAGESYNC_REGISTRIES_CONFIG:-}"
+shard="${IMAGESYNC_SHARD:-}"
 imagesync="${IMAGESYNC_BIN:-imagesync}"
 event="${GITHUB_EVENT_NAME:-}"
 
 case "$command_name" in
-    sync | plan | apply | validate | show) ;;
-    *) fail "unknown command '$command_name'; use sync, plan, apply, validate or show" ;;
+    sync | plan | apply | validate | show | summary) ;;
+    *) fail "unknown command '$command_name'; use sync, plan, apply, validate, show or summary" ;;
 esac
 
 case "$event" in
@@ -58,7 +66,7 @@ case "$event" in
     *) fail "event '$event' is not supported: imagesync runs on pull_request_target or pull_request (plan only) and on push (plan and apply)" ;;
 esac
 
-for value in "$images_file" "$target" "$plan_file" "$report_file" "$registries_config"; do
+for value in "$images_file" "$target" "$plan_file" "$report_file" "$registries_config" "$shard"; do
     # These end up as GITHUB_OUTPUT lines; a newline would let a value set other outputs.
     if [[ "$value" == *$'\n'* || "$value" == *$'\r'* ]]; then
         fail "inputs must not contain line breaks"
@@ -98,6 +106,14 @@ fi
 options=()
 if [[ -n "$registries_config" ]]; then
     options+=(--registries-config "$registries_config")
+fi
+if [[ -n "$shard" ]]; then
+    options+=(--shard "$shard")
+fi
+summary="${GITHUB_STEP_SUMMARY:-}"
+if [[ "${IMAGESYNC_STEP_SUMMARY:-true}" == false ]]; then
+    # imagesync appends to GITHUB_STEP_SUMMARY itself when it is set.
+    unset GITHUB_STEP_SUMMARY
 fi
 if [[ "${IMAGESYNC_DEBUG:-false}" == true || "${RUNNER_DEBUG:-}" == 1 ]]; then
     options+=(--debug)
@@ -142,6 +158,20 @@ case "$command_name" in
     show)
         run show "$plan_file" "${extra[@]}" || code=$?
         write_outputs "$plan_file" "" "$code"
+        ;;
+    summary)
+        # One review of the shards' plans (and, after apply, their reports); a set that is not
+        # one plan's is refused by imagesync, with every reason.
+        [[ -n "$summary" ]] || fail "GITHUB_STEP_SUMMARY is not set; summary writes the step summary"
+        run show "$plan_file" --format markdown >>"$summary" || code=$?
+        if [[ "$code" == 0 && -e "$report_file" ]]; then
+            report_code=0
+            run report "$report_file" --format markdown >>"$summary" || report_code=$?
+            code=$report_code
+        else
+            report_file=""
+        fi
+        write_outputs "$plan_file" "$report_file" "$code"
         ;;
     plan)
         plan

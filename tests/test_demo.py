@@ -1,5 +1,5 @@
 """The README's end-to-end commands keep working: the demo on layouts alone, and with two
-local registries."""
+local registries; and the review plan the README's picture shows reads well."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness.registry import REGISTRY_BINARY, require_binary
+from tests.test_markdown import assert_rows_fit, fences
 
 DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo.py"
 
@@ -30,24 +31,41 @@ def demo(*args: str, path: str | None = None) -> subprocess.CompletedProcess[str
 
 
 def assert_the_whole_job(result: subprocess.CompletedProcess[str]) -> None:
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "Plan: 3 to create, 0 unchanged, signatures: 1 to create" in result.stdout
-    assert "Apply: 3 created, 0 unchanged, 0 conflicts, 0 failed." in result.stdout
-    assert "Plan: 0 to create, 3 unchanged, signatures: 0 to create, 1 unchanged." in result.stdout
-    assert "Traceback" not in result.stdout + result.stderr
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert "Plan: 3 to create, 0 unchanged, signatures: 1 to create" in out
+    assert "Apply: 3 created, 0 unchanged, 0 conflicts, 0 failed." in out
+    assert "Plan: 0 to create, 3 unchanged, signatures: 0 to create, 1 unchanged." in out
+    # Upstream re-published legacy:2.3: a conflict that says its fix; pasted, it is a skip.
+    assert "Plan: 1 to create, 2 unchanged, 1 conflict, 1 error" in out
+    assert "fix: put this in place of line 4 of external-images.yaml:" in out
+    assert "Plan: 1 to create, 3 unchanged, signatures: 0 to create, 1 unchanged." in out
+    assert "Apply: 1 created, 3 unchanged, 0 conflicts, 0 failed." in out
+    assert "Traceback" not in out + result.stderr
+
+
+def assert_the_review_reads_well(markdown: Path) -> None:
+    """No table row too wide to read; the fix a YAML block to copy, outside any table."""
+    text = markdown.read_text(encoding="utf-8")
+    assert_rows_fit(text)
+    (fix,) = fences(text)
+    assert fix.startswith('- source: "') and "/legacy@sha256:" in fix
+    assert fix.endswith('  tag: "2.3"\n')
 
 
 def test_the_demo_needs_nothing_but_python(tmp_path: Path) -> None:
     """No registry binary, no skopeo: with an empty PATH, it mirrors layout to layout."""
     empty = tmp_path / "bin"
     empty.mkdir()
-    result = demo(path=str(empty))
+    result = demo("--markdown", str(tmp_path / "review.md"), path=str(empty))
     assert_the_whole_job(result)
     assert "Sources: oci:" in result.stdout
+    assert_the_review_reads_well(tmp_path / "review.md")
 
 
 @pytest.mark.registry
-def test_the_demo_with_two_local_registries() -> None:
+def test_the_demo_with_two_local_registries(tmp_path: Path) -> None:
     require_binary(REGISTRY_BINARY, "the distribution registry")
-    result = demo("--registries")
+    result = demo("--registries", "--markdown", str(tmp_path / "review.md"))
     assert_the_whole_job(result)
+    assert_the_review_reads_well(tmp_path / "review.md")

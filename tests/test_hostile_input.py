@@ -571,9 +571,13 @@ def test_a_plan_too_large_to_be_a_plan_is_not_read(tmp_path: Path) -> None:
 
 
 def test_a_plan_that_is_a_directory(tmp_path: Path) -> None:
+    # show takes a directory of shard plans; one with no plan in it is refused, with a message.
     (tmp_path / "plan.json").mkdir()
     result = run("show", str(tmp_path / "plan.json"))
-    clean(result, 2)  # click refuses a directory for PLAN: a usage error
+    clean(result, 1)
+    assert "is a directory with no .json file in it" in result.stderr
+    result = run("apply", str(tmp_path / "plan.json"))
+    clean(result, 2)  # apply takes one plan file: click refuses a directory, a usage error
 
 
 # -- registries configs --------------------------------------------------------------------

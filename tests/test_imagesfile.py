@@ -645,3 +645,74 @@ def test_a_layout_tree_is_a_target_and_a_source(tmp_path: Path) -> None:
     assert entry.target.repository.path.endswith("/mirror/library/alpine")
     assert str(entry.origin) == f"oci:{tmp_path}/disk/library/alpine:v2"
     assert str(entry.source) == "docker.io/library/alpine:3.20"
+
+
+# -- the two YAML parsers ------------------------------------------------------------------------
+
+REALWORLD_FILES = sorted((REPO / "tests" / "realworld").glob("*.yaml"))
+
+
+def _composed_by(loader_class: type, text: str, whole: bool = False) -> list[tuple[object, ...]]:
+    """Every node of the document in order: kind, tag, value (scalars), line, column, and
+    whether it was quoted: all the loader uses."""
+    from imagesync.images import file as images_file
+
+    root = images_file._compose(loader_class(text), whole=whole)
+    seen: list[tuple[object, ...]] = []
+
+    def walk(node: object) -> None:
+        mark = node.start_mark  # type: ignore[attr-defined]
+        quoted = bool(getattr(node, "style", None))
+        value = node.value if isinstance(node.value, str) else None  # type: ignore[attr-defined]
+        seen.append((type(node).__name__, node.tag, value, mark.line, mark.column, quoted))  # type: ignore[attr-defined]
+        if isinstance(node.value, list):  # type: ignore[attr-defined]
+            for item in node.value:  # type: ignore[attr-defined]
+                for part in item if isinstance(item, tuple) else (item,):
+                    walk(part)
+
+    walk(root)
+    return seen
+
+
+@pytest.mark.parametrize(
+    "path",
+    [EXAMPLE, *REALWORLD_FILES],
+    ids=lambda p: p.name.split("__")[-2] if "__" in p.name else p.name,
+)
+def test_libyaml_and_pyyaml_compose_the_same_document(path: Path) -> None:
+    """The fast parser reads what users' files say exactly as PyYAML's does: same nodes,
+    tags, values, positions and quoting (libyaml's plain style "" is PyYAML's None)."""
+    from imagesync.images.file import _FastLoader, _Loader
+
+    text = path.read_text(encoding="utf-8-sig")
+    exactly = _composed_by(_Loader, text)
+    assert _composed_by(_FastLoader, text) == exactly
+    assert _composed_by(_FastLoader, text, whole=True) == exactly
+
+
+def test_what_libyaml_refuses_is_reported_in_pyyamls_words(tmp_path: Path) -> None:
+    path = write(tmp_path, 'target: reg.io/ext\nimages:\n- source: "busybox:1.36"\n\ttag: "x"\n')
+    (problem,) = problems_of(path)
+    assert problem.line == 4 and "not valid YAML" in problem.message
+    assert problem.hint == "indent with spaces, not tabs"
+
+
+def test_a_tab_after_a_colon_is_read_as_gos_yaml_reads_it(tmp_path: Path) -> None:
+    """YAML allows a tab as the space after ``key:``; libyaml (and so Go's yaml.v3, which
+    the image-syncer used) takes it, PyYAML alone did not."""
+    images = load_images_file(
+        write(tmp_path, 'target: reg.io/ext\nimages:\n- source:\t"busybox:1.36"\n')
+    )
+    assert str(images.entries[0].target) == "reg.io/ext/library/busybox:1.36"
+
+
+def test_validate_of_ten_thousand_entries_reads_them_all(tmp_path: Path) -> None:
+    """Scale, not speed (benchmarks/run.py times it): every entry is read and located."""
+    lines = ["target: reg.io/ext", "images:"]
+    lines += [f'- source: "ghcr.io/org/app-{n}:1.0"' for n in range(10_000)]
+    lines.append('- source: "busybox:1.36"\n  amd64only: true')
+    with pytest.raises(InvalidImagesFile) as caught:
+        load_images_file(write(tmp_path, "\n".join(lines) + "\n"))
+    (problem,) = caught.value.problems
+    assert (problem.line, problem.entry_index) == (10_004, 10_001)
+    assert "did you mean amd64Only" in problem.message

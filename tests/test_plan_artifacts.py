@@ -440,28 +440,35 @@ def test_markdown_puts_problems_first_and_folds_the_skips() -> None:
         markdown
     )
     position = {name: markdown.index(name) for name in ("conflicted", "broken", "new2", "same4")}
-    assert position["conflicted"] < position["new2"] < position["same4"]
-    assert position["broken"] < position["new2"]
-    # Each problem is shown with its reason and fix, in its own row.
-    conflict_row = next(line for line in markdown.splitlines() if "library/conflicted" in line)
-    assert "CONFLICT-REASON; pin the digest" in conflict_row
-    error_row = next(line for line in markdown.splitlines() if "library/broken" in line)
-    assert "source not found (check the name)" in error_row
-    # The 50 skips, and only they, are inside one <details> block.
+    assert position["conflicted"] < position["broken"] < position["new2"] < position["same4"]
+    # Each problem is a block of its own, outside any table, with its reason.
+    lines = markdown.splitlines()
+    conflict = lines.index(next(line for line in lines if "library/conflicted" in line))
+    assert not lines[conflict].startswith("|")
+    assert "pin the digest" in lines[conflict + 1]
+    error = next(i for i, line in enumerate(lines) if "library/broken" in line)
+    assert "source not found (check the name)" in lines[error + 1]
+    # The 50 skips, and only they, are inside one <details> block, counted by registry.
     (folded,) = re.findall(r"<details>(.*?)</details>", markdown, flags=re.S)
-    assert "skip (50)" in folded
+    assert "= 50 images unchanged" in folded
+    assert "| `docker.io` | 50 |" in folded
     assert sorted(re.findall(r"library/(\w+):", folded)) == sorted(f"same{i}" for i in range(4, 54))
     outside = set(re.findall(r"library/(\w+):", markdown.replace(folded, "")))
     assert outside == {"new2", "new3", "new54", "conflicted", "broken"}
     headings = markdown.replace(folded, "")
-    # Group headings count the group.
-    assert "#### + create (3)" in headings
-    assert "#### ! conflict (1)" in headings and "#### x error (1)" in headings
+    # Group headings count the group; targets are shown below the prefix the heading names.
+    assert "### imagesync plan for `reg.io/ext`" in headings
+    assert "#### + 3 images to create" in headings
+    assert "#### ! 1 conflict" in headings and "#### x 1 error" in headings
+    assert "reg.io/ext/library" not in markdown
 
 
-def test_markdown_escapes_table_breakers_in_reasons() -> None:
+def test_markdown_escapes_what_would_break_the_page_in_reasons() -> None:
     plan = review_plan()
-    broken = replace(plan.changes[-1], reason="a | b\nc")
+    reason = "a | b\n# c </details> [x](http://x) @org/team"
+    broken = replace(plan.changes[-1], reason=reason)
     markdown = render_plan(replace(plan, changes=(*plan.changes[:-1], broken)), "markdown")
-    row = next(line for line in markdown.splitlines() if "library/broken" in line)
-    assert "a \\| b c" in row
+    lines = markdown.splitlines()
+    error = next(i for i, line in enumerate(lines) if "library/broken" in line)
+    assert lines[error + 1] == ("a \\| b \\# c \\</details\\> \\[x\\](http://x) @\u2060org/team")
+    assert markdown.count("</details>") == 1

@@ -161,5 +161,5 @@ def test_the_rendered_plan_says_what_is_copied_and_what_mounted() -> None:
     assert "    transfer: 3 blobs, 1.2 KiB: 1 to copy (234 B), 2 to mount (1000 B)" in text
     assert "Transfer: 3 blobs, 1.2 KiB: 1 to copy (234 B), 2 to mount (1000 B)." in text
     markdown = render_plan(make_plan(), "markdown")
-    assert "| 3 blobs, 1.2 KiB: 1 to copy (234 B), 2 to mount (1000 B) |" in markdown
+    assert "| 3 blobs, 1.2 KiB; 2 mounted |" in markdown
     assert json.loads(render_plan(make_plan(), "json"))["changes"][0]["blobs_to_mount"] == 2

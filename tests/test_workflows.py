@@ -144,18 +144,28 @@ def jobs(workflow: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return dict(workflow["jobs"])
 
 
+def jobs_for(workflow: Mapping[str, Any], event: str, shards: int = 1) -> set[str]:
+    """The jobs whose ``if:`` lets ``event`` in, with the ``shards`` input given."""
+    return {
+        name for name, job in jobs(workflow).items() if _runs_on(job.get("if", ""), event, shards)
+    }
+
+
 def job_for(workflow: Mapping[str, Any], event: str) -> str:
-    """The job whose ``if:`` lets ``event`` in (each event has exactly one)."""
-    matching = [name for name, job in jobs(workflow).items() if _runs_on(job.get("if", ""), event)]
+    """The job that does the work for ``event`` (each event has exactly one), leaving out the
+    one that lists the shards."""
+    matching = jobs_for(workflow, event) - {"shards"}
     assert len(matching) == 1, f"{event}: jobs {matching}"
-    return matching[0]
+    return matching.pop()
 
 
-def _runs_on(condition: str, event: str) -> bool:
-    """Evaluates the simple ``github.event_name ==/!= '…'`` conditions these workflows use."""
+def _runs_on(condition: str, event: str, shards: int = 1) -> bool:
+    """Evaluates the simple conditions these workflows use: ``github.event_name ==/!= '…'``,
+    ``inputs.shards > 1`` and ``!cancelled()`` (true: nothing is cancelled here)."""
     text = condition.replace("\n", " ")
     text = re.sub(r"github\.event_name\s*==\s*'([\w-]+)'", lambda m: str(m[1] == event), text)
     text = re.sub(r"github\.event_name\s*!=\s*'([\w-]+)'", lambda m: str(m[1] != event), text)
+    text = text.replace("inputs.shards > 1", str(shards > 1)).replace("!cancelled()", "True")
     text = text.replace("&&", " and ").replace("||", " or ")
     assert re.fullmatch(r"[\sA-Za-z()]*", text), f"condition not understood: {condition!r}"
     return bool(eval(text, {"__builtins__": {}}))  # only True/False/and/or/not left
@@ -164,8 +174,9 @@ def _runs_on(condition: str, event: str) -> bool:
 def test_reusable_workflow_routes_each_event_to_one_job() -> None:
     workflow = load(REUSABLE)
     call = triggers(workflow)["workflow_call"]
-    assert set(call["inputs"]) >= {"images-file", "target", "debug"}
+    assert set(call["inputs"]) >= {"images-file", "target", "debug", "shards"}
     assert call["inputs"]["images-file"]["default"] == "external-images.yaml"
+    assert call["inputs"]["shards"]["default"] == 1
     assert job_for(workflow, "pull_request_target") == "plan"
     assert job_for(workflow, "pull_request") == "plan"
     assert job_for(workflow, "push") == "sync"
@@ -173,6 +184,10 @@ def test_reusable_workflow_routes_each_event_to_one_job() -> None:
         assert job_for(workflow, other) == "refuse-event"
     refuse = jobs(workflow)["refuse-event"]
     assert "exit 1" in refuse["steps"][-1]["run"]
+    # Matrix mode: a summary job after the shards' jobs.
+    for event in PR_EVENTS:
+        assert jobs_for(workflow, event, shards=3) == {"shards", "plan", "plan-summary"}
+    assert jobs_for(workflow, "push", shards=3) == {"shards", "sync", "sync-summary"}
 
 
 def test_reusable_workflow_permissions_are_least_privilege() -> None:
@@ -183,7 +198,8 @@ def test_reusable_workflow_permissions_are_least_privilege() -> None:
         assert "permissions" in job, f"job {name} does not declare its permissions"
     assert everything["plan"]["permissions"] == {"contents": "read"}
     assert everything["sync"]["permissions"] == {"contents": "read", "id-token": "write"}
-    assert everything["refuse-event"]["permissions"] == {}
+    for name in ("refuse-event", "shards", "plan-summary", "sync-summary"):
+        assert everything[name]["permissions"] == {}, name
     # Each permission is explained where it is granted.
     text = REUSABLE.read_text(encoding="utf-8")
     for scope in ("contents: read", "id-token: write"):
@@ -252,6 +268,62 @@ def test_the_plan_key_is_used_by_the_push_job_only() -> None:
     caller = load(CALLER)
     (call,) = jobs(caller).values()
     assert "push" in call["secrets"]["plan-key"], "the caller hands the key over on push only"
+
+
+def test_matrix_mode_runs_one_job_per_shard_and_one_summary() -> None:
+    workflow = load(REUSABLE)
+    everything = jobs(workflow)
+    for name, summary in (("plan", "plan-summary"), ("sync", "sync-summary")):
+        job = everything[name]
+        assert job["needs"] == "shards"
+        assert job["strategy"]["matrix"]["shard"] == "${{ fromJSON(needs.shards.outputs.list) }}"
+        assert job["strategy"]["fail-fast"] is False, "every shard's plan is part of the review"
+        assert "matrix.shard" in job["concurrency"]["group"], "shards must not cancel each other"
+        (step,) = [s for s in job["steps"] if "/imagesync@" in s.get("uses", "")]
+        assert step["with"]["shard"] == (
+            "${{ inputs.shards > 1 && format('{0}/{1}', matrix.shard, inputs.shards) || '' }}"
+        )
+        assert step["with"]["step-summary"] == "${{ inputs.shards == 1 }}"
+        (upload,) = [s for s in job["steps"] if "upload-artifact@" in s.get("uses", "")]
+        assert "matrix.shard" in upload["with"]["name"]
+        after = everything[summary]
+        assert after["needs"] == name
+        (download,) = [s for s in after["steps"] if "download-artifact@" in s.get("uses", "")]
+        assert download["with"]["pattern"] == upload["with"]["name"].split("${{")[0] + "-*"
+        (render,) = [s for s in after["steps"] if "/imagesync@" in s.get("uses", "")]
+        assert render["with"]["command"] == "summary"
+        assert render["with"]["plan-file"] == download["with"]["path"]
+        assert all("uses" in s for s in after["steps"]), "the summary jobs run no shell"
+
+
+@pytest.mark.parametrize(
+    ("shards", "listed"), [("1", "[0]"), ("3", "[0,1,2]"), ("256", None), ("0", None),
+                           ("257", None), ("2; touch pwned", None), ("", None)]
+)  # fmt: skip
+def test_the_shards_job_lists_the_shards_or_refuses(
+    tmp_path: Path, shards: str, listed: str | None
+) -> None:
+    (step,) = jobs(load(REUSABLE))["shards"]["steps"]
+    output = tmp_path / "github-output"
+    output.touch()
+    result = subprocess.run(
+        ["bash", "-e", "-c", step["run"]],
+        env={"PATH": os.environ["PATH"], "SHARDS": shards, "GITHUB_OUTPUT": str(output)},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert not (tmp_path / "pwned").exists()
+    if shards == "256":
+        assert result.returncode == 0
+        assert output.read_text() == f"list=[{','.join(str(n) for n in range(256))}]\n"
+    elif listed is None:
+        assert result.returncode == 1 and "::error" in result.stdout
+    else:
+        assert result.returncode == 0, result.stderr
+        assert output.read_text() == f"list={listed}\n"
 
 
 def test_no_run_script_in_any_workflow_contains_an_expression() -> None:
@@ -332,6 +404,8 @@ with open(os.environ["FAKE_LOG"], "a") as log:
     log.write(json.dumps(args) + "\\n")
 with open(os.environ["FAKE_LOG"] + ".key", "a") as log:
     log.write(json.dumps("IMAGESYNC_PLAN_KEY" in os.environ) + "\\n")
+with open(os.environ["FAKE_LOG"] + ".summary", "a") as log:
+    log.write(json.dumps("GITHUB_STEP_SUMMARY" in os.environ) + "\\n")
 if args[0] == "plan":
     if os.environ.get("FAKE_PLAN_WRITES", "1") == "1":
         open(args[args.index("-o") + 1], "w").write("{{}}")
@@ -575,6 +649,36 @@ def test_validate_and_show_run_as_asked(workspace: Path) -> None:
     assert run.calls[-1] == ["show", "imagesync-plan.json", "--format", "markdown"]
 
 
+@pytest.mark.parametrize("event", ["pull_request_target", "push"])
+def test_a_shard_is_planned_and_applied_and_leaves_the_summary_to_the_summary_job(
+    workspace: Path, event: str
+) -> None:
+    run = run_action(workspace, event, IMAGESYNC_SHARD="1/3", IMAGESYNC_STEP_SUMMARY="false")
+    assert run.code == 0, run.stderr
+    for call in run.calls:
+        assert call[call.index("--shard") + 1] == "1/3", call
+    assert [c[0] for c in run.calls] == (["plan"] if event != "push" else ["plan", "apply"])
+    seen = (workspace / "fake.log.summary").read_text(encoding="utf-8").split()
+    assert set(seen) == {"false"}
+
+
+def test_summary_renders_the_plan_and_the_report_into_the_step_summary(workspace: Path) -> None:
+    (workspace / "shards").mkdir()
+    run = run_action(
+        workspace,
+        "pull_request_target",
+        IMAGESYNC_COMMAND="summary",
+        IMAGESYNC_PLAN_FILE="shards",
+        IMAGESYNC_REPORT_FILE="shards",
+    )
+    assert run.code == 0, run.stderr
+    assert run.calls == [
+        ["show", "shards", "--format", "markdown"],
+        ["report", "shards", "--format", "markdown"],
+    ]
+    assert run.outputs == {"plan-file": "shards", "report-file": "shards", "exit-code": "0"}
+
+
 def test_shellcheck_accepts_the_script() -> None:
     shellcheck = shutil.which("shellcheck")
     if shellcheck is None:
@@ -665,6 +769,54 @@ def test_a_push_mirrors_the_image(
     assert again.code == 0, again.stdout + again.stderr
     report = json.loads((workspace / "imagesync-report.json").read_text(encoding="utf-8"))
     assert [i["outcome"] for i in report["images"]] == ["skipped"]
+
+
+@pytest.mark.registry
+def test_a_matrix_of_shards_applies_everything_and_one_summary_reviews_it(
+    source_registry: RegistryServer, target_registry: RegistryServer, tmp_path: Path
+) -> None:
+    names = [f"team/app{n}" for n in range(6)]
+    entries = "".join(f'- source: "{source_registry.host}/{name}:1.0"\n' for name in names)
+    for number, name in enumerate(names):
+        push_image(source_registry.host, name, "1.0", seed=number, layer_size=512)
+    prefix = f"{target_registry.host}/mirror"
+    shards = tmp_path / "shards"
+    for k in range(2):  # the sync job of each shard, in a workspace of its own
+        workdir = tmp_path / f"job-{k}"
+        workdir.mkdir()
+        (workdir / "external-images.yaml").write_text(f"images:\n{entries}", encoding="utf-8")
+        run = run_action(
+            workdir,
+            "push",
+            imagesync=IMAGESYNC,
+            IMAGESYNC_TARGET=prefix,
+            IMAGESYNC_SHARD=f"{k}/2",
+            IMAGESYNC_STEP_SUMMARY="false",
+        )
+        assert run.code == 0, run.stdout + run.stderr
+        assert run.summary == ""
+        artifact = shards / f"imagesync-plan-and-report-{k}"  # as download-artifact lays it
+        artifact.mkdir(parents=True)
+        for name in ("imagesync-plan.json", "imagesync-report.json"):
+            (artifact / name).write_bytes((workdir / name).read_bytes())
+    here = source_registry.host.replace(":", "-")
+    target = connect(target_registry.host)
+    assert all(target.tags(f"mirror/{here}/{name}") == ["1.0"] for name in names)
+    summary_job = tmp_path / "summary"
+    summary_job.mkdir()
+    (summary_job / "shards").symlink_to(shards, target_is_directory=True)
+    run = run_action(
+        summary_job,
+        "push",
+        imagesync=IMAGESYNC,
+        IMAGESYNC_COMMAND="summary",
+        IMAGESYNC_PLAN_FILE="shards",
+        IMAGESYNC_REPORT_FILE="shards",
+    )
+    assert run.code == 0, run.stdout + run.stderr
+    assert run.summary.count("### imagesync plan for") == 1
+    assert "**Plan: 6 to create, 0 unchanged" in run.summary
+    assert "**Apply: 6 created, 0 unchanged, 0 conflicts, 0 failed.**" in run.summary
 
 
 @pytest.mark.registry

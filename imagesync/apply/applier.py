@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -207,7 +207,13 @@ class Applier:
                     if not future.cancelled():
                         results[index] = future.result()
         ordered = tuple(results.get(i) or not_started(c) for i, c in enumerate(plan.changes))
-        return ApplyReport(ordered, interrupted=self.cancel.is_set())
+        return ApplyReport(
+            ordered,
+            interrupted=self.cancel.is_set(),
+            target_prefix=plan.target_prefix,
+            images_file=plan.images_file,
+            shard=plan.shard,
+        )
 
     def apply_change(self, change: Change) -> ImageResult:
         if self.cancel.is_set():
@@ -218,7 +224,7 @@ class Applier:
         if change.action is Action.ERROR:
             result = _with(base, Outcome.FAILED, f"not applied: {change.reason}")
         elif change.action is Action.CONFLICT:
-            result = _with(base, Outcome.CONFLICT, change.reason)
+            result = replace(_with(base, Outcome.CONFLICT, change.reason), fix=change.fix)
         else:
             result = self._apply_image(change, base)
         if result.outcome in (Outcome.CREATED, Outcome.SKIPPED) and change.subchanges:
@@ -742,26 +748,8 @@ def _tag_outcome(target: Reference, digest: str, found: str) -> tuple[Outcome, s
 def _with(
     base: ImageResult, outcome: Outcome, message: str, transfer: Transfer | None = None
 ) -> ImageResult:
-    return ImageResult(
-        base.entry,
-        base.source,
-        base.target,
-        base.digest,
-        outcome,
-        message,
-        transfer or base.transfer,
-        base.subresults,
-    )
+    return replace(base, outcome=outcome, message=message, transfer=transfer or base.transfer)
 
 
 def _with_subresults(result: ImageResult, subresults: tuple[SubResult, ...]) -> ImageResult:
-    return ImageResult(
-        result.entry,
-        result.source,
-        result.target,
-        result.digest,
-        result.outcome,
-        result.message,
-        result.transfer,
-        subresults,
-    )
+    return replace(result, subresults=subresults)

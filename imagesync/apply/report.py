@@ -6,10 +6,26 @@ report, or a progress display, loads no network code.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from enum import StrEnum
+from pathlib import Path
+from typing import Any
 
-from imagesync.plan.document import Change
+from imagesync import schemas
+from imagesync.errors import ImagesyncError, shorten
+from imagesync.images.shard import Piece, Shard, check_pieces
+from imagesync.inputfile import InputTooLarge, UnreadableInput, json_files, read_input
+from imagesync.plan.document import (
+    REPORT_KIND,
+    Change,
+    Fix,
+    ImagesFileInfo,
+    fix_document,
+    fix_from,
+    is_report,
+)
 
 
 class Outcome(StrEnum):
@@ -58,6 +74,8 @@ class ImageResult:
     message: str
     transfer: Transfer = Transfer()
     subresults: tuple[SubResult, ...] = ()
+    # A conflict's fix, as plan found it (see Fix).
+    fix: Fix | None = None
 
     @property
     def failed(self) -> bool:
@@ -68,8 +86,14 @@ class ImageResult:
 
 @dataclass(frozen=True)
 class ApplyReport:
+    """What apply did with a plan; it names the plan's target, images file and shard, so
+    that the reports of a plan's shards can be put together (and others refused)."""
+
     results: tuple[ImageResult, ...]
     interrupted: bool = False
+    target_prefix: str = ""
+    images_file: ImagesFileInfo | None = None
+    shard: Shard | None = None
 
     @property
     def failed(self) -> bool:
@@ -100,3 +124,182 @@ class ApplyListener:
 
     def image_finished(self, result: ImageResult) -> None:
         """Called once per planned change with its outcome."""
+
+
+# -- JSON (apply --format json), read back by `imagesync report` --------------------------------
+
+REPORT_FORMAT_VERSION = 1
+# A report is well under a KiB per image; anything near this is not one apply wrote.
+MAX_REPORT_BYTES = 64 * 1024 * 1024
+
+
+class ReportRejected(ImagesyncError):
+    """A file given as an apply report is not one."""
+
+
+def report_document(report: ApplyReport) -> dict[str, Any]:
+    total = report.transfer()
+    document: dict[str, Any] = {
+        "format_version": REPORT_FORMAT_VERSION,
+        "kind": REPORT_KIND,
+        "target_prefix": report.target_prefix,
+        "images_file": asdict(report.images_file) if report.images_file else None,
+        **({"shard": asdict(report.shard)} if report.shard else {}),
+        "summary": report.counts(),
+        "blobs": _blobs(total),
+        "bytes_copied": total.bytes_copied,
+        "failed": report.failed,
+        "interrupted": report.interrupted,
+        "images": [_result_document(r) for r in report.results],
+    }
+    return document
+
+
+def _blobs(transfer: Transfer) -> dict[str, int]:
+    return {"copied": transfer.copied, "mounted": transfer.mounted, "present": transfer.present}
+
+
+def _result_document(result: ImageResult) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "entry": result.entry,
+        "source": result.source,
+        "target": result.target,
+        "digest": result.digest,
+        "outcome": result.outcome.value,
+        "message": result.message,
+        "blobs": _blobs(result.transfer),
+        "bytes_copied": result.transfer.bytes_copied,
+        "signatures": [
+            {
+                "kind": s.kind,
+                "target": s.target,
+                "digest": s.digest,
+                "outcome": s.outcome.value,
+                "message": s.message,
+            }
+            for s in result.subresults
+        ],
+    }
+    if result.fix is not None:
+        document["fix"] = fix_document(result.fix)
+    return document
+
+
+def read_report(path: str | Path) -> ApplyReport:
+    """An apply report (``apply --format json``) from a file; ReportRejected says why not."""
+    return report_from(_read_json(path), str(path))
+
+
+def _read_json(path: str | Path) -> Any:
+    source = Path(path)
+    try:
+        return json.loads(read_input(source, MAX_REPORT_BYTES).decode("utf-8"))
+    except InputTooLarge:
+        raise ReportRejected(f"{source} is too large to be an apply report") from None
+    except UnreadableInput as error:
+        raise ReportRejected(f"cannot read {source}: {error.reason}") from None
+    except (ValueError, RecursionError) as error:
+        raise ReportRejected(
+            f"{source} is not JSON: {shorten(str(error), 200)}",
+            "give the output of apply --format json",
+        ) from None
+
+
+def report_from(document: Any, where: str) -> ApplyReport:
+    if not is_report(document):
+        raise ReportRejected(
+            f"{where} is not an apply report", "give the output of apply --format json"
+        )
+    try:
+        errors = list(schemas.validator("report").iter_errors(document))
+    except RecursionError:
+        raise ReportRejected(f"{where} nests too deeply to be an apply report") from None
+    if errors:
+        first = min(errors, key=lambda e: len(e.absolute_path))
+        place = "/".join(str(p) for p in first.absolute_path) or "(top level)"
+        raise ReportRejected(
+            f"{where} is not an apply report of this imagesync: at {shorten(place, 200)}: "
+            f"{shorten(first.message, 200)}",
+            "give the output of apply --format json of this version of imagesync",
+        )
+    shard = document.get("shard")
+    images_file = document["images_file"]
+    try:
+        return ApplyReport(
+            results=tuple(_result_from(r) for r in document["images"]),
+            interrupted=document["interrupted"],
+            target_prefix=document["target_prefix"],
+            images_file=ImagesFileInfo(**images_file) if images_file else None,
+            shard=Shard(shard["index"], shard["count"]) if shard else None,
+        )
+    except ImagesyncError as error:
+        raise ReportRejected(f"{where}: {error.message}") from None
+
+
+def _transfer_from(blobs: dict[str, int], bytes_copied: int) -> Transfer:
+    return Transfer(blobs["copied"], blobs["mounted"], blobs["present"], bytes_copied)
+
+
+def _result_from(document: dict[str, Any]) -> ImageResult:
+    return ImageResult(
+        entry=document["entry"],
+        source=document["source"],
+        target=document["target"],
+        digest=document["digest"],
+        outcome=Outcome(document["outcome"]),
+        message=document["message"],
+        transfer=_transfer_from(document["blobs"], document["bytes_copied"]),
+        subresults=tuple(
+            SubResult(s["kind"], s["target"], s["digest"], Outcome(s["outcome"]), s["message"])
+            for s in document["signatures"]
+        ),
+        fix=fix_from(document.get("fix")),
+    )
+
+
+def read_reports(paths: list[str]) -> ApplyReport:
+    """One report from apply reports (a directory stands for the reports in it, at any
+    depth; plans beside them are not reports): the report itself when it is one, else the
+    reports of a plan's shards put together."""
+    try:
+        files = json_files(paths)
+    except UnreadableInput as error:
+        raise ReportRejected(
+            error.reason, "give the report files, or a directory of them"
+        ) from None
+    reports = []
+    for path, found in files:
+        document = _read_json(path)
+        if found and not is_report(document):
+            continue
+        reports.append((path, report_from(document, path)))
+    if not reports:
+        raise ReportRejected(f"no apply report in {', '.join(paths)}", "give the report files")
+    return merge_reports(reports)
+
+
+def merge_reports(reports: Sequence[tuple[str, ApplyReport]]) -> ApplyReport:
+    """What applying the shards of one plan did, as one report; reports of anything else
+    are refused, with every reason at once."""
+    if len(reports) == 1:
+        return reports[0][1]
+    check_pieces(
+        [
+            Piece(
+                where,
+                report.target_prefix,
+                report.images_file.sha256 if report.images_file else "",
+                report.shard,
+            )
+            for where, report in reports
+        ],
+        "apply reports",
+    )
+    first = reports[0][1]
+    results = sorted((r for _, report in reports for r in report.results), key=lambda r: r.entry)
+    return ApplyReport(
+        results=tuple(results),
+        interrupted=any(report.interrupted for _, report in reports),
+        target_prefix=first.target_prefix,
+        images_file=first.images_file,
+    )

@@ -18,6 +18,7 @@ from imagesync.content.referrers import (
 )
 from imagesync.errors import ImagesyncError, PlanRejected, shorten
 from imagesync.images.file import ImagesFile
+from imagesync.images.shard import shard_of
 from imagesync.plan.document import Change, Plan
 from imagesync.reference import (
     Repository,
@@ -73,8 +74,27 @@ def check_plan(
         _check_inside(prefix, change.target, change.entry)
         _check_source(plan.sources, change)
         _check_attached_names(change, plan)
+    check_shard(plan)
     if images is not None:
         _check_entries(plan, images)
+
+
+def check_shard(plan: Plan) -> None:
+    """A shard's plan holds only that shard's entries: a shard plan artifact cannot write
+    images of another shard (whose own job would write them too)."""
+    shard = plan.shard
+    if shard is None:
+        return
+    prefix = plan.prefix
+    for change in plan.changes:
+        repository = parse_reference(change.target).repository
+        if not shard.holds(prefix, repository):
+            number = shard_of(prefix, repository, shard.count)
+            raise PlanRejected(
+                f"the plan is shard {shard}, but its entry {change.entry} "
+                f"({shorten(change.target, _QUOTED)}) is in shard {number}/{shard.count}",
+                _EDITED,
+            )
 
 
 def _check_attached_names(change: Change, plan: Plan) -> None:

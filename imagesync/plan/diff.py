@@ -361,9 +361,12 @@ def diff_markdown(diff: PlanDiff) -> str:
 def diff_command(old_path: str, new_path: str, fmt: str = "text") -> tuple[str, int]:
     """``imagesync diff OLD NEW``: the rendered diff and the exit code (0 same, 2 different).
 
-    Both plans are read with :meth:`Plan.read`, so a damaged or edited plan raises
+    Each is a plan file or a directory of one plan's shards (:func:`read_plans`), read with
+    :meth:`Plan.read`, so a damaged or edited plan raises
     :class:`~imagesync.errors.PlanRejected` (the CLI's usual handling: message, fix, exit 1)
     instead of being compared.
     """
-    diff = diff_plans(Plan.read(old_path), Plan.read(new_path))
+    from imagesync.plan.merge import read_plans
+
+    diff = diff_plans(read_plans([old_path]), read_plans([new_path]))
     return render_diff(diff, fmt), diff.exit_code

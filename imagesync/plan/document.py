@@ -7,17 +7,19 @@ apply sends a single request.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from functools import cached_property
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from imagesync import schemas
 from imagesync.errors import ImagesyncError, PlanRejected, shorten
+from imagesync.images.mapping import target_reference
+from imagesync.images.rewrite import entry_yaml
+from imagesync.images.shard import Shard
 from imagesync.inputfile import InputTooLarge, UnreadableInput, read_input
 from imagesync.plan.key import PLAN_KEY_ENV, PlanKey
 from imagesync.reference import (
@@ -30,7 +32,6 @@ from imagesync.reference import (
 
 if TYPE_CHECKING:
     from jsonschema import ValidationError
-    from jsonschema.protocols import Validator
 
 FORMAT_VERSION = 1
 # A plan is a few KiB per image; anything near this is not a plan we wrote.
@@ -42,6 +43,40 @@ class Action(StrEnum):
     SKIP = "skip"
     CONFLICT = "conflict"
     ERROR = "error"
+
+
+@dataclass(frozen=True)
+class EntryFix:
+    """The entry of the images file that resolves a conflict: paste :attr:`yaml` over lines
+    ``first_line`` to ``last_line`` (the entry as it is written now)."""
+
+    source: str
+    tag: str
+    amd64_only: bool
+    first_line: int
+    last_line: int
+    # The columns of the entry's "-" (None: the list is in flow style) and of its keys.
+    indent: int | None
+    key_indent: int
+
+    @property
+    def yaml(self) -> str:
+        return entry_yaml(self.source, self.tag, self.amd64_only, self.indent, self.key_indent)
+
+
+@dataclass(frozen=True)
+class Fix:
+    """What to do about a conflict, from one look at the source (a HEAD by digest): does it
+    still serve the digest the target tag holds?
+
+    For an image, ``entry`` is the images-file entry to paste: pinned to the target's digest
+    when the source still serves it (the entry becomes a skip), else the source's content
+    under a new tag. A signature or referrer has no entry of its own in the file: ``entry``
+    is None, and the reason says what can be done.
+    """
+
+    target_digest_at_source: bool
+    entry: EntryFix | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +94,7 @@ class SubChange:
     artifact_type: str | None = None
     subject: str | None = None
     size: int = 0
+    fix: Fix | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +120,7 @@ class Change:
     subchanges: tuple[SubChange, ...] = ()
     blobs_to_mount: int = 0
     bytes_to_mount: int = 0
+    fix: Fix | None = None
     # What an artifact (no platform) is: its artifactType, or its config's media type; for
     # an index, those of the artifacts in it. Empty for images, and in plans made before it.
     artifact_types: tuple[str, ...] = ()
@@ -148,6 +185,11 @@ class Plan:
     format_version: int = FORMAT_VERSION
     # Read from a document that carries an HMAC (made with IMAGESYNC_PLAN_KEY); not written.
     signed: bool = field(default=False, compare=False)
+    # The part of the images file this plan covers (plan --shard); None: all of it. It is
+    # part of what the checksum and the HMAC cover, so a shard cannot pass for another.
+    shard: Shard | None = None
+    # Put together from this many shards' plans for review (see plan/merge.py); not written.
+    merged_from: int = field(default=0, compare=False)
     # The layout tree every source is read from (``oci:DIR``), when plan was given one.
     source_layout: str | None = None
     # The key the signing sub-changes were planned for, when plan was given one.
@@ -157,6 +199,18 @@ class Plan:
     def prefix(self) -> Repository:
         """The target: a registry prefix, or a layout tree (``oci:DIR``)."""
         return parse_registry_prefix(self.target_prefix)
+
+    def in_shard(self, shard: Shard) -> Plan:
+        """The changes of one shard (apply --shard of a whole plan): what ``plan --shard``
+        would have planned, as this plan decided it."""
+        prefix = self.prefix
+        return replace(
+            self,
+            changes=tuple(
+                c for c in self.changes if shard.holds(prefix, c.target_reference.repository)
+            ),
+            shard=shard,
+        )
 
     @cached_property
     def sources(self) -> Repository | None:
@@ -203,6 +257,7 @@ class Plan:
             **({"source_layout": self.source_layout} if self.source_layout else {}),
             **({"signing": asdict(self.signing)} if self.signing else {}),
             "images_file": asdict(self.images_file),
+            **({"shard": asdict(self.shard)} if self.shard else {}),
             "summary": self.summary(),
             "warnings": list(self.warnings),
             "changes": [_change_document(c) for c in self.changes],
@@ -234,7 +289,7 @@ class Plan:
                 "re-run plan with this version of imagesync",
             )
         try:
-            errors = sorted(_validator().iter_errors(document), key=_error_order)
+            errors = sorted(schemas.validator("plan").iter_errors(document), key=_error_order)
         except RecursionError:
             raise PlanRejected(f"{where} nests too deeply to be a plan", "re-run plan") from None
         if errors:
@@ -261,6 +316,7 @@ class Plan:
             warnings=tuple(document["warnings"]),
             format_version=version,
             signed="hmac" in document,
+            shard=_shard_from(document.get("shard"), where),
             source_layout=document.get("source_layout"),
             signing=PlannedSigning(**document["signing"]) if "signing" in document else None,
         )
@@ -272,26 +328,41 @@ class Plan:
                     f"{where}: entry {change.entry} mounts more than it transfers", "re-run plan"
                 )
         _check_references(plan, where)
+        for change, written in zip(plan.changes, document["changes"], strict=True):
+            _check_fix(plan.prefix, change, written.get("fix"), where)
         return plan
 
     @classmethod
     def read(cls, path: str | Path, key: PlanKey | None = None) -> Plan:
-        source = Path(path)
-        try:
-            document = json.loads(read_input(source, MAX_PLAN_BYTES).decode("utf-8"))
-        except InputTooLarge:
-            raise PlanRejected(f"{source} is too large to be a plan", "re-run plan") from None
-        except UnreadableInput as error:
-            raise PlanRejected(
-                f"cannot read plan {source}: {error.reason}", "give the plan file plan wrote"
-            ) from None
-        except ValueError as error:
-            raise PlanRejected(
-                f"{source} is not JSON: {shorten(str(error), 300)}", "re-run plan"
-            ) from None
-        except RecursionError:
-            raise PlanRejected(f"{source} nests too deeply to be a plan", "re-run plan") from None
-        return cls.from_document(document, str(source), key)
+        return cls.from_document(read_plan_document(path), str(path), key)
+
+
+def read_plan_document(path: str | Path) -> Any:
+    """The JSON of a plan file, read as an input file is (:func:`read_input`)."""
+    source = Path(path)
+    try:
+        return json.loads(read_input(source, MAX_PLAN_BYTES).decode("utf-8"))
+    except InputTooLarge:
+        raise PlanRejected(f"{source} is too large to be a plan", "re-run plan") from None
+    except UnreadableInput as error:
+        raise PlanRejected(
+            f"cannot read plan {source}: {error.reason}", "give the plan file plan wrote"
+        ) from None
+    except ValueError as error:
+        raise PlanRejected(
+            f"{source} is not JSON: {shorten(str(error), 300)}", "re-run plan"
+        ) from None
+    except RecursionError:
+        raise PlanRejected(f"{source} nests too deeply to be a plan", "re-run plan") from None
+
+
+# What an apply report (apply --format json) says it is; a plan carries no "kind".
+REPORT_KIND = "imagesync-apply-report"
+
+
+def is_report(document: Any) -> bool:
+    """Whether a JSON document is an apply report, not a plan."""
+    return isinstance(document, dict) and document.get("kind") == REPORT_KIND
 
 
 def _error_order(error: ValidationError) -> list[tuple[int, int, str]]:
@@ -361,10 +432,81 @@ def _change_document(change: Change) -> dict[str, Any]:
     document["platforms"] = list(change.platforms)
     document["artifact_types"] = list(change.artifact_types)
     document["warnings"] = list(change.warnings)
-    document["subchanges"] = [
-        {**asdict(sub), "action": sub.action.value} for sub in change.subchanges
-    ]
+    document["subchanges"] = [_subchange_document(sub) for sub in change.subchanges]
+    _put_fix(document, change.fix)
     return document
+
+
+def _subchange_document(sub: SubChange) -> dict[str, Any]:
+    document = {**asdict(sub), "action": sub.action.value}
+    _put_fix(document, sub.fix)
+    return document
+
+
+def _put_fix(document: dict[str, Any], fix: Fix | None) -> None:
+    """A fix is written only where there is one (most changes have none)."""
+    del document["fix"]
+    if fix is not None:
+        document["fix"] = fix_document(fix)
+
+
+def fix_document(fix: Fix) -> dict[str, Any]:
+    """A fix as JSON; an entry's YAML is written out too, for readers of the JSON, and
+    checked against its fields when a plan is read."""
+    written: dict[str, Any] = {"target_digest_at_source": fix.target_digest_at_source}
+    if fix.entry is not None:
+        written["entry"] = {**asdict(fix.entry), "yaml": fix.entry.yaml}
+    return written
+
+
+def fix_from(document: dict[str, Any] | None) -> Fix | None:
+    if document is None:
+        return None
+    entry = document.get("entry")
+    return Fix(
+        target_digest_at_source=document["target_digest_at_source"],
+        entry=EntryFix(**{k: v for k, v in entry.items() if k != "yaml"}) if entry else None,
+    )
+
+
+def _check_fix(
+    prefix: Repository, change: Change, written: dict[str, Any] | None, where: str
+) -> None:
+    """A fix's YAML is what its fields say, and the entry lands where the change's target
+    is (pinned to the target's digest and tag, when it says the source still serves that): a
+    plan cannot show reviewers one thing to paste and mean another."""
+    fix = change.fix
+    if fix is None or fix.entry is None or written is None:
+        return
+    entry = fix.entry
+    problem = None
+    try:
+        pinned, target = parse_reference(entry.source), parse_reference(change.target)
+        lands = target_reference(pinned, entry.tag, prefix)
+    except ImagesyncError:
+        problem = "names no image"
+    else:
+        if written["entry"]["yaml"] != entry.yaml:
+            problem = "has YAML that is not what its fields say"
+        elif pinned.digest is None or pinned.tag is not None:
+            problem = "does not pin a digest"
+        elif lands.repository != target.repository:
+            problem = f"lands in {shorten(str(lands.repository), 200)}"
+        elif fix.target_digest_at_source and (
+            lands != target or pinned.digest != change.target_digest
+        ):
+            problem = "does not pin the target's digest under the target's tag"
+    if problem:
+        raise PlanRejected(f"{where}: entry {change.entry}: its fix {problem}", "re-run plan")
+
+
+def _shard_from(document: dict[str, Any] | None, where: str) -> Shard | None:
+    if document is None:
+        return None
+    try:
+        return Shard(document["index"], document["count"])
+    except ImagesyncError as error:
+        raise PlanRejected(f"{where}: {error.message}", "re-run plan") from None
 
 
 def _change_from(document: dict[str, Any]) -> Change:
@@ -374,16 +516,8 @@ def _change_from(document: dict[str, Any]) -> Change:
     fields["artifact_types"] = tuple(fields.get("artifact_types", ()))
     fields["warnings"] = tuple(fields["warnings"])
     fields["subchanges"] = tuple(
-        SubChange(**{**sub, "action": Action(sub["action"])}) for sub in fields["subchanges"]
+        SubChange(**{**sub, "action": Action(sub["action"]), "fix": fix_from(sub.get("fix"))})
+        for sub in fields["subchanges"]
     )
+    fields["fix"] = fix_from(fields.get("fix"))
     return Change(**fields)
-
-
-@functools.cache
-def _validator() -> Validator:
-    # Loaded when a plan is first read: writing one, or --help, needs no jsonschema.
-    from jsonschema import Draft202012Validator
-
-    text = resources.files("imagesync.schemas").joinpath("plan.schema.json").read_text()
-    validator: Validator = Draft202012Validator(json.loads(text))
-    return validator

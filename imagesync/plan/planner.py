@@ -34,7 +34,16 @@ from imagesync.content.referrers import (
 from imagesync.defaults import DEFAULT_PARALLELISM
 from imagesync.errors import ImagesyncError
 from imagesync.images.file import ImageEntry, ImagesFile
-from imagesync.plan.document import Action, Change, ImagesFileInfo, Plan, SubChange
+from imagesync.images.rewrite import next_tag, pinned_source
+from imagesync.plan.document import (
+    Action,
+    Change,
+    EntryFix,
+    Fix,
+    ImagesFileInfo,
+    Plan,
+    SubChange,
+)
 from imagesync.plan.mounts import with_mounts
 from imagesync.reference import Reference, Repository
 
@@ -81,9 +90,13 @@ def make_plan(
     lookups = ThreadPoolExecutor(max_workers=max(4, 2 * options.parallelism))
     planner = _EntryPlanner(stores, options, lookups, on_change)
 
+    by_entry: dict[int, list[str]] = {}
+    for problem in images.warnings:
+        if problem.entry_index is not None:
+            by_entry.setdefault(problem.entry_index, []).append(problem.message)
+
     def plan_one(entry: ImageEntry) -> Change:
-        warnings = tuple(p.message for p in images.warnings if p.entry_index == entry.index)
-        return planner.plan(entry, warnings)
+        return planner.plan(entry, tuple(by_entry.get(entry.index, ())))
 
     with lookups, ThreadPoolExecutor(max_workers=max(1, options.parallelism)) as pool:
         planned = list(pool.map(plan_one, entries))
@@ -99,6 +112,7 @@ def make_plan(
         images_file=ImagesFileInfo(str(images.path), images.sha256),
         changes=tuple(changes),
         warnings=plan_warnings,
+        shard=images.shard,
         signing=options.signing.planned if options.signing else None,
     )
 
@@ -250,7 +264,7 @@ class _EntryPlanner:
             return replace(change, warnings=(*change.warnings, warning))
         return replace(
             change,
-            subchanges=plan_attached(self.target, found, entry, attached.attached),
+            subchanges=plan_attached(self.target, entry, attached.attached, found),
             warnings=change.warnings + attached.warnings,
         )
 
@@ -274,16 +288,7 @@ class _EntryPlanner:
         manifest = self.sources.get_manifest(pinned)
         base = self._with_contents(entry, base, manifest, self.sources, pinned)
         if probe is None:
-            conflict = replace(
-                base,
-                action=Action.CONFLICT,
-                reason=(
-                    f"target tag {entry.target} exists with digest {base.target_digest}, the "
-                    f"source is {base.digest}; tags are immutable, so it is not overwritten. "
-                    "Pin the source by digest to the target's digest, or pick a new tag"
-                ),
-            )
-            return conflict, manifest
+            return self._conflict(entry, base), manifest
         probe.result()
         missing = self._missing_blobs(manifest, pinned, entry.target.repository)
         self.missing[str(entry.target)] = missing
@@ -296,6 +301,50 @@ class _EntryPlanner:
             bytes_to_transfer=size,
         )
         return create, manifest
+
+    def _conflict(self, entry: ImageEntry, base: Change) -> Change:
+        """The conflict, with its fix: the entry pinned to the target's digest when the
+        source still serves it (re-published upstream tags are the usual cause), else the
+        source's content under a new tag."""
+        assert base.digest is not None and base.target_digest is not None
+        held = source_has(self.sources, entry.origin.repository, base.target_digest)
+        why = (
+            f"target tag {entry.target} holds {base.target_digest}, the source "
+            f"{entry.source_text} is now {base.digest}; tags are immutable, so it is not "
+            "overwritten. "
+        )
+        if held is None:
+            return replace(
+                base,
+                action=Action.CONFLICT,
+                reason=why + "Pin the source by digest to the target's digest, or pick a new tag",
+            )
+        tag = entry.target.tag
+        assert tag is not None
+        if held:
+            pinned, to = pinned_source(entry, base.target_digest), tag
+            fix = f"The source still serves {base.target_digest}: pin the entry to it"
+        else:
+            pinned, to = pinned_source(entry, base.digest), next_tag(tag)
+            fix = (
+                f"{base.target_digest} is gone from the source: give its new content a new "
+                f"tag, e.g. {to}"
+            )
+        edit = EntryFix(
+            source=pinned,
+            tag=to,
+            amd64_only=entry.amd64_only,
+            first_line=entry.line,
+            last_line=max(entry.line, entry.last_line),
+            indent=entry.indent,
+            key_indent=entry.key_indent,
+        )
+        return replace(
+            base,
+            action=Action.CONFLICT,
+            reason=why + fix,
+            fix=Fix(target_digest_at_source=held, entry=edit),
+        )
 
     def _with_contents(
         self, entry: ImageEntry, change: Change, manifest: Manifest, store: Store, at: Reference
@@ -430,11 +479,11 @@ def _require_signature(change: Change) -> None:
 
 
 def plan_attached(
-    target: Store, found: Store, entry: ImageEntry, attached: Sequence[Attached]
+    target: Store, entry: ImageEntry, attached: Sequence[Attached], found: Store
 ) -> tuple[SubChange, ...]:
-    """Sub-changes for everything attached to the image (in ``found``, where the image was
-    found): create / skip / conflict against the target, plus the tag-schema indexes a
-    target without the referrers API needs."""
+    """Sub-changes for everything attached to the image: create / skip / conflict against
+    the target, plus the tag-schema indexes a target without the referrers API needs.
+    ``found`` is where the image and its attachments were found (a conflict asks it)."""
     source_repo, target_repo = entry.origin.repository, entry.target.repository
     subchanges = [
         _attached_change(target, found, item, source_repo, target_repo) for item in attached
@@ -454,6 +503,7 @@ def _attached_change(
     target = item.target(target_repo)
     lookup = target if item.tag else target.with_digest(item.descriptor.digest)
     existing = store.head_manifest(lookup)
+    fix = None
     if existing is None:
         action, reason = Action.CREATE, "not in the target"
     elif existing.digest == item.descriptor.digest:
@@ -462,10 +512,7 @@ def _attached_change(
         action, reason = Action.SKIP, SIGNED_SINCE
     else:
         action = Action.CONFLICT
-        reason = (
-            f"target {target} exists with digest {existing.digest}, the source has "
-            f"{item.descriptor.digest}; it is not overwritten"
-        )
+        reason, fix = _attached_conflict(found, item, source_repo, target, existing.digest)
     return SubChange(
         kind=item.kind,
         source=str(item.source(source_repo)),
@@ -478,6 +525,7 @@ def _attached_change(
         artifact_type=item.descriptor.artifact_type,
         subject=item.subject,
         size=item.descriptor.size,
+        fix=fix,
     )
 
 
@@ -488,6 +536,40 @@ def _signed_since(
     appended (what ``--sign-key`` leaves): then the source's signatures are all there."""
     held = store.find_manifest(target)
     return held is not None and keeps_layers(held, found.get_manifest(item.source(source_repo)))
+
+
+def _attached_conflict(
+    found: Store, item: Attached, source_repo: Repository, target: Reference, held: str
+) -> tuple[str, Fix | None]:
+    """Why a signature, attestation, SBOM or referrer tag in the target that holds another
+    digest is a conflict, and its fix. The images file names none of them, so no entry
+    fixes it; whether the source still serves what the target holds says what happened."""
+    reason = (
+        f"target {target} holds {held}, the source has {item.descriptor.digest}; it is not "
+        "overwritten. "
+    )
+    at_source = source_has(found, source_repo, held)
+    if at_source is True:
+        reason += (
+            f"The source still serves {held}: its {item.kind} tag has moved on since (cosign "
+            f"adds signatures to it). To take the source's, delete {target} from the target "
+            "registry and plan again; or leave the target's as it is"
+        )
+    elif at_source is False:
+        reason += (
+            f"{held} is not in the source: the target's {item.kind} is not the source's. "
+            f"Delete {target} from the target registry and plan again to take the source's"
+        )
+    return reason, None if at_source is None else Fix(target_digest_at_source=at_source)
+
+
+def source_has(store: Store, repository: Repository, digest: str) -> bool | None:
+    """Whether ``repository`` (at a mirror or the registry itself, or in a layout) still
+    serves ``digest``: one HEAD by digest. None when it cannot tell (no answer)."""
+    try:
+        return store.head_manifest(Reference(repository, None, digest)) is not None
+    except ImagesyncError:
+        return None
 
 
 def _referrers_index_change(

@@ -1,0 +1,687 @@
+"""Plans and apply reports in Markdown, for reviewers on GitHub (step summaries, comments):
+bounded in size, readable in a column about 1,000 pixels wide.
+
+GitHub refuses a step summary over 1 MiB, and a plan of thousands of images would be many
+times that, so the Markdown has a budget (MAX_BYTES, well under the limit) that it spends in
+the order a reviewer needs: what failed (conflicts and errors, each a short block of its own:
+what, why, and the fix to paste), what will be written (a table of creates), then what stays
+as it is (skips, counted by source registry in a collapsed block). Whatever does not fit is
+counted and pointed to the plan file, which holds everything.
+
+Readable at a glance: the heading names the target prefix and targets are shown below it,
+digests are cut to 12 hex digits, and a table row holds at most about ROW_WIDTH characters of
+text, in short cells that wrap. Text from registries, plans and images files is redacted, then
+shortened, then escaped (:func:`_text`, :func:`_code`): it cannot break a table, close a
+block or mention anyone.
+
+Blocks are built a line per field and table rows a cell per column, so that a new field is one
+line of code.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from imagesync.apply.report import ApplyReport, ImageResult, Outcome, SubResult
+from imagesync.plan.document import Action, Change, Fix, Plan, SubChange
+from imagesync.redact import excerpt
+from imagesync.render import (
+    OUTCOME_SYMBOL,
+    SYMBOL,
+    artifact_text,
+    human_bytes,
+    report_summary,
+    report_transfer,
+    summary_line,
+    transfer_line,
+)
+
+# The whole document stays under this; GitHub's limit for a step summary is 1 MiB.
+MAX_BYTES = 400 * 1024
+# What each part may use at most, in the order they are written; what one leaves unused
+# goes to the next. They add up to MAX_BYTES.
+_PARTS = {
+    "head": 16 * 1024,
+    "problems": 224 * 1024,
+    "sub-problems": 40 * 1024,
+    "creates": 68 * 1024,
+    "sub-creates": 16 * 1024,
+    "skips": 12 * 1024,
+    "warnings": 20 * 1024,
+}
+_FOOTER = 4 * 1024
+assert sum(_PARTS.values()) + _FOOTER == MAX_BYTES
+# Conflicts and errors written as blocks of their own; the rest get a line each.
+FULL_BLOCKS = 50
+# Text of a table row (cells without the Markdown around them), and of each kind of cell.
+ROW_WIDTH = 160
+_TARGET_CELL = 50
+_SOURCE_CELL = 36
+_ARTIFACT_CELL = 46
+REASON_IN_BLOCK = 500
+REASON_IN_LINE = 100
+PLAN_WARNINGS = 20
+_DIGEST = re.compile(r"(sha256:[0-9a-f]{12})[0-9a-f]{52}")
+
+
+# -- the budget --------------------------------------------------------------------------------
+
+
+class _Budget:
+    """Bytes for the parts of a document, in their order: a part gets its own share and what
+    the parts before it left unused (or, absent, did not take)."""
+
+    def __init__(self) -> None:
+        self._order = list(_PARTS)
+        self._next = 0
+        self._spare = 0
+
+    def part(self, name: str) -> _Part:
+        end = self._order.index(name, self._next) + 1
+        limit = self._spare + sum(_PARTS[n] for n in self._order[self._next : end])
+        self._next, self._spare = end, 0
+        return _Part(limit, self)
+
+    def give_back(self, unused: int) -> None:
+        self._spare += unused
+
+
+@dataclass
+class _Part:
+    """Lines of one part, within ``limit`` bytes; :meth:`add` refuses what would not fit
+    (with ``reserve`` bytes kept for what must still follow, such as a closing tag)."""
+
+    limit: int
+    budget: _Budget
+    lines: list[str] = field(default_factory=list)
+    size: int = 0
+
+    def add(self, lines: Sequence[str], reserve: int = 0) -> bool:
+        size = _size(lines)
+        if self.size + size + reserve > self.limit:
+            return False
+        self.lines.extend(lines)
+        self.size += size
+        return True
+
+    def close(self) -> list[str]:
+        self.budget.give_back(self.limit - self.size)
+        return self.lines
+
+
+def _size(lines: Sequence[str]) -> int:
+    return sum(len(line.encode("utf-8")) + 1 for line in lines)
+
+
+@dataclass
+class _Left:
+    """What a document had no room for, by what it is: the footer counts it."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def add(self, what: str, number: int) -> None:
+        if number:
+            self.counts[what] += number
+
+    def footer(self, where: str) -> list[str]:
+        if not self.counts:
+            return []
+        listed = ", ".join(f"{number:,} {what}" for what, number in self.counts.items())
+        return [
+            "---",
+            "",
+            f"**Not shown here, to keep this page within GitHub's limit: {listed}.** {where}",
+            "",
+        ]
+
+
+# -- escaping ----------------------------------------------------------------------------------
+
+# What Markdown or HTML would act on anywhere in a line, and at its start (a heading, a list,
+# a quote, an underline that makes the line before a heading).
+_SPECIAL = re.compile(r"([\\`*_{}\[\]<>#+!|~&])")
+_AT_START = re.compile(r"^(\s*)([-=]|\d+)([.)]?)")
+
+
+def _text(text: str, limit: int, *, line: bool = False) -> str:
+    """Someone else's words as Markdown text: redacted, then shortened, then escaped, on one
+    line (``line``: a line of its own, where a start such as ``# `` or ``1.`` would count).
+    Digests keep 12 hex digits (the full ones are in the plan); an ``@`` gets a word joiner
+    after it, so that no name in a registry's message mentions anyone."""
+    one_line = " ".join(_DIGEST.sub(r"\1…", excerpt(text, limit)).split())
+    escaped = _SPECIAL.sub(r"\\\1", one_line).replace("@", "@\u2060")
+    return _AT_START.sub(_escape_start, escaped) if line else escaped
+
+
+def _escape_start(match: re.Match[str]) -> str:
+    space, mark, after = match.groups()
+    if mark.isdigit():  # an ordered list's "1." or "1)": the dot or bracket is escaped
+        return f"{space}{mark}\\{after}" if after else match.group(0)
+    return f"{space}\\{mark}{after}"
+
+
+def _code(text: str, limit: int | None = None) -> str:
+    """``text`` as inline code that nothing in it can close: a fence longer than any run of
+    backticks inside. ``limit`` shortens it in the middle, keeping its end (the tag)."""
+    text = " ".join(text.split())
+    if limit is not None and len(text) > limit:
+        keep = limit - 1
+        text = text[: keep // 2] + "…" + text[len(text) - (keep - keep // 2) :]
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") or longest else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def _short(digest: str | None) -> str:
+    return _code(digest[:19] + "…") if digest else "-"
+
+
+def _relative(prefix: str, name: str) -> str:
+    """A target below the prefix the heading names; anything else (a hostile plan's) whole."""
+    return name[len(prefix) + 1 :] if name.startswith(prefix + "/") else name
+
+
+def _source_shown(source_text: str) -> str:
+    return _DIGEST.sub(r"\1…", source_text)
+
+
+def _written_differently(change: Change, target: str) -> bool:
+    """Whether the source as written says more than the target below the prefix does (a
+    digest, another tag, a port, a Docker Hub short name); most sources are their target."""
+    return change.source_text != target
+
+
+def _registry(source: str) -> str:
+    """The registry of a normalised source reference (``docker.io/library/x:1``)."""
+    return source.split("/", 1)[0] if "/" in source else source
+
+
+def _row(cells: Iterable[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _table(header: Sequence[str], align: str | None = None) -> list[str]:
+    return [_row(header), "|" + (align or "---|" * len(header))]
+
+
+def _plural(number: int, word: str, words: str | None = None) -> str:
+    return f"{number:,} {word if number == 1 else (words or word + 's')}"
+
+
+# -- plans -------------------------------------------------------------------------------------
+
+
+def plan_markdown(plan: Plan, *, changed_only: bool = False, plan_file: str | None = None) -> str:
+    """The plan for a pull request: problems first, then creates, then skips, counted.
+    ``plan_file``: where the whole plan is, for the note on what did not fit."""
+    budget, left = _Budget(), _Left()
+    prefix = plan.target_prefix
+    changes = [c for c in plan.changes if not changed_only or not _unchanged(c)]
+    lines = _plan_head(budget, plan, left)
+    lines += _problems(budget, plan, changes, left)
+    lines += _sub_problems(budget, prefix, changes, left)
+    lines += _creates(budget, prefix, [c for c in changes if c.action is Action.CREATE], left)
+    lines += _sub_creates(budget, prefix, changes, left)
+    skipped = [c for c in changes if c.action is Action.SKIP]
+    lines += _grouped(
+        budget.part("skips"),
+        "unchanged",
+        f"{SYMBOL[Action.SKIP]} {_plural(len(skipped), 'image')} unchanged (already in the target)",
+        [(_registry(c.source), _relative(prefix, c.target)) for c in skipped],
+        left,
+    )
+    lines += _warnings(budget, prefix, changes, left)
+    where = (
+        f"The plan file has every image: `imagesync show {_code(plan_file, 200)[1:-1]}`."
+        if plan_file
+        else "The plan file (`imagesync plan -o FILE`; in CI, the plan artifact) has every image."
+    )
+    lines += left.footer(where)
+    return "\n".join(lines) + "\n"
+
+
+def _unchanged(change: Change) -> bool:
+    return change.action is Action.SKIP and all(s.action is Action.SKIP for s in change.subchanges)
+
+
+def _plan_head(budget: _Budget, plan: Plan, left: _Left) -> list[str]:
+    part = budget.part("head")
+    shard = f" — shard {plan.shard}" if plan.shard else ""
+    if plan.merged_from:
+        shard = f" — {plan.merged_from} shards"
+    sources = f", sources from {_code(plan.source_layout, 200)}" if plan.source_layout else ""
+    part.add([f"### imagesync plan for {_code(plan.target_prefix, 200)}{sources}{shard}", ""])
+    part.add([f"**{summary_line(plan)}**", ""])
+    transfer = transfer_line(plan)
+    if transfer:
+        part.add([transfer, ""])
+    part.add(
+        [
+            f"Images file {_code(plan.images_file.path, 120)} (sha256 "
+            f"`{plan.images_file.sha256[:12]}`), planned {_text(plan.created, 40)} by imagesync "
+            f"{_text(plan.tool_version, 40)}. Targets are shown below "
+            f"{_code(plan.target_prefix + '/', 200)}.",
+            "",
+        ]
+    )
+    warnings = plan.warnings[:PLAN_WARNINGS]
+    if warnings:
+        part.add(["> [!WARNING]", *(f"> {_text(w, 400)}  " for w in warnings), ""])
+    left.add("plan warnings", len(plan.warnings) - len(warnings))
+    return part.close()
+
+
+def _problems(budget: _Budget, plan: Plan, changes: Sequence[Change], left: _Left) -> list[str]:
+    """Conflicts, then errors: a block each for the first FULL_BLOCKS of them, then a line
+    each, then (past the budget) counted."""
+    part = budget.part("problems")
+    blocks = 0
+    for action, what in ((Action.CONFLICT, "conflict"), (Action.ERROR, "error")):
+        group = [c for c in changes if c.action is action]
+        if not group or not part.add([f"#### {SYMBOL[action]} {_plural(len(group), what)}", ""]):
+            left.add(what + "s", len(group))
+            continue
+        shown = 0
+        for change in group:
+            if blocks < FULL_BLOCKS:
+                item = [*_problem_block(plan, change), ""]
+            else:
+                item = [_problem_line(plan, change)]
+            if not part.add(item, reserve=2):
+                break
+            shown += 1
+            blocks += 1
+        if blocks > FULL_BLOCKS:
+            part.add([""])
+        left.add(what + "s", len(group) - shown)
+    return part.close()
+
+
+def _problem_block(plan: Plan, change: Change) -> list[str]:
+    """What, why, and the fix: a few short lines and, for a conflict, the YAML to paste."""
+    target = _relative(plan.target_prefix, change.target)
+    head = f"**{SYMBOL[change.action]} {_code(target, 120)}** · entry {change.entry}, line "
+    head += f"{change.line}"
+    if _written_differently(change, target):
+        head += f" · source {_code(_source_shown(change.source_text), 120)}"
+    lines = [head + "  "]
+    if change.action is Action.CONFLICT and change.target_digest and change.digest:
+        lines.append(
+            f"The target tag holds {_short(change.target_digest)}, the source now "
+            f"{_short(change.digest)}; tags are immutable, so it is not overwritten.  "
+        )
+        lines += _fix_lines(plan, change.fix, change.reason)
+    else:
+        lines.append(_text(change.reason, REASON_IN_BLOCK, line=True))
+    return lines
+
+
+def _advice(reason: str) -> str:
+    """What a conflict's reason says to do, after what happened (which the block shows
+    from the digests)."""
+    return reason.partition("overwritten. ")[2]
+
+
+def _fix_lines(plan: Plan, fix: Fix | None, reason: str) -> list[str]:
+    if fix is None or fix.entry is None:
+        return [_text(_advice(reason), REASON_IN_BLOCK, line=True)] if _advice(reason) else []
+    entry = fix.entry
+    lines_of = f"lines {entry.first_line} to {entry.last_line}"
+    if entry.first_line == entry.last_line:
+        lines_of = f"line {entry.first_line}"
+    if fix.target_digest_at_source:
+        say = "The source still serves the target's digest: to keep it (a skip),"
+    else:
+        say = (
+            "The target's digest is gone from the source: to mirror the source's new content "
+            f"under a new tag ({_code(entry.tag)}),"
+        )
+    return [
+        f"{say} put this in place of {lines_of} of {_code(plan.images_file.path, 80)}:",
+        "",
+        "```yaml",
+        *entry.yaml.rstrip("\n").split("\n"),
+        "```",
+    ]
+
+
+def _problem_line(plan: Plan, change: Change) -> str:
+    """A conflict or error in one line, once the blocks have used their share."""
+    target = _relative(plan.target_prefix, change.target)
+    text = f"- {SYMBOL[change.action]} {_code(target, 90)} · line {change.line} · "
+    fix = change.fix
+    if fix is not None and fix.entry is not None:
+        if fix.target_digest_at_source:
+            return text + "the source still serves the target's digest: pin it (see the plan)"
+        return text + f"the target's digest is gone upstream: a new tag, {_code(fix.entry.tag)}"
+    return text + _text(change.reason, REASON_IN_LINE)
+
+
+def _sub_problems(
+    budget: _Budget, prefix: str, changes: Sequence[Change], left: _Left
+) -> list[str]:
+    problems = [
+        (c, s) for c in changes for s in c.subchanges if s.action in (Action.CONFLICT, Action.ERROR)
+    ]
+    if not problems:
+        return []
+    part = budget.part("sub-problems")
+    title = _plural(len(problems), "signature or referrer", "signatures and referrers")
+    part.add([f"#### {SYMBOL[Action.CONFLICT]} {title} not copied", ""])
+    shown = 0
+    for change, sub in problems:
+        if not part.add([*_sub_block(prefix, change, sub), ""], reserve=2):
+            break
+        shown += 1
+    left.add("signature and referrer problems", len(problems) - shown)
+    return part.close()
+
+
+def _sub_block(prefix: str, change: Change, sub: SubChange) -> list[str]:
+    lines = [
+        f"**{SYMBOL[sub.action]} {sub.kind} {_code(_relative(prefix, sub.target), 120)}** of "
+        f"{_code(_relative(prefix, change.target), 80)}  "
+    ]
+    if sub.action is Action.CONFLICT and sub.target_digest and _advice(sub.reason):
+        lines.append(
+            f"The target holds {_short(sub.target_digest)}, the source {_short(sub.digest)}; "
+            "it is not overwritten.  "
+        )
+        lines.append(_text(_advice(sub.reason), REASON_IN_BLOCK, line=True))
+    else:
+        lines.append(_text(sub.reason, REASON_IN_BLOCK, line=True))
+    return lines
+
+
+def _creates(budget: _Budget, prefix: str, changes: Sequence[Change], left: _Left) -> list[str]:
+    if not changes:
+        return []
+    part = budget.part("creates")
+    header = ["line", "target", "source", "platforms", "transfer", "signatures"]
+    part.add([f"#### {SYMBOL[Action.CREATE]} {_plural(len(changes), 'image')} to create", ""])
+    part.add(_table(header, "--:|---|---|---|---|---|"))
+    shown = 0
+    for change in changes:
+        if not part.add([_row(_create_cells(prefix, change))], reserve=2):
+            break
+        shown += 1
+    part.add([""])
+    left.add("images to create", len(changes) - shown)
+    return part.close()
+
+
+def _create_cells(prefix: str, change: Change) -> list[str]:
+    target = _relative(prefix, change.target)
+    written = _written_differently(change, target)
+    return [
+        str(change.line),
+        _code(target, _TARGET_CELL),
+        _code(_source_shown(change.source_text), _SOURCE_CELL) if written else "",
+        _contents(change),
+        _transfer(change),
+        _signatures(change.subchanges),
+    ]
+
+
+def _contents(change: Change) -> str:
+    """The platforms of an image, or what an artifact is, in the platforms column (the text
+    and JSON plans list them all)."""
+    platforms, artifacts = change.platforms, change.artifact_types
+    parts = []
+    if len(platforms) == 1:
+        parts.append(_text(platforms[0], 24))
+    elif platforms:
+        parts.append(f"{len(platforms)} platforms")
+    if len(artifacts) == 1:
+        parts.append(_code(artifact_text(change), _ARTIFACT_CELL))
+    elif artifacts:
+        parts.append(f"{len(artifacts)} artifacts")
+    return "; ".join(parts) or "-"
+
+
+def _transfer(change: Change) -> str:
+    text = f"{_plural(change.blobs_to_transfer, 'blob')}, {human_bytes(change.bytes_to_transfer)}"
+    if change.blobs_to_mount:
+        text += f"; {change.blobs_to_mount:,} mounted"
+    return text
+
+
+def _signatures(subchanges: Sequence[SubChange]) -> str:
+    counts = Counter(s.action for s in subchanges)
+    return " ".join(f"{SYMBOL[a]}{counts[a]}" for a in Action if counts[a]) or "-"
+
+
+def _sub_creates(budget: _Budget, prefix: str, changes: Sequence[Change], left: _Left) -> list[str]:
+    """Signatures and referrers that unchanged images gain (a new signature upstream)."""
+    gaining = [
+        c
+        for c in changes
+        if c.action is Action.SKIP and any(s.action is Action.CREATE for s in c.subchanges)
+    ]
+    if not gaining:
+        return []
+    part = budget.part("sub-creates")
+    title = f"signatures and referrers for {_plural(len(gaining), 'unchanged image')}"
+    part.add([f"#### {SYMBOL[Action.CREATE]} {title}", "", *_table(["image", "to add"])])
+    shown = 0
+    for change in gaining:
+        kinds = Counter(s.kind for s in change.subchanges if s.action is Action.CREATE)
+        cells = [
+            _code(_relative(prefix, change.target), _TARGET_CELL),
+            ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items())),
+        ]
+        if not part.add([_row(cells)], reserve=2):
+            break
+        shown += 1
+    part.add([""])
+    left.add("unchanged images with signatures to add", len(gaining) - shown)
+    return part.close()
+
+
+def _grouped(
+    part: _Part, what: str, title: str, items: Sequence[tuple[str, str]], left: _Left
+) -> list[str]:
+    """``items`` (registry, name) in a collapsed block: counted by registry, then named, as
+    many as fit."""
+    if not items:
+        return part.close()
+    by_registry: dict[str, list[str]] = {}
+    for registry, name in items:
+        by_registry.setdefault(registry, []).append(name)
+    rows = sorted(by_registry.items(), key=lambda item: (-len(item[1]), item[0]))
+    closing = ["</details>", ""]
+    part.add(["<details>", f"<summary><b>{title}</b>, by source registry</summary>", ""])
+    part.add(_table(["source registry", what], "---|---:|"))
+    for number, (registry, names) in enumerate(rows):
+        if not part.add([_row([_code(registry, 60), f"{len(names):,}"])], reserve=512):
+            left.add(f"source registries of {what} images", len(rows) - number)
+            break
+    part.add([""])
+    for registry, names in rows:
+        room = part.limit - part.size - _size(closing) - 64
+        line = _names(f"{_code(registry, 60)}: ", names, room)
+        if line is None or not part.add([line, ""], reserve=_size(closing)):
+            break
+    part.add(closing)
+    return part.close()
+
+
+def _names(head: str, names: Sequence[str], room: int) -> str | None:
+    """``head`` and as many of ``names`` as fit in ``room`` bytes, then how many more."""
+    shown: list[str] = []
+    size = len(head.encode("utf-8")) + 24
+    for name in names:
+        code = _code(name, 80)
+        size += len(code.encode("utf-8")) + 2
+        if size > room:
+            break
+        shown.append(code)
+    if not shown:
+        return None
+    more = len(names) - len(shown)
+    return head + ", ".join(shown) + (f" and {more:,} more" if more else "")
+
+
+def _warnings(budget: _Budget, prefix: str, changes: Sequence[Change], left: _Left) -> list[str]:
+    warned = [(c, w) for c in changes for w in c.warnings]
+    if not warned:
+        return []
+    part = budget.part("warnings")
+    part.add([f"#### :warning: {_plural(len(warned), 'warning')}", ""])
+    shown = 0
+    for change, warning in warned:
+        line = f"- {_code(_relative(prefix, change.target), 80)}: {_text(warning, 300)}"
+        if not part.add([line], reserve=2):
+            break
+        shown += 1
+    part.add([""])
+    left.add("warnings", len(warned) - shown)
+    return part.close()
+
+
+# -- apply reports -----------------------------------------------------------------------------
+
+
+def report_markdown(report: ApplyReport, *, report_file: str | None = None) -> str:
+    """What apply did: conflicts and failures first, then what was created, then the rest,
+    counted."""
+    budget, left = _Budget(), _Left()
+    prefix = report.target_prefix
+    head = budget.part("head")
+    shard = f" — shard {report.shard}" if report.shard else ""
+    head.add(
+        [f"### imagesync apply to {_code(prefix, 200) if prefix else 'the target'}{shard}", ""]
+    )
+    head.add([f"**{report_summary(report)}**", "", report_transfer(report), ""])
+    if prefix:
+        head.add([f"Targets are shown below {_code(prefix + '/', 200)}.", ""])
+    lines = head.close()
+    failed = [r for r in report.results if r.outcome in (Outcome.CONFLICT, Outcome.FAILED)]
+    lines += _failures(budget, prefix, failed, left)
+    lines += _sub_failures(budget, prefix, report.results, left)
+    created = [r for r in report.results if r.outcome is Outcome.CREATED]
+    lines += _created(budget, prefix, created, left)
+    skipped = [r for r in report.results if r.outcome is Outcome.SKIPPED]
+    lines += _grouped(
+        budget.part("skips"),
+        "unchanged",
+        f"{OUTCOME_SYMBOL[Outcome.SKIPPED]} {_plural(len(skipped), 'image')} already there",
+        [(_registry(r.source), _relative(prefix, r.target)) for r in skipped],
+        left,
+    )
+    where = (
+        f"The report file has every image: `imagesync report {_code(report_file, 200)[1:-1]}`."
+        if report_file
+        else "The JSON report (`imagesync apply --format json`) has every image."
+    )
+    lines += left.footer(where)
+    return "\n".join(lines) + "\n"
+
+
+def _failures(
+    budget: _Budget, prefix: str, results: Sequence[ImageResult], left: _Left
+) -> list[str]:
+    if not results:
+        return []
+    part = budget.part("problems")
+    part.add([f"#### {SYMBOL[Action.CONFLICT]} {_plural(len(results), 'image')} not applied", ""])
+    shown = 0
+    for number, result in enumerate(results):
+        if number < FULL_BLOCKS:
+            item = [*_failure_block(prefix, result), ""]
+        else:
+            item = [_failure_line(prefix, result)]
+        if not part.add(item, reserve=2):
+            break
+        shown += 1
+    if shown > FULL_BLOCKS:
+        part.add([""])
+    left.add("images not applied", len(results) - shown)
+    return part.close()
+
+
+def _failure_block(prefix: str, result: ImageResult) -> list[str]:
+    lines = [
+        f"**{OUTCOME_SYMBOL[result.outcome]} {result.outcome.value} "
+        f"{_code(_relative(prefix, result.target), 120)}** · entry {result.entry}  ",
+        _text(result.message, REASON_IN_BLOCK, line=True),
+    ]
+    fix = result.fix
+    if fix is not None and fix.entry is not None:
+        lines += ["", "The fix for the images file:", "", "```yaml"]
+        lines += [*fix.entry.yaml.rstrip("\n").split("\n"), "```"]
+    return lines
+
+
+def _failure_line(prefix: str, result: ImageResult) -> str:
+    return (
+        f"- {OUTCOME_SYMBOL[result.outcome]} {_code(_relative(prefix, result.target), 120)}: "
+        f"{_text(result.message, REASON_IN_LINE)}"
+    )
+
+
+def _sub_failures(
+    budget: _Budget, prefix: str, results: Sequence[ImageResult], left: _Left
+) -> list[str]:
+    failed = [
+        (r, s)
+        for r in results
+        for s in r.subresults
+        if s.outcome in (Outcome.CONFLICT, Outcome.FAILED)
+    ]
+    if not failed:
+        return []
+    part = budget.part("sub-problems")
+    title = _plural(len(failed), "signature or referrer", "signatures and referrers")
+    part.add([f"#### {SYMBOL[Action.CONFLICT]} {title} not copied", ""])
+    shown = 0
+    for result, sub in failed:
+        block = _sub_result_block(prefix, result, sub)
+        if not part.add([*block, ""], reserve=2):
+            break
+        shown += 1
+    left.add("signature and referrer problems", len(failed) - shown)
+    return part.close()
+
+
+def _sub_result_block(prefix: str, result: ImageResult, sub: SubResult) -> list[str]:
+    return [
+        f"**{OUTCOME_SYMBOL[sub.outcome]} {sub.kind} {_code(_relative(prefix, sub.target), 120)}** "
+        f"of {_code(_relative(prefix, result.target), 80)}  ",
+        _text(sub.message, REASON_IN_BLOCK, line=True),
+    ]
+
+
+def _created(
+    budget: _Budget, prefix: str, results: Sequence[ImageResult], left: _Left
+) -> list[str]:
+    if not results:
+        return []
+    part = budget.part("creates")
+    part.add([f"#### {OUTCOME_SYMBOL[Outcome.CREATED]} {_plural(len(results), 'image')} created"])
+    part.add([""])
+    part.add(_table(["target", "digest", "blobs", "signatures"]))
+    shown = 0
+    for result in results:
+        if not part.add([_row(_created_cells(prefix, result))], reserve=2):
+            break
+        shown += 1
+    part.add([""])
+    left.add("images created", len(results) - shown)
+    return part.close()
+
+
+def _created_cells(prefix: str, result: ImageResult) -> list[str]:
+    t = result.transfer
+    subs = Counter(s.outcome for s in result.subresults)
+    return [
+        _code(_relative(prefix, result.target), _TARGET_CELL),
+        _short(result.digest),
+        f"{t.copied} copied ({human_bytes(t.bytes_copied)}), {t.mounted} mounted, "
+        f"{t.present} there",
+        " ".join(f"{OUTCOME_SYMBOL[o]}{subs[o]}" for o in Outcome if subs[o]) or "-",
+    ]

@@ -598,7 +598,7 @@ def test_token_that_expires_during_a_long_apply_is_renewed(
     setup = token_registries
     pushed = [
         setup.push("team/app", tag, platforms=[("linux", "amd64")], layers=1, seed=seed)
-        for seed, tag in enumerate(["1.0", "2.0", "3.0"], start=1)
+        for seed, tag in enumerate(["1.0", "2.0", "3.0", "4.0"], start=1)
     ]
     with FaultProxy(setup.source.host) as slow_source:
         src, dst = slow_source.host, setup.target.host
@@ -611,17 +611,18 @@ def test_token_that_expires_during_a_long_apply_is_renewed(
         plan_file = tmp_path / "plan.json"
         planned = run("plan", "-i", str(images), "-o", str(plan_file), "--debug")
         clean_exit(planned, 0)
-        # Each token is good for 2-3 s (whole seconds), longer than one delayed request, so a
-        # fresh token always arrives alive; the apply takes twice that.
-        setup.tokens.lifetime, setup.tokens.advertised_lifetime = 3.0, 3600.0
+        # Each token is good for 4-5 s (whole seconds): several delayed requests, so a fresh
+        # token still arrives alive on a loaded machine; the apply (8 delayed blob reads, one
+        # at a time) outlives it.
+        setup.tokens.lifetime, setup.tokens.advertised_lifetime = 5.0, 3600.0
         setup.tokens.issued.clear()
         slow_source.add(Fault("delay", r"/blobs/sha256:", count=100, method="GET", seconds=1.0))
         started = time.monotonic()
         applied = run("apply", str(plan_file), "--debug", "--parallelism", "1")
         elapsed = time.monotonic() - started
     clean_exit(applied, 0)
-    assert "Apply: 3 created" in applied.stdout
-    assert elapsed > 4, "the apply did not outlive the tokens; the test shows nothing"
+    assert "Apply: 4 created" in applied.stdout
+    assert elapsed > 6, "the apply did not outlive the tokens; the test shows nothing"
     target_repo = mirrored_path(src, "team/app")
     push = f"repository:{target_repo}:pull,push"
     assert setup.tokens.scopes("writer").count(push) >= 2, "the push token was never renewed"

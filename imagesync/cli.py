@@ -16,7 +16,7 @@ import signal
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -34,10 +34,13 @@ if TYPE_CHECKING:
     from imagesync.diagnostics import Problem
     from imagesync.images.file import ImagesFile
     from imagesync.images.shard import Shard
+    from imagesync.keyring import KeyOptions, Keys
     from imagesync.plan.document import Plan
     from imagesync.plan.planner import PlanOptions
     from imagesync.reference import Repository
+    from imagesync.signing import SigningKey
     from imagesync.stores.connection import ConnectionOptions
+    from imagesync.stores.registry.registries import RegistriesConfig
     from imagesync.stores.store import Stores
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -121,6 +124,36 @@ def source_layout_option(function: F) -> F:
         help="Read every source from this tree of OCI image layouts, which `--target oci:DIR` "
         "wrote from the same images file; no source registry is asked (air gaps)",
     )(function)
+
+
+def signing_options(function: F) -> F:
+    """The cosign keys: what signs what lands, what verifies what comes in."""
+    decorators = [
+        click.option(
+            "--sign-key",
+            metavar="FILE",
+            type=click.Path(dir_okay=False),
+            help="Sign every image that lands in the target with this cosign key (cosign.key, "
+            "passphrase from COSIGN_PASSWORD, or a PKCS#8 PEM); plan takes the public key "
+            "(cosign.pub) too",
+        ),
+        click.option(
+            "--sign-children",
+            is_flag=True,
+            help="With --sign-key: sign each platform manifest of an index too, not just the index",
+        ),
+        click.option(
+            "--verify-key",
+            metavar="FILE",
+            multiple=True,
+            type=click.Path(dir_okay=False),
+            help="Make an image an error in the plan unless it carries a cosign signature "
+            "that verifies with one of these public keys (repeatable)",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        function = decorator(function)
+    return function
 
 
 def report_problems(problems: Iterable[Problem]) -> None:
@@ -358,6 +391,7 @@ class Session:
     target: str | None
     connection: ConnectionOptions
     plan_options: PlanOptions
+    keys: KeyOptions
     source_layout: str | None = None
     shard: Shard | None = None
 
@@ -373,6 +407,28 @@ class Session:
         tree = parse_layout_tree(layout) if layout else None
         return load_images_file(self.images_file, self.target, default_target, tree)
 
+    def plan_keys(self, images: ImagesFile, *, private: bool) -> Keys:
+        """The keys plan signs and verifies with, read before any request."""
+        from imagesync.keyring import plan_keys
+
+        return plan_keys(self.keys, self.registries_config(), images, private=private)
+
+    def apply_key(self, plan: Plan) -> SigningKey | None:
+        """The private key that adds a saved plan's signatures, read before any request."""
+        from imagesync.keyring import apply_key
+
+        return apply_key(self.keys, self.registries_config(), plan)
+
+    def registries_config(self) -> RegistriesConfig | None:
+        """The registries config, for the keys it names; None when none was given (and then
+        the registry code is not loaded: a run between layouts needs none)."""
+        path = self.connection.registries_config
+        if path is None:
+            return None
+        from imagesync.stores.registry.registries import load_registries_config
+
+        return load_registries_config(path)
+
     def stores(self, target_prefix: Repository, source_layout: Repository | None) -> Stores:
         from imagesync.stores.connection import open_stores
 
@@ -382,6 +438,7 @@ class Session:
 def _session(
     images_file: str, target: str | None, source_layout: str | None = None, **options: Any
 ) -> Session:
+    from imagesync.keyring import KeyOptions
     from imagesync.logs import configure_logging
     from imagesync.plan.planner import PlanOptions
     from imagesync.stores.connection import ConnectionOptions
@@ -406,8 +463,14 @@ def _session(
         signatures=not options.get("no_signatures"),
         require_signatures=bool(options.get("require_signatures")),
     )
+    sign_key = options.get("sign_key")
+    keys = KeyOptions(
+        sign_key=Path(sign_key) if sign_key else None,
+        sign_children=bool(options.get("sign_children")),
+        verify_keys=tuple(Path(path) for path in options.get("verify_key") or ()),
+    )
     return Session(
-        images_file, target, connection, plan_options, source_layout, options.get("shard")
+        images_file, target, connection, plan_options, keys, source_layout, options.get("shard")
     )
 
 
@@ -427,10 +490,16 @@ def _run_plan(session: Session, run: ExitStack | None = None) -> tuple[Plan, App
 
     images = session.load_images().in_shard(session.shard)
     report_problems(images.warnings)
+    keys = session.plan_keys(images, private=run is not None)
+    options = replace(session.plan_options, signing=keys.signing, verifying=keys.verifying)
     stores = session.stores(images.target_prefix, images.source_layout)
-    applier = run.enter_context(_applier(session, stores, fresh=True)) if run else None
+    applier = (
+        run.enter_context(_applier(session, stores, fresh=True, signing_key=keys.signing_key))
+        if run
+        else None
+    )
     on_change = applier.start if applier else None
-    return make_plan(images, stores, session.plan_options, on_change), applier
+    return make_plan(images, stores, options, on_change), applier
 
 
 def _plan_exit_code(plan: Plan, detailed: bool) -> int:
@@ -454,6 +523,7 @@ def _plan_exit_code(plan: Plan, detailed: bool) -> int:
 )
 @source_layout_option
 @shard_option
+@signing_options
 @connection_options
 def plan(
     images_file: str,
@@ -494,6 +564,7 @@ def plan(
 @format_option(("text", "json", "markdown"))
 @source_layout_option
 @shard_option
+@signing_options
 @connection_options
 def apply(
     plan_file: str | None, images_file: str | None, target: str | None, fmt: str, **options: Any
@@ -507,8 +578,13 @@ def apply(
     if plan_file is None and images_file is None:
         raise click.UsageError("give a PLAN file, or -i FILE to plan and apply at once")
     session = _session(images_file or DEFAULT_IMAGES_FILE, target, **options)
+    if plan_file is not None and session.keys.verify_keys:
+        raise click.UsageError(
+            "--verify-key is checked when the plan is made: give it to plan (or to apply -i)"
+        )
     with _user_errors(), ExitStack() as run:
         applier = None
+        signing_key = None
         if plan_file is None:
             saved, applier = _run_plan(session, run)
             click.echo(render_plan(saved, "text"), nl=False, err=fmt != "text")
@@ -529,7 +605,8 @@ def apply(
                 else None
             )
             check_plan(saved, images, target, session.source_layout)
-        report = _apply(session, saved, applier)
+            signing_key = session.apply_key(saved)
+        report = _apply(session, saved, applier, signing_key)
     click.echo(render_report(report, fmt), nl=False)
     _write_step_summary(render_report(report, "markdown"))
     sys.exit(1 if report.failed else 0)
@@ -549,8 +626,11 @@ def _plan_of_shard(saved: Plan, shard: Shard | None) -> Plan:
     )
 
 
-def _applier(session: Session, stores: Stores, *, fresh: bool) -> Applier:
-    """An applier; ``fresh``: the plan is being made by this process, now."""
+def _applier(
+    session: Session, stores: Stores, *, fresh: bool, signing_key: SigningKey | None
+) -> Applier:
+    """An applier; ``fresh``: the plan is being made by this process, now; ``signing_key``
+    adds the plan's signatures."""
     from imagesync.apply.applier import Applier, ApplyOptions
     from imagesync.stores.connection import retry_policy
 
@@ -561,18 +641,27 @@ def _applier(session: Session, stores: Stores, *, fresh: bool) -> Applier:
         session.plan_options.parallelism,
         fresh_plan=fresh,
         retry=retry_policy(session.connection),
+        signing_key=signing_key,
     )
     return Applier(stores, options)
 
 
-def _apply(session: Session, saved: Plan, applier: Applier | None = None) -> ApplyReport:
-    """Apply ``saved`` with ``applier`` (the one plan fed in this run), or a new one."""
+def _apply(
+    session: Session,
+    saved: Plan,
+    applier: Applier | None = None,
+    signing_key: SigningKey | None = None,
+) -> ApplyReport:
+    """Apply ``saved`` with ``applier`` (the one plan fed in this run), or a new one that
+    signs with ``signing_key``."""
     from imagesync.apply.progress import progress_for
 
     with ExitStack() as run:
         if applier is None:
             stores = session.stores(saved.prefix, saved.sources)
-            applier = run.enter_context(_applier(session, stores, fresh=False))
+            applier = run.enter_context(
+                _applier(session, stores, fresh=False, signing_key=signing_key)
+            )
         with progress_for(saved) as listener:
             return applier.apply(saved, listener)
 
@@ -631,6 +720,7 @@ def report(report_files: tuple[str, ...], fmt: str) -> None:
 )
 @source_layout_option
 @shard_option
+@signing_options
 @connection_options
 def sync(images_file: str, target: str | None, dry_run: bool, **options: Any) -> None:
     """The image-syncer's interface: plan, then apply unless --dry-run."""

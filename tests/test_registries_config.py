@@ -57,3 +57,42 @@ def test_loopback_detection() -> None:
     assert is_loopback("[::1]:5000")
     assert not is_loopback("10.0.0.1:5000")
     assert not is_loopback("registry.example.com")
+
+
+def test_signing_and_verification_keys_are_named_relative_to_the_config(tmp_path: Path) -> None:
+    config = load_registries_config(
+        write(
+            tmp_path,
+            "registries:\n  registry.internal:\n"
+            "    sign: {key: keys/cosign.key, public_key: c.pub}\n"
+            "  ghcr.io:\n    verify: {keys: [vendor.pub, /etc/other.pub]}\n",
+        )
+    )
+    sign = config.settings("registry.internal").sign
+    assert sign is not None
+    assert sign.key == (tmp_path / "keys/cosign.key").resolve()
+    assert sign.public_key == (tmp_path / "c.pub").resolve()
+    assert config.settings("ghcr.io").verify_keys == (
+        (tmp_path / "vendor.pub").resolve(),
+        Path("/etc/other.pub"),
+    )
+    assert config.settings("ghcr.io").sign is None
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("sign: cosign.key", "sign must be a mapping"),
+        ("sign: {public_key: c.pub}", "has no key"),
+        ("sign: {key: c.key, passphrase: x}", "sign must be a mapping"),
+        ("sign: {key: 7}", "sign.key must be a path"),
+        ("verify: [a.pub]", "verify must be a mapping with keys"),
+        ("verify: {keys: []}", "1 to 64 public keys"),
+        ("verify: {keys: [a.pub, 3]}", "verify.keys[1] must be a path"),
+    ],
+)
+def test_bad_key_settings_are_explained(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_registries_config(write(tmp_path, f"registries:\n  a.io:\n    {text}\n"))
+    assert message in str(raised.value)
+    assert "a.io" in str(raised.value)

@@ -16,8 +16,10 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from functools import partial
+from typing import TYPE_CHECKING
 
 from imagesync.apply.report import (
     ApplyListener,
@@ -32,12 +34,17 @@ from imagesync.content.image import fetch_image
 from imagesync.content.manifest import Descriptor, Manifest
 from imagesync.content.referrers import (
     LISTS_REFERRERS,
+    MADE_IN_TARGET,
     REFERRER,
     REFERRERS_INDEX,
+    SIGNATURE,
+    SIGNED_SINCE,
+    SIGNING,
     NotAttached,
     attached_source,
     attached_target,
     check_attached,
+    keeps_layers,
     merged_referrers_index,
     referrer_descriptor,
     referrers_index_problem,
@@ -48,7 +55,11 @@ from imagesync.plan.document import Action, Change, Plan, SubChange
 from imagesync.plan.mounts import MountSources
 from imagesync.reference import Reference, Repository
 from imagesync.retry import RetryPolicy
-from imagesync.stores.store import Store, Stores, TagTaken, TransferBroken
+from imagesync.stores.store import BlobOpener, Store, Stores, TagTaken, TransferBroken
+from imagesync.stores.stream import verified
+
+if TYPE_CHECKING:
+    from imagesync.signing import SigningKey
 
 log = logging.getLogger("imagesync.apply")
 
@@ -66,6 +77,8 @@ class ApplyOptions:
     fresh_plan: bool = False
     # A blob transfer that broke midway is started again, as a whole, this many times over.
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # Adds the plan's ``signing`` sub-changes (--sign-key): the key the plan was made for.
+    signing_key: SigningKey | None = field(default=None, repr=False)
 
 
 class Interrupted(ImagesyncError):
@@ -557,14 +570,75 @@ class Applier:
             graph.require(subject)
             if sub.kind == REFERRERS_INDEX:
                 return result(*self._update_referrers_index(target, subject, referrers))
+            if sub.kind == SIGNING:
+                return result(*self._sign(target, subject, sub.target_digest))
             source_repository = change.source_reference.repository
             root = check_attached(self.sources, source_repository, sub.kind, subject, sub.digest)
             graph.add(sub.digest)
+            if sub.kind == SIGNATURE and self.options.signing_key is not None:
+                # This plan, applied before, signed the copy since: it is there.
+                held = self.target.find_manifest(target)
+                if held is not None and keeps_layers(held, root):
+                    return result(Outcome.SKIPPED, SIGNED_SINCE)
             source = attached_source(sub.kind, source_repository, subject, sub.digest)
             outcome, message, _ = self.copy(source, target, lambda n: None, str(target), root)
             return result(outcome, message)
         except ImagesyncError as error:
             return result(Outcome.FAILED, str(error))
+
+    def _sign(self, target: Reference, subject: str, planned: str | None) -> tuple[Outcome, str]:
+        """Append the key's signature of ``subject`` to its ``.sig`` tag ``target``.
+
+        The one write over an existing tag that imagesync makes, so it is held to what plan
+        saw: the tag must still hold ``planned`` (None: nothing) when apply reads it, and again
+        right before the PUT, and what is written keeps every layer it held, byte for byte
+        (:func:`imagesync.signing.sign_image`).
+        """
+        from imagesync.signing import SignatureImage, has_signature, sign_image
+
+        key = self.options.signing_key
+        if key is None:
+            return Outcome.FAILED, "not signed: apply was given no signing key (--sign-key)"
+        repository = target.repository
+        held = self.target.find_manifest(target)
+        existing = SignatureImage.parse(held.raw, held.media_type, str(target)) if held else None
+        if has_signature(existing, key.verification_key, repository, subject):
+            # Signed since plan (this plan applied before): nothing to write.
+            return Outcome.SKIPPED, f"already signed with {key.verification_key.name}"
+        if (held.digest if held else None) != planned:
+            return self._sig_moved(target, held.digest if held else None, planned)
+        update = sign_image(
+            key, repository, subject, existing, lambda d: self.target.get_blob(repository, d)
+        )
+        for blob in update.blobs:
+            if self.target.blob_size(repository, blob.digest) is None:
+                descriptor = Descriptor(blob.media_type, blob.digest, blob.size)
+                self.target.put_blob(repository, descriptor, _opener(blob.data, descriptor))
+        self._check_cancel()
+        now = self.target.head_manifest(target)
+        if (now.digest if now else None) != update.replaces:
+            return self._sig_moved(target, now.digest if now else None, planned)
+        assert target.tag is not None
+        manifest = Manifest.parse(update.manifest, update.media_type, str(target))
+        try:
+            self.target.put_manifest(repository, target.tag, manifest, replacing=update.replaces)
+        except TagTaken as taken:
+            return self._sig_moved(target, taken.found, planned)
+        written = self.target.head_manifest(target)
+        if written is None or written.digest != update.digest:
+            found = written.digest if written else "nothing"
+            return Outcome.FAILED, f"after the write, {target} holds {found}, not {update.digest}"
+        return Outcome.CREATED, f"signed with {key.verification_key.name}"
+
+    @staticmethod
+    def _sig_moved(
+        target: Reference, found: str | None, planned: str | None
+    ) -> tuple[Outcome, str]:
+        return (
+            Outcome.CONFLICT,
+            f"{target} holds {found or 'nothing'}, plan saw {planned or 'nothing'}: it changed "
+            "since plan; left untouched (re-run plan)",
+        )
 
     def _update_referrers_index(
         self, target: Reference, subject: str, referrers: list[str]
@@ -623,7 +697,7 @@ class _Graph:
         self._root_from = root.repository
         self._children_read = False
         self._planned = {
-            s.digest: s for s in reversed(change.subchanges) if s.kind != REFERRERS_INDEX
+            s.digest: s for s in reversed(change.subchanges) if s.kind not in MADE_IN_TARGET
         }
 
     def add(self, digest: str) -> None:
@@ -653,6 +727,11 @@ class _Graph:
             "them in the source",
             "re-run plan; do not edit plan files by hand",
         )
+
+
+def _opener(data: bytes, blob: Descriptor) -> BlobOpener:
+    """Bytes made here (a signature, its config) as a store takes a blob in."""
+    return lambda: nullcontext(verified([data], blob))
 
 
 def _tag_outcome(target: Reference, digest: str, found: str) -> tuple[Outcome, str]:

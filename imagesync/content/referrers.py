@@ -7,6 +7,10 @@ Two conventions exist side by side (design.md §3.4):
 Referrers can have referrers of their own (a signature on an SBOM); discovery follows them.
 Everything is looked up in one store: where the image was found (a mirror, the registry, a
 layout).
+
+Besides what is copied, two kinds are made in the target: the tag-schema index a target
+without the referrers API needs, and the signatures imagesync adds with ``--sign-key``
+(``signing``), which extend the image's ``.sig`` tag.
 """
 
 from __future__ import annotations
@@ -24,10 +28,16 @@ from imagesync.reference import Reference, Repository
 if TYPE_CHECKING:  # the naming rules are read offline (plan checks): no store for them
     from imagesync.stores.store import Store
 
-COSIGN_KINDS = {".sig": "signature", ".att": "attestation", ".sbom": "sbom"}
+SIGNATURE = "signature"
+COSIGN_KINDS = {".sig": SIGNATURE, ".att": "attestation", ".sbom": "sbom"}
 COSIGN_SUFFIXES = {kind: suffix for suffix, kind in COSIGN_KINDS.items()}
 REFERRER = "referrer"
 REFERRERS_INDEX = "referrers-index"
+# A signature imagesync adds with its own key: appended to the ``.sig`` tag of its subject.
+SIGNING = "signing"
+# Kinds that are written in the target, not copied from the source: their source is their
+# target.
+MADE_IN_TARGET = frozenset({REFERRERS_INDEX, SIGNING})
 # A chain of signatures on signatures deeper than this is not something people publish, nor
 # are more artifacts than this attached to one image: past either, the rest are not planned
 # (the entry says so).
@@ -66,12 +76,15 @@ def attached_target(kind: str, repository: Repository, subject: str, digest: str
     This is the rule that keeps a plan from writing what its images do not imply (design.md
     §14): a cosign signature, attestation or SBOM goes to ``sha256-<hex of subject>.sig``
     (``.att``, ``.sbom``), a referrer by its own digest (a write by digest overwrites nothing),
-    a tag-schema index to ``sha256-<hex of subject>``.
+    a tag-schema index to ``sha256-<hex of subject>``, a signature imagesync adds to
+    ``sha256-<hex of subject>.sig``.
     """
     if kind == REFERRER:
         return Reference(repository, None, digest)
     if kind == REFERRERS_INDEX:
         return Reference(repository, digest_tag(subject))
+    if kind == SIGNING:
+        return Reference(repository, digest_tag(subject) + COSIGN_SUFFIXES[SIGNATURE])
     if kind in COSIGN_SUFFIXES:
         return Reference(repository, digest_tag(subject) + COSIGN_SUFFIXES[kind])
     raise ValueError(f"unknown kind of attached artifact: {kind!r}")
@@ -194,6 +207,23 @@ def _tag_schema_index(
     if not index.is_index:
         raise RegistryError(f"{repository}:{tag} should be a referrers index, it is not")
     return list(index.children)
+
+
+# Why a .sig tag that differs from the source's counts as copied: signing left it so.
+SIGNED_SINCE = "in the target with every signature of the source's, and signatures added there"
+
+
+def keeps_layers(newer: Manifest, older: Manifest) -> bool:
+    """Whether ``newer`` is ``older`` with layers appended: the same kind of manifest, every
+    layer of ``older`` first and unchanged, and more after them. What a ``.sig`` tag holds
+    once imagesync has signed what the source's held: the source's signatures are all there,
+    so the copy is done."""
+    if newer.media_type != older.media_type or not mediatypes.is_image_manifest(newer.media_type):
+        return False
+    kept, grown = older.json.get("layers"), newer.json.get("layers")
+    if not isinstance(kept, list) or not isinstance(grown, list):
+        return False
+    return len(grown) > len(kept) and grown[: len(kept)] == kept
 
 
 def check_attached(

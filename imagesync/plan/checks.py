@@ -10,7 +10,12 @@ the plan's source layout, and a plan made without one reads no source from disk.
 
 from __future__ import annotations
 
-from imagesync.content.referrers import REFERRERS_INDEX, attached_source, attached_target
+from imagesync.content.referrers import (
+    MADE_IN_TARGET,
+    SIGNING,
+    attached_source,
+    attached_target,
+)
 from imagesync.errors import ImagesyncError, PlanRejected, shorten
 from imagesync.images.file import ImagesFile
 from imagesync.images.shard import shard_of
@@ -70,7 +75,7 @@ def check_plan(
     for change in plan.changes:
         _check_inside(prefix, change.target, change.entry)
         _check_source(plan.sources, change)
-        _check_attached_names(change)
+        _check_attached_names(change, plan)
     check_shard(plan)
     if images is not None:
         _check_entries(plan, images)
@@ -94,10 +99,11 @@ def check_shard(plan: Plan) -> None:
             )
 
 
-def _check_attached_names(change: Change) -> None:
+def _check_attached_names(change: Change, plan: Plan) -> None:
     """Every sub-change names what its kind, subject and digest imply, in the image's own
     repositories (:func:`attached_target`): a signature ``sha256-<hex>.sig`` of its subject,
-    a referrer by its digest, a tag-schema index ``sha256-<hex>`` of its subject.
+    a referrer by its digest, a tag-schema index ``sha256-<hex>`` of its subject, a signature
+    imagesync adds ``sha256-<hex>.sig`` of its subject, in a plan made with a signing key.
 
     Apply writes those names and no others; this check makes the plan say so, so a reviewer
     never reads one name where another would be written. Whether the subject belongs to the
@@ -109,9 +115,15 @@ def _check_attached_names(change: Change) -> None:
         what = shorten(sub.kind, 40)
         if sub.subject is None or change.digest is None:
             raise PlanRejected(f"the plan's {name} has a {what} without a subject", _EDITED)
-        if sub.kind == REFERRERS_INDEX and sub.digest != sub.subject:
+        if sub.kind in MADE_IN_TARGET and sub.digest != sub.subject:
+            verb = "signs" if sub.kind == SIGNING else "lists"
             raise PlanRejected(
-                f"the plan's {name} has a {what} for {sub.subject} that lists {sub.digest}",
+                f"the plan's {name} has a {what} for {sub.subject} that {verb} {sub.digest}",
+                _EDITED,
+            )
+        if sub.kind == SIGNING and plan.signing is None:
+            raise PlanRejected(
+                f"the plan's {name} adds a signature, and the plan names no signing key",
                 _EDITED,
             )
         if source is None or target is None:
@@ -120,7 +132,7 @@ def _check_attached_names(change: Change) -> None:
             "target": attached_target(sub.kind, target, sub.subject, sub.digest),
             "source": (
                 attached_target(sub.kind, target, sub.subject, sub.digest)
-                if sub.kind == REFERRERS_INDEX
+                if sub.kind in MADE_IN_TARGET
                 else attached_source(sub.kind, source, sub.subject, sub.digest)
             ),
         }

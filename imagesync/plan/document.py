@@ -159,6 +159,22 @@ class ImagesFileInfo:
 
 
 @dataclass(frozen=True)
+class PlannedSigning:
+    """The key plan planned the ``signing`` sub-changes for (``--sign-key``): apply signs with
+    that key or not at all. ``fingerprint`` is the sha256 of its public key (DER), ``key_file``
+    the file plan was given; ``children``: each platform manifest is signed too."""
+
+    fingerprint: str
+    key_file: str
+    children: bool = False
+
+    @property
+    def key_name(self) -> str:
+        """As :attr:`imagesync.signing.VerificationKey.name` names a key."""
+        return f"{self.key_file} ({self.fingerprint[:19]})"
+
+
+@dataclass(frozen=True)
 class Plan:
     tool_version: str
     created: str
@@ -176,6 +192,8 @@ class Plan:
     merged_from: int = field(default=0, compare=False)
     # The layout tree every source is read from (``oci:DIR``), when plan was given one.
     source_layout: str | None = None
+    # The key the signing sub-changes were planned for, when plan was given one.
+    signing: PlannedSigning | None = None
 
     @cached_property
     def prefix(self) -> Repository:
@@ -237,6 +255,7 @@ class Plan:
             "created": self.created,
             "target_prefix": self.target_prefix,
             **({"source_layout": self.source_layout} if self.source_layout else {}),
+            **({"signing": asdict(self.signing)} if self.signing else {}),
             "images_file": asdict(self.images_file),
             **({"shard": asdict(self.shard)} if self.shard else {}),
             "summary": self.summary(),
@@ -304,6 +323,7 @@ class Plan:
             signed="hmac" in document,
             shard=_shard_from(document.get("shard"), where),
             source_layout=document.get("source_layout"),
+            signing=PlannedSigning(**document["signing"]) if "signing" in document else None,
         )
         if document["summary"] != plan.summary():
             raise PlanRejected(f"{where}: the summary does not match the changes", "re-run plan")

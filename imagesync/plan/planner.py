@@ -23,9 +23,12 @@ from imagesync.content.referrers import (
     LISTS_REFERRERS,
     REFERRER,
     REFERRERS_INDEX,
+    SIGNATURE,
+    SIGNED_SINCE,
     Attached,
     digest_tag,
     discover,
+    keeps_layers,
     referrers_index_problem,
 )
 from imagesync.defaults import DEFAULT_PARALLELISM
@@ -45,6 +48,8 @@ from imagesync.plan.mounts import with_mounts
 from imagesync.reference import Reference, Repository
 
 if TYPE_CHECKING:
+    from imagesync.plan.signing import Signing, Verifying
+    from imagesync.signing import VerificationKey
     from imagesync.stores.store import Store, Stores
 
 
@@ -53,6 +58,10 @@ class PlanOptions:
     parallelism: int = DEFAULT_PARALLELISM
     signatures: bool = True
     require_signatures: bool = False
+    # The key imagesync signs what lands with (--sign-key), and the keys sources must be
+    # signed with (--verify-key, the registries config's verify:).
+    signing: Signing | None = None
+    verifying: Verifying | None = None
 
 
 class EntryError(ImagesyncError):
@@ -104,6 +113,7 @@ def make_plan(
         changes=tuple(changes),
         warnings=plan_warnings,
         shard=images.shard,
+        signing=options.signing.planned if options.signing else None,
     )
 
 
@@ -165,23 +175,42 @@ class _EntryPlanner:
             warnings=warnings,
         )
         told = False
+        verify_with = self._verify_keys(entry)
         try:
             base, existing, found = self._resolve(entry, base)
             change, manifest = self._decide(entry, base, existing)
-            if not self.options.require_signatures:
+            if not self.options.require_signatures and not verify_with:
                 # Told before its signatures are looked up, which no longer changes its action
                 # (a failed lookup is a warning).
                 self.on_change(change)
                 told = True
+            if verify_with and change.action in (Action.CREATE, Action.SKIP):
+                _verify(found, entry, change, verify_with)
             if self.options.signatures and change.action in (Action.CREATE, Action.SKIP):
                 change = self._attach(entry, change, manifest, found)
             if self.options.require_signatures and change.action is not Action.CONFLICT:
                 _require_signature(change)
+            if self.options.signing and change.action in (Action.CREATE, Action.SKIP):
+                change = self._sign(change, manifest, found)
         except ImagesyncError as error:
             change = replace(base, action=Action.ERROR, reason=str(error))
         if not told:
             self.on_change(change)
         return change
+
+    def _verify_keys(self, entry: ImageEntry) -> tuple[VerificationKey, ...]:
+        """The keys the entry's source must be signed with: those for every source and those
+        of its registry, as the images file names it (a mirror serves it, the publisher's key
+        signed it)."""
+        verifying = self.options.verifying
+        return verifying.keys_for(entry.source.repository.registry) if verifying else ()
+
+    def _sign(self, change: Change, manifest: Manifest, found: Store) -> Change:
+        from imagesync.plan.signing import plan_signing
+
+        assert self.options.signing is not None
+        signing = plan_signing(self.target, found, change, manifest, self.options.signing)
+        return replace(change, subchanges=(*change.subchanges, *signing))
 
     def _resolve(self, entry: ImageEntry, base: Change) -> tuple[Change, Manifest | None, Store]:
         """The source's digest and media type, what the target tag holds, if anything, and
@@ -408,6 +437,30 @@ def _config_platform(manifest: Manifest, store: Store, repository: Repository) -
     return platform
 
 
+def _verify(
+    found: Store, entry: ImageEntry, change: Change, keys: tuple[VerificationKey, ...]
+) -> None:
+    """Raise EntryError unless the image carries a cosign signature by one of ``keys``."""
+    from imagesync.plan.signing import verify_source
+
+    assert change.digest is not None
+    try:
+        verification = verify_source(found, entry.origin.repository, change.digest, keys)
+    except ImagesyncError as error:
+        names = ", ".join(key.name for key in keys)
+        raise EntryError(
+            f"cannot verify source {change.source} with the keys given ({names}): its cosign "
+            f"signatures could not be read at {found.where}: {error.message}",
+            error.hint,
+        ) from None
+    if not verification.ok:
+        raise EntryError(
+            f"source {change.source}: {verification.message}",
+            "sync only images signed with one of the keys: check the key (--verify-key, the "
+            "registries config's verify:), or that the publisher signed this digest",
+        )
+
+
 def _require_signature(change: Change) -> None:
     signed = any(
         s.subject == change.digest
@@ -455,6 +508,8 @@ def _attached_change(
         action, reason = Action.CREATE, "not in the target"
     elif existing.digest == item.descriptor.digest:
         action, reason = Action.SKIP, "already in the target"
+    elif item.kind == SIGNATURE and _signed_since(store, target, found, item, source_repo):
+        action, reason = Action.SKIP, SIGNED_SINCE
     else:
         action = Action.CONFLICT
         reason, fix = _attached_conflict(found, item, source_repo, target, existing.digest)
@@ -472,6 +527,15 @@ def _attached_change(
         size=item.descriptor.size,
         fix=fix,
     )
+
+
+def _signed_since(
+    store: Store, target: Reference, found: Store, item: Attached, source_repo: Repository
+) -> bool:
+    """Whether the target's ``.sig`` tag holds the source's signature image with signatures
+    appended (what ``--sign-key`` leaves): then the source's signatures are all there."""
+    held = store.find_manifest(target)
+    return held is not None and keeps_layers(held, found.get_manifest(item.source(source_repo)))
 
 
 def _attached_conflict(

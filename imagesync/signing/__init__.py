@@ -33,6 +33,7 @@ from imagesync.signing.keys import (
     SigningKey,
     VerificationKey,
     cosign_password,
+    load_public_half,
     load_signing_key,
     load_verification_key,
 )
@@ -71,6 +72,7 @@ __all__ = [
     "docker_reference",
     "extend",
     "has_signature",
+    "load_public_half",
     "load_signing_key",
     "load_verification_key",
     "read_claim",

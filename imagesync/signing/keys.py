@@ -181,6 +181,24 @@ def load_verification_key(path: str | Path) -> VerificationKey:
     return VerificationKey.of(public_key, source)
 
 
+def load_public_half(path: str | Path, passphrase: bytes | None) -> VerificationKey:
+    """The public key in ``path``, or the public half of the private key in it: what plans
+    signatures without signing (a pull request's plan job has ``cosign.pub`` and no
+    passphrase). ``passphrase`` is used only when ``path`` is an encrypted private key."""
+    pem_type, _ = _read_pem(path, f"key {path}")
+    if pem_type == PUBLIC_PEM_TYPE:
+        return load_verification_key(path)
+    try:
+        return load_signing_key(path, passphrase).verification_key
+    except ConfigError as error:
+        if pem_type not in ENCRYPTED_PEM_TYPES:
+            raise
+        raise ConfigError(
+            error.message,
+            f"{error.hint}; or give the public key (cosign.pub), which needs no passphrase",
+        ) from None
+
+
 _ACCEPTED = (
     "give cosign's cosign.key (ENCRYPTED SIGSTORE PRIVATE KEY or ENCRYPTED COSIGN PRIVATE KEY) "
     "or an unencrypted PKCS#8 PRIVATE KEY or EC PRIVATE KEY; other formats convert with "

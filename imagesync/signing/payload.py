@@ -12,9 +12,10 @@ annotations are given. cosign's ``pkg/cosign/obsolete_test.go`` pins these exact
 
 ``docker-reference`` is the repository the signer saw the image in, written as
 go-containerregistry's ``Repository.Name()`` writes it (Docker Hub as ``index.docker.io``):
-for what imagesync signs, the target repository. Verification, like ``cosign verify``, checks
-the digest only: the digest is what the signature vouches for, and a mirror serves the image
-under another name than its publisher signed.
+for what imagesync signs, the target repository. A repository in an OCI image layout has no
+registry: its reference is the layout's, ``oci:/DIR/R``, as skopeo names it. Verification,
+like ``cosign verify``, checks the digest only: the digest is what the signature vouches
+for, and a mirror serves the image under another name than its publisher signed.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ class BadPayload(ValueError):
 
 
 def docker_reference(repository: Repository) -> str:
+    if repository.is_layout:
+        return str(repository)
     registry = _DOCKER_HUB_NAME if repository.registry == DOCKER_HUB else repository.registry
     return f"{registry}/{repository.path}"
 

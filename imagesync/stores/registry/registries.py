@@ -1,4 +1,6 @@
-"""The registries config: per-registry behaviour (mirrors, TLS, plain HTTP, concurrency).
+"""The registries config: per-registry behaviour (mirrors, TLS, plain HTTP, concurrency) and
+the cosign keys that go with a registry (the key that signs what lands in the target, the keys
+that verify a source's images).
 
 Example::
 
@@ -10,6 +12,16 @@ Example::
       registry.internal:
         ca_file: ca.pem
         max_concurrency: 4
+        sign:
+          key: cosign.key
+          public_key: cosign.pub
+      ghcr.io:
+        verify:
+          keys: [vendor.pub]
+
+Paths are relative to the config's folder. Key files are only named here, not read: a plan
+job reads the public key alone, and the private key may not exist where plan runs
+(``imagesync/keyring.py`` reads what a command needs).
 """
 
 from __future__ import annotations
@@ -34,20 +46,39 @@ DEFAULT_MAX_CONCURRENCY = 8
 MAX_CONCURRENCY = 256
 # A registries config is a few lines; a bigger file is the wrong file.
 MAX_CONFIG_BYTES = 1024 * 1024
-_KEYS = {"mirrors", "insecure", "ca_file", "max_concurrency"}
+_KEYS = {"mirrors", "insecure", "ca_file", "max_concurrency", "sign", "verify"}
+_SIGN_KEYS = {"key", "public_key"}
+_VERIFY_KEYS = {"keys"}
+# A registry's publishers sign with a few keys; more is the wrong list.
+MAX_VERIFY_KEYS = 64
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
 # host[:port] as registries are named in image references: no scheme, no path.
 _HOST_RE = re.compile(rf"(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{{1,5}})?")
 
 
 @dataclass(frozen=True)
+class SignSettings:
+    """``sign:`` of the target's registry: ``key`` signs (apply, sync); ``public_key`` is its
+    public half, all that plan needs (without it, plan reads the public half from ``key``).
+    ``where`` names the setting in messages."""
+
+    where: str
+    key: Path | None = None
+    public_key: Path | None = None
+
+
+@dataclass(frozen=True)
 class RegistrySettings:
-    """How to talk to one registry. ``mirrors`` are hosts tried, in order, before it for pulls."""
+    """How to talk to one registry. ``mirrors`` are hosts tried, in order, before it for pulls.
+    ``sign``: the key that signs what lands in it as a target; ``verify_keys``: public keys,
+    one of which must have signed each image read from it as a source."""
 
     mirrors: tuple[str, ...] = ()
     insecure: bool = False
     ca_file: Path | None = None
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+    sign: SignSettings | None = None
+    verify_keys: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -227,14 +258,61 @@ def _settings(source: Path, host: str, value: Any) -> RegistrySettings:
     ca_file = value.get("ca_file")
     ca_path: Path | None = None
     if ca_file is not None:
-        if not isinstance(ca_file, str) or not ca_file or "\0" in ca_file:
-            raise ConfigError(f"{where}.ca_file must be a path")
-        # Relative paths are read from the config's folder, like other tools' configs do.
+        ca_path = _path(source, f"{where}.ca_file", ca_file)
         try:
-            ca_path = (source.parent / ca_file).resolve()
             found = ca_path.is_file()
-        except (OSError, ValueError, RuntimeError):
+        except (OSError, ValueError):
             found = False
-        if ca_path is None or not found:
-            raise ConfigError(f"{where}.ca_file: {ca_path or ca_file} does not exist")
-    return RegistrySettings(tuple(mirrors), insecure, ca_path, concurrency)
+        if not found:
+            raise ConfigError(f"{where}.ca_file: {ca_path} does not exist")
+    return RegistrySettings(
+        tuple(mirrors),
+        insecure,
+        ca_path,
+        concurrency,
+        _sign(source, f"{where}.sign", value.get("sign")),
+        _verify_keys(source, f"{where}.verify", value.get("verify")),
+    )
+
+
+def _sign(source: Path, where: str, value: Any) -> SignSettings | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) - _SIGN_KEYS:
+        raise ConfigError(
+            f"{where} must be a mapping with key and, optionally, public_key",
+            "write sign: {key: cosign.key, public_key: cosign.pub}",
+        )
+    if value.get("key") is None:
+        raise ConfigError(
+            f"{where} has no key", "name the private key that signs: sign: {key: cosign.key}"
+        )
+    public_key = value.get("public_key")
+    return SignSettings(
+        where,
+        _path(source, f"{where}.key", value["key"]),
+        None if public_key is None else _path(source, f"{where}.public_key", public_key),
+    )
+
+
+def _verify_keys(source: Path, where: str, value: Any) -> tuple[Path, ...]:
+    if value is None:
+        return ()
+    keys = value.get("keys") if isinstance(value, dict) and not set(value) - _VERIFY_KEYS else None
+    if not isinstance(keys, list) or not 1 <= len(keys) <= MAX_VERIFY_KEYS:
+        raise ConfigError(
+            f"{where} must be a mapping with keys, a list of 1 to {MAX_VERIFY_KEYS} public keys",
+            "write verify: {keys: [cosign.pub]}",
+        )
+    return tuple(_path(source, f"{where}.keys[{i}]", key) for i, key in enumerate(keys))
+
+
+def _path(source: Path, where: str, value: Any) -> Path:
+    """A path of the config, read from the config's folder when relative (as other tools'
+    configs do)."""
+    if not isinstance(value, str) or not value or "\0" in value:
+        raise ConfigError(f"{where} must be a path")
+    try:
+        return (source.parent / value).resolve()
+    except (OSError, ValueError, RuntimeError):
+        raise ConfigError(f"{where}: {shorten(value)} is not a path that can be read") from None

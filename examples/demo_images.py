@@ -228,8 +228,8 @@ def local_registry(binary: str = "/usr/bin/docker-registry") -> Iterator[str]:
     """A throw-away distribution registry on a free 127.0.0.1 port; its host, until the end."""
     if not shutil.which(binary):
         raise SystemExit(
-            f"{binary} is not installed: on Debian or Ubuntu, sudo apt-get install "
-            "docker-registry (or run the demo without --registries)"
+            f"{binary} is not installed: on Debian or Ubuntu, scripts/setup installs it "
+            "(or run the demo without --registries)"
         )
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -31,7 +31,7 @@ from imagesync.retry import DEFAULT_ATTEMPTS
 if TYPE_CHECKING:
     from imagesync.apply.applier import Applier
     from imagesync.apply.report import ApplyReport
-    from imagesync.images.diagnostics import Problem
+    from imagesync.diagnostics import Problem
     from imagesync.images.file import ImagesFile
     from imagesync.images.shard import Shard
     from imagesync.keyring import KeyOptions, Keys
@@ -193,7 +193,56 @@ def run() -> None:
     os._exit(code)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _HelpFormatter(click.HelpFormatter):
+    """Wraps option help at spaces only: ``external-images.yaml`` is never cut at its hyphen."""
+
+    def write_dl(self, rows: Any, col_max: int = 30, col_spacing: int = 2) -> None:
+        start = len(self.buffer)
+        held = [(first, second.replace("-", _HELD_HYPHEN)) for first, second in rows]
+        super().write_dl(held, col_max, col_spacing)
+        self.buffer[start:] = [text.replace(_HELD_HYPHEN, "-") for text in self.buffer[start:]]
+
+
+# A stand-in of the same width that textwrap does not break at.
+_HELD_HYPHEN = "\u2011"
+
+
+class _Context(click.Context):
+    formatter_class = _HelpFormatter
+
+
+class _Command(click.Command):
+    context_class = _Context
+
+
+class _Group(click.Group):
+    context_class = _Context
+    command_class = _Command
+
+
+class _EnvironmentFlag(click.types.BoolParamType):
+    """A flag that a variable can set: a wrong value names the variable and what it takes."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> bool:
+        if (
+            self.str_to_bool(value) is None
+            and param is not None
+            and ctx is not None
+            and ctx.get_parameter_source(param.name or "") is ParameterSource.ENVIRONMENT
+        ):
+            self.fail(
+                f"{param.envvar}={value!r} is neither true nor false; set it to true or "
+                "false (1 or 0, yes or no, on or off also do; empty is false)",
+                param,
+                ctx,
+            )
+        return super().convert(value, param, ctx)
+
+
+ENVIRONMENT_FLAG = _EnvironmentFlag()
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="imagesync")
 def main() -> None:
     """Mirror container images into a target registry: plan, review, apply.
@@ -202,7 +251,7 @@ def main() -> None:
     """
 
 
-@main.command()
+@main.command(short_help="Check the images file offline; report every problem.")
 @images_file_option
 @target_option
 def validate(images_file: str, target: str | None) -> None:
@@ -210,7 +259,7 @@ def validate(images_file: str, target: str | None) -> None:
 
     Exits 0 when the file is valid (warnings allowed), 1 when it has errors.
     """
-    from imagesync.images.diagnostics import count
+    from imagesync.diagnostics import count
     from imagesync.images.file import InvalidImagesFile, load_images_file
 
     try:
@@ -233,12 +282,11 @@ def validate(images_file: str, target: str | None) -> None:
 @contextmanager
 def _user_errors() -> Iterator[None]:
     """Errors users can act on end the command with their message and fix, no traceback."""
-    from imagesync.images.diagnostics import count
-    from imagesync.images.file import InvalidImagesFile
+    from imagesync.diagnostics import InvalidFile, count
 
     try:
         yield
-    except InvalidImagesFile as error:
+    except InvalidFile as error:
         report_problems(error.problems)
         click.echo(f"{error.path}: not valid, {count(error.problems)}", err=True)
         sys.exit(1)
@@ -295,6 +343,7 @@ def connection_options(function: F) -> F:
             "--debug",
             envvar="SYNCER_DEBUG",
             is_flag=True,
+            type=ENVIRONMENT_FLAG,
             help="Log every HTTP request (secrets redacted) [SYNCER_DEBUG]",
         ),
         click.option(
@@ -459,7 +508,7 @@ def _plan_exit_code(plan: Plan, detailed: bool) -> int:
     return 2 if detailed and plan.has_changes else 0
 
 
-@main.command()
+@main.command(short_help="Resolve every image; write a plan to review.")
 @images_file_option
 @target_option
 @click.option("-o", "--out", type=click.Path(dir_okay=False), help="Write the plan (JSON) here")
@@ -469,7 +518,9 @@ def _plan_exit_code(plan: Plan, detailed: bool) -> int:
     is_flag=True,
     help="Exit 2 when the plan has changes and nothing failed (0: nothing to do, 1: failures)",
 )
-@click.option("--changed-only", is_flag=True, help="Leave unchanged images out of the output")
+@click.option(
+    "--changed-only", is_flag=True, help="Leave images to skip out of the output (not counts)"
+)
 @source_layout_option
 @shard_option
 @signing_options
@@ -498,7 +549,7 @@ def plan(
     sys.exit(_plan_exit_code(result, detailed_exitcode))
 
 
-@main.command()
+@main.command(short_help="Execute a saved plan (or plan and apply: -i FILE).")
 @click.argument("plan_file", required=False, type=click.Path(dir_okay=False))
 @click.option(
     "-i",
@@ -537,6 +588,7 @@ def apply(
         if plan_file is None:
             saved, applier = _run_plan(session, run)
             click.echo(render_plan(saved, "text"), nl=False, err=fmt != "text")
+            _write_step_summary(render_plan(saved, "markdown"))
         else:
             key = plan_key_from_environment()
             saved = Plan.read(plan_file, key)
@@ -614,15 +666,18 @@ def _apply(
             return applier.apply(saved, listener)
 
 
-@main.command()
+@main.command(short_help="Render saved plans as text, JSON or Markdown.")
 @click.argument("plan_files", metavar="PLAN...", nargs=-1, required=True, type=click.Path())
 @format_option()
-@click.option("--changed-only", is_flag=True, help="Leave unchanged images out of the output")
+@click.option(
+    "--changed-only", is_flag=True, help="Leave images to skip out of the output (not counts)"
+)
 def show(plan_files: tuple[str, ...], fmt: str, changed_only: bool) -> None:
     """Render a saved plan as text, JSON or Markdown.
 
     Several plan files (or a directory of them) are the shards of one plan (plan --shard):
-    they are rendered as the one plan they are parts of.
+    they are rendered as the one plan they are parts of. Exits as plan did: 1 when the plan
+    holds conflicts or errors, else 0.
     """
     from imagesync.plan.merge import read_plans
     from imagesync.render import render_plan
@@ -631,9 +686,10 @@ def show(plan_files: tuple[str, ...], fmt: str, changed_only: bool) -> None:
         saved = read_plans(list(plan_files))
     where = plan_files[0] if len(plan_files) == 1 else None
     click.echo(render_plan(saved, fmt, changed_only=changed_only, plan_file=where), nl=False)
+    sys.exit(_plan_exit_code(saved, False))
 
 
-@main.command()
+@main.command(short_help="Render apply reports as text, JSON or Markdown.")
 @click.argument("report_files", metavar="REPORT...", nargs=-1, required=True, type=click.Path())
 @format_option()
 def report(report_files: tuple[str, ...], fmt: str) -> None:
@@ -652,13 +708,14 @@ def report(report_files: tuple[str, ...], fmt: str) -> None:
     sys.exit(1 if merged.failed else 0)
 
 
-@main.command()
+@main.command(short_help="The image-syncer's interface: plan, then apply.")
 @images_file_option
 @target_option
 @click.option(
     "--dry-run",
     envvar="SYNCER_DRY_RUN",
     is_flag=True,
+    type=ENVIRONMENT_FLAG,
     help="Only plan: print what would be synced, write nothing [SYNCER_DRY_RUN]",
 )
 @source_layout_option
@@ -682,7 +739,7 @@ def sync(images_file: str, target: str | None, dry_run: bool, **options: Any) ->
     sys.exit(1 if report.failed else 0)
 
 
-@main.command()
+@main.command(short_help="Compare two saved plans; exit 2 when they differ.")
 @click.argument("old", type=click.Path())
 @click.argument("new", type=click.Path())
 @format_option(FORMATS)

@@ -57,6 +57,22 @@ class RegistryError(ImagesyncError):
         self.code = code
 
 
+class TransientError(RegistryError):
+    """A failure that may pass (a 5xx, a 429, a reset); ``retry_after`` is the wait the server
+    asked for (its ``Retry-After``), when it named one."""
+
+    def __init__(
+        self,
+        message: str,
+        hint: str | None = None,
+        *,
+        status: int | None = None,
+        retry_after: str | None = None,
+    ) -> None:
+        super().__init__(message, hint, status=status)
+        self.retry_after = retry_after
+
+
 class NotFound(RegistryError):
     """The manifest, blob or repository does not exist (HTTP 404)."""
 

@@ -33,11 +33,13 @@ from imagesync.render import (
     SYMBOL,
     artifact_text,
     human_bytes,
+    no_changes,
     report_summary,
     report_transfer,
     summary_line,
     transfer_line,
 )
+from imagesync.words import plural
 
 # The whole document stays under this; GitHub's limit for a step summary is 1 MiB.
 MAX_BYTES = 400 * 1024
@@ -208,10 +210,6 @@ def _table(header: Sequence[str], align: str | None = None) -> list[str]:
     return [_row(header), "|" + (align or "---|" * len(header))]
 
 
-def _plural(number: int, word: str, words: str | None = None) -> str:
-    return f"{number:,} {word if number == 1 else (words or word + 's')}"
-
-
 # -- plans -------------------------------------------------------------------------------------
 
 
@@ -222,6 +220,8 @@ def plan_markdown(plan: Plan, *, changed_only: bool = False, plan_file: str | No
     prefix = plan.target_prefix
     changes = [c for c in plan.changes if not changed_only or not _unchanged(c)]
     lines = _plan_head(budget, plan, left)
+    if not changes:
+        lines += [no_changes(plan), ""]
     lines += _problems(budget, plan, changes, left)
     lines += _sub_problems(budget, prefix, changes, left)
     lines += _creates(budget, prefix, [c for c in changes if c.action is Action.CREATE], left)
@@ -229,8 +229,8 @@ def plan_markdown(plan: Plan, *, changed_only: bool = False, plan_file: str | No
     skipped = [c for c in changes if c.action is Action.SKIP]
     lines += _grouped(
         budget.part("skips"),
-        "unchanged",
-        f"{SYMBOL[Action.SKIP]} {_plural(len(skipped), 'image')} unchanged (already in the target)",
+        "images to skip",
+        f"{SYMBOL[Action.SKIP]} {plural(len(skipped), 'image')} to skip (already in the target)",
         [(_registry(c.source), _relative(prefix, c.target)) for c in skipped],
         left,
     )
@@ -282,7 +282,7 @@ def _problems(budget: _Budget, plan: Plan, changes: Sequence[Change], left: _Lef
     blocks = 0
     for action, what in ((Action.CONFLICT, "conflict"), (Action.ERROR, "error")):
         group = [c for c in changes if c.action is action]
-        if not group or not part.add([f"#### {SYMBOL[action]} {_plural(len(group), what)}", ""]):
+        if not group or not part.add([f"#### {SYMBOL[action]} {plural(len(group), what)}", ""]):
             left.add(what + "s", len(group))
             continue
         shown = 0
@@ -370,7 +370,7 @@ def _sub_problems(
     if not problems:
         return []
     part = budget.part("sub-problems")
-    title = _plural(len(problems), "signature or referrer", "signatures and referrers")
+    title = plural(len(problems), "signature or referrer", "signatures and referrers")
     part.add([f"#### {SYMBOL[Action.CONFLICT]} {title} not copied", ""])
     shown = 0
     for change, sub in problems:
@@ -402,7 +402,7 @@ def _creates(budget: _Budget, prefix: str, changes: Sequence[Change], left: _Lef
         return []
     part = budget.part("creates")
     header = ["line", "target", "source", "platforms", "transfer", "signatures"]
-    part.add([f"#### {SYMBOL[Action.CREATE]} {_plural(len(changes), 'image')} to create", ""])
+    part.add([f"#### {SYMBOL[Action.CREATE]} {plural(len(changes), 'image')} to create", ""])
     part.add(_table(header, "--:|---|---|---|---|---|"))
     shown = 0
     for change in changes:
@@ -444,7 +444,7 @@ def _contents(change: Change) -> str:
 
 
 def _transfer(change: Change) -> str:
-    text = f"{_plural(change.blobs_to_transfer, 'blob')}, {human_bytes(change.bytes_to_transfer)}"
+    text = f"{plural(change.blobs_to_transfer, 'blob')}, {human_bytes(change.bytes_to_transfer)}"
     if change.blobs_to_mount:
         text += f"; {change.blobs_to_mount:,} mounted"
     return text
@@ -456,7 +456,7 @@ def _signatures(subchanges: Sequence[SubChange]) -> str:
 
 
 def _sub_creates(budget: _Budget, prefix: str, changes: Sequence[Change], left: _Left) -> list[str]:
-    """Signatures and referrers that unchanged images gain (a new signature upstream)."""
+    """Signatures and referrers that images to skip gain (a new signature upstream)."""
     gaining = [
         c
         for c in changes
@@ -465,7 +465,7 @@ def _sub_creates(budget: _Budget, prefix: str, changes: Sequence[Change], left: 
     if not gaining:
         return []
     part = budget.part("sub-creates")
-    title = f"signatures and referrers for {_plural(len(gaining), 'unchanged image')}"
+    title = f"signatures and referrers for {plural(len(gaining), 'image')} to skip"
     part.add([f"#### {SYMBOL[Action.CREATE]} {title}", "", *_table(["image", "to add"])])
     shown = 0
     for change in gaining:
@@ -478,7 +478,7 @@ def _sub_creates(budget: _Budget, prefix: str, changes: Sequence[Change], left: 
             break
         shown += 1
     part.add([""])
-    left.add("unchanged images with signatures to add", len(gaining) - shown)
+    left.add("images to skip with signatures to add", len(gaining) - shown)
     return part.close()
 
 
@@ -498,7 +498,7 @@ def _grouped(
     part.add(_table(["source registry", what], "---|---:|"))
     for number, (registry, names) in enumerate(rows):
         if not part.add([_row([_code(registry, 60), f"{len(names):,}"])], reserve=512):
-            left.add(f"source registries of {what} images", len(rows) - number)
+            left.add(f"source registries of {what}", len(rows) - number)
             break
     part.add([""])
     for registry, names in rows:
@@ -531,7 +531,7 @@ def _warnings(budget: _Budget, prefix: str, changes: Sequence[Change], left: _Le
     if not warned:
         return []
     part = budget.part("warnings")
-    part.add([f"#### :warning: {_plural(len(warned), 'warning')}", ""])
+    part.add([f"#### :warning: {plural(len(warned), 'warning')}", ""])
     shown = 0
     for change, warning in warned:
         line = f"- {_code(_relative(prefix, change.target), 80)}: {_text(warning, 300)}"
@@ -568,8 +568,8 @@ def report_markdown(report: ApplyReport, *, report_file: str | None = None) -> s
     skipped = [r for r in report.results if r.outcome is Outcome.SKIPPED]
     lines += _grouped(
         budget.part("skips"),
-        "unchanged",
-        f"{OUTCOME_SYMBOL[Outcome.SKIPPED]} {_plural(len(skipped), 'image')} already there",
+        "images skipped",
+        f"{OUTCOME_SYMBOL[Outcome.SKIPPED]} {plural(len(skipped), 'image')} skipped (in place)",
         [(_registry(r.source), _relative(prefix, r.target)) for r in skipped],
         left,
     )
@@ -588,7 +588,7 @@ def _failures(
     if not results:
         return []
     part = budget.part("problems")
-    part.add([f"#### {SYMBOL[Action.CONFLICT]} {_plural(len(results), 'image')} not applied", ""])
+    part.add([f"#### {SYMBOL[Action.CONFLICT]} {plural(len(results), 'image')} not applied", ""])
     shown = 0
     for number, result in enumerate(results):
         if number < FULL_BLOCKS:
@@ -636,7 +636,7 @@ def _sub_failures(
     if not failed:
         return []
     part = budget.part("sub-problems")
-    title = _plural(len(failed), "signature or referrer", "signatures and referrers")
+    title = plural(len(failed), "signature or referrer", "signatures and referrers")
     part.add([f"#### {SYMBOL[Action.CONFLICT]} {title} not copied", ""])
     shown = 0
     for result, sub in failed:
@@ -662,7 +662,7 @@ def _created(
     if not results:
         return []
     part = budget.part("creates")
-    part.add([f"#### {OUTCOME_SYMBOL[Outcome.CREATED]} {_plural(len(results), 'image')} created"])
+    part.add([f"#### {OUTCOME_SYMBOL[Outcome.CREATED]} {plural(len(results), 'image')} created"])
     part.add([""])
     part.add(_table(["target", "digest", "blobs", "signatures"]))
     shown = 0

@@ -62,11 +62,11 @@ def check_digest(digest: str) -> str:
     if algorithm == "sha256" and re.fullmatch(r"[a-fA-F0-9]*", hex_part):
         if hex_part != hex_part.lower():
             raise InvalidReference(
-                f"digest {digest!r} has upper-case hex", "write it in lower case"
+                f"digest {digest!r} has upper-case hex", f"write it in lower case: {digest.lower()}"
             )
         raise InvalidReference(
             f"digest {digest!r} has {len(hex_part)} hex characters, sha256 needs 64",
-            "copy the whole digest",
+            "copy the whole digest, sha256: and 64 hex characters, as the registry prints it",
         )
     raise InvalidReference(
         f"digest {digest!r} is not of the form sha256:<64 hex characters>",
@@ -167,9 +167,9 @@ def parse_repository(text: str) -> Repository:
         )
     domain, path = _split_domain(text)
     if domain is not None and not _DOMAIN_RE.fullmatch(domain):
-        raise InvalidReference(f"{domain!r} is not a valid registry host", "check the host name")
+        raise InvalidReference(f"{domain!r} is not a valid registry host", _HOST_HINT)
     if not _PATH_RE.fullmatch(path):
-        raise InvalidReference(_explain_bad_path(path), "fix the repository name")
+        raise InvalidReference(_explain_bad_path(path), _path_hint(path, domain))
     registry = DOCKER_HUB if domain is None or domain in _DOCKER_HUB_ALIASES else domain
     if registry == DOCKER_HUB and "/" not in path:
         path = f"library/{path}"
@@ -181,6 +181,7 @@ def parse_registry_prefix(text: str) -> Repository:
     tree ``oci:DIR`` (see :func:`parse_layout_tree`)."""
     if text.strip().startswith(_LAYOUT_PREFIX):
         return parse_layout_tree(text.strip())
+    _no_scheme(text)
     stripped = text.strip().rstrip("/")
     hostlike = "." in stripped or ":" in stripped or stripped == "localhost"
     if hostlike and "/" not in stripped and _DOMAIN_RE.fullmatch(stripped):
@@ -214,8 +215,39 @@ def parse_layout_tree(text: str) -> Repository:
 def layout_repository(tree: Repository, path: str) -> Repository:
     """The layout of repository ``path`` (registry grammar) in the layout tree ``tree``."""
     if not _PATH_RE.fullmatch(path):
-        raise InvalidReference(_explain_bad_path(path), "fix the repository name")
+        raise InvalidReference(_explain_bad_path(path), _path_hint(path))
     return tree.child(path)
+
+
+_HOST_HINT = (
+    "a registry host is letters, digits, '-' and '.', with an optional :port, such as "
+    "registry.example.com or localhost:5000"
+)
+
+
+def _path_hint(path: str, domain: str | None = None) -> str:
+    """What a valid repository looks like: the user's own, corrected, where that is clear.
+
+    A first component that is a host only by its capitals (``Foo/Bar``) was meant as a path."""
+    if domain is not None and not ("." in domain or ":" in domain or domain == "localhost"):
+        path, domain = f"{domain}/{path}", None
+    corrected = re.sub(r"\.{2,}", ".", re.sub(r"/+", "/", path.lower()).strip("/"))
+    if corrected != path and _PATH_RE.fullmatch(corrected):
+        return f"write the repository as {f'{domain}/' if domain else ''}{corrected}"
+    return (
+        "a repository is lower-case letters and digits, its components separated by '/' and "
+        "each joined by one '.', '_', '__' or '-', such as bitnami/postgres-exporter"
+    )
+
+
+def _no_scheme(text: str) -> None:
+    """``https://host/path`` is a URL; references and prefixes name the host without one."""
+    scheme, separator, rest = text.strip().partition("://")
+    if separator and re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme):
+        hint = f"leave out {scheme}://: write {rest.rstrip('/') or 'the host'}"
+        if scheme.lower() == "http":
+            hint += "; plain HTTP is `insecure: true` for the host in --registries-config"
+        raise InvalidReference(f"{text.strip()!r} starts with the URL scheme {scheme}://", hint)
 
 
 def _explain_bad_path(path: str) -> str:
@@ -242,6 +274,7 @@ def parse_reference(text: str) -> Reference:
         raise InvalidReference(f"{text!r} has surrounding white space", "remove the spaces")
     if text.startswith(f"{_LAYOUT_PREFIX}/"):
         return _parse_layout_reference(text)
+    _no_scheme(text)
     remainder, at, digest = text.partition("@")
     if at:
         if _DIGEST_ALGORITHM_RE.match(digest) is None:

@@ -6,6 +6,7 @@ import json
 
 from imagesync.apply.report import ApplyReport, ImageResult, Outcome, report_document
 from imagesync.plan.document import Action, Change, Fix, Plan, SubChange
+from imagesync.words import plural
 
 SYMBOL = {Action.CREATE: "+", Action.SKIP: "=", Action.CONFLICT: "!", Action.ERROR: "x"}
 OUTCOME_SYMBOL = {
@@ -30,27 +31,27 @@ def short_digest(digest: str | None) -> str:
 
 
 def summary_line(plan: Plan) -> str:
-    counts = plan.summary()
-    parts = [f"{counts['create']} to create", f"{counts['skip']} unchanged"]
-    if counts["conflict"]:
-        parts.append(f"{counts['conflict']} conflict" + ("s" if counts["conflict"] > 1 else ""))
-    if counts["error"]:
-        parts.append(f"{counts['error']} error" + ("s" if counts["error"] > 1 else ""))
+    """``Plan: 3 to create, 10 to skip, 1 conflict.``: the actions' own words, in every format."""
+    parts = [_counted(plan.summary())]
     subs = plan.subchange_summary()
     if any(subs.values()):
-        text = f"signatures: {subs['create']} to create, {subs['skip']} unchanged"
-        if subs["conflict"]:
-            text += f", {subs['conflict']} conflict" + ("s" if subs["conflict"] > 1 else "")
-        if subs["error"]:
-            text += f", {subs['error']} error" + ("s" if subs["error"] > 1 else "")
-        parts.append(text)
+        parts.append(f"signatures: {_counted(subs)}")
     return "Plan: " + ", ".join(parts) + "."
+
+
+def _counted(counts: dict[str, int]) -> str:
+    parts = [f"{counts['create']:,} to create", f"{counts['skip']:,} to skip"]
+    if counts["conflict"]:
+        parts.append(plural(counts["conflict"], "conflict"))
+    if counts["error"]:
+        parts.append(plural(counts["error"], "error"))
+    return ", ".join(parts)
 
 
 def transfer_text(blobs: int, size: int, mounts: int, mounted: int) -> str:
     """What a create (or a whole plan) moves: ``3 blobs, 1.2 MiB`` when all are copied, else
     ``8 blobs, 9.2 MiB: 2 to copy (400.0 KiB), 6 to mount (8.8 MiB)``."""
-    text = f"{blobs} blobs, {human_bytes(size)}"
+    text = f"{plural(blobs, 'blob')}, {human_bytes(size)}"
     if mounts:
         text += (
             f": {blobs - mounts} to copy ({human_bytes(size - mounted)}), "
@@ -109,6 +110,15 @@ def _shown(plan: Plan, changed_only: bool) -> list[Change]:
     ]
 
 
+def no_changes(plan: Plan) -> str:
+    """What --changed-only shows when there is nothing else to show."""
+    if not plan.changes:
+        return "No changes: the plan holds no images."
+    count = len(plan.changes)
+    every = "the image is" if count == 1 else f"all {count} images are"
+    return f"No changes: {every} in the target already."
+
+
 def plan_text(plan: Plan, *, changed_only: bool = False) -> str:
     lines = [f"Target: {plan.target_prefix}"]
     if plan.source_layout:
@@ -120,8 +130,11 @@ def plan_text(plan: Plan, *, changed_only: bool = False) -> str:
     lines.append("")
     for warning in plan.warnings:
         lines.append(f"warning: {warning}")
-    for change in _shown(plan, changed_only):
+    shown = _shown(plan, changed_only)
+    for change in shown:
         lines.extend(_change_text(change, plan.images_file.path))
+    if not shown:
+        lines.append(no_changes(plan))
     lines += ["", summary_line(plan)]
     transfer = transfer_line(plan)
     if transfer:
@@ -167,7 +180,7 @@ def fix_text(fix: Fix | None, images_file: str, indent: str = "    ") -> list[st
 
 
 def _subchange_text(sub: SubChange) -> str:
-    text = f"    {SYMBOL[sub.action]} {sub.kind} {sub.target} ({short_digest(sub.digest)})"
+    text = f"    {SYMBOL[sub.action]} {sub.kind} {sub.target} (digest {short_digest(sub.digest)})"
     if sub.action in (Action.CONFLICT, Action.ERROR):
         text += f": {sub.reason}"
     return text
@@ -186,8 +199,8 @@ def render_report(report: ApplyReport, fmt: str, *, report_file: str | None = No
 def report_summary(report: ApplyReport) -> str:
     counts = report.counts()
     text = (
-        f"Apply: {counts['created']} created, {counts['skipped']} unchanged, "
-        f"{counts['conflict']} conflicts, {counts['failed']} failed."
+        f"Apply: {counts['created']:,} created, {counts['skipped']:,} skipped, "
+        f"{plural(counts['conflict'], 'conflict')}, {counts['failed']:,} failed."
     )
     return text + (" Interrupted." if report.interrupted else "")
 
@@ -216,7 +229,8 @@ def _result_text(result: ImageResult) -> list[str]:
     if result.outcome is Outcome.CREATED:
         t = result.transfer
         lines.append(
-            f"    {t.copied} blobs copied ({human_bytes(t.bytes_copied)}), {t.mounted} mounted, "
+            f"    {plural(t.copied, 'blob')} copied ({human_bytes(t.bytes_copied)}), "
+            f"{t.mounted} mounted, "
             f"{t.present} already there"
         )
     elif result.outcome is not Outcome.SKIPPED:

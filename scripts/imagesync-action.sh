@@ -163,11 +163,13 @@ case "$command_name" in
         # One review of the shards' plans (and, after apply, their reports); a set that is not
         # one plan's is refused by imagesync, with every reason.
         [[ -n "$summary" ]] || fail "GITHUB_STEP_SUMMARY is not set; summary writes the step summary"
+        # show exits as plan did (1 for a conflict or an error, or a set it refuses), report as
+        # apply did: the step fails when either does.
         run show "$plan_file" --format markdown >>"$summary" || code=$?
-        if [[ "$code" == 0 && -e "$report_file" ]]; then
+        if [[ -e "$report_file" ]]; then
             report_code=0
             run report "$report_file" --format markdown >>"$summary" || report_code=$?
-            code=$report_code
+            code=$((code > report_code ? code : report_code))
         else
             report_file=""
         fi

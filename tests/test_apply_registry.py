@@ -85,7 +85,7 @@ def test_apply_copies_every_kind_exactly(source_registry, target_registry, tmp_p
         proxied.write_text(json.dumps(document))
         code, stdout, _ = run("apply", str(proxied))
         assert code == 0
-        assert "Apply: 0 created, 3 unchanged" in stdout
+        assert "Apply: 0 created, 3 skipped" in stdout
         assert proxy.writes() == []
 
 
@@ -173,7 +173,7 @@ def test_apply_with_images_file_plans_and_applies(source_registry, target_regist
     assert "Plan: 1 to create" in stdout and "Apply: 1 created" in stdout
     result = CliRunner().invoke(main, ["sync"], env={"SYNCER_IMAGES_FILE": str(images)})
     assert result.exit_code == 0
-    assert "Plan: 0 to create, 1 unchanged" in result.stdout
+    assert "Plan: 0 to create, 1 to skip" in result.stdout
 
 
 def _imagesync(*args: str, **kwargs) -> subprocess.Popen[bytes]:  # type: ignore[no-untyped-def]

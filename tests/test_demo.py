@@ -33,14 +33,14 @@ def demo(*args: str, path: str | None = None) -> subprocess.CompletedProcess[str
 def assert_the_whole_job(result: subprocess.CompletedProcess[str]) -> None:
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
-    assert "Plan: 3 to create, 0 unchanged, signatures: 1 to create" in out
-    assert "Apply: 3 created, 0 unchanged, 0 conflicts, 0 failed." in out
-    assert "Plan: 0 to create, 3 unchanged, signatures: 0 to create, 1 unchanged." in out
+    assert "Plan: 3 to create, 0 to skip, signatures: 1 to create" in out
+    assert "Apply: 3 created, 0 skipped, 0 conflicts, 0 failed." in out
+    assert "Plan: 0 to create, 3 to skip, signatures: 0 to create, 1 to skip." in out
     # Upstream re-published legacy:2.3: a conflict that says its fix; pasted, it is a skip.
-    assert "Plan: 1 to create, 2 unchanged, 1 conflict, 1 error" in out
+    assert "Plan: 1 to create, 2 to skip, 1 conflict, 1 error" in out
     assert "fix: put this in place of line 4 of external-images.yaml:" in out
-    assert "Plan: 1 to create, 3 unchanged, signatures: 0 to create, 1 unchanged." in out
-    assert "Apply: 1 created, 3 unchanged, 0 conflicts, 0 failed." in out
+    assert "Plan: 1 to create, 3 to skip, signatures: 0 to create, 1 to skip." in out
+    assert "Apply: 1 created, 3 skipped, 0 conflicts, 0 failed." in out
     assert "Traceback" not in out + result.stderr
 
 

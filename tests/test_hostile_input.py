@@ -587,12 +587,18 @@ HOSTILE_CONFIGS: dict[str, tuple[bytes, str]] = {
     "not YAML": (b"registries: [", "not valid YAML"),
     "not UTF-8": (b"registries:\n  \xff\xfe: {}\n", "not UTF-8"),
     "a list": (b"- a\n- b\n", "a mapping with one key, 'registries'"),
-    "an unknown top-level key": (b"registry: {}\n", "a mapping with one key"),
+    "an unknown top-level key": (
+        b"registry: {}\n",
+        "unknown key 'registry': did you mean registries?",
+    ),
     "registries as a list": (b"registries: [a, b]\n", "must map registry hosts to settings"),
     "a number as host": (b"registries:\n  5000: {}\n", "5000 is not a registry host"),
     "a URL as host": (b"registries:\n  https://reg.io/v2: {}\n", "is not a registry host"),
     "settings as text": (b"registries:\n  reg.io: fast\n", "must be a mapping of settings"),
-    "an unknown setting": (b"registries:\n  reg.io: {mirror: [a]}\n", "unknown key(s) 'mirror'"),
+    "an unknown setting": (
+        b"registries:\n  reg.io: {mirror: [a]}\n",
+        "unknown key 'mirror': did you mean mirrors?",
+    ),
     "mirrors as text": (b"registries:\n  reg.io: {mirrors: m.io}\n", "mirrors must be a list"),
     "a mirror with a scheme": (
         b"registries:\n  reg.io: {mirrors: ['https://m.io']}\n",
@@ -622,7 +628,7 @@ def test_a_hostile_registries_config_is_a_one_line_error(tmp_path: Path, case: s
     images.write_text('target: 127.0.0.1:9/mirror\nimages:\n- source: "127.0.0.1:9/app:1.0"\n')
     result = run("plan", "-i", str(images), "--registries-config", str(config))
     clean(result, 1)
-    assert result.stderr.startswith(f"Error: {config}"), result.stderr
+    assert result.stderr.startswith((f"Error: {config}", f"{config}:")), result.stderr
     assert expected in result.stderr
     assert len(result.stderr) < 1000
     assert "cannot reach" not in result.output

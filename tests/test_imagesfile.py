@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
+from imagesync.diagnostics import Problem, Severity
 from imagesync.errors import ConfigError, ImagesyncError
-from imagesync.images.diagnostics import Problem, Severity
 from imagesync.images.file import (
     TAG_RULE,
     ImageEntry,
@@ -541,7 +541,7 @@ def test_upper_case_first_component_is_a_host_with_a_warning(tmp_path: Path) -> 
 @pytest.mark.parametrize(
     ("text", "line", "message"),
     [
-        ("images:\n- source: a\n  tag: 'x\n", 4, "not valid YAML"),
+        ("images:\n- source: a\n  tag: 'x\n", 3, "the quote ' opened on line 3 is not closed"),
         ("images: [\n", 2, "not valid YAML"),
         ("---\nimages: []\n---\nimages: []\n", 3, "expected a single document"),
         ("", 1, "the file is empty"),
@@ -690,11 +690,12 @@ def test_libyaml_and_pyyaml_compose_the_same_document(path: Path) -> None:
     assert _composed_by(_FastLoader, text, whole=True) == exactly
 
 
-def test_what_libyaml_refuses_is_reported_in_pyyamls_words(tmp_path: Path) -> None:
+def test_what_libyaml_refuses_is_reported_in_plain_words(tmp_path: Path) -> None:
     path = write(tmp_path, 'target: reg.io/ext\nimages:\n- source: "busybox:1.36"\n\ttag: "x"\n')
     (problem,) = problems_of(path)
-    assert problem.line == 4 and "not valid YAML" in problem.message
-    assert problem.hint == "indent with spaces, not tabs"
+    assert problem.line == 4
+    assert problem.message == "line 4 is indented with a tab; YAML indents with spaces only"
+    assert problem.hint == "replace the tab with spaces"
 
 
 def test_a_tab_after_a_colon_is_read_as_gos_yaml_reads_it(tmp_path: Path) -> None:

@@ -92,7 +92,7 @@ def test_export_then_import_every_kind_digest_exact_and_then_nothing_to_do(
     # Export: plan writes nothing, anywhere; apply creates the tree.
     exported = run("plan", "-i", images, "--target", f"oci:{disk}", "-o", tmp_path / "out.json")
     assert exported.exit_code == 0, exported.output
-    assert "Plan: 4 to create, 0 unchanged, signatures: 1 to create" in exported.stdout
+    assert "Plan: 4 to create, 0 to skip, signatures: 1 to create" in exported.stdout
     assert not disk.exists()
     applied = run("apply", tmp_path / "out.json")
     assert applied.exit_code == 0, applied.output
@@ -144,7 +144,7 @@ def test_export_then_import_every_kind_digest_exact_and_then_nothing_to_do(
     )
     assert imported.exit_code == 0, imported.output
     assert f"Sources: oci:{disk}" in imported.stdout
-    assert "Plan: 4 to create, 0 unchanged, signatures: 1 to create" in imported.stdout
+    assert "Plan: 4 to create, 0 to skip, signatures: 1 to create" in imported.stdout
     applied = run("apply", tmp_path / "in.json")
     assert applied.exit_code == 0, applied.output
     again = run(

@@ -79,7 +79,7 @@ def test_ten_thousand_images_render_well_under_the_limit_with_every_problem(
     assert size < 512 * KIB, f"{size / KIB:.0f} KiB"
     counts = plan.summary()
     assert counts == {"create": 1_200, "skip": 8_000, "conflict": 500, "error": 300}
-    assert "**Plan: 1200 to create, 8000 unchanged, 500 conflicts, 300 errors, " in markdown
+    assert "**Plan: 1,200 to create, 8,000 to skip, 500 conflicts, 300 errors, " in markdown
     assert "#### ! 500 conflicts" in markdown and "#### x 300 errors" in markdown
     # Every conflict and error is listed, under its target below the prefix.
     for change in plan.changes:

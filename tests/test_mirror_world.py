@@ -259,7 +259,7 @@ def test_the_image_syncer_invocation_does_what_target_does(
             assert result.exit_code == 0, (name, result.output)
             assert TOKEN not in result.output
         reference = results["target"].stdout
-        assert "Plan: 4 to create, 0 unchanged" in reference
+        assert "Plan: 4 to create, 0 to skip" in reference
         assert results["flags"].stdout == reference.replace(f"{dst}/a", f"{dst}/b")
         assert results["environment"].stdout == reference.replace(f"{dst}/a", f"{dst}/c")
 

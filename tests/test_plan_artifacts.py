@@ -436,7 +436,7 @@ def test_markdown_puts_problems_first_and_folds_the_skips() -> None:
     assert plan.summary() == {"create": 3, "skip": 50, "conflict": 1, "error": 1}
     markdown = render_plan(plan, "markdown")
 
-    assert "**Plan: 3 to create, 50 unchanged, 1 conflict, 1 error.**" in markdown.splitlines(), (
+    assert "**Plan: 3 to create, 50 to skip, 1 conflict, 1 error.**" in markdown.splitlines(), (
         markdown
     )
     position = {name: markdown.index(name) for name in ("conflicted", "broken", "new2", "same4")}
@@ -450,7 +450,7 @@ def test_markdown_puts_problems_first_and_folds_the_skips() -> None:
     assert "source not found (check the name)" in lines[error + 1]
     # The 50 skips, and only they, are inside one <details> block, counted by registry.
     (folded,) = re.findall(r"<details>(.*?)</details>", markdown, flags=re.S)
-    assert "= 50 images unchanged" in folded
+    assert "= 50 images to skip" in folded
     assert "| `docker.io` | 50 |" in folded
     assert sorted(re.findall(r"library/(\w+):", folded)) == sorted(f"same{i}" for i in range(4, 54))
     outside = set(re.findall(r"library/(\w+):", markdown.replace(folded, "")))

@@ -96,7 +96,7 @@ def test_plan_file_validates_and_show_prints_the_same(source_registry, target_re
     shown = runner.invoke(main, ["show", str(out)])
     assert shown.exit_code == 0
     assert shown.stdout == planned.stdout
-    assert "Plan: 1 to create, 0 unchanged." in shown.stdout
+    assert "Plan: 1 to create, 0 to skip." in shown.stdout
     for fmt in ("json", "markdown"):
         assert runner.invoke(main, ["show", str(out), "--format", fmt]).exit_code == 0
     detailed = runner.invoke(main, ["plan", "-i", str(images), "--detailed-exitcode"])

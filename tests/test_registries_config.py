@@ -42,7 +42,8 @@ def test_settings_are_read(tmp_path: Path) -> None:
         ("registries: [\n", "not valid YAML"),
         ('registries:\n  a.io: "\\U00110000"\n', "not valid YAML"),
         ("registries:\n  a.io:\n    max_concurrency: 2001-13-45\n", "not valid YAML"),
-        ("hosts: {}\n", "one key"),
+        ("hosts: {}\n", "unknown key 'hosts'"),
+        ("hosts: {}\nother: 1\n", "one key"),
     ],
 )
 def test_bad_configs_are_explained(tmp_path: Path, text: str, message: str) -> None:

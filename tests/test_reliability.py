@@ -320,7 +320,7 @@ def test_faults_that_never_clear_fail_their_images_and_the_rest_complete(
     no_traceback(text)
     assert text.exit_code == 1
     assert "x failed" in text.stdout and "app2:1.0" in text.stdout
-    assert "Apply: 0 created, 1 unchanged, 0 conflicts, 3 failed." in text.stdout
+    assert "Apply: 0 created, 1 skipped, 0 conflicts, 3 failed." in text.stdout
 
 
 def test_a_corrupted_blob_is_detected_and_its_tag_never_written(proxied: Proxied) -> None:

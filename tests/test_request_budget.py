@@ -112,7 +112,7 @@ def test_a_warm_sync_costs_three_requests_per_image(proxied) -> None:
 
     code, stdout, stderr = run("sync", "-i", str(images))
     assert code == 0, stdout + stderr
-    assert f"Apply: 0 created, {IMAGES} unchanged" in stdout
+    assert f"Apply: 0 created, {IMAGES} skipped" in stdout
     assert kinds(target.requests) == Counter({("GET", "manifest by tag"): IMAGES})
     sent = kinds(source.requests)
     # The referrers API is probed once per registry: this one lacks it, which is remembered.
@@ -229,7 +229,7 @@ def test_a_skipped_image_lends_its_blobs(
         assert code == 0, planned + stderr
         code, stdout, stderr = run("apply", str(plan))
         assert code == 0, stdout + stderr
-    assert "Apply: 1 created, 1 unchanged" in stdout
+    assert "Apply: 1 created, 1 skipped" in stdout
     shared = shared_digests([old, new])
     assert f"8 blobs, {_kib(new)}: 4 to copy" in planned and f"{len(shared)} to mount" in planned
     assert (

@@ -118,7 +118,7 @@ def test_the_shards_of_one_plan_show_as_that_plan(tmp_path: Path) -> None:
     paths = [write(tmp_path, f"s{k}.json", p) for k, p in enumerate(shard_plans(whole, 4))]
     assert diff_plans(merge_plans([(p, Plan.read(p)) for p in paths]), whole).same
     code, merged, _ = run("show", *paths, "--format", "json")
-    assert code == 0
+    assert code == 1  # as plan: the generated plan holds conflicts and errors
     assert json.loads(merged)["changes"] == json.loads(whole.to_json())["changes"]
     (tmp_path / "plans").mkdir()
     for k, plan in enumerate(shard_plans(whole, 4)):
@@ -252,7 +252,7 @@ def test_shards_plan_and_apply_what_one_plan_and_apply_do(
     summary = json.loads(merged_report)["summary"]
     assert summary == {"created": 9, "skipped": 1, "conflict": 1, "failed": 1}, summary
     code, markdown, _ = run("report", str(tmp_path / "reports"), "--format", "markdown")
-    assert "**Apply: 9 created, 1 unchanged, 1 conflicts, 1 failed.**" in markdown
+    assert "**Apply: 9 created, 1 skipped, 1 conflict, 1 failed.**" in markdown
     # A shard's report among another plan's is refused.
     code, whole_report, _ = run(
         "apply", "-i", str(images), "--target", whole_target, "--format", "json"

@@ -387,11 +387,11 @@ def test_every_format_shows_the_subchanges(source_registry, target_registry, tmp
     assert f"! attestation {target}:{attestation.tag}" in text and theirs.digest in text
     assert f"+ referrer {target}@{sbom.digest}" in text
     assert f"+ referrers-index {target}:{tag_of(image.digest)}" in text
-    assert "signatures: 3 to create, 0 unchanged, 1 conflict." in text
+    assert "signatures: 3 to create, 0 to skip, 1 conflict." in text
 
     for fmt in ("text", "json", "markdown"):
         code, shown, _ = run("show", str(out), "--format", fmt)
-        assert code == 0
+        assert code == 1  # as plan: the plan holds a conflict
         if fmt == "text":
             assert shown == text
         elif fmt == "json":
@@ -411,7 +411,7 @@ def test_every_format_shows_the_subchanges(source_registry, target_registry, tmp
             assert row.endswith("| +3 !1 |")
             assert f"**! attestation `{below}:{attestation.tag}`** of `{below}:1.0`" in shown
             assert f"The target holds `{theirs.digest[:19]}…`" in shown
-            assert "signatures: 3 to create, 0 unchanged, 1 conflict" in shown
+            assert "signatures: 3 to create, 0 to skip, 1 conflict" in shown
 
     code, stdout, _ = run("apply", str(out), "--format", "markdown")
     assert code == 1

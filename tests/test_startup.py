@@ -37,7 +37,7 @@ print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
 """
 
 
-def loaded(*args: str) -> set[str]:
+def loaded(*args: str, code: int = 0) -> set[str]:
     result = subprocess.run(
         [sys.executable, "-c", PROBE, json.dumps(args)],
         capture_output=True,
@@ -47,7 +47,7 @@ def loaded(*args: str) -> set[str]:
         check=False,
     )
     report = json.loads(result.stdout.splitlines()[-1])
-    assert report["code"] == 0, result.stdout + result.stderr
+    assert report["code"] == code, result.stdout + result.stderr
     return set(report["modules"])
 
 
@@ -78,7 +78,8 @@ def test_validate_loads_no_network_code() -> None:
 
 def test_show_loads_no_network_code(plan_file: Path) -> None:
     for fmt in ("text", "json", "markdown"):
-        modules = loaded("show", str(plan_file), "--format", fmt)
+        # Exit 1: show exits as plan did, and the plan holds an error.
+        modules = loaded("show", str(plan_file), "--format", fmt, code=1)
         assert "imagesync.render" in modules
         assert offenders(modules, *NETWORK, *MACHINERY) == [], fmt
 

@@ -815,8 +815,8 @@ def test_a_matrix_of_shards_applies_everything_and_one_summary_reviews_it(
     )
     assert run.code == 0, run.stdout + run.stderr
     assert run.summary.count("### imagesync plan for") == 1
-    assert "**Plan: 6 to create, 0 unchanged" in run.summary
-    assert "**Apply: 6 created, 0 unchanged, 0 conflicts, 0 failed.**" in run.summary
+    assert "**Plan: 6 to create, 0 to skip" in run.summary
+    assert "**Apply: 6 created, 0 skipped, 0 conflicts, 0 failed.**" in run.summary
 
 
 @pytest.mark.registry

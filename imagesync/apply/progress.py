@@ -14,7 +14,7 @@ from imagesync.plan.document import Change, Plan
 
 if TYPE_CHECKING:
     from rich.console import Console
-    from rich.progress import TaskID
+    from rich.progress import ProgressColumn, Task, TaskID
 
 
 @contextmanager
@@ -33,7 +33,11 @@ def progress_for(plan: Plan) -> Iterator[ApplyListener]:
 
 
 class PlainProgress(ApplyListener):
-    """One line per image: for CI logs and pipes, where redrawing bars is noise."""
+    """A line as each copy begins: for CI logs and pipes, where redrawing bars is noise.
+
+    It says what the report on stdout does not (what is copied from where, while it happens);
+    the outcome of each image is the report's to say, once.
+    """
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr
@@ -46,31 +50,22 @@ class PlainProgress(ApplyListener):
     def image_started(self, change: Change) -> None:
         self._say(f"copying {change.source_text} -> {change.target}")
 
-    def image_finished(self, result: ImageResult) -> None:
-        self._say(f"{result.outcome.value}: {result.target}")
-
 
 class RichProgress(ApplyListener):
-    """A bar per image and an overall bar in bytes."""
+    """A bar per image and an overall bar in bytes, in the report's units (KiB, MiB). The bars
+    go when apply ends: the report on stdout then says once what became of each image."""
 
     def __init__(self, plan: Plan, console: Console) -> None:
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TransferSpeedColumn,
-        )
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
         self._progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
+            DownloadColumn(binary_units=True),
+            _speed_column(),
             TimeElapsedColumn(),
             console=console,
-            transient=False,
+            transient=True,
         )
         # What crosses the wire: mounted blobs move no bytes.
         total = sum(c.bytes_to_copy for c in plan.changes)
@@ -102,3 +97,20 @@ class RichProgress(ApplyListener):
         if task is not None:
             self._progress.update(task, description=f"{result.outcome.value} {result.target}")
             self._progress.stop_task(task)
+
+
+def _speed_column() -> ProgressColumn:
+    """Bytes a second in the report's units (rich's own speed column counts in MB)."""
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    from imagesync.render import human_bytes
+
+    class Speed(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text(
+                f"{human_bytes(int(speed))}/s" if speed else "?", style="progress.data.speed"
+            )
+
+    return Speed()

@@ -16,7 +16,6 @@ Only ``imagesync.images.mapping`` decides where an entry lands; this module asks
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
@@ -34,8 +33,8 @@ from yaml.reader import ReaderError
 from yaml.resolver import Resolver
 
 from imagesync import schemas
+from imagesync.diagnostics import InvalidFile, Problem, Severity, closest, sort_key
 from imagesync.errors import ConfigError, InvalidReference, shorten
-from imagesync.images.diagnostics import Problem, Severity, count, sort_key
 from imagesync.images.mapping import DEFAULT_TAG, layout_source, target_reference
 from imagesync.images.shard import Shard
 from imagesync.inputfile import InputTooLarge, UnreadableInput, read_input
@@ -47,6 +46,7 @@ from imagesync.reference import (
     parse_reference,
     parse_registry_prefix,
 )
+from imagesync.yamlsyntax import explain as explain_syntax
 
 if TYPE_CHECKING:
     from jsonschema import ValidationError
@@ -168,25 +168,8 @@ class ImagesFile:
         return replace(self, entries=entries, warnings=warnings, shard=shard)
 
 
-class InvalidImagesFile(ConfigError):
-    """The images file has errors. ``problems`` holds all of them, and the warnings, in order.
-
-    The message lists every problem, so a caller that only prints the message loses nothing.
-    """
-
-    def __init__(self, path: str | Path, problems: tuple[Problem, ...]) -> None:
-        self.path = str(path)
-        self.problems = problems
-        lines = "\n".join(f"  {problem}" for problem in problems)
-        super().__init__(f"{path} is not valid ({count(problems)}):\n{lines}")
-
-    @property
-    def errors(self) -> tuple[Problem, ...]:
-        return tuple(p for p in self.problems if p.is_error)
-
-    @property
-    def warnings(self) -> tuple[Problem, ...]:
-        return tuple(p for p in self.problems if not p.is_error)
+class InvalidImagesFile(InvalidFile):
+    """The images file has errors; ``problems`` holds all of them, and the warnings."""
 
 
 def load_images_file(
@@ -384,17 +367,8 @@ class _Checker:
         except _Refused as refused:
             self.error(refused.line, refused.message, refused.hint)
         except yaml.MarkedYAMLError as error:
-            mark = error.problem_mark or error.context_mark
-            problem = error.problem or "syntax error"
-            message = f"not valid YAML: {problem}"
-            if error.context:
-                message += f" ({error.context})"
-            hint = (
-                "indent with spaces, not tabs"
-                if "'\\t'" in problem
-                else "check the indentation and the quotes on this line and the one before"
-            )
-            self.error(mark.line + 1 if mark is not None else None, message, hint)
+            problem = explain_syntax(error, text)
+            self.error(problem.line, problem.message, problem.hint)
         except ValueError as error:
             # PyYAML's scanner hands a "\U" escape beyond U+10FFFF to chr() unchecked; it stops
             # right after the escape.
@@ -423,7 +397,11 @@ class _Checker:
             mapping: dict[str, Any] = {}
             for key_node, value_node in node.value:
                 if not isinstance(key_node, ScalarNode):
-                    self.error(_line_of(key_node), "a key must be a plain name", "fix the key")
+                    self.error(
+                        _line_of(key_node),
+                        "a key must be a plain name",
+                        "write it as a name: source:",
+                    )
                     continue
                 key = str(key_node.value)
                 self.document.key_nodes[(*path, key)] = key_node
@@ -509,11 +487,7 @@ class _Checker:
             self.error(path, f"{name}: {error.message}")
 
     def unknown_key(self, path: _Path, key: str, known: Sequence[str]) -> None:
-        # Case slips (amd64only) first: difflib scores them lower than real typos.
-        match = next((k for k in known if k.lower() == key.lower()), None)
-        if match is None:
-            close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-            match = close[0] if close else None
+        match = closest(key, known)
         key_node = self.document.key_nodes.get((*path, key))
         line = _line_of(key_node) if key_node is not None else self.line(path)
         message = f"unknown key {_quoted(key)}"

@@ -54,10 +54,12 @@ def check_plan(
         )
     if images is not None:
         if images.sha256 != plan.images_file.sha256:
+            made, given = plan.images_file.path, str(images.path)
+            source = f"another version of {given}" if made == given else made
             raise PlanRejected(
-                f"the plan was made from another version of {images.path} "
-                f"(sha256 {plan.images_file.sha256[:12]}…, the file is now {images.sha256[:12]}…)",
-                "re-run plan on the current images file",
+                f"the plan was made from {source} (sha256 {plan.images_file.sha256[:12]}…), "
+                f"not from {given} as it is now (sha256 {images.sha256[:12]}…)",
+                f"re-run plan on {given}" + ("" if made == given else f", or apply with -i {made}"),
             )
         if images.target_prefix != prefix:
             raise PlanRejected(

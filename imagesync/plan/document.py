@@ -282,6 +282,11 @@ class Plan:
         if not isinstance(document, dict):
             raise PlanRejected(f"{where} is not a JSON object", "re-run plan")
         version = document.get("format_version")
+        if "format_version" not in document:
+            raise PlanRejected(
+                f"{where} is not an imagesync plan: it has no format_version",
+                "give the file that imagesync plan -o wrote, or re-run plan",
+            )
         if version != FORMAT_VERSION:
             raise PlanRejected(
                 f"{where} has format_version {shorten(repr(version), 40)}; "

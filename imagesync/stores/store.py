@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from imagesync.content.manifest import Descriptor, Manifest
-from imagesync.errors import RegistryError
+from imagesync.errors import RegistryError, TransientError
 from imagesync.reference import Reference, Repository
 
 # A blob's bytes as they are read: an iterator of chunks, each checked before it is handed
@@ -31,21 +31,10 @@ BlobOpener = Callable[[], BlobStream]
 Progress = Callable[[int], None]
 
 
-class TransferBroken(RegistryError):
+class TransferBroken(TransientError):
     """A blob's bytes stopped midway (a reset, a truncated download, an upload the receiver
     failed in a way that may pass: 5xx, 429). A stream cannot be rewound, so nobody retried
     it: the caller may start the whole transfer again."""
-
-    def __init__(
-        self,
-        message: str,
-        hint: str | None = None,
-        *,
-        status: int | None = None,
-        retry_after: str | None = None,
-    ) -> None:
-        super().__init__(message, hint, status=status)
-        self.retry_after = retry_after
 
 
 class TagTaken(RegistryError):

@@ -33,10 +33,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode
 
+from imagesync.diagnostics import InvalidFile, Problem, closest
 from imagesync.errors import ConfigError, shorten
 from imagesync.inputfile import InputTooLarge, UnreadableInput, read_input
 from imagesync.reference import DOCKER_HUB, DOCKER_HUB_ENDPOINT
+from imagesync.yamlsyntax import explain as explain_syntax
 
 DEFAULT_MAX_CONCURRENCY = 8
 # Each unit is a connection kept in a pool: more than this is a typo, not a plan.
@@ -111,7 +114,9 @@ def load_registries_config(path: str | Path | None) -> RegistriesConfig:
         return RegistriesConfig()
     source = Path(path)
     try:
-        document = yaml.safe_load(read_input(source, MAX_CONFIG_BYTES).decode("utf-8"))
+        text = read_input(source, MAX_CONFIG_BYTES).decode("utf-8")
+        document = yaml.safe_load(text)
+        lines = _key_lines(yaml.compose(text, Loader=yaml.SafeLoader))
     except InputTooLarge:
         raise ConfigError(
             f"{source}: the registries config is larger than {MAX_CONFIG_BYTES} bytes",
@@ -127,6 +132,11 @@ def load_registries_config(path: str | Path | None) -> RegistriesConfig:
             f"{source}: the registries config is not UTF-8 text (byte {error.start})",
             "save it as UTF-8",
         ) from None
+    except yaml.MarkedYAMLError as error:
+        problem = explain_syntax(error, text)
+        raise InvalidFile(
+            source, (Problem(str(source), problem.line, None, problem.message, problem.hint),)
+        ) from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{source}: not valid YAML: {error}", "fix the YAML syntax") from None
     except ValueError as error:
@@ -138,8 +148,23 @@ def load_registries_config(path: str | Path | None) -> RegistriesConfig:
         raise ConfigError(
             f"{source}: the registries config nests too deeply", "fix the YAML structure"
         ) from None
+    try:
+        return _config(source, document)
+    except ConfigError as error:
+        raise _located(source, lines, error) from None
+
+
+def _config(source: Path, document: Any) -> RegistriesConfig:
     if document is None:
         return RegistriesConfig()
+    if isinstance(document, dict) and len(document) == 1 and "registries" not in document:
+        (key,) = document
+        match = closest(str(key), ["registries"])
+        raise ConfigError(
+            f"{source}: unknown key {shorten(repr(key))}"
+            + (f": did you mean {match}?" if match else ""),
+            f"rename it to {match}" if match else "list the registries under `registries:`",
+        )
     if not isinstance(document, dict) or set(document) - {"registries"}:
         raise ConfigError(
             f"{source}: the registries config is a mapping with one key, 'registries'",
@@ -160,17 +185,52 @@ def load_registries_config(path: str | Path | None) -> RegistriesConfig:
     return RegistriesConfig(registries)
 
 
+_Lines = dict[tuple[str, ...], int]
+
+
+def _key_lines(node: Node | None, path: tuple[str, ...] = ()) -> _Lines:
+    """The 1-based line of each key, by its path of keys."""
+    lines: _Lines = {}
+    if isinstance(node, MappingNode):
+        for key, value in node.value:
+            if isinstance(key, ScalarNode):
+                lines[(*path, key.value)] = key.start_mark.line + 1
+                lines.update(_key_lines(value, (*path, key.value)))
+    return lines
+
+
+def _names(message: str, path: tuple[str, ...]) -> bool:
+    dotted = re.escape(".".join(path))
+    if re.search(rf"(?<![\w.-]){dotted}(?![\w-])", message):
+        return True
+    parent = ".".join(path[:-1])
+    return repr(path[-1]) in message and (not parent or parent in message)
+
+
+def _located(source: Path, lines: _Lines, error: ConfigError) -> InvalidFile:
+    """``error`` as a problem on the line of the deepest key its message names
+    (``registries.HOST.KEY``, or a key it quotes), as the images file reports its problems."""
+    message = error.message.removeprefix(f"{source}: ")
+    named = [(len(path), number) for path, number in lines.items() if _names(message, path)]
+    line = max(named)[1] if named else 1
+    return InvalidFile(source, (Problem(str(source), line, None, message, error.hint),))
+
+
 def _settings(source: Path, host: str, value: Any) -> RegistrySettings:
     where = f"{source}: registries.{host}"
     if value is None:
         return RegistrySettings()
     if not isinstance(value, dict):
-        raise ConfigError(f"{where} must be a mapping of settings")
-    unknown = set(value) - _KEYS
-    if unknown:
         raise ConfigError(
-            f"{where}: unknown key(s) {', '.join(sorted(shorten(repr(k)) for k in unknown))}",
-            f"the known keys are {', '.join(sorted(_KEYS))}",
+            f"{where} must be a mapping of settings", "indent its settings under it: insecure: true"
+        )
+    unknown = sorted(str(key) for key in set(value) - _KEYS)
+    if unknown:
+        match = closest(unknown[0], sorted(_KEYS))
+        raise ConfigError(
+            f"{where}: unknown key {shorten(repr(unknown[0]))}"
+            + (f": did you mean {match}?" if match else ""),
+            f"rename it to {match}" if match else f"the known keys are {', '.join(sorted(_KEYS))}",
         )
     mirrors = value.get("mirrors", [])
     if not isinstance(mirrors, list) or not all(
@@ -182,7 +242,9 @@ def _settings(source: Path, host: str, value: Any) -> RegistrySettings:
         )
     insecure = value.get("insecure", False)
     if not isinstance(insecure, bool):
-        raise ConfigError(f"{where}.insecure must be true or false")
+        raise ConfigError(
+            f"{where}.insecure must be true or false", "write insecure: true or insecure: false"
+        )
     concurrency = value.get("max_concurrency", DEFAULT_MAX_CONCURRENCY)
     if (
         isinstance(concurrency, bool)
@@ -190,7 +252,8 @@ def _settings(source: Path, host: str, value: Any) -> RegistrySettings:
         or not 1 <= concurrency <= MAX_CONCURRENCY
     ):
         raise ConfigError(
-            f"{where}.max_concurrency must be a whole number from 1 to {MAX_CONCURRENCY}"
+            f"{where}.max_concurrency must be a whole number from 1 to {MAX_CONCURRENCY}",
+            f"write how many requests may be in flight: max_concurrency: {DEFAULT_MAX_CONCURRENCY}",
         )
     ca_file = value.get("ca_file")
     ca_path: Path | None = None

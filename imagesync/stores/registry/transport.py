@@ -23,7 +23,7 @@ from requests.utils import requote_uri
 
 from imagesync import __version__
 from imagesync.content.documents import json_object
-from imagesync.errors import AuthenticationFailed, NotFound, RegistryError
+from imagesync.errors import AuthenticationFailed, NotFound, RegistryError, TransientError
 from imagesync.redact import excerpt, redact_url
 from imagesync.retry import RetryPolicy, is_retriable_status
 from imagesync.stores.registry.auth import (
@@ -580,19 +580,8 @@ def _discard(response: requests.Response) -> None:
     response.close()
 
 
-class _TransientTokenError(RegistryError):
+class _TransientTokenError(TransientError):
     """The token service failed in a way that may pass (5xx, 429, a reset): retried."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        hint: str | None = None,
-        status: int | None = None,
-        retry_after: str | None = None,
-    ) -> None:
-        super().__init__(message, hint, status=status)
-        self.retry_after = retry_after
 
 
 def _prepared(

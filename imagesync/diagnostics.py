@@ -6,8 +6,14 @@ does: fixing one error per run is slow when the feedback loop is a pull request.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
+
+from imagesync.errors import ConfigError
+from imagesync.words import plural
 
 
 class Severity(StrEnum):
@@ -62,11 +68,38 @@ def count(problems: tuple[Problem, ...] | list[Problem]) -> str:
     """'2 errors, 1 warning' — the summary line under a list of problems."""
     errors = sum(1 for p in problems if p.is_error)
     warnings = len(problems) - errors
-    parts = [_plural(errors, "error")] if errors else []
+    parts = [plural(errors, "error")] if errors else []
     if warnings:
-        parts.append(_plural(warnings, "warning"))
+        parts.append(plural(warnings, "warning"))
     return ", ".join(parts) or "no problems"
 
 
-def _plural(number: int, word: str) -> str:
-    return f"{number} {word}" if number == 1 else f"{number} {word}s"
+def closest(word: str, known: Sequence[str]) -> str | None:
+    """The known key ``word`` was meant as, for "did you mean …?": a slip of case first
+    (``amd64only``; difflib scores those lower than real typos), else the nearest."""
+    match = next((k for k in known if k.lower() == word.lower()), None)
+    if match is None:
+        close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+        match = close[0] if close else None
+    return match
+
+
+class InvalidFile(ConfigError):
+    """An input file has errors. ``problems`` holds all of them, and the warnings, in order.
+
+    The message lists every problem, so a caller that only prints the message loses nothing.
+    """
+
+    def __init__(self, path: str | Path, problems: tuple[Problem, ...]) -> None:
+        self.path = str(path)
+        self.problems = problems
+        lines = "\n".join(f"  {problem}" for problem in problems)
+        super().__init__(f"{path} is not valid ({count(problems)}):\n{lines}")
+
+    @property
+    def errors(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.is_error)
+
+    @property
+    def warnings(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if not p.is_error)

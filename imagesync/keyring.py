@@ -40,10 +40,6 @@ class KeyOptions:
     sign_children: bool = False
     verify_keys: tuple[Path, ...] = ()
 
-    @property
-    def given(self) -> bool:
-        return self.sign_key is not None or self.sign_children or bool(self.verify_keys)
-
 
 @dataclass(frozen=True)
 class Keys:
@@ -64,14 +60,25 @@ def plan_keys(
     """The keys to plan with; ``private``: apply follows in this run (sync, apply -i), so the
     signing key must be the private one, and it is loaded for the applier too. ``config``:
     the registries config, None when none was given."""
-    if config is None and not options.given:
-        return Keys()  # nothing loads cryptography
-    from imagesync.plan.signing import Signing
-    from imagesync.signing import cosign_password, load_public_half, load_signing_key
+    path = _sign_key_path(options, config, images.target_prefix, private=private)
+    if path is None and options.sign_children:
+        raise ConfigError(
+            "--sign-children signs with the signing key, and none was given",
+            "give --sign-key (or sign: in the target registry's registries config)",
+        )
+    every, by_registry = _verify_key_paths(options, config, images)
+    if path is None and not every and not by_registry:
+        return Keys()  # nothing loads cryptography: a registries config alone names no key
+    from imagesync.plan.signing import Signing, Verifying
+    from imagesync.signing import (
+        cosign_password,
+        load_public_half,
+        load_signing_key,
+        load_verification_key,
+    )
 
     signing_key = None
     signing = None
-    path = _sign_key_path(options, config, images.target_prefix, private=private)
     if path is not None:
         if private:
             signing_key = load_signing_key(path, cosign_password())
@@ -79,12 +86,16 @@ def plan_keys(
         else:
             public = load_public_half(path, cosign_password())
         signing = Signing(public, options.sign_children)
-    elif options.sign_children:
-        raise ConfigError(
-            "--sign-children signs with the signing key, and none was given",
-            "give --sign-key (or sign: in the target registry's registries config)",
+    verifying = None
+    if every or by_registry:
+        verifying = Verifying(
+            tuple(load_verification_key(key) for key in every),
+            {
+                registry: tuple(load_verification_key(key) for key in keys)
+                for registry, keys in by_registry.items()
+            },
         )
-    return Keys(signing, _verifying(options, config, images), signing_key)
+    return Keys(signing, verifying, signing_key)
 
 
 def apply_key(
@@ -154,21 +165,15 @@ def _config_sign_key(
     return sign.key if private or sign.public_key is None else sign.public_key
 
 
-def _verifying(
+def _verify_key_paths(
     options: KeyOptions, config: RegistriesConfig | None, images: ImagesFile
-) -> Verifying | None:
-    """The keys sources are verified with: ``--verify-key`` for all, and those of the
+) -> tuple[tuple[Path, ...], dict[str, tuple[Path, ...]]]:
+    """The key files sources are verified with: ``--verify-key`` for all, and those of the
     registries config for the source registries the images file names."""
-    from imagesync.plan.signing import Verifying
-    from imagesync.signing import load_verification_key
-
-    every = tuple(load_verification_key(path) for path in options.verify_keys)
     by_registry = {}
     if config is not None:
         for registry in sorted({entry.source.repository.registry for entry in images.entries}):
             paths = config.settings(registry).verify_keys
             if paths:
-                by_registry[registry] = tuple(load_verification_key(path) for path in paths)
-    if not every and not by_registry:
-        return None
-    return Verifying(every, by_registry)
+                by_registry[registry] = tuple(paths)
+    return tuple(options.verify_keys), by_registry

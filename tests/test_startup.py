@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness.cosign import new_key, public_pem
 from tests.harness.images import push_image
 from tests.harness.layouts import LayoutPusher
 from tests.test_plan_document import make_plan
@@ -116,3 +117,26 @@ def test_a_plan_between_layouts_loads_no_network_code(tmp_path: Path) -> None:
     modules = loaded("plan", "-i", str(images), "--source-layout", str(source), "-r", target)
     assert "imagesync.stores.layout.store" in modules  # it did plan, from the layout
     assert offenders(modules, *NETWORK, "imagesync.stores.registry") == []
+
+
+def test_a_run_without_keys_loads_no_cryptography(tmp_path: Path) -> None:
+    """cryptography and PyNaCl load only when a key is named: not for a registries config
+    that names none (most users have one, for mirrors and TLS)."""
+    source = tmp_path / "source"
+    push_image(LayoutPusher(source), "demo.example/app", "1.0")
+    images = tmp_path / "images.yaml"
+    images.write_text('images:\n- source: "demo.example/app:1.0"\n', encoding="utf-8")
+    config = tmp_path / "registries.yaml"
+    config.write_text(
+        'registries:\n  demo.example:\n    mirrors: ["mirror.example"]\n', encoding="utf-8"
+    )
+    plan = ("plan", "-i", str(images), "--source-layout", str(source))
+    plan += ("-r", f"oci:{tmp_path / 'mirror'}", "--registries-config", str(config))
+    crypto = ("cryptography", "nacl", "imagesync.signing")
+    modules = loaded(*plan)
+    assert "imagesync.stores.layout.store" in modules  # it did plan
+    assert offenders(modules, *crypto) == []
+    # The same run with a key to verify with does load them (the check above can fail).
+    key = tmp_path / "cosign.pub"
+    key.write_bytes(public_pem(new_key()))
+    assert offenders(loaded(*plan, "--verify-key", str(key), code=1), *crypto) != []

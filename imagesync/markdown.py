@@ -26,6 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from imagesync.apply.report import ApplyReport, ImageResult, Outcome, SubResult
+from imagesync.content.referrers import SIGNING
 from imagesync.plan.document import Action, Change, Fix, Plan, SubChange
 from imagesync.redact import excerpt
 from imagesync.render import (
@@ -451,8 +452,12 @@ def _transfer(change: Change) -> str:
 
 
 def _signatures(subchanges: Sequence[SubChange]) -> str:
-    counts = Counter(s.action for s in subchanges)
-    return " ".join(f"{SYMBOL[a]}{counts[a]}" for a in Action if counts[a]) or "-"
+    """Copied signatures and referrers by action, then the signatures imagesync adds with
+    its own key apart: a reviewer tells what comes from upstream from what the mirror signs."""
+    counts = Counter(s.action for s in subchanges if s.kind != SIGNING)
+    copied = " ".join(f"{SYMBOL[a]}{counts[a]}" for a in Action if counts[a])
+    signs = sum(1 for s in subchanges if s.kind == SIGNING and s.action is Action.CREATE)
+    return _with_signed(copied, signs, "signs")
 
 
 def _sub_creates(budget: _Budget, prefix: str, changes: Sequence[Change], left: _Left) -> list[str]:
@@ -677,11 +682,24 @@ def _created(
 
 def _created_cells(prefix: str, result: ImageResult) -> list[str]:
     t = result.transfer
-    subs = Counter(s.outcome for s in result.subresults)
+    subs = Counter(s.outcome for s in result.subresults if s.kind != SIGNING)
+    signed = sum(1 for s in result.subresults if s.kind == SIGNING and s.outcome is Outcome.CREATED)
     return [
         _code(_relative(prefix, result.target), _TARGET_CELL),
         _short(result.digest),
         f"{t.copied} copied ({human_bytes(t.bytes_copied)}), {t.mounted} mounted, "
         f"{t.present} there",
-        " ".join(f"{OUTCOME_SYMBOL[o]}{subs[o]}" for o in Outcome if subs[o]) or "-",
+        _with_signed(
+            " ".join(f"{OUTCOME_SYMBOL[o]}{subs[o]}" for o in Outcome if subs[o]),
+            signed,
+            "signed",
+        ),
     ]
+
+
+def _with_signed(copied: str, signatures: int, verb: str) -> str:
+    """``copied``, then how many signatures imagesync adds (or added) with its own key."""
+    parts = [copied] if copied else []
+    if signatures:
+        parts.append(f"{verb} {signatures:,}")
+    return "; ".join(parts) or "-"

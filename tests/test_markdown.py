@@ -16,6 +16,7 @@ import pytest
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
+from imagesync.content.referrers import SIGNING
 from imagesync.markdown import MAX_BYTES, ROW_WIDTH
 from imagesync.plan.document import Action, Plan
 from imagesync.redact import secrets
@@ -153,3 +154,18 @@ def test_long_reasons_are_shortened_after_redaction_never_before() -> None:
         assert error.action is Action.ERROR
         text = render_plan(replace(generated_plan(0), changes=(error,)), "markdown")
         assert "hunter2" not in text and "s" * 10 not in text, at
+
+
+def test_signatures_imagesync_adds_are_told_apart_from_copied_ones() -> None:
+    """A reviewer sees what comes from upstream (+1) and what the mirror signs with its own
+    key (signs 1), in the plan and in the apply report."""
+    create = next(c for c in (generated_change(n) for n in range(100)) if c.action is Action.CREATE)
+    (copied,) = [s for s in create.subchanges if s.kind == "signature"]
+    signing = replace(copied, kind=SIGNING, source=copied.target)
+    signed = replace(create, subchanges=(copied, signing))
+    one = replace(generated_plan(1), changes=(signed,))
+    (row,) = [r for r in table_rows(render_plan(one, "markdown")) if r[-1] != "signatures"]
+    assert row[-1] == "+1; signs 1"
+    report = render_report(generated_report(one), "markdown")
+    (row,) = [r for r in table_rows(report) if r[-1] != "signatures"]
+    assert row[-1] == "+1; signed 1"

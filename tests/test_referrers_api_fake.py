@@ -16,7 +16,7 @@ import json
 import re
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -30,6 +30,7 @@ from imagesync.plan.document import Action, Plan
 from imagesync.reference import parse_reference
 from imagesync.stores.connection import ConnectionOptions, open_client
 from tests.harness.images import push_image, push_referrer
+from tests.harness.loopback import LoopbackServer
 from tests.harness.registry import RegistryServer
 from tests.harness.skopeo import inspect_digest, inspect_raw, list_tags
 
@@ -61,27 +62,11 @@ class ReferrersApiFake:
         self.requests: list[tuple[str, str]] = []
         self._referrers: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
         self._lock = threading.Lock()
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: object) -> None:
-                return
-
-            def do_GET(self) -> None:
-                fake._handle(self)
-
-            do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.host = f"127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = LoopbackServer(self._handle)
+        self.host = self._server.host
 
     def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.close()
 
     def referrer_requests(self) -> list[str]:
         return [path for method, path in self.requests if "/referrers/" in path]

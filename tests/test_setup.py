@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness.registry import require_binary
+
 REPO = Path(__file__).resolve().parent.parent
 SETUP = REPO / "scripts" / "setup"
 BASH = shutil.which("bash") or "/bin/bash"
@@ -156,9 +158,5 @@ def test_readme_and_ci_run_the_same_set_up() -> None:
 
 @pytest.mark.parametrize("script", [SETUP, REPO / ".ci" / "run"])
 def test_the_scripts_pass_shellcheck(script: Path) -> None:
-    shellcheck = shutil.which("shellcheck")
-    if shellcheck is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("shellcheck is not installed (scripts/setup installs it)")
-        pytest.skip("shellcheck is not installed (scripts/setup installs it)")
+    shellcheck = require_binary("shellcheck", "shellcheck")
     subprocess.run([shellcheck, str(script)], check=True)

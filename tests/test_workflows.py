@@ -31,7 +31,7 @@ import yaml
 from packaging.requirements import Requirement
 
 from tests.harness.images import connect, push_image
-from tests.harness.registry import RegistryServer, in_ci
+from tests.harness.registry import RegistryServer, in_ci, require_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 ACTION = ROOT / "action.yml"
@@ -680,9 +680,7 @@ def test_summary_renders_the_plan_and_the_report_into_the_step_summary(workspace
 
 
 def test_shellcheck_accepts_the_script() -> None:
-    shellcheck = shutil.which("shellcheck")
-    if shellcheck is None:
-        pytest.skip("shellcheck is not installed (apt-get install shellcheck)")
+    shellcheck = require_binary("shellcheck", "shellcheck")
     result = subprocess.run(
         [shellcheck, str(SCRIPT)], capture_output=True, text=True, timeout=60, check=False
     )

@@ -59,8 +59,8 @@ def require_binary(path: str, what: str, package: str | None = None) -> str:
     if found:
         return found
     missing_tool(
-        f"{what} ({path}) is not installed; install it with "
-        f"`sudo apt-get install -y {package or Path(path).name}` (Debian/Ubuntu), or run .ci/run"
+        f"{what} ({path}) is not installed; scripts/setup installs it (Debian/Ubuntu: "
+        f"`apt-get install -y {package or Path(path).name}`)"
     )
 
 

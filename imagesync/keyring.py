@@ -60,13 +60,13 @@ def plan_keys(
     """The keys to plan with; ``private``: apply follows in this run (sync, apply -i), so the
     signing key must be the private one, and it is loaded for the applier too. ``config``:
     the registries config, None when none was given."""
-    path = _sign_key_path(options, config, images.target_prefix, private=private)
+    path = options.sign_key or _config_sign_key(config, images.target_prefix, private=private)
     if path is None and options.sign_children:
         raise ConfigError(
             "--sign-children signs with the signing key, and none was given",
             "give --sign-key (or sign: in the target registry's registries config)",
         )
-    every, by_registry = _verify_key_paths(options, config, images)
+    every, by_registry = options.verify_keys, _config_verify_keys(config, images)
     if path is None and not every and not by_registry:
         return Keys()  # nothing loads cryptography: a registries config alone names no key
     from imagesync.plan.signing import Signing, Verifying
@@ -144,14 +144,6 @@ def apply_key(
     return key
 
 
-def _sign_key_path(
-    options: KeyOptions, config: RegistriesConfig | None, target: Repository, *, private: bool
-) -> Path | None:
-    if options.sign_key is not None:
-        return options.sign_key
-    return _config_sign_key(config, target, private=private)
-
-
 def _config_sign_key(
     config: RegistriesConfig | None, target: Repository, *, private: bool
 ) -> Path | None:
@@ -165,15 +157,15 @@ def _config_sign_key(
     return sign.key if private or sign.public_key is None else sign.public_key
 
 
-def _verify_key_paths(
-    options: KeyOptions, config: RegistriesConfig | None, images: ImagesFile
-) -> tuple[tuple[Path, ...], dict[str, tuple[Path, ...]]]:
-    """The key files sources are verified with: ``--verify-key`` for all, and those of the
-    registries config for the source registries the images file names."""
+def _config_verify_keys(
+    config: RegistriesConfig | None, images: ImagesFile
+) -> dict[str, tuple[Path, ...]]:
+    """The key files of the registries config (``verify:``) for the source registries the
+    images file names; ``--verify-key`` files verify every source besides."""
     by_registry = {}
     if config is not None:
         for registry in sorted({entry.source.repository.registry for entry in images.entries}):
             paths = config.settings(registry).verify_keys
             if paths:
                 by_registry[registry] = tuple(paths)
-    return tuple(options.verify_keys), by_registry
+    return by_registry

@@ -34,6 +34,7 @@ from imagesync.render import (
     SYMBOL,
     artifact_text,
     human_bytes,
+    lines_of,
     no_changes,
     report_summary,
     report_transfer,
@@ -331,9 +332,6 @@ def _fix_lines(plan: Plan, fix: Fix | None, reason: str) -> list[str]:
     if fix is None or fix.entry is None:
         return [_text(_advice(reason), REASON_IN_BLOCK, line=True)] if _advice(reason) else []
     entry = fix.entry
-    lines_of = f"lines {entry.first_line} to {entry.last_line}"
-    if entry.first_line == entry.last_line:
-        lines_of = f"line {entry.first_line}"
     if fix.target_digest_at_source:
         say = "The source still serves the target's digest: to keep it (a skip),"
     else:
@@ -342,7 +340,7 @@ def _fix_lines(plan: Plan, fix: Fix | None, reason: str) -> list[str]:
             f"under a new tag ({_code(entry.tag)}),"
         )
     return [
-        f"{say} put this in place of {lines_of} of {_code(plan.images_file.path, 80)}:",
+        f"{say} put this in place of {lines_of(entry)} of {_code(plan.images_file.path, 80)}:",
         "",
         "```yaml",
         *entry.yaml.rstrip("\n").split("\n"),

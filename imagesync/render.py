@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from imagesync.apply.report import ApplyReport, ImageResult, Outcome, report_document
-from imagesync.plan.document import Action, Change, Fix, Plan, SubChange
+from imagesync.plan.document import Action, Change, EntryFix, Fix, Plan, SubChange
 from imagesync.words import plural
 
 SYMBOL = {Action.CREATE: "+", Action.SKIP: "=", Action.CONFLICT: "!", Action.ERROR: "x"}
@@ -172,11 +172,15 @@ def fix_text(fix: Fix | None, images_file: str, indent: str = "    ") -> list[st
     if fix is None or fix.entry is None:
         return []
     entry = fix.entry
-    lines = f"lines {entry.first_line} to {entry.last_line}"
-    if entry.first_line == entry.last_line:
-        lines = f"line {entry.first_line}"
-    head = f"{indent}fix: put this in place of {lines} of {images_file}:"
+    head = f"{indent}fix: put this in place of {lines_of(entry)} of {images_file}:"
     return [head, *(f"{indent}  {line}" for line in entry.yaml.rstrip("\n").split("\n"))]
+
+
+def lines_of(entry: EntryFix) -> str:
+    """The lines a fix replaces, as a sentence names them: ``line 4``, ``lines 4 to 6``."""
+    if entry.first_line == entry.last_line:
+        return f"line {entry.first_line}"
+    return f"lines {entry.first_line} to {entry.last_line}"
 
 
 def _subchange_text(sub: SubChange) -> str:

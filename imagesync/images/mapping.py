@@ -17,8 +17,14 @@ from imagesync.reference import Reference, Repository, layout_repository, parse_
 DEFAULT_TAG = "latest"
 
 
+def written_name(source: Reference) -> str:
+    """The source's name as the user wrote it, which the mapping is defined on (the normalised
+    name for a reference that was never written)."""
+    return source.written_name or str(source.repository)
+
+
 def target_repository(source: Reference, prefix: Repository) -> Repository:
-    written = source.written_name or str(source.repository)
+    written = written_name(source)
     if "/" not in written:
         written = f"library/{written}"
     # A port's ':' is not allowed in a repository path; '-' keeps hosts apart and readable.

@@ -15,6 +15,7 @@ import json
 import re
 from typing import TYPE_CHECKING
 
+from imagesync.images.mapping import written_name
 from imagesync.reference import MAX_TAG_LENGTH, is_valid_tag
 
 if TYPE_CHECKING:
@@ -25,8 +26,7 @@ _VERSION_SUFFIX = re.compile(r"-v(\d{1,6})$")
 
 def pinned_source(entry: ImageEntry, digest: str) -> str:
     """The entry's source as written, pinned to ``digest`` (tag and digest taken off)."""
-    name = entry.source.written_name or str(entry.source.repository)
-    return f"{name}@{digest}"
+    return f"{written_name(entry.source)}@{digest}"
 
 
 def next_tag(tag: str) -> str:

@@ -44,6 +44,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from imagesync.errors import ConfigError, shorten
+from imagesync.inputfile import InputTooLarge, UnreadableInput, read_input
 from imagesync.redact import secrets
 from imagesync.signing.encrypted import NotEncryptedDocument, WrongPassphrase, decrypt
 
@@ -209,16 +210,14 @@ _ACCEPTED = (
 def _read_pem(path: str | Path, what: str) -> tuple[str, bytes]:
     """The first PEM block's type and body (Go's ``pem.Decode`` also takes the first)."""
     try:
-        size = os.stat(path).st_size
-        if size > MAX_KEY_FILE_BYTES:
-            raise ConfigError(
-                f"{what} is {size} bytes, too large to be a key file", "check the file name"
-            )
-        data = Path(path).read_bytes()
-    except OSError as error:
+        data = read_input(path, MAX_KEY_FILE_BYTES)
+    except InputTooLarge:
         raise ConfigError(
-            f"cannot read {what}: {error.strerror or error}", "check the file name"
+            f"{what} is larger than {MAX_KEY_FILE_BYTES // 1024} KiB, too large to be a key file",
+            "check the file name",
         ) from None
+    except UnreadableInput as error:
+        raise ConfigError(f"cannot read {what}: {error.reason}", "check the file name") from None
     block = _PEM_BLOCK.search(data)
     if block is None:
         raise ConfigError(f"{what} is not a PEM key (no BEGIN/END block)", _ACCEPTED)

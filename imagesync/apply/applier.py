@@ -368,12 +368,12 @@ class Applier:
         errors: list[BaseException] = []
         for future, shared in futures:
             try:
-                # Another image of this run moved the blob: for this one it was already there.
-                total = total + (Transfer(present=1) if shared else future.result())
-                if shared:
-                    future.result()
+                moved = future.result()
             except ImagesyncError as error:
                 errors.append(error)
+            else:
+                # Another image of this run moved the blob: for this one it was already there.
+                total = total + (Transfer(present=1) if shared else moved)
         if errors:
             raise errors[0]
         return total

@@ -234,34 +234,21 @@ class Applier:
         return result
 
     def _apply_image(self, change: Change, base: ImageResult) -> ImageResult:
-        target = change.target_reference
         try:
             if change.action is Action.SKIP:
                 if self.options.fresh_plan:
                     return _with(base, Outcome.SKIPPED, "already in the target")
-                return self._recheck_skip(change, target, base)
-            self._image_started(change)
-            outcome, message, transfer = self.copy(
-                change.pinned_source,
-                target,
-                lambda n: self._bytes(change, n),
-                change.target,
-            )
-            return _with(base, outcome, message, transfer)
+                return self._recheck_skip(change, base)
+            return _with(base, *self._copy_change(change))
         except ImagesyncError as error:
             return _with(base, Outcome.FAILED, str(error))
 
-    def _recheck_skip(self, change: Change, target: Reference, base: ImageResult) -> ImageResult:
+    def _recheck_skip(self, change: Change, base: ImageResult) -> ImageResult:
+        target = change.target_reference
         existing = self.target.head_manifest(target)
         if existing is None:
             # It was there at plan time; copy it again rather than report a false success.
-            self._image_started(change)
-            outcome, message, transfer = self.copy(
-                change.pinned_source,
-                target,
-                lambda n: self._bytes(change, n),
-                change.target,
-            )
+            outcome, message, transfer = self._copy_change(change)
             return _with(base, outcome, f"was gone from the target: {message}", transfer)
         if existing.digest != change.digest:
             return _with(
@@ -270,6 +257,16 @@ class Applier:
                 f"target tag {target} now has digest {existing.digest}, planned {change.digest}",
             )
         return _with(base, Outcome.SKIPPED, "already in the target")
+
+    def _copy_change(self, change: Change) -> tuple[Outcome, str, Transfer]:
+        """Copy the image of ``change``, its bytes counted for it."""
+        self._image_started(change)
+        return self.copy(
+            change.pinned_source,
+            change.target_reference,
+            lambda n: self._bytes(change, n),
+            change.target,
+        )
 
     def _image_started(self, change: Change) -> None:
         self.listener.image_started(change)
@@ -368,12 +365,12 @@ class Applier:
         errors: list[BaseException] = []
         for future, shared in futures:
             try:
-                # Another image of this run moved the blob: for this one it was already there.
-                total = total + (Transfer(present=1) if shared else future.result())
-                if shared:
-                    future.result()
+                moved = future.result()
             except ImagesyncError as error:
                 errors.append(error)
+            else:
+                # Another image of this run moved the blob: for this one it was already there.
+                total = total + (Transfer(present=1) if shared else moved)
         if errors:
             raise errors[0]
         return total

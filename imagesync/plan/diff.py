@@ -154,16 +154,11 @@ def _plan_view(plan: Plan) -> dict[str, JsonValue]:
     }
 
 
-def _image_view(change: Change) -> dict[str, JsonValue]:
-    document = _json(asdict(change))
+def _view(planned: Change | SubChange, fields: Sequence[str]) -> dict[str, JsonValue]:
+    """The compared ``fields`` of an image or a sub-change, as the plan document has them."""
+    document = _json(asdict(planned))
     assert isinstance(document, dict)
-    return {name: document[name] for name in IMAGE_FIELDS}
-
-
-def _sub_view(sub: SubChange) -> dict[str, JsonValue]:
-    document = _json(asdict(sub))
-    assert isinstance(document, dict)
-    return {name: document[name] for name in SUBCHANGE_FIELDS}
+    return {name: document[name] for name in fields}
 
 
 def _json(value: Any) -> JsonValue:
@@ -191,7 +186,7 @@ def _field_changes(
 
 
 def _image_diff(old: Change, new: Change) -> ImageDiff | None:
-    fields = _field_changes(_image_view(old), _image_view(new))
+    fields = _field_changes(_view(old, IMAGE_FIELDS), _view(new, IMAGE_FIELDS))
     subs = _sub_diffs(old.subchanges, new.subchanges)
     if not fields and not subs:
         return None
@@ -207,7 +202,7 @@ def _sub_diffs(old: Sequence[SubChange], new: Sequence[SubChange]) -> tuple[SubC
         if before is None:
             result.append(SubChangeDiff(target, after.kind, "added", None, after))
             continue
-        fields = _field_changes(_sub_view(before), _sub_view(after))
+        fields = _field_changes(_view(before, SUBCHANGE_FIELDS), _view(after, SUBCHANGE_FIELDS))
         if fields:
             result.append(SubChangeDiff(target, after.kind, "changed", before, after, fields))
     result.extend(

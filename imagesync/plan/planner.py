@@ -589,12 +589,9 @@ def _referrers_index_change(
     )
     if store.referrers(target_repo, subject) is not None:
         return replace(base, reason=LISTS_REFERRERS)
-    existing = store.head_manifest(target)
-    listed: set[str] = set()
-    base = replace(base, target_digest=existing.digest if existing else None)
-    index = store.get_manifest(target) if existing is not None else None
-    if index is not None:
-        listed = {c.digest for c in index.children}
+    index = store.find_manifest(target)
+    base = replace(base, target_digest=index.digest if index else None)
+    listed = {c.digest for c in index.children} if index else set()
     missing = [d for d in referrers if d.digest not in listed]
     if not missing:
         return replace(base, reason="lists every referrer")

@@ -598,7 +598,7 @@ class Applier:
             return Outcome.FAILED, "not signed: apply was given no signing key (--sign-key)"
         repository = target.repository
         held = self.target.find_manifest(target)
-        existing = SignatureImage.parse(held.raw, held.media_type, str(target)) if held else None
+        existing = SignatureImage.held(held, str(target))
         if has_signature(existing, key.verification_key, repository, subject):
             # Signed since plan (this plan applied before): nothing to write.
             return Outcome.SKIPPED, f"already signed with {key.verification_key.name}"

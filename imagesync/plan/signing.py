@@ -77,8 +77,7 @@ def verify_source(
     """Whether image ``digest`` of ``repository``, in ``found`` (where it was found), carries
     a cosign signature by one of ``keys`` over a payload that names it."""
     tag = Reference(repository, signature_tag(digest))
-    held = found.find_manifest(tag)
-    image = SignatureImage.parse(held.raw, held.media_type, str(tag)) if held else None
+    image = SignatureImage.held(found.find_manifest(tag), str(tag))
     return verify_image(digest, keys, image, lambda blob: found.get_blob(repository, blob))
 
 
@@ -127,7 +126,7 @@ def _signing_change(
             held: Manifest | None = found.get_manifest(parse_reference(copied.source))
         else:
             held = target.find_manifest(written)
-        image = SignatureImage.parse(held.raw, held.media_type, str(written)) if held else None
+        image = SignatureImage.held(held, str(written))
     except ImagesyncError as error:
         return replace(base, action=Action.ERROR, reason=f"cannot sign: {error}")
     base = replace(base, target_digest=held.digest if held else None)

@@ -172,6 +172,11 @@ class SignatureImage:
     _layout: _Layout = field(repr=False, compare=False)
 
     @classmethod
+    def held(cls, manifest: Manifest | None, where: str) -> SignatureImage | None:
+        """What a ``.sig`` tag holds, as a store answered for it; None when it holds nothing."""
+        return None if manifest is None else cls.parse(manifest.raw, manifest.media_type, where)
+
+    @classmethod
     def parse(cls, raw: bytes, content_type: str | None, where: str) -> SignatureImage:
         """Read the bytes of a ``.sig`` tag; ``where`` names it in errors."""
         manifest = Manifest.parse(raw, content_type, where)

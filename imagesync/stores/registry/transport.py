@@ -27,7 +27,6 @@ from imagesync.errors import AuthenticationFailed, NotFound, RegistryError, Tran
 from imagesync.redact import excerpt, redact_url
 from imagesync.retry import RetryPolicy, is_retriable_status
 from imagesync.stores.registry.auth import (
-    ANONYMOUS,
     Challenge,
     Credential,
     CredentialStore,
@@ -688,7 +687,7 @@ def _refused(
 
 
 def _auth_failed(registry: str, credential: Credential) -> AuthenticationFailed:
-    if credential is ANONYMOUS or credential.is_anonymous:
+    if credential.is_anonymous:
         hint = f"log in to {registry} (docker login) or give credentials for it"
     else:
         hint = f"check the credentials from {credential.origin}"

@@ -37,7 +37,13 @@ from imagesync.stores.registry.transport import (
     registry_message,
     shown_url,
 )
-from imagesync.stores.store import BlobOpener, MountAnswer, Progress, TransferBroken
+from imagesync.stores.store import (
+    MAX_CONFIG_BYTES,
+    BlobOpener,
+    MountAnswer,
+    Progress,
+    TransferBroken,
+)
 from imagesync.stores.stream import verified
 
 log = logging.getLogger("imagesync.stores.registry.client")
@@ -47,8 +53,6 @@ log = logging.getLogger("imagesync.stores.registry.client")
 # on a slow link a large first chunk would hold the upload back while it arrives.
 CHUNK_SIZE = 1024 * 1024
 FIRST_CHUNK = 64 * 1024
-# Config blobs are read whole to learn the platform; real ones are a few KiB.
-MAX_CONFIG_BYTES = 4 * 1024 * 1024
 # A referrers list this long is not something a registry should page through.
 MAX_REFERRERS_PAGES = 1000
 

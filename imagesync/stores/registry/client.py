@@ -21,6 +21,7 @@ from imagesync.content import mediatypes
 from imagesync.content.documents import json_object
 from imagesync.content.manifest import MAX_MANIFEST_BYTES, Descriptor, Manifest, sha256_digest
 from imagesync.errors import AuthenticationFailed, DigestMismatch, RegistryError
+from imagesync.inputfile import limit_text
 from imagesync.redact import excerpt
 from imagesync.reference import Reference, Repository, is_valid_digest
 from imagesync.retry import is_retriable_status
@@ -231,7 +232,7 @@ class RegistryClient:
             raise_for_status(response, f"list tags of {repository}")
             received += len(response.content)
             if received > MAX_TAG_LIST_BYTES:
-                raise RegistryError(f"{what} is longer than {MAX_TAG_LIST_BYTES // 2**20} MiB")
+                raise RegistryError(f"{what} is longer than {limit_text(MAX_TAG_LIST_BYTES)}")
             page = json_object(response.content, what).get("tags")
             if page is None:
                 page = []

@@ -122,7 +122,7 @@ class RegistryClient:
             return None
         raise_for_status(response, f"HEAD {ref}")
         digest = response.headers.get("Docker-Content-Digest")
-        media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+        media_type = _media_type(response)
         size = _content_length(response)
         # A HEAD that lacks any of these (or sends nonsense) costs one GET, which is checked.
         if digest and is_valid_digest(digest) and mediatypes.is_manifest(media_type):
@@ -288,7 +288,7 @@ class RegistryClient:
             response = self._send(
                 endpoint, "GET", path, {"Accept": mediatypes.OCI_INDEX}, limit=MAX_MANIFEST_BYTES
             )
-            content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+            content_type = _media_type(response)
             if len(seen) == 1 and not self._has_referrers_api(endpoint.host, response):
                 response.close()
                 return None
@@ -316,7 +316,7 @@ class RegistryClient:
         are raised by the caller, rather than silently falling back to the tag schema.
         """
         status = response.status_code
-        content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+        content_type = _media_type(response)
         if status == 404 and registry_message(response)[1] == "NAME_UNKNOWN":
             return False
         if status in (404, 405, 501) or (status < 400 and content_type != mediatypes.OCI_INDEX):
@@ -730,6 +730,11 @@ def _digest_like(data: bytes, expected: str) -> str:
 def _shown(text: str) -> str:
     """A header value in a message: at a readable length."""
     return excerpt(text) if len(text) <= 80 else excerpt(repr(text), 80)
+
+
+def _media_type(response: requests.Response) -> str:
+    """The Content-Type without its parameters (``; charset=utf-8``)."""
+    return response.headers.get("Content-Type", "").split(";")[0].strip()
 
 
 def _content_length(response: requests.Response) -> int:

@@ -29,7 +29,7 @@ class InputTooLarge(UnreadableInput):
     """The file is larger than the input it should be can ever be."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(f"it is larger than {_size(limit)}")
+        super().__init__(f"it is larger than {limit_text(limit)}")
         self.limit = limit
 
 
@@ -83,7 +83,8 @@ def _kind(mode: int) -> str:
     return "not a file"
 
 
-def _size(limit: int) -> str:
+def limit_text(limit: int) -> str:
+    """A size limit in a message: ``4 MiB``, or ``4096 bytes`` when it is no whole MiB."""
     mib = 1024 * 1024
     return f"{limit // mib} MiB" if limit % mib == 0 else f"{limit} bytes"
 

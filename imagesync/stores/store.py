@@ -29,6 +29,8 @@ BlobStream = AbstractContextManager[Iterator[bytes]]
 # stream opened early would stall, and a registry would drop it), and again on a retry.
 BlobOpener = Callable[[], BlobStream]
 Progress = Callable[[int], None]
+# get_blob reads a config blob whole to learn the platform; real ones are a few KiB.
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
 
 
 class TransferBroken(TransientError):

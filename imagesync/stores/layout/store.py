@@ -32,10 +32,15 @@ from imagesync.stores.layout.tree import (
     sync_directory,
 )
 from imagesync.stores.memory import ManifestMemory
-from imagesync.stores.store import BlobOpener, Located, MountAnswer, Progress, TagTaken
+from imagesync.stores.store import (
+    MAX_CONFIG_BYTES,
+    BlobOpener,
+    Located,
+    MountAnswer,
+    Progress,
+    TagTaken,
+)
 
-# Config blobs are read whole to learn the platform; real ones are a few KiB.
-MAX_CONFIG_BYTES = 4 * 1024 * 1024
 # Looking for referrers reads every entry's manifest; an index.json with more entries than
 # this is not one to search.
 MAX_SCANNED_ENTRIES = 10_000

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO
 
 from imagesync.errors import ImagesyncError
+from imagesync.inputfile import limit_text
 from imagesync.reference import Repository
 
 LAYOUT_FILE = "oci-layout"
@@ -102,7 +103,7 @@ class LayoutTree:
                 raise LayoutError(f"{path} is not a regular file", "check the layout tree")
             if limit is not None and status.st_size > limit:
                 raise LayoutError(
-                    f"{path} is {status.st_size} bytes, more than {_size(limit)}: not a file "
+                    f"{path} is {status.st_size} bytes, more than {limit_text(limit)}: not a file "
                     "imagesync reads there",
                     "check the layout tree; it may be damaged, or not one imagesync wrote",
                 )
@@ -115,7 +116,7 @@ class LayoutTree:
                 return None
             data = handle.read(limit + 1)
         if len(data) > limit:  # it grew after it was looked at
-            raise LayoutError(f"{path} is larger than {_size(limit)}", "check the layout tree")
+            raise LayoutError(f"{path} is larger than {limit_text(limit)}", "check the layout tree")
         return data
 
     def is_layout(self, directory: Path) -> bool:
@@ -262,8 +263,3 @@ def _reason(error: BaseException) -> str:
     if isinstance(error, OSError) and error.strerror:
         return error.strerror.lower()
     return type(error).__name__
-
-
-def _size(limit: int) -> str:
-    mib = 1024 * 1024
-    return f"{limit // mib} MiB" if limit % mib == 0 else f"{limit} bytes"

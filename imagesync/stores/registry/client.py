@@ -21,6 +21,7 @@ from imagesync.content import mediatypes
 from imagesync.content.documents import json_object
 from imagesync.content.manifest import MAX_MANIFEST_BYTES, Descriptor, Manifest, sha256_digest
 from imagesync.errors import AuthenticationFailed, DigestMismatch, RegistryError
+from imagesync.inputfile import limit_text
 from imagesync.redact import excerpt
 from imagesync.reference import Reference, Repository, is_valid_digest
 from imagesync.retry import is_retriable_status
@@ -37,7 +38,13 @@ from imagesync.stores.registry.transport import (
     registry_message,
     shown_url,
 )
-from imagesync.stores.store import BlobOpener, MountAnswer, Progress, TransferBroken
+from imagesync.stores.store import (
+    MAX_CONFIG_BYTES,
+    BlobOpener,
+    MountAnswer,
+    Progress,
+    TransferBroken,
+)
 from imagesync.stores.stream import verified
 
 log = logging.getLogger("imagesync.stores.registry.client")
@@ -47,8 +54,6 @@ log = logging.getLogger("imagesync.stores.registry.client")
 # on a slow link a large first chunk would hold the upload back while it arrives.
 CHUNK_SIZE = 1024 * 1024
 FIRST_CHUNK = 64 * 1024
-# Config blobs are read whole to learn the platform; real ones are a few KiB.
-MAX_CONFIG_BYTES = 4 * 1024 * 1024
 # A referrers list this long is not something a registry should page through.
 MAX_REFERRERS_PAGES = 1000
 
@@ -117,7 +122,7 @@ class RegistryClient:
             return None
         raise_for_status(response, f"HEAD {ref}")
         digest = response.headers.get("Docker-Content-Digest")
-        media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+        media_type = _media_type(response)
         size = _content_length(response)
         # A HEAD that lacks any of these (or sends nonsense) costs one GET, which is checked.
         if digest and is_valid_digest(digest) and mediatypes.is_manifest(media_type):
@@ -227,7 +232,7 @@ class RegistryClient:
             raise_for_status(response, f"list tags of {repository}")
             received += len(response.content)
             if received > MAX_TAG_LIST_BYTES:
-                raise RegistryError(f"{what} is longer than {MAX_TAG_LIST_BYTES // 2**20} MiB")
+                raise RegistryError(f"{what} is longer than {limit_text(MAX_TAG_LIST_BYTES)}")
             page = json_object(response.content, what).get("tags")
             if page is None:
                 page = []
@@ -283,7 +288,7 @@ class RegistryClient:
             response = self._send(
                 endpoint, "GET", path, {"Accept": mediatypes.OCI_INDEX}, limit=MAX_MANIFEST_BYTES
             )
-            content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+            content_type = _media_type(response)
             if len(seen) == 1 and not self._has_referrers_api(endpoint.host, response):
                 response.close()
                 return None
@@ -311,7 +316,7 @@ class RegistryClient:
         are raised by the caller, rather than silently falling back to the tag schema.
         """
         status = response.status_code
-        content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+        content_type = _media_type(response)
         if status == 404 and registry_message(response)[1] == "NAME_UNKNOWN":
             return False
         if status in (404, 405, 501) or (status < 400 and content_type != mediatypes.OCI_INDEX):
@@ -725,6 +730,11 @@ def _digest_like(data: bytes, expected: str) -> str:
 def _shown(text: str) -> str:
     """A header value in a message: at a readable length."""
     return excerpt(text) if len(text) <= 80 else excerpt(repr(text), 80)
+
+
+def _media_type(response: requests.Response) -> str:
+    """The Content-Type without its parameters (``; charset=utf-8``)."""
+    return response.headers.get("Content-Type", "").split(";")[0].strip()
 
 
 def _content_length(response: requests.Response) -> int:

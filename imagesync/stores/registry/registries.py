@@ -92,10 +92,6 @@ class RegistriesConfig:
             return self.registries[DOCKER_HUB]
         return RegistrySettings()
 
-    def uses_plain_http(self, host: str) -> bool:
-        """Plain HTTP only for registries listed insecure, or loopback addresses."""
-        return self.settings(host).insecure or is_loopback(host)
-
 
 def is_loopback(host: str) -> bool:
     name = host.rsplit(":", 1)[0] if not host.endswith("]") else host

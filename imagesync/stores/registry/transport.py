@@ -24,10 +24,10 @@ from requests.utils import requote_uri
 from imagesync import __version__
 from imagesync.content.documents import json_object
 from imagesync.errors import AuthenticationFailed, NotFound, RegistryError, TransientError
+from imagesync.inputfile import limit_text
 from imagesync.redact import excerpt, redact_url
 from imagesync.retry import RetryPolicy, is_retriable_status
 from imagesync.stores.registry.auth import (
-    ANONYMOUS,
     Challenge,
     Credential,
     CredentialStore,
@@ -511,7 +511,7 @@ def read_body(response: requests.Response, limit: int, what: str | None = None) 
         response.close()
         name = what or f"{response.request.method} {shown_url(response.url)}"
         told = f"{size}, more than" if size else "more than"
-        return AnswerTooLarge(f"{name}: the answer is {told} {_size(limit)}")
+        return AnswerTooLarge(f"{name}: the answer is {told} {limit_text(limit)}")
 
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > limit:
@@ -559,11 +559,6 @@ def _error_body(response: requests.Response) -> bytes:
     except AnswerTooLarge:
         response._content = b""
         raise ValueError("the error body is too long to be a registry's message") from None
-
-
-def _size(limit: int) -> str:
-    mib = 1024 * 1024
-    return f"{limit // mib} MiB" if limit % mib == 0 else f"{limit} bytes"
 
 
 class _StreamRefused(Unreachable):
@@ -688,7 +683,7 @@ def _refused(
 
 
 def _auth_failed(registry: str, credential: Credential) -> AuthenticationFailed:
-    if credential is ANONYMOUS or credential.is_anonymous:
+    if credential.is_anonymous:
         hint = f"log in to {registry} (docker login) or give credentials for it"
     else:
         hint = f"check the credentials from {credential.origin}"

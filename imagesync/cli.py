@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -411,17 +412,19 @@ class Session:
         """The keys plan signs and verifies with, read before any request."""
         from imagesync.keyring import plan_keys
 
-        return plan_keys(self.keys, self.registries_config(), images, private=private)
+        return plan_keys(self.keys, self.registries_config, images, private=private)
 
     def apply_key(self, plan: Plan) -> SigningKey | None:
         """The private key that adds a saved plan's signatures, read before any request."""
         from imagesync.keyring import apply_key
 
-        return apply_key(self.keys, self.registries_config(), plan)
+        return apply_key(self.keys, self.registries_config, plan)
 
+    @cached_property
     def registries_config(self) -> RegistriesConfig | None:
-        """The registries config, for the keys it names; None when none was given (and then
-        the registry code is not loaded: a run between layouts needs none)."""
+        """The registries config, read once for the keys it names and the registries it
+        configures; None when none was given (and then the registry code is not loaded: a run
+        between layouts needs none)."""
         path = self.connection.registries_config
         if path is None:
             return None
@@ -432,7 +435,7 @@ class Session:
     def stores(self, target_prefix: Repository, source_layout: Repository | None) -> Stores:
         from imagesync.stores.connection import open_stores
 
-        return open_stores(self.connection, target_prefix, source_layout)
+        return open_stores(self.connection, target_prefix, source_layout, self.registries_config)
 
 
 def _session(

@@ -22,6 +22,7 @@ from imagesync.retry import DEFAULT_ATTEMPTS, RetryPolicy
 
 if TYPE_CHECKING:
     from imagesync.stores.registry.client import RegistryClient
+    from imagesync.stores.registry.registries import RegistriesConfig
     from imagesync.stores.store import Store, Stores
 
 # Seconds before the first retry (doubling per attempt); tests and impatient users shorten it.
@@ -44,11 +45,15 @@ class ConnectionOptions:
 
 
 def open_stores(
-    options: ConnectionOptions, target: Repository, source_layout: Repository | None = None
+    options: ConnectionOptions,
+    target: Repository,
+    source_layout: Repository | None = None,
+    registries_config: RegistriesConfig | None = None,
 ) -> Stores:
     """The sources and the target of a run. ``target`` is a registry prefix or a layout tree;
     sources are read from their registries (through one client with the target's, so they
-    share connections and what they learn), or all from ``source_layout``."""
+    share connections and what they learn), or all from ``source_layout``.
+    ``registries_config``: the config already read from ``options``, else it is read here."""
     from imagesync.stores.store import Stores
 
     client: RegistryClient | None = None
@@ -58,7 +63,8 @@ def open_stores(
 
         nonlocal client
         if client is None:
-            client = open_client(options, None if target.is_layout else target.endpoint)
+            endpoint = None if target.is_layout else target.endpoint
+            client = open_client(options, endpoint, registries_config)
         return RegistryStore(client, pull=pull)
 
     sources = (
@@ -91,9 +97,14 @@ def retry_policy(options: ConnectionOptions) -> RetryPolicy:
     return RetryPolicy(attempts=max(1, options.retries), base_delay=retry_base_delay())
 
 
-def open_client(options: ConnectionOptions, target_registry: str | None) -> RegistryClient:
+def open_client(
+    options: ConnectionOptions,
+    target_registry: str | None,
+    registries_config: RegistriesConfig | None = None,
+) -> RegistryClient:
     """A client whose target credentials (token or key file) apply to ``target_registry`` only
-    (None: the target is no registry)."""
+    (None: the target is no registry). ``registries_config``: the config already read from
+    ``options``, else it is read here."""
     from imagesync.stores.registry.auth import CredentialStore
     from imagesync.stores.registry.client import RegistryClient
     from imagesync.stores.registry.registries import load_registries_config
@@ -104,8 +115,10 @@ def open_client(options: ConnectionOptions, target_registry: str | None) -> Regi
         access_token=options.access_token,
         key_file=options.key_file,
     )
+    if registries_config is None:
+        registries_config = load_registries_config(options.registries_config)
     transport = Transport(
-        load_registries_config(options.registries_config),
+        registries_config,
         credentials,
         retry_policy(options),
         timeout=options.timeout,

@@ -226,7 +226,10 @@ class _End(asyncio.BufferedProtocol):
             elif data is None:
                 out.close()
             elif out.can_write_eof():
-                out.write_eof()
+                try:
+                    out.write_eof()
+                except OSError:  # the other end is gone already (a TLS client hung up)
+                    out.close()
         if self._on_the_way:
             self._timer = self.proxy.loop.call_at(self._on_the_way[0][0], self._deliver)
 

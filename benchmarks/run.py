@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """imagesync against skopeo sync, on the same generated images, on two local registries.
 
-    python benchmarks/run.py [--runs 3] [--scenarios S1,S2,S3,S4,scale,S5,S6,plan-scale]
-                             [--parallelism 16] [--profile]
+    python benchmarks/run.py [--runs 3] [--parallelism 16] [--profile]
+        [--scenarios S1,S2,S3,S4,scale,S5,S6,S7,S8,S9,S10,help,plan-scale]
 
 Every scenario starts its own source registry (the test harness's real ``docker-registry``),
 pushes generated images into it (not measured), then times each tool copying them into a
@@ -131,13 +131,17 @@ class Scenario:
     # Count, from the source registry's access log, how often each blob that several images
     # share is read: a tool that copies it once per run reads it once.
     count_shared_reads: bool = False
+    # Both registries speak TLS (a throw-away CA each tool is given), as registries on a
+    # network do: a client that opens connections anew pays a handshake for each.
+    tls: bool = False
 
     @property
     def network(self) -> str:
         if not self.latency_ms:
             return "loopback"
         rate = f", {self.rate_mb:g} MB/s" if self.rate_mb else ""
-        return f"{self.latency_ms} ms{rate}"
+        tls = ", TLS" if self.tls else ""
+        return f"{self.latency_ms} ms{rate}{tls}"
 
 
 SMALL = Shape(200)
@@ -215,6 +219,16 @@ SCENARIOS = {
         latency_ms=20,
         rate_mb=40,
     ),
+    # S9 over TLS: the daily no-op run as it meets real registries.
+    "S10": Scenario(
+        "S10",
+        "warm, registries 20 ms / 40 MB/s away, TLS",
+        Shape(100),
+        warm=True,
+        latency_ms=20,
+        rate_mb=40,
+        tls=True,
+    ),
 }
 # Not a copy: `imagesync --help` against `python -c 'import click, yaml'` in the same venv.
 HELP = "help"
@@ -241,6 +255,14 @@ class Registry(Protocol):
     @property
     def config_file(self) -> Path: ...
 
+    @property
+    def ca_file(self) -> Path | None:
+        """The CA its TLS certificate is signed by; None for plain HTTP."""
+
+    @property
+    def cert_dir(self) -> Path | None:
+        """A directory holding only ``ca_file`` (skopeo's ``--cert-dir``)."""
+
 
 @dataclass(frozen=True)
 class Distant:
@@ -249,6 +271,8 @@ class Distant:
     host: str
     config_file: Path
     proxy: LatencyProxy
+    ca_file: Path | None = None
+    cert_dir: Path | None = None
 
 
 @contextmanager
@@ -260,7 +284,7 @@ def far(server: RegistryServer, scenario: Scenario) -> Iterator[Registry]:
         return
     rate = scenario.rate_mb * 1e6 or None
     with LatencyProxy(server.host, scenario.latency_ms / 1000, rate) as proxy:
-        yield Distant(proxy.host, server.config_file, proxy)
+        yield Distant(proxy.host, server.config_file, proxy, server.ca_file, server.cert_dir)
 
 
 # -- measuring ---------------------------------------------------------------------------------
@@ -377,16 +401,20 @@ def imagesync_tool(
             "images": [{"source": f"{source.host}/{p.repository}:{TAG}"} for p in images],
         }
         images_file.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
-        # The same as skopeo's tls-verify: false (imagesync would also find plain HTTP on
-        # loopback by itself, with one probe per registry).
-        settings: dict[str, object] = {"insecure": True}
-        if max_concurrency:
-            settings["max_concurrency"] = max_concurrency
+
+        def settings(server: Registry) -> dict[str, object]:
+            # Plain HTTP: the same as skopeo's tls-verify: false (imagesync would also find
+            # it on loopback by itself, with one probe per registry). TLS: the CA to trust.
+            found: dict[str, object] = (
+                {"ca_file": str(server.ca_file)} if server.ca_file else {"insecure": True}
+            )
+            if max_concurrency:
+                found["max_concurrency"] = max_concurrency
+            return found
+
         config = work / "imagesync-registries.yaml"
-        config.write_text(
-            yaml.safe_dump({"registries": {source.host: settings, target.host: settings}}),
-            encoding="utf-8",
-        )
+        registries = {source.host: settings(source), target.host: settings(target)}
+        config.write_text(yaml.safe_dump({"registries": registries}), encoding="utf-8")
         return [
             *imagesync_command(),
             "sync",
@@ -409,9 +437,12 @@ def imagesync_tool(
 def skopeo_tool() -> Tool:
     def command(source: Registry, target: Registry, images: list[Pushed], work: Path) -> list[str]:
         source_file = work / "skopeo-sync.yaml"
-        document = {
-            source.host: {"tls-verify": False, "images": {p.repository: [TAG] for p in images}}
-        }
+        tls: dict[str, object] = (
+            {"tls-verify": True, "cert-dir": str(source.cert_dir)}
+            if source.cert_dir
+            else {"tls-verify": False}
+        )
+        document = {source.host: {**tls, "images": {p.repository: [TAG] for p in images}}}
         source_file.write_text(yaml.safe_dump(document), encoding="utf-8")
         return [
             SKOPEO,
@@ -422,7 +453,7 @@ def skopeo_tool() -> Tool:
             "yaml",
             "--dest",
             "docker",
-            "--dest-tls-verify=false",
+            *skopeo_tls("dest", target),
             str(source_file),
             f"{target.host}/skopeo",
         ]
@@ -432,6 +463,14 @@ def skopeo_tool() -> Tool:
         return f"{target_host}/skopeo/{repository.rsplit('/', 1)[-1]}"
 
     return Tool("skopeo", command, target_of, is_imagesync=False)
+
+
+def skopeo_tls(side: str, server: Registry) -> list[str]:
+    """skopeo's TLS options for ``server`` (``side``: dest, or "" for inspect)."""
+    prefix = f"--{side}-" if side else "--"
+    if server.cert_dir:
+        return [f"{prefix}cert-dir={server.cert_dir}"]
+    return [f"{prefix}tls-verify=false"]
 
 
 # -- registries and images ---------------------------------------------------------------------
@@ -449,10 +488,13 @@ def registry(directory: Path, **options: object) -> Iterator[RegistryServer]:
 
 
 def generate(
-    host: str, shape: Shape, repository: Callable[[str], str] = lambda name: name
+    host: str,
+    shape: Shape,
+    repository: Callable[[str], str] = lambda name: name,
+    ca_file: Path | None = None,
 ) -> list[Pushed]:
     """Push ``shape.count`` distinct images (their own seeds: they share only the shape's
-    base layers).
+    base layers); over TLS when ``ca_file`` is given.
 
     The same shape always gives the same bytes and digests, whichever the host and
     ``repository`` (which maps the source repository name to where it is pushed).
@@ -468,6 +510,8 @@ def generate(
             layer_size=shape.layer_size,
             seed=1000 + number,
             base_layers=shape.base_layers,
+            scheme="https" if ca_file else None,
+            ca_file=ca_file,
         )
 
     with ThreadPoolExecutor(max_workers=min(8, shape.count)) as pool:
@@ -496,7 +540,7 @@ def fill(
         def where(name: str, tool: Tool = tool) -> str:
             return tool.target_of(source.host, target.host, name).split("/", 1)[1]
 
-        generate(target.host, shape, where)
+        generate(target.host, shape, where, target.ca_file)
         verify(tool, source, target, images)
         seconds = time.perf_counter() - started
         print(f"  target filled for {tool.name} in {seconds:.1f} s (not measured)", flush=True)
@@ -508,13 +552,17 @@ def verify(tool: Tool, source: Registry, target: Registry, images: list[Pushed])
     def where(image: Pushed) -> str:
         return tool.target_of(source.host, target.host, image.repository)
 
+    scheme = "https" if target.ca_file else "http"
+    # Per request: requests lets REQUESTS_CA_BUNDLE win over a session's own setting.
+    trust = str(target.ca_file) if target.ca_file else True
     with requests.Session() as session:
 
         def head(image: Pushed) -> tuple[Pushed, str | None]:
             repository = where(image).split("/", 1)[1]
             response = session.head(
-                f"http://{target.host}/v2/{repository}/manifests/{TAG}",
+                f"{scheme}://{target.host}/v2/{repository}/manifests/{TAG}",
                 headers={"Accept": MANIFEST_ACCEPT},
+                verify=trust,
                 timeout=60,
             )
             return image, response.headers.get("Docker-Content-Digest")
@@ -530,7 +578,7 @@ def verify(tool: Tool, source: Registry, target: Registry, images: list[Pushed])
     sample = images[len(images) // 2]
     reference = f"docker://{where(sample)}:{TAG}"
     raw = subprocess.run(
-        [SKOPEO, "inspect", "--raw", "--tls-verify=false", reference],
+        [SKOPEO, "inspect", "--raw", *skopeo_tls("", target), reference],
         capture_output=True,
         check=True,
         timeout=120,
@@ -700,9 +748,10 @@ def run_scenario(scenario: Scenario, tools: list[Tool], runs: int, work: Path) -
         tool.name: Row(scenario.name, tool.name, baseline=not tool.is_imagesync) for tool in tools
     }
     logged: dict[str, object] = {"log_level": "debug"} if scenario.count_shared_reads else {}
-    with registry(work / "source", **logged) as local, far(local, scenario) as source:
+    tls = {"tls": True} if scenario.tls else {}
+    with registry(work / "source", **logged, **tls) as local, far(local, scenario) as source:
         started = time.perf_counter()
-        images = generate(local.host, scenario.shape)
+        images = generate(local.host, scenario.shape, ca_file=local.ca_file)
         print(f"  generated in {time.perf_counter() - started:.1f} s (not measured)", flush=True)
         if scenario.counts:
             return run_scale(scenario, tools[0], local, images, runs, work)
@@ -711,7 +760,7 @@ def run_scenario(scenario: Scenario, tools: list[Tool], runs: int, work: Path) -
             row.link_seconds = link_seconds(scenario, images)
             row.shared_blobs = len(shared_blobs(images)) if log else 0
         if scenario.warm:
-            with registry(work / "target") as near, far(near, scenario) as target:
+            with registry(work / "target", **tls) as near, far(near, scenario) as target:
                 fill(tools, source, target, scenario.shape, images)
                 for number in range(1, runs + 1):
                     for tool in tools:
@@ -724,7 +773,7 @@ def run_scenario(scenario: Scenario, tools: list[Tool], runs: int, work: Path) -
                     rows[tool.name].load.append(os.getloadavg()[0])
                     # A new, empty target for every run.
                     with (
-                        registry(work / f"target-{number}") as near,
+                        registry(work / f"target-{number}", **tls) as near,
                         far(near, scenario) as target,
                     ):
                         run = run_checked(tool, source, target, images, work, f"run {number}", log)
@@ -1241,7 +1290,8 @@ def environment(runs: int, parallelism: int, max_concurrency: int | None, load: 
             f"- {first_line([SKOPEO, '--version'])}, "
             "`sync --all --preserve-digests --src yaml --dest docker`",
             f"- docker-registry {registry_version} (filesystem storage), both registries on "
-            "127.0.0.1, plain HTTP; S5-S6, S8-S9 through benchmarks/latency.py's relays",
+            "127.0.0.1, plain HTTP (S10: TLS); S5-S6, S8-S10 through benchmarks/latency.py's "
+            "relays",
             "- skopeo's blob-info cache is removed before each of its runs; every cold run of "
             "either tool gets a new, empty target registry",
             f"- Python {platform.python_version()}, {os.cpu_count()} CPUs, "

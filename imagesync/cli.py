@@ -179,6 +179,8 @@ def run() -> None:
     closed where they were written, and the pools are shut down by then. Tests call
     :func:`main` itself.
     """
+    if os.environ.get("XSWITCH"):
+        sys.setswitchinterval(float(os.environ["XSWITCH"]))
     try:
         main()
         code: object = 0
@@ -477,12 +479,15 @@ def _session(
     )
 
 
-def _write_step_summary(markdown: str) -> None:
-    """GitHub Actions shows this file on the run's page; appending keeps earlier steps' text."""
+def _write_step_summary(markdown: Callable[[], str]) -> None:
+    """GitHub Actions shows this file on the run's page; appending keeps earlier steps' text.
+
+    ``markdown`` is called only when there is a summary to write: outside Actions the
+    Markdown (and its module) would cost start-up and exit time for nothing."""
     path = os.environ.get("GITHUB_STEP_SUMMARY")
     if path:
         with open(path, "a", encoding="utf-8") as summary:
-            summary.write(markdown + "\n")
+            summary.write(markdown() + "\n")
 
 
 def _run_plan(session: Session, run: ExitStack | None = None) -> tuple[Plan, Applier | None]:
@@ -548,7 +553,9 @@ def plan(
         if out:
             result.write(out, key)
     click.echo(render_plan(result, fmt, changed_only=changed_only, plan_file=out), nl=False)
-    _write_step_summary(render_plan(result, "markdown", changed_only=changed_only, plan_file=out))
+    _write_step_summary(
+        lambda: render_plan(result, "markdown", changed_only=changed_only, plan_file=out)
+    )
     sys.exit(_plan_exit_code(result, detailed_exitcode))
 
 
@@ -591,7 +598,7 @@ def apply(
         if plan_file is None:
             saved, applier = _run_plan(session, run)
             click.echo(render_plan(saved, "text"), nl=False, err=fmt != "text")
-            _write_step_summary(render_plan(saved, "markdown"))
+            _write_step_summary(lambda: render_plan(saved, "markdown"))
         else:
             key = plan_key_from_environment()
             saved = Plan.read(plan_file, key)
@@ -611,7 +618,7 @@ def apply(
             signing_key = session.apply_key(saved)
         report = _apply(session, saved, applier, signing_key)
     click.echo(render_report(report, fmt), nl=False)
-    _write_step_summary(render_report(report, "markdown"))
+    _write_step_summary(lambda: render_report(report, "markdown"))
     sys.exit(1 if report.failed else 0)
 
 
@@ -733,12 +740,12 @@ def sync(images_file: str, target: str | None, dry_run: bool, **options: Any) ->
     with _user_errors(), ExitStack() as run:
         planned, applier = _run_plan(session, None if dry_run else run)
         click.echo(render_plan(planned, "text"), nl=False)
-        _write_step_summary(render_plan(planned, "markdown"))
+        _write_step_summary(lambda: render_plan(planned, "markdown"))
         if dry_run:
             sys.exit(_plan_exit_code(planned, False))
         report = _apply(session, planned, applier)
     click.echo(render_report(report, "text"), nl=False)
-    _write_step_summary(render_report(report, "markdown"))
+    _write_step_summary(lambda: render_report(report, "markdown"))
     sys.exit(1 if report.failed else 0)
 
 

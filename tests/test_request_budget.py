@@ -103,6 +103,23 @@ def test_a_cold_sync_asks_nothing_twice(proxied) -> None:
     assert sent[("POST", "upload")] == sent[("PUT", "upload")] == blobs
 
 
+def test_a_warm_plan_keeps_its_connections(proxied) -> None:
+    """A HEAD hands its connection back like any answer: a warm run (HEADs at the source)
+    does not open a connection per image, which against a far registry over TLS would cost
+    a TCP and a TLS handshake each."""
+    source, target, images, _ = proxied
+    code, stdout, stderr = run("sync", "-i", str(images))
+    assert code == 0, stdout + stderr
+    source.connections = target.connections = 0
+    code, stdout, stderr = run("plan", "-i", str(images), "--parallelism", "1")
+    assert code == 0, stdout + stderr
+    assert kinds(source.requests)[("HEAD", "manifest by tag")] == 2 * IMAGES  # both runs
+    # One request at a time at the source: one connection carries them all, after the one
+    # that asked whether this loopback registry speaks TLS.
+    assert source.connections == 2, source.connections
+    assert target.connections == 2, target.connections
+
+
 def test_a_warm_sync_costs_three_requests_per_image(proxied) -> None:
     source, target, images, _ = proxied
     code, stdout, stderr = run("sync", "-i", str(images))

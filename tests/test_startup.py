@@ -10,6 +10,7 @@ nothing to validate. (What start-up costs in time is measured by ``benchmarks/ru
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -38,7 +39,7 @@ print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
 """
 
 
-def loaded(*args: str, code: int = 0) -> set[str]:
+def loaded(*args: str, code: int = 0, env: dict[str, str] | None = None) -> set[str]:
     result = subprocess.run(
         [sys.executable, "-c", PROBE, json.dumps(args)],
         capture_output=True,
@@ -46,6 +47,7 @@ def loaded(*args: str, code: int = 0) -> set[str]:
         cwd=ROOT,
         timeout=60,
         check=False,
+        env={**os.environ, **(env or {})},
     )
     report = json.loads(result.stdout.splitlines()[-1])
     assert report["code"] == code, result.stdout + result.stderr
@@ -140,3 +142,21 @@ def test_a_run_without_keys_loads_no_cryptography(tmp_path: Path) -> None:
     key = tmp_path / "cosign.pub"
     key.write_bytes(public_pem(new_key()))
     assert offenders(loaded(*plan, "--verify-key", str(key), code=1), *crypto) != []
+
+
+def test_markdown_is_rendered_only_for_a_step_summary(tmp_path: Path) -> None:
+    """Outside GitHub Actions nobody reads the Markdown: a sync renders none (its module and
+    the rendering of plan and report cost a run's start-up and exit time)."""
+    source = tmp_path / "source"
+    push_image(LayoutPusher(source), "demo.example/app", "1.0")
+    images = tmp_path / "images.yaml"
+    images.write_text('images:\n- source: "demo.example/app:1.0"\n', encoding="utf-8")
+    sync = ("sync", "-i", str(images), "--source-layout", str(source))
+    sync += ("-r", f"oci:{tmp_path / 'mirror'}")
+    modules = loaded(*sync)
+    assert "imagesync.apply.applier" in modules  # it did apply
+    assert offenders(modules, "imagesync.markdown") == []
+    summary = tmp_path / "summary.md"
+    modules = loaded(*sync, env={"GITHUB_STEP_SUMMARY": str(summary)})
+    assert "imagesync.markdown" in modules
+    assert "# " in summary.read_text(encoding="utf-8")

@@ -309,22 +309,29 @@ class Applier:
         # By digest, a PUT cannot overwrite anything else: no HEAD needed first. The manifests
         # of the platforms at once (each a round trip), then any index over them, in order.
         leaves = [m for m in image.manifests if not m.children]
+        nested = [m for m in image.manifests if m.children]
+        # Tags are immutable: the tag is looked at once more right before the only write that
+        # could overwrite. With nothing to write in between but the platforms' manifests,
+        # that look goes out with them: one round trip less per image, the same guarantee.
+        last_look = (
+            self._manifest_pool.submit(self._tag_state, target, source.digest)
+            if target.tag is not None and not nested
+            else None
+        )
         writes = [
             self._manifest_pool.submit(self._put_by_digest, target.repository, m) for m in leaves
         ]
         for write in writes:
             write.result()
-        for manifest in image.manifests:
-            if manifest.children:
-                self._check_cancel()
-                self._put_by_digest(target.repository, manifest)
+        for manifest in nested:
+            self._check_cancel()
+            self._put_by_digest(target.repository, manifest)
         if target.tag is None:
             if not self._put_by_digest(target.repository, image.root):
                 return Outcome.SKIPPED, "written by this run already", transfer
             return Outcome.CREATED, "copied", transfer
-        # Tags are immutable: look once more right before the only write that could overwrite.
         self._check_cancel()
-        state = self._tag_state(target, source.digest)
+        state = last_look.result() if last_look else self._tag_state(target, source.digest)
         if state is not None:
             return (*state, transfer)
         try:

@@ -289,8 +289,7 @@ class _EntryPlanner:
         base = self._with_contents(entry, base, manifest, self.sources, pinned)
         if probe is None:
             return self._conflict(entry, base), manifest
-        probe.result()
-        missing = self._missing_blobs(manifest, pinned, entry.target.repository)
+        missing = self._missing_blobs(manifest, pinned, entry.target.repository, probe.result())
         self.missing[str(entry.target)] = missing
         blobs, size = len(missing), sum(b.size for b in missing)
         create = replace(
@@ -390,13 +389,16 @@ class _EntryPlanner:
         return tuple(sorted(platforms)), tuple(sorted(artifacts))
 
     def _missing_blobs(
-        self, manifest: Manifest, source: Reference, target: Repository
+        self, manifest: Manifest, source: Reference, target: Repository, new: bool
     ) -> tuple[Descriptor, ...]:
-        """The blobs of this image that the target lacks."""
+        """The blobs of this image that the target lacks (all of them when the target
+        repository is ``new``)."""
         # The children of an index at once (fetch_image then finds them known), and the
-        # blobs at once (none is asked for in a repository known to be new).
+        # blobs at once; none is asked for in a new repository, nor handed to a thread.
         list(self.lookups.map(lambda c: _fetch_quietly(self.sources, source, c), manifest.children))
         image = fetch_image(self.sources, source, manifest)
+        if new:
+            return image.blobs
         sizes = self.lookups.map(lambda b: self.target.blob_size(target, b.digest), image.blobs)
         return tuple(b for b, size in zip(image.blobs, sizes, strict=True) if size is None)
 

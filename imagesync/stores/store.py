@@ -168,9 +168,10 @@ class Store(Protocol):
         crossing the wire (a registry's cross-repository mount, a link in a layout tree)."""
         ...
 
-    def probe_repository(self, repository: Repository) -> None:
+    def probe_repository(self, repository: Repository) -> bool:
         """Learn once whether ``repository`` exists before its blobs are asked for one by
-        one (a new one holds none); a shortcut, it answers nothing."""
+        one: True when it is known to be new (it holds no blob, so none need be asked for);
+        False when that is not known (a shortcut: the blobs are asked for)."""
         ...
 
     def holder(self, digest: str, near: Repository, *, given: bool = True) -> Repository | None:

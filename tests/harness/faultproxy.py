@@ -86,6 +86,8 @@ class FaultProxy:
         self.requests: list[Recorded] = []
         # (method, path) of every request as it arrives, before a fault or the upstream answers.
         self.received: list[tuple[str, str]] = []
+        # TCP connections accepted: a client that reuses its connections opens few.
+        self.connections = 0
         self._lock = threading.Lock()
         self._arrival = threading.Condition(self._lock)
         proxy = self
@@ -95,6 +97,11 @@ class FaultProxy:
 
             def log_message(self, format: str, *args: object) -> None:
                 return
+
+            def setup(self) -> None:  # once per connection, before its first request
+                super().setup()
+                with proxy._lock:
+                    proxy.connections += 1
 
             def do_GET(self) -> None:
                 proxy._handle(self)

@@ -200,8 +200,9 @@ class LayoutStore:
         self.holders.add(repository, digest, given=True)
         return MountAnswer(mounted=True)
 
-    def probe_repository(self, repository: Repository) -> None:
+    def probe_repository(self, repository: Repository) -> bool:
         """Nothing to learn: a missing layout answers every look at once."""
+        return False
 
     def holder(self, digest: str, near: Repository, *, given: bool = True) -> Repository | None:
         return self.holders.holder(digest, near, given=given)

@@ -358,8 +358,9 @@ class RegistryClient:
                 self.holders.add(repository, digest, given=False)
         return size
 
-    def probe_repository(self, repository: Repository) -> None:
-        """Ask once whether ``repository`` exists, before asking for its blobs one by one.
+    def probe_repository(self, repository: Repository) -> bool:
+        """Ask once whether ``repository`` exists, before asking for its blobs one by one;
+        True when it does not (it holds no blob).
 
         A new repository in the target (a cold mirror) holds no blob: one request that says
         so spares a HEAD per blob. ``tags/list?n=1`` answers 404 NAME_UNKNOWN for it (where the
@@ -369,7 +370,7 @@ class RegistryClient:
         key = str(repository)
         with self._lock:
             if key in self._probed or key in self._unknown:
-                return
+                return key in self._unknown
             self._probed.add(key)
         try:
             response = self._send(
@@ -379,11 +380,13 @@ class RegistryClient:
             )
         except RegistryError as error:  # only a shortcut: the blobs are asked for instead
             log.debug("could not tell whether %s exists: %s", repository, error.message)
-            return
-        if response.status_code == 404 and registry_message(response)[1] == "NAME_UNKNOWN":
+            return False
+        unknown = response.status_code == 404 and registry_message(response)[1] == "NAME_UNKNOWN"
+        if unknown:
             with self._lock:
                 self._unknown.add(key)
         response.close()
+        return unknown
 
     def _blob_arrived(self, repository: Repository, digest: str, size: int = 0) -> None:
         with self._lock:

@@ -115,8 +115,8 @@ class RegistryStore:
     def mount_blob(self, repository: Repository, digest: str, holder: Repository) -> MountAnswer:
         return self.client.mount_blob(repository, digest, holder)
 
-    def probe_repository(self, repository: Repository) -> None:
-        self.client.probe_repository(repository)
+    def probe_repository(self, repository: Repository) -> bool:
+        return self.client.probe_repository(repository)
 
     def holder(self, digest: str, near: Repository, *, given: bool = True) -> Repository | None:
         return self.client.holders.holder(digest, near, given=given)

@@ -532,6 +532,10 @@ def _read_answer(response: requests.Response, limit: int, what: str | None = Non
     """Read an answer now; an error answer too long to be a registry's message is dropped
     (the status says enough), any other answer too long raises AnswerTooLarge."""
     if response.request.method == "HEAD":  # no body, whatever Content-Length says
+        # Reading the (empty) body hands the connection back to the pool; without the read,
+        # closing the response would close the connection, and every HEAD would cost a new
+        # one (a TCP and TLS handshake, round trips on a far registry).
+        response.raw.read()
         response._content = b""
         return
     if response.status_code < 300:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from imagesync.reference import parse_reference
 from imagesync.render import human_bytes
 from imagesync.stores.registry.client import RegistryClient
 from imagesync.stores.registry.transport import Transport
-from tests.harness.faultproxy import FaultProxy, Recorded
+from tests.harness.faultproxy import Fault, FaultProxy, Recorded
 from tests.harness.images import Pushed, Pusher, assert_complete, push_image
 from tests.harness.registry import RegistryServer
 
@@ -118,6 +119,26 @@ def test_a_warm_plan_keeps_its_connections(proxied) -> None:
     # that asked whether this loopback registry speaks TLS.
     assert source.connections == 2, source.connections
     assert target.connections == 2, target.connections
+
+
+def test_a_free_stream_opens_its_upload_session_while_its_download_starts(proxied) -> None:
+    """With a stream free, a copy does not wait for its upload session before it asks the
+    source for the blob: the two go out together, one round trip before the first byte
+    instead of two. Every upload POST is held back here; the source must see a blob GET
+    meanwhile (a copy that waited would ask only once a POST is answered)."""
+    source, target, images, _ = proxied
+    target.add(Fault("delay", r"/blobs/uploads/$", count=1000, method="POST", seconds=2.0))
+
+    def blob_read_while_posts_wait() -> bool:
+        assert target.wait_for_request(r"/blobs/uploads/$", "POST", timeout=60)
+        return source.wait_for_request(r"/blobs/sha256:", "GET", timeout=1.5)
+
+    with ThreadPoolExecutor(max_workers=1) as watcher:  # the command wants the main thread
+        seen = watcher.submit(blob_read_while_posts_wait)
+        code, stdout, stderr = run("sync", "-i", str(images))
+        assert seen.result(timeout=60)
+    assert code == 0, stdout + stderr
+    assert f"Apply: {IMAGES} created" in stdout
 
 
 def test_a_warm_sync_costs_three_requests_per_image(proxied) -> None:

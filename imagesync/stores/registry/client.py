@@ -10,6 +10,7 @@ import hashlib
 import logging
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
@@ -489,15 +490,27 @@ class RegistryClient:
         (a reset or truncated download, an upload that fails) raises TransferBroken, and a
         body that does not hash to its digest DigestMismatch: the caller may start again.
         """
-        if session is None:
+        streams = self.transport.streams(target.endpoint)
+        opening: Future[str] | None = None
+        if session is not None:
+            slot = _Slot(streams)
+        elif streams.acquire(blocking=False):
+            # A stream is free, so nothing is waited for: the upload session opens while the
+            # download starts, one round trip before the first byte instead of two.
+            slot = _Slot(streams, taken=True)
+            opening = _in_background(lambda: self.start_upload(target))
+        else:
+            # The upload session is opened before the wait for a stream: a small request, it
+            # goes out while other blobs stream, and this one's stream starts with its download.
             session = self.start_upload(target)
-        # The upload session is opened before the wait for a stream: a small request, it goes
-        # out while other blobs stream, and this one's stream starts with its download. The
-        # stream is given back once the last byte is sent: the wait for the registry's answer
-        # uses no bandwidth, and the next blob's download can begin meanwhile.
-        slot = _Slot(self.transport.streams(target.endpoint))
+            slot = _Slot(streams)
+        # The stream is given back once the last byte is sent: the wait for the registry's
+        # answer uses no bandwidth, and the next blob's download can begin meanwhile.
         try:
             with opener() as chunks:
+                if opening is not None:
+                    session = opening.result()
+                assert session is not None
                 body = _UploadBody(chunks, blob.size, progress, slot.release)
                 self._upload(target, blob, session, body)
         finally:
@@ -650,17 +663,33 @@ class RegistryClient:
 
 
 class _Slot:
-    """One of a semaphore's slots, taken now and given back once, whoever asks first."""
+    """One of a semaphore's slots, taken now (unless ``taken`` already) and given back once,
+    whoever asks first."""
 
-    def __init__(self, semaphore: threading.BoundedSemaphore) -> None:
+    def __init__(self, semaphore: threading.BoundedSemaphore, *, taken: bool = False) -> None:
         self._semaphore = semaphore
         self._held = True
-        semaphore.acquire()
+        if not taken:
+            semaphore.acquire()
 
     def release(self) -> None:
         if self._held:
             self._held = False
             self._semaphore.release()
+
+
+def _in_background(call: Callable[[], str]) -> Future[str]:
+    """``call`` on a thread of its own, its answer (or error) in the future returned."""
+    future: Future[str] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(call())
+        except BaseException as error:  # the caller's result() raises it
+            future.set_exception(error)
+
+    threading.Thread(target=run, name="upload-session", daemon=True).start()
+    return future
 
 
 class _UploadBody:

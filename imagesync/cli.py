@@ -179,8 +179,6 @@ def run() -> None:
     closed where they were written, and the pools are shut down by then. Tests call
     :func:`main` itself.
     """
-    if os.environ.get("XSWITCH"):
-        sys.setswitchinterval(float(os.environ["XSWITCH"]))
     try:
         main()
         code: object = 0

@@ -111,6 +111,17 @@ class _Part:
         self.size += size
         return True
 
+    def add_each(self, items: Iterable[Sequence[str]]) -> int:
+        """Add ``items`` (each some lines) in order while they fit, each keeping room for what
+        closes the part; how many were added. ``items`` is read lazily: those past the first
+        that does not fit are not even built."""
+        added = 0
+        for item in items:
+            if not self.add(item, reserve=2):
+                break
+            added += 1
+        return added
+
     def close(self) -> list[str]:
         self.budget.give_back(self.limit - self.size)
         return self.lines
@@ -287,16 +298,13 @@ def _problems(budget: _Budget, plan: Plan, changes: Sequence[Change], left: _Lef
         if not group or not part.add([f"#### {SYMBOL[action]} {plural(len(group), what)}", ""]):
             left.add(what + "s", len(group))
             continue
-        shown = 0
-        for change in group:
-            if blocks < FULL_BLOCKS:
-                item = [*_problem_block(plan, change), ""]
-            else:
-                item = [_problem_line(plan, change)]
-            if not part.add(item, reserve=2):
-                break
-            shown += 1
-            blocks += 1
+        shown = part.add_each(
+            [*_problem_block(plan, change), ""]
+            if blocks + number < FULL_BLOCKS
+            else [_problem_line(plan, change)]
+            for number, change in enumerate(group)
+        )
+        blocks += shown
         if blocks > FULL_BLOCKS:
             part.add([""])
         left.add(what + "s", len(group) - shown)
@@ -371,11 +379,7 @@ def _sub_problems(
     part = budget.part("sub-problems")
     title = plural(len(problems), "signature or referrer", "signatures and referrers")
     part.add([f"#### {SYMBOL[Action.CONFLICT]} {title} not copied", ""])
-    shown = 0
-    for change, sub in problems:
-        if not part.add([*_sub_block(prefix, change, sub), ""], reserve=2):
-            break
-        shown += 1
+    shown = part.add_each([*_sub_block(prefix, change, sub), ""] for change, sub in problems)
     left.add("signature and referrer problems", len(problems) - shown)
     return part.close()
 
@@ -403,11 +407,7 @@ def _creates(budget: _Budget, prefix: str, changes: Sequence[Change], left: _Lef
     header = ["line", "target", "source", "platforms", "transfer", "signatures"]
     part.add([f"#### {SYMBOL[Action.CREATE]} {plural(len(changes), 'image')} to create", ""])
     part.add(_table(header, "--:|---|---|---|---|---|"))
-    shown = 0
-    for change in changes:
-        if not part.add([_row(_create_cells(prefix, change))], reserve=2):
-            break
-        shown += 1
+    shown = part.add_each([_row(_create_cells(prefix, change))] for change in changes)
     part.add([""])
     left.add("images to create", len(changes) - shown)
     return part.close()
@@ -470,19 +470,18 @@ def _sub_creates(budget: _Budget, prefix: str, changes: Sequence[Change], left: 
     part = budget.part("sub-creates")
     title = f"signatures and referrers for {plural(len(gaining), 'image')} to skip"
     part.add([f"#### {SYMBOL[Action.CREATE]} {title}", "", *_table(["image", "to add"])])
-    shown = 0
-    for change in gaining:
-        kinds = Counter(s.kind for s in change.subchanges if s.action is Action.CREATE)
-        cells = [
-            _code(_relative(prefix, change.target), _TARGET_CELL),
-            ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items())),
-        ]
-        if not part.add([_row(cells)], reserve=2):
-            break
-        shown += 1
+    shown = part.add_each([_row(_gaining_cells(prefix, change))] for change in gaining)
     part.add([""])
     left.add("images to skip with signatures to add", len(gaining) - shown)
     return part.close()
+
+
+def _gaining_cells(prefix: str, change: Change) -> list[str]:
+    kinds = Counter(s.kind for s in change.subchanges if s.action is Action.CREATE)
+    return [
+        _code(_relative(prefix, change.target), _TARGET_CELL),
+        ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items())),
+    ]
 
 
 def _grouped(
@@ -535,12 +534,10 @@ def _warnings(budget: _Budget, prefix: str, changes: Sequence[Change], left: _Le
         return []
     part = budget.part("warnings")
     part.add([f"#### :warning: {plural(len(warned), 'warning')}", ""])
-    shown = 0
-    for change, warning in warned:
-        line = f"- {_code(_relative(prefix, change.target), 80)}: {_text(warning, 300)}"
-        if not part.add([line], reserve=2):
-            break
-        shown += 1
+    shown = part.add_each(
+        [f"- {_code(_relative(prefix, change.target), 80)}: {_text(warning, 300)}"]
+        for change, warning in warned
+    )
     part.add([""])
     left.add("warnings", len(warned) - shown)
     return part.close()
@@ -592,15 +589,12 @@ def _failures(
         return []
     part = budget.part("problems")
     part.add([f"#### {SYMBOL[Action.CONFLICT]} {plural(len(results), 'image')} not applied", ""])
-    shown = 0
-    for number, result in enumerate(results):
-        if number < FULL_BLOCKS:
-            item = [*_failure_block(prefix, result), ""]
-        else:
-            item = [_failure_line(prefix, result)]
-        if not part.add(item, reserve=2):
-            break
-        shown += 1
+    shown = part.add_each(
+        [*_failure_block(prefix, result), ""]
+        if number < FULL_BLOCKS
+        else [_failure_line(prefix, result)]
+        for number, result in enumerate(results)
+    )
     if shown > FULL_BLOCKS:
         part.add([""])
     left.add("images not applied", len(results) - shown)
@@ -641,12 +635,7 @@ def _sub_failures(
     part = budget.part("sub-problems")
     title = plural(len(failed), "signature or referrer", "signatures and referrers")
     part.add([f"#### {SYMBOL[Action.CONFLICT]} {title} not copied", ""])
-    shown = 0
-    for result, sub in failed:
-        block = _sub_result_block(prefix, result, sub)
-        if not part.add([*block, ""], reserve=2):
-            break
-        shown += 1
+    shown = part.add_each([*_sub_result_block(prefix, result, sub), ""] for result, sub in failed)
     left.add("signature and referrer problems", len(failed) - shown)
     return part.close()
 
@@ -668,11 +657,7 @@ def _created(
     part.add([f"#### {OUTCOME_SYMBOL[Outcome.CREATED]} {plural(len(results), 'image')} created"])
     part.add([""])
     part.add(_table(["target", "digest", "blobs", "signatures"]))
-    shown = 0
-    for result in results:
-        if not part.add([_row(_created_cells(prefix, result))], reserve=2):
-            break
-        shown += 1
+    shown = part.add_each([_row(_created_cells(prefix, result))] for result in results)
     part.add([""])
     left.add("images created", len(results) - shown)
     return part.close()

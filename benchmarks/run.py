@@ -34,6 +34,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections import Counter
@@ -357,16 +358,20 @@ def _vm_hwm(pid: int) -> int:
 _pycache: list[Path] = []
 
 
-def tool_environment() -> dict[str, str]:
+def tool_environment(tree: Path | None = None) -> dict[str, str]:
     """Plain output, and Python byte code cached as in a normal install.
 
     An editable install under PYTHONDONTWRITEBYTECODE (set in some sandboxes) would compile
     imagesync's modules on every start; the cache goes to a scratch directory, not the tree.
+    With ``tree`` (another revision's files, ``--against``), its ``imagesync`` package is the
+    one imported: PYTHONPATH comes before the editable install's finder.
     """
     env = {**os.environ, "NO_COLOR": "1"}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     if _pycache:
         env["PYTHONPYCACHEPREFIX"] = str(_pycache[0])
+    if tree is not None:
+        env["PYTHONPATH"] = str(tree)
     return env
 
 
@@ -389,11 +394,20 @@ class Tool:
     # (source host, target host, source repository) -> where it lands, without the tag
     target_of: Callable[[str, str, str], str]
     is_imagesync: bool = True
+    # imagesync at another revision (--against): its files, and the revision's name.
+    tree: Path | None = None
+    revision: str | None = None
 
 
 def imagesync_tool(
-    parallelism: int, max_concurrency: int | None, extra: Sequence[str] = ()
+    parallelism: int,
+    max_concurrency: int | None,
+    extra: Sequence[str] = (),
+    against: tuple[str, Path] | None = None,
 ) -> Tool:
+    """imagesync as installed; with ``against`` (a revision and its files), that revision's
+    code run the same way (``python -m imagesync``: its console script may differ)."""
+
     def command(source: Registry, target: Registry, images: list[Pushed], work: Path) -> list[str]:
         images_file = work / "imagesync-images.yaml"
         document = {
@@ -415,8 +429,9 @@ def imagesync_tool(
         config = work / "imagesync-registries.yaml"
         registries = {source.host: settings(source), target.host: settings(target)}
         config.write_text(yaml.safe_dump({"registries": registries}), encoding="utf-8")
+        program = [sys.executable, "-m", "imagesync"] if against else imagesync_command()
         return [
-            *imagesync_command(),
+            *program,
             "sync",
             "-i",
             str(images_file),
@@ -431,7 +446,31 @@ def imagesync_tool(
         # The image-syncer layout: <prefix>/<source host with the port's ':' as '-'>/<repo>.
         return f"{target_host}/imagesync/{source_host.replace(':', '-')}/{repository}"
 
-    return Tool(" ".join(["imagesync", *extra]), command, target_of)
+    name = " ".join(["imagesync", *extra])
+    if against is None:
+        return Tool(name, command, target_of)
+    revision, tree = against
+    return Tool(f"{name} @{revision}", command, target_of, tree=tree, revision=revision)
+
+
+def export_revision(revision: str, scratch: Path) -> tuple[str, Path]:
+    """The files of ``revision`` of this repository (its short name, where they are), for
+    ``--against``: the code a change must not be slower than, timed in the same run."""
+    short = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", f"{revision}^{{commit}}"],
+        capture_output=True,
+        text=True,
+    )
+    if short.returncode != 0:
+        raise SystemExit(f"--against {revision}: not a commit here: {short.stderr.strip()}")
+    name = short.stdout.strip()
+    tree = scratch / f"against-{name}"
+    tree.mkdir()
+    archive = scratch / f"against-{name}.tar"
+    subprocess.run(["git", "-C", str(ROOT), "archive", "-o", str(archive), name], check=True)
+    with tarfile.open(archive) as files:
+        files.extractall(tree, filter="data")
+    return name, tree
 
 
 def skopeo_tool() -> Tool:
@@ -603,6 +642,8 @@ class Row:
     load: list[float] = field(default_factory=list)
     # What the others are divided by: skopeo, or for `help` the bare imports.
     baseline: bool = False
+    # imagesync at the revision of --against: what this revision must not be slower than.
+    reference: bool = False
     # The relays' CPU seconds per run (scenarios on a network).
     relay_cpus: list[float] = field(default_factory=list)
     # Per run, how often the most-read shared blob was read from the source (S7).
@@ -665,7 +706,7 @@ def run_checked(
     before = [registry_cpu(server) for server in servers]
     relay_before = sum(relay.cpu_seconds() for relay in relays)
     mark = log.log_file.stat().st_size if log else 0
-    run = measure(tool.command(source, target, images, work), tool_environment())
+    run = measure(tool.command(source, target, images, work), tool_environment(tool.tree))
     run.registry_cpu = sum(registry_cpu(s) - b for s, b in zip(servers, before, strict=True))
     if relays:
         run.relay_cpu = sum(relay.cpu_seconds() for relay in relays) - relay_before
@@ -745,7 +786,13 @@ def registry_cpu(server: Registry) -> float:
 
 def run_scenario(scenario: Scenario, tools: list[Tool], runs: int, work: Path) -> list[Row]:
     rows = {
-        tool.name: Row(scenario.name, tool.name, baseline=not tool.is_imagesync) for tool in tools
+        tool.name: Row(
+            scenario.name,
+            tool.name,
+            baseline=not tool.is_imagesync,
+            reference=tool.revision is not None,
+        )
+        for tool in tools
     }
     logged: dict[str, object] = {"log_level": "debug"} if scenario.count_shared_reads else {}
     tls = {"tls": True} if scenario.tls else {}
@@ -1148,9 +1195,10 @@ def _profile_summary(path: Path) -> list[str]:
 # -- report ------------------------------------------------------------------------------------
 
 
-def checks(row: Row, baseline: Row | None) -> list[str]:
-    """The scenario's targets for an imagesync row, each with whether it was met."""
-    if row.baseline:
+def checks(row: Row, baseline: Row | None, reference: Row | None = None) -> list[str]:
+    """The scenario's targets for an imagesync row, each with whether it was met; with
+    ``reference`` (--against), also whether it was as fast as that revision in this run."""
+    if row.baseline or row.reference:
         return []
     marks = []
 
@@ -1167,8 +1215,12 @@ def checks(row: Row, baseline: Row | None) -> list[str]:
     if scenario.max_link_ratio is not None and row.link_seconds:
         limit = scenario.max_link_ratio * row.link_seconds
         check(f"≤ {scenario.max_link_ratio}x bytes÷bandwidth ({limit:.2f} s)", row.median <= limit)
-    if scenario.max_wall is not None and not row.tool.endswith("--no-signatures"):
+    plain = not row.tool.endswith("--no-signatures")
+    if scenario.max_wall is not None and plain:
         check(f"≤ {scenario.max_wall:.2f} s (README, earlier run)", row.median <= scenario.max_wall)
+    if reference is not None and plain:
+        ratio = row.median / reference.median
+        check(f"no slower than {reference.tool} ({ratio:.2f}x)", ratio <= 1)
     if scenario.max_rss_mb is not None:
         check(f"RSS < {scenario.max_rss_mb:.0f} MB", row.peak_mb < scenario.max_rss_mb)
     if scenario.count_shared_reads and row.shared_reads:
@@ -1178,6 +1230,7 @@ def checks(row: Row, baseline: Row | None) -> list[str]:
 
 def table(rows: list[Row]) -> str:
     baselines = {r.scenario: r for r in rows if r.baseline and r.count is None}
+    references = {r.scenario: r for r in rows if r.reference}
     lines = [
         "| scenario | tool | median wall | min-max | CPU | registries' CPU | CPU floor "
         "| peak RSS | ÷ baseline | ÷ bytes÷bandwidth | targets |",
@@ -1198,9 +1251,10 @@ def table(rows: list[Row]) -> str:
             f"{_seconds(row.median)} | {_seconds(min(row.walls))}-{_seconds(max(row.walls))} | "
             f"{row.cpu} | {row.registries_cpu if row.scenario != HELP else '-'} | "
             f"{row.floor if row.scenario != HELP else '-'} | {row.peak_mb:.0f} MB | "
-            f"{ratio_text} | {link_text} | {'; '.join(checks(row, baseline))} |"
+            f"{ratio_text} | {link_text} | "
+            f"{'; '.join(checks(row, baseline, references.get(row.scenario)))} |"
         )
-    relayed = [r for r in rows if r.relay_cpus and not r.baseline]
+    relayed = [r for r in rows if r.relay_cpus and not r.baseline and not r.reference]
     if relayed:
         lines += [""]
         for row in relayed:
@@ -1325,6 +1379,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--out", type=Path, default=RESULTS / "latest.md", help="where to write the results"
     )
+    parser.add_argument(
+        "--against",
+        metavar="REVISION",
+        help=(
+            "also time imagesync at this git revision in every copy scenario, alternating with "
+            "the others: whether this code is slower than that, on this machine, now"
+        ),
+    )
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.scenarios.split(",") if n.strip()]
     known = [*SCENARIOS, HELP, PLAN_SCALE]
@@ -1350,8 +1412,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             work.mkdir()
             return work
 
+        references: list[Tool] = []
+        if args.against:
+            revision = export_revision(args.against, Path(scratch))
+            references.append(imagesync_tool(args.parallelism, args.max_concurrency, (), revision))
         print("== warm-up (byte code, page cache; not measured)", flush=True)
-        warm_up([ours, theirs], fresh("warm-up"))
+        warm_up([ours, theirs, *references], fresh("warm-up"))
         for name in names:
             if name == HELP:
                 print(f"== {HELP}: imagesync --help vs. python -c 'import click, yaml'", flush=True)
@@ -1369,9 +1435,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if scenario.counts:
                 tools = [ours]
             elif scenario.no_signatures_too:
-                tools = [ours, unsigned, theirs]
+                tools = [ours, unsigned, theirs, *references]
             else:
-                tools = [ours, theirs]
+                tools = [ours, theirs, *references]
             rows += run_scenario(scenario, tools, args.runs, fresh(name))
         if args.profile:
             print("== profile", flush=True)

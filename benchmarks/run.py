@@ -406,7 +406,7 @@ def imagesync_tool(
     against: tuple[str, Path] | None = None,
 ) -> Tool:
     """imagesync as installed; with ``against`` (a revision and its files), that revision's
-    code run the same way (``python -m imagesync``: its console script may differ)."""
+    code (``python -P -m imagesync``: its console script may differ)."""
 
     def command(source: Registry, target: Registry, images: list[Pushed], work: Path) -> list[str]:
         images_file = work / "imagesync-images.yaml"
@@ -429,7 +429,9 @@ def imagesync_tool(
         config = work / "imagesync-registries.yaml"
         registries = {source.host: settings(source), target.host: settings(target)}
         config.write_text(yaml.safe_dump({"registries": registries}), encoding="utf-8")
-        program = [sys.executable, "-m", "imagesync"] if against else imagesync_command()
+        # -P: without it, -m puts the working directory first on sys.path, and from a
+        # checkout that is this revision's imagesync, not the one on PYTHONPATH.
+        program = [sys.executable, "-P", "-m", "imagesync"] if against else imagesync_command()
         return [
             *program,
             "sync",
@@ -470,6 +472,16 @@ def export_revision(revision: str, scratch: Path) -> tuple[str, Path]:
     subprocess.run(["git", "-C", str(ROOT), "archive", "-o", str(archive), name], check=True)
     with tarfile.open(archive) as files:
         files.extractall(tree, filter="data")
+    # The timed command imports exactly as this does: a tool that ran this checkout's code
+    # under the revision's name would compare the code with itself.
+    found = subprocess.run(
+        [sys.executable, "-P", "-c", "import imagesync; print(imagesync.__file__)"],
+        env=tool_environment(tree),
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    if not Path(found).is_relative_to(tree):
+        raise SystemExit(f"--against {revision}: imagesync is imported from {found}, not {tree}")
     return name, tree
 
 

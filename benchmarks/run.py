@@ -430,7 +430,7 @@ def imagesync_tool(
         registries = {source.host: settings(source), target.host: settings(target)}
         config.write_text(yaml.safe_dump({"registries": registries}), encoding="utf-8")
         # -P: without it, -m puts the working directory first on sys.path, and from a
-        # checkout that is this revision's imagesync, not the one on PYTHONPATH.
+        # checkout that imports the checkout's own imagesync, not the one on PYTHONPATH.
         program = [sys.executable, "-P", "-m", "imagesync"] if against else imagesync_command()
         return [
             *program,
@@ -654,7 +654,7 @@ class Row:
     load: list[float] = field(default_factory=list)
     # What the others are divided by: skopeo, or for `help` the bare imports.
     baseline: bool = False
-    # imagesync at the revision of --against: what this revision must not be slower than.
+    # imagesync at the revision of --against: what the code run here must not be slower than.
     reference: bool = False
     # The relays' CPU seconds per run (scenarios on a network).
     relay_cpus: list[float] = field(default_factory=list)

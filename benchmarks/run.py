@@ -394,9 +394,8 @@ class Tool:
     # (source host, target host, source repository) -> where it lands, without the tag
     target_of: Callable[[str, str, str], str]
     is_imagesync: bool = True
-    # imagesync at another revision (--against): its files, and the revision's name.
+    # imagesync at another revision (--against): that revision's files.
     tree: Path | None = None
-    revision: str | None = None
 
 
 def imagesync_tool(
@@ -452,7 +451,7 @@ def imagesync_tool(
     if against is None:
         return Tool(name, command, target_of)
     revision, tree = against
-    return Tool(f"{name} @{revision}", command, target_of, tree=tree, revision=revision)
+    return Tool(f"{name} @{revision}", command, target_of, tree=tree)
 
 
 def export_revision(revision: str, scratch: Path) -> tuple[str, Path]:
@@ -802,7 +801,7 @@ def run_scenario(scenario: Scenario, tools: list[Tool], runs: int, work: Path) -
             scenario.name,
             tool.name,
             baseline=not tool.is_imagesync,
-            reference=tool.revision is not None,
+            reference=tool.tree is not None,
         )
         for tool in tools
     }

@@ -10,7 +10,7 @@ import hashlib
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
@@ -64,6 +64,9 @@ MAX_TAG_PAGES = 1000
 # manifest map), and all pages together: a million tags is a broken or hostile registry.
 MAX_TAG_PAGE_BYTES = 16 * 1024 * 1024
 MAX_TAG_LIST_BYTES = 64 * 1024 * 1024
+# Threads that open upload sessions while downloads start (put_blob): about one per blob stream
+# of a registry (6 by default); one more session waits for a thread a request long.
+SESSION_OPENERS = 8
 # What goes wrong while a body is read after the status line arrived: resets, truncation.
 _BODY_ERRORS = (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError)
 
@@ -96,6 +99,9 @@ class RegistryClient:
         # blob, so asking for each one would be a request per blob for nothing.
         self._unknown: set[str] = set()
         self._probed: set[str] = set()
+        # Kept, not one started per blob: starting a thread waits for it to run, and on a busy
+        # interpreter that wait is on every copy's path.
+        self._session_openers = ThreadPoolExecutor(SESSION_OPENERS, "upload-session")
 
     # -- manifests -------------------------------------------------------------------------
 
@@ -498,7 +504,7 @@ class RegistryClient:
             # A stream is free, so nothing is waited for: the upload session opens while the
             # download starts, one round trip before the first byte instead of two.
             slot = _Slot(streams, taken=True)
-            opening = _in_background(lambda: self.start_upload(target))
+            opening = self._session_openers.submit(self.start_upload, target)
         else:
             # The upload session is opened before the wait for a stream: a small request, it
             # goes out while other blobs stream, and this one's stream starts with its download.
@@ -676,20 +682,6 @@ class _Slot:
         if self._held:
             self._held = False
             self._semaphore.release()
-
-
-def _in_background(call: Callable[[], str]) -> Future[str]:
-    """``call`` on a thread of its own, its answer (or error) in the future returned."""
-    future: Future[str] = Future()
-
-    def run() -> None:
-        try:
-            future.set_result(call())
-        except BaseException as error:  # the caller's result() raises it
-            future.set_exception(error)
-
-    threading.Thread(target=run, name="upload-session", daemon=True).start()
-    return future
 
 
 class _UploadBody:

@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import requests
@@ -33,11 +34,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.run import (  # noqa: E402
-    KIB,
     MANIFEST_ACCEPT,
     SHARED_BASE,
     TAG,
-    Shape,
     counted_run,
     generate,
     imagesync_tool,
@@ -48,9 +47,12 @@ from benchmarks.run import (  # noqa: E402
 from imagesync.reference import parse_reference  # noqa: E402
 from imagesync.stores.connection import ConnectionOptions, open_client  # noqa: E402
 
-# One image of S7's shape: a 1.5 MiB base layer, a 200 KiB layer of its own, a small config.
-SHAPE = Shape(
-    1, platforms=(("linux", "amd64"),), layers=1, layer_size=200 * KIB, base_layers=(1536 * KIB,)
+# One image of S7's shape, one platform: a base layer, a layer of its own, a small config.
+SHAPE = replace(
+    SHARED_BASE,
+    count=1,
+    platforms=SHARED_BASE.platforms[:1],
+    base_layers=SHARED_BASE.base_layers[:1],
 )
 HEADERS = {"Accept": MANIFEST_ACCEPT, "User-Agent": "imagesync-floor"}
 

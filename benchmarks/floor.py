@@ -58,11 +58,12 @@ HEADERS = {"Accept": MANIFEST_ACCEPT, "User-Agent": "imagesync-floor"}
 
 
 def registry_costs(
-    host: str, cpu: Callable[[], float], paths: dict[str, tuple[str, str]], n: int
+    pool: urllib3.HTTPConnectionPool,
+    cpu: Callable[[], float],
+    paths: dict[str, tuple[str, str]],
+    n: int,
 ) -> dict[str, float]:
-    """CPU milliseconds the registry spends per request of each kind."""
-    address, port = host.rsplit(":", 1)
-    pool = urllib3.HTTPConnectionPool(address, int(port), maxsize=1)
+    """CPU milliseconds the registry behind ``pool`` spends per request of each kind."""
     costs: dict[str, float] = {}
     for name, (method, path) in paths.items():
         before = cpu()
@@ -70,7 +71,6 @@ def registry_costs(
             pool.request(method, path, headers=HEADERS)  # the body is read whole
         # The registry's clock ticks at 100 Hz: n requests make the tick's error small.
         costs[name] = (cpu() - before) * 1000 / n
-    pool.close()
     return costs
 
 
@@ -115,15 +115,15 @@ def main(argv: list[str] | None = None) -> int:
                 f"GET blob, {large.size} B": ("GET", f"{repository}/blobs/{large.digest}"),
                 "POST upload session": ("POST", f"{repository}/blobs/uploads/"),
             }
-            served = registry_costs(server.host, lambda: registry_cpu(server), paths, args.requests)
+            address, port = server.host.rsplit(":", 1)
+            pool = urllib3.HTTPConnectionPool(address, int(port), maxsize=1)
+            served = registry_costs(pool, lambda: registry_cpu(server), paths, args.requests)
 
             config = work / "registries.yaml"
             config.write_text(f"registries:\n  {server.host}:\n    insecure: true\n")
             client = open_client(ConnectionOptions(registries_config=config), None)
             reference = parse_reference(f"{server.host}/{image.repository}:{TAG}")
             url = f"http://{server.host}{repository}/manifests/{TAG}"
-            address, port = server.host.rsplit(":", 1)
-            pool = urllib3.HTTPConnectionPool(address, int(port), maxsize=1)
             session = requests.Session()
             connection = http.client.HTTPConnection(server.host)
 

@@ -18,6 +18,7 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -422,7 +423,15 @@ def run_options(command: Command) -> Command:
         keys: KeyOptions,
         **command_arguments: object,
     ) -> None:
-        options = RunOptions(images_file, target, source_layout, shard, connection, planning, keys)
+        options = RunOptions(
+            images_file=images_file,
+            target=target,
+            source_layout=source_layout,
+            shard=shard,
+            connection=connection,
+            planning=planning,
+            keys=keys,
+        )
         command(options=options, **command_arguments)
 
     return folded
@@ -496,13 +505,13 @@ def _folding_connection(command: Command) -> Command:
     return folded
 
 
+@dataclass(frozen=True)
 class _Shown(RunListener):
     """A run's warnings on stderr and, before :func:`imagesync.run.plan_and_apply` applies,
     its plan as text (on stderr when stdout is for the report in another format) and in the
     step summary."""
 
-    def __init__(self, *, plan_on_stderr: bool = False) -> None:
-        self.plan_on_stderr = plan_on_stderr
+    plan_on_stderr: bool = False
 
     def warning(self, text: str) -> None:
         click.echo(text, err=True)

@@ -989,8 +989,9 @@ def warm_up(tools: list[Tool], work: Path) -> None:
 
 # -- profile -----------------------------------------------------------------------------------
 
-# Runs the CLI in-process: phase times always; with a profile path, a CPU profile of every
-# thread (cProfile alone sees only the main thread, and the work happens in worker threads).
+# Runs the CLI in-process: phase times (imagesync.run.phase_timings) always; with a profile
+# path, a CPU profile of every thread (cProfile alone sees only the main thread, and the work
+# happens in worker threads).
 PROFILE_WRAPPER = r"""
 import cProfile, json, pstats, sys, threading, time
 began = time.perf_counter()
@@ -1013,25 +1014,17 @@ if out != "-":
     profiles[-1].enable()
 phases = {}
 import imagesync.cli as cli
+from imagesync.run import phase_timings
 phases["imports"] = time.perf_counter() - began
-def timed(name, function):
-    def wrapper(*args, **kwargs):
-        started = time.perf_counter()
-        try:
-            return function(*args, **kwargs)
-        finally:
-            phases[name] = time.perf_counter() - started
-    return wrapper
-import imagesync.apply.applier as applier, imagesync.plan.planner as planner
-planner.make_plan = timed("plan", planner.make_plan)
-applier.Applier.apply = timed("apply", applier.Applier.apply)
 sys.argv[0] = "imagesync"
 code = 0
 try:
-    cli.main()
+    with phase_timings() as timings:
+        cli.main()
 except SystemExit as exit_:
     code = exit_.code or 0
 finally:
+    phases.update(timings)
     if profiles:
         profiles[0].disable()
         stats = pstats.Stats(profiles[0])

@@ -1,23 +1,24 @@
-"""The command line: parses options and calls library functions; no logic of its own.
+"""The command line: parses options into typed values, makes one call into the library
+(``run.py`` for the commands that talk to registries), renders what comes back and exits with
+its code; no logic of its own.
 
-Start-up is cheap by design. At import this module loads click and the defaults that --help
-shows (``defaults.py``, ``retry.py``), nothing else: each command imports the library functions
-it calls when it runs. Below those, the package keeps values apart from machinery (the plan and
-the apply report are values; the planner and applier take stores; the network stack loads
-behind ``stores.connection.open_stores``), so ``validate`` and ``show`` load no network code either
-(``tests/test_startup.py`` holds both).
+Start-up is cheap by design. At import this module loads click, the defaults that --help
+shows (``defaults.py``, ``retry.py``) and ``run.py``'s option types, nothing else: each command
+imports the library functions it calls when it runs. Below those, the package keeps values
+apart from machinery (the plan and the apply report are values; the planner and applier take
+stores; the network stack loads behind ``stores.connection.open_stores``), so ``validate`` and
+``show`` load no network code either (``tests/test_startup.py`` holds both).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
-import signal
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack, contextmanager, suppress
-from dataclasses import dataclass, replace
-from functools import cached_property
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -28,25 +29,19 @@ from imagesync import __version__
 from imagesync.defaults import DEFAULT_PARALLELISM, FORMATS
 from imagesync.errors import ImagesyncError
 from imagesync.retry import DEFAULT_ATTEMPTS
+from imagesync.run import DEFAULT_IMAGES_FILE, RunListener, RunOptions, write_step_summary
 
 if TYPE_CHECKING:
-    from imagesync.apply.applier import Applier
-    from imagesync.apply.report import ApplyReport
     from imagesync.diagnostics import Problem
-    from imagesync.images.file import ImagesFile
     from imagesync.images.shard import Shard
-    from imagesync.keyring import KeyOptions, Keys
+    from imagesync.keyring import KeyOptions
     from imagesync.plan.document import Plan
     from imagesync.plan.planner import PlanOptions
-    from imagesync.reference import Repository
-    from imagesync.signing import SigningKey
     from imagesync.stores.connection import ConnectionOptions
-    from imagesync.stores.registry.registries import RegistriesConfig
-    from imagesync.stores.store import Stores
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-DEFAULT_IMAGES_FILE = "external-images.yaml"
+# A command's callback: what click calls with the values of its options.
+Command = Callable[..., None]
 
 
 def images_file_option(function: F) -> F:
@@ -127,8 +122,10 @@ def source_layout_option(function: F) -> F:
     )(function)
 
 
-def signing_options(function: F) -> F:
-    """The cosign keys: what signs what lands, what verifies what comes in."""
+def signing_options(function: Command) -> Command:
+    """The cosign keys: what signs what lands, what verifies what comes in; the command takes
+    them as one ``keys: KeyOptions``."""
+    function = _folding_keys(function)
     decorators = [
         click.option(
             "--sign-key",
@@ -298,8 +295,14 @@ def _user_errors() -> Iterator[None]:
         sys.exit(130)
 
 
-def connection_options(function: F) -> F:
-    """The options every command that talks to registries shares."""
+def connection_options(function: Command) -> Command:
+    """The options every command that talks to registries shares; the command takes them as
+    ``connection: ConnectionOptions`` and ``planning: PlanOptions``, logging set up."""
+    return _access_options(_signature_options(_network_options(_folding_connection(function))))
+
+
+def _network_options(function: F) -> F:
+    """How registries are reached, and how hard imagesync works them."""
     decorators = [
         click.option(
             "--registries-config",
@@ -329,6 +332,15 @@ def connection_options(function: F) -> F:
             callback=_seconds,
             help="Seconds a registry may take to answer a request",
         ),
+    ]
+    for decorator in reversed(decorators):
+        function = decorator(function)
+    return function
+
+
+def _signature_options(function: F) -> F:
+    """Whether signatures and other referrers come along, and whether they must."""
+    decorators = [
         click.option(
             "--no-signatures",
             is_flag=True,
@@ -340,6 +352,15 @@ def connection_options(function: F) -> F:
             help="Make an image without a signature (cosign, Sigstore bundle or Notary "
             "Project) an error in the plan",
         ),
+    ]
+    for decorator in reversed(decorators):
+        function = decorator(function)
+    return function
+
+
+def _access_options(function: F) -> F:
+    """What the requests show: the debug log of them, and the target's credentials."""
+    decorators = [
         click.option(
             "--debug",
             envvar="SYNCER_DEBUG",
@@ -384,128 +405,122 @@ def format_option(choices: tuple[str, ...] = FORMATS) -> Callable[[F], F]:
     )
 
 
-@dataclass(frozen=True)
-class Session:
-    """What a registry-facing command was given, turned into library values."""
+def run_options(command: Command) -> Command:
+    """Folds -i, --target, --source-layout, --shard and what :func:`signing_options` and
+    :func:`connection_options` folded into the one ``options: RunOptions`` the command takes.
 
-    images_file: str
-    target: str | None
-    connection: ConnectionOptions
-    plan_options: PlanOptions
-    keys: KeyOptions
-    source_layout: str | None = None
-    shard: Shard | None = None
+    It goes below those decorators: they hand it their values, and it hands one on."""
 
-    def load_images(
-        self, default_target: str | None = None, default_source_layout: str | None = None
-    ) -> ImagesFile:
-        """The images file; a saved plan's target and source layout count where the command
-        line gives none."""
-        from imagesync.images.file import load_images_file
-        from imagesync.reference import parse_layout_tree
-
-        layout = self.source_layout or default_source_layout
-        tree = parse_layout_tree(layout) if layout else None
-        return load_images_file(self.images_file, self.target, default_target, tree)
-
-    def plan_keys(self, images: ImagesFile, *, private: bool) -> Keys:
-        """The keys plan signs and verifies with, read before any request."""
-        from imagesync.keyring import plan_keys
-
-        return plan_keys(self.keys, self.registries_config, images, private=private)
-
-    def apply_key(self, plan: Plan) -> SigningKey | None:
-        """The private key that adds a saved plan's signatures, read before any request."""
-        from imagesync.keyring import apply_key
-
-        return apply_key(self.keys, self.registries_config, plan)
-
-    @cached_property
-    def registries_config(self) -> RegistriesConfig | None:
-        """The registries config, read once for the keys it names and the registries it
-        configures; None when none was given (and then the registry code is not loaded: a run
-        between layouts needs none)."""
-        path = self.connection.registries_config
-        if path is None:
-            return None
-        from imagesync.stores.registry.registries import load_registries_config
-
-        return load_registries_config(path)
-
-    def stores(self, target_prefix: Repository, source_layout: Repository | None) -> Stores:
-        from imagesync.stores.connection import open_stores
-
-        return open_stores(self.connection, target_prefix, source_layout, self.registries_config)
-
-
-def _session(
-    images_file: str, target: str | None, source_layout: str | None = None, **options: Any
-) -> Session:
-    from imagesync.keyring import KeyOptions
-    from imagesync.logs import configure_logging
-    from imagesync.plan.planner import PlanOptions
-    from imagesync.stores.connection import ConnectionOptions
-
-    if options.get("no_signatures") and options.get("require_signatures"):
-        raise click.UsageError(
-            "--require-signatures needs the signatures that --no-signatures leaves out; "
-            "give one of them"
+    @functools.wraps(command)
+    def folded(
+        *,
+        images_file: str | None,
+        target: str | None,
+        source_layout: str | None,
+        shard: Shard | None,
+        connection: ConnectionOptions,
+        planning: PlanOptions,
+        keys: KeyOptions,
+        **command_arguments: object,
+    ) -> None:
+        options = RunOptions(
+            images_file=images_file,
+            target=target,
+            source_layout=source_layout,
+            shard=shard,
+            connection=connection,
+            planning=planning,
+            keys=keys,
         )
-    configure_logging(bool(options.get("debug")))
-    key_file = options.get("target_repo_auth_key")
-    registries = options.get("registries_config")
-    connection = ConnectionOptions(
-        registries_config=Path(registries) if registries else None,
-        access_token=options.get("access_token") or None,
-        key_file=Path(key_file) if key_file else None,
-        retries=options.get("retries", DEFAULT_ATTEMPTS),
-        timeout=options.get("timeout", 60.0),
-    )
-    plan_options = PlanOptions(
-        parallelism=options.get("parallelism", DEFAULT_PARALLELISM),
-        signatures=not options.get("no_signatures"),
-        require_signatures=bool(options.get("require_signatures")),
-    )
-    sign_key = options.get("sign_key")
-    keys = KeyOptions(
-        sign_key=Path(sign_key) if sign_key else None,
-        sign_children=bool(options.get("sign_children")),
-        verify_keys=tuple(Path(path) for path in options.get("verify_key") or ()),
-    )
-    return Session(
-        images_file, target, connection, plan_options, keys, source_layout, options.get("shard")
-    )
+        command(options=options, **command_arguments)
+
+    return folded
 
 
-def _write_step_summary(markdown: Callable[[], str]) -> None:
-    """GitHub Actions shows this file on the run's page; appending keeps earlier steps' text.
+def _folding_keys(command: Command) -> Command:
+    """The options of :func:`signing_options`, folded into ``keys``."""
 
-    ``markdown`` is called only when there is a summary to write: outside Actions the
-    Markdown (and its module) would cost start-up and exit time for nothing."""
-    path = os.environ.get("GITHUB_STEP_SUMMARY")
-    if path:
-        with open(path, "a", encoding="utf-8") as summary:
-            summary.write(markdown() + "\n")
+    @functools.wraps(command)
+    def folded(
+        *,
+        sign_key: str | None,
+        sign_children: bool,
+        verify_key: tuple[str, ...],
+        **command_arguments: object,
+    ) -> None:
+        from imagesync.keyring import KeyOptions
+
+        keys = KeyOptions(
+            sign_key=Path(sign_key) if sign_key else None,
+            sign_children=sign_children,
+            verify_keys=tuple(Path(path) for path in verify_key),
+        )
+        command(keys=keys, **command_arguments)
+
+    return folded
 
 
-def _run_plan(session: Session, run: ExitStack | None = None) -> tuple[Plan, Applier | None]:
-    """The plan. With ``run`` (apply follows at once), also the applier, open until ``run``
-    closes: it goes on with the stores that made the plan (their connections, tokens
-    and what it learnt) and has begun each create's blob copies as plan decided it."""
-    from imagesync.plan.planner import make_plan
+def _folding_connection(command: Command) -> Command:
+    """The options of :func:`connection_options`, folded into ``connection`` and ``planning``;
+    ``--debug`` takes effect here, before anything is read."""
 
-    images = session.load_images().in_shard(session.shard)
-    report_problems(images.warnings)
-    keys = session.plan_keys(images, private=run is not None)
-    options = replace(session.plan_options, signing=keys.signing, verifying=keys.verifying)
-    stores = session.stores(images.target_prefix, images.source_layout)
-    applier = (
-        run.enter_context(_applier(session, stores, fresh=True, signing_key=keys.signing_key))
-        if run
-        else None
-    )
-    on_change = applier.start if applier else None
-    return make_plan(images, stores, options, on_change), applier
+    @functools.wraps(command)
+    def folded(
+        *,
+        registries_config: str | None,
+        parallelism: int,
+        retries: int,
+        timeout: float,
+        no_signatures: bool,
+        require_signatures: bool,
+        debug: bool,
+        target_repo_auth_key: str | None,
+        access_token: str | None,
+        **command_arguments: object,
+    ) -> None:
+        from imagesync.logs import configure_logging
+        from imagesync.plan.planner import PlanOptions
+        from imagesync.stores.connection import ConnectionOptions
+
+        if no_signatures and require_signatures:
+            raise click.UsageError(
+                "--require-signatures needs the signatures that --no-signatures leaves out; "
+                "give one of them"
+            )
+        configure_logging(debug)
+        connection = ConnectionOptions(
+            registries_config=Path(registries_config) if registries_config else None,
+            access_token=access_token or None,
+            key_file=Path(target_repo_auth_key) if target_repo_auth_key else None,
+            retries=retries,
+            timeout=timeout,
+        )
+        planning = PlanOptions(
+            parallelism=parallelism,
+            signatures=not no_signatures,
+            require_signatures=require_signatures,
+        )
+        command(connection=connection, planning=planning, **command_arguments)
+
+    return folded
+
+
+@dataclass(frozen=True)
+class _Shown(RunListener):
+    """A run's warnings on stderr and, before :func:`imagesync.run.plan_and_apply` applies,
+    its plan as text (on stderr when stdout is for the report in another format) and in the
+    step summary."""
+
+    plan_on_stderr: bool = False
+
+    def warning(self, text: str) -> None:
+        click.echo(text, err=True)
+
+    def planned(self, plan: Plan) -> None:
+        from imagesync.render import render_plan
+
+        click.echo(render_plan(plan, "text"), nl=False, err=self.plan_on_stderr)
+        write_step_summary(lambda: render_plan(plan, "markdown"))
 
 
 def _plan_exit_code(plan: Plan, detailed: bool) -> int:
@@ -531,27 +546,22 @@ def _plan_exit_code(plan: Plan, detailed: bool) -> int:
 @shard_option
 @signing_options
 @connection_options
+@run_options
 def plan(
-    images_file: str,
-    target: str | None,
-    out: str | None,
-    fmt: str,
-    detailed_exitcode: bool,
-    changed_only: bool,
-    **options: Any,
+    options: RunOptions, out: str | None, fmt: str, detailed_exitcode: bool, changed_only: bool
 ) -> None:
     """Resolve every image against its source and the target; write a reviewable plan."""
+    from imagesync import run
     from imagesync.plan.key import plan_key_from_environment
     from imagesync.render import render_plan
 
-    session = _session(images_file, target, **options)
     with _user_errors():
         key = plan_key_from_environment()
-        result, _ = _run_plan(session)
+        result = run.plan(options, _Shown())
         if out:
             result.write(out, key)
     click.echo(render_plan(result, fmt, changed_only=changed_only, plan_file=out), nl=False)
-    _write_step_summary(
+    write_step_summary(
         lambda: render_plan(result, "markdown", changed_only=changed_only, plan_file=out)
     )
     sys.exit(_plan_exit_code(result, detailed_exitcode))
@@ -574,104 +584,26 @@ def plan(
 @shard_option
 @signing_options
 @connection_options
-def apply(
-    plan_file: str | None, images_file: str | None, target: str | None, fmt: str, **options: Any
-) -> None:
+@run_options
+def apply(plan_file: str | None, options: RunOptions, fmt: str) -> None:
     """Execute a saved plan (or, with -i and no PLAN, plan and apply in one go)."""
-    from imagesync.plan.checks import check_plan
-    from imagesync.plan.document import Plan
-    from imagesync.plan.key import PLAN_KEY_ENV, plan_key_from_environment
-    from imagesync.render import render_plan, render_report
+    from imagesync import run
+    from imagesync.render import render_report
 
-    if plan_file is None and images_file is None:
+    if plan_file is None and options.images_file is None:
         raise click.UsageError("give a PLAN file, or -i FILE to plan and apply at once")
-    session = _session(images_file or DEFAULT_IMAGES_FILE, target, **options)
-    if plan_file is not None and session.keys.verify_keys:
+    if plan_file is not None and options.keys.verify_keys:
         raise click.UsageError(
             "--verify-key is checked when the plan is made: give it to plan (or to apply -i)"
         )
-    with _user_errors(), ExitStack() as run:
-        applier = None
-        signing_key = None
+    with _user_errors():
         if plan_file is None:
-            saved, applier = _run_plan(session, run)
-            click.echo(render_plan(saved, "text"), nl=False, err=fmt != "text")
-            _write_step_summary(lambda: render_plan(saved, "markdown"))
+            report = run.plan_and_apply(options, _Shown(plan_on_stderr=fmt != "text"))
         else:
-            key = plan_key_from_environment()
-            saved = Plan.read(plan_file, key)
-            if saved.signed and key is None:
-                click.echo(
-                    f"Warning: {plan_file} carries an hmac, but {PLAN_KEY_ENV} is not set: "
-                    "it is not checked",
-                    err=True,
-                )
-            saved = _plan_of_shard(saved, session.shard)
-            images = (
-                session.load_images(saved.target_prefix, saved.source_layout)
-                if images_file
-                else None
-            )
-            check_plan(saved, images, target, session.source_layout)
-            signing_key = session.apply_key(saved)
-        report = _apply(session, saved, applier, signing_key)
+            report = run.apply(run.read_plan(plan_file, options, _Shown()), options)
     click.echo(render_report(report, fmt), nl=False)
-    _write_step_summary(lambda: render_report(report, "markdown"))
+    write_step_summary(lambda: render_report(report, "markdown"))
     sys.exit(1 if report.failed else 0)
-
-
-def _plan_of_shard(saved: Plan, shard: Shard | None) -> Plan:
-    """``apply PLAN --shard K/N``: a whole plan's part K, or a shard's plan if it is K/N."""
-    from imagesync.errors import PlanRejected
-
-    if shard is None or saved.shard == shard:
-        return saved
-    if saved.shard is None:
-        return saved.in_shard(shard)
-    raise PlanRejected(
-        f"the plan is shard {saved.shard}, not {shard}",
-        f"apply the plan of shard {shard}, or leave --shard out",
-    )
-
-
-def _applier(
-    session: Session, stores: Stores, *, fresh: bool, signing_key: SigningKey | None
-) -> Applier:
-    """An applier; ``fresh``: the plan is being made by this process, now; ``signing_key``
-    adds the plan's signatures."""
-    from imagesync.apply.applier import Applier, ApplyOptions
-    from imagesync.stores.connection import retry_policy
-
-    # SIGTERM (CI cancelling a job) stops apply the way Ctrl-C does: no new work, no tag
-    # on an incomplete image, a report of what was done.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    options = ApplyOptions(
-        session.plan_options.parallelism,
-        fresh_plan=fresh,
-        retry=retry_policy(session.connection),
-        signing_key=signing_key,
-    )
-    return Applier(stores, options)
-
-
-def _apply(
-    session: Session,
-    saved: Plan,
-    applier: Applier | None = None,
-    signing_key: SigningKey | None = None,
-) -> ApplyReport:
-    """Apply ``saved`` with ``applier`` (the one plan fed in this run), or a new one that
-    signs with ``signing_key``."""
-    from imagesync.apply.progress import progress_for
-
-    with ExitStack() as run:
-        if applier is None:
-            stores = session.stores(saved.prefix, saved.sources)
-            applier = run.enter_context(
-                _applier(session, stores, fresh=False, signing_key=signing_key)
-            )
-        with progress_for(saved) as listener:
-            return applier.apply(saved, listener)
 
 
 @main.command(short_help="Render saved plans as text, JSON or Markdown.")
@@ -730,20 +662,21 @@ def report(report_files: tuple[str, ...], fmt: str) -> None:
 @shard_option
 @signing_options
 @connection_options
-def sync(images_file: str, target: str | None, dry_run: bool, **options: Any) -> None:
+@run_options
+def sync(options: RunOptions, dry_run: bool) -> None:
     """The image-syncer's interface: plan, then apply unless --dry-run."""
-    from imagesync.render import render_plan, render_report
+    from imagesync import run
+    from imagesync.render import render_report
 
-    session = _session(images_file, target, **options)
-    with _user_errors(), ExitStack() as run:
-        planned, applier = _run_plan(session, None if dry_run else run)
-        click.echo(render_plan(planned, "text"), nl=False)
-        _write_step_summary(lambda: render_plan(planned, "markdown"))
+    shown = _Shown()
+    with _user_errors():
         if dry_run:
+            planned = run.plan(options, shown)
+            shown.planned(planned)
             sys.exit(_plan_exit_code(planned, False))
-        report = _apply(session, planned, applier)
+        report = run.plan_and_apply(options, shown)
     click.echo(render_report(report, "text"), nl=False)
-    _write_step_summary(lambda: render_report(report, "markdown"))
+    write_step_summary(lambda: render_report(report, "markdown"))
     sys.exit(1 if report.failed else 0)
 
 

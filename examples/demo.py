@@ -1,6 +1,6 @@
 """The whole job on one machine, with nothing but Python and imagesync installed.
 
-Run from the repository root after ``pip install .``::
+``scripts/demo`` runs it (making the venv the first time); with imagesync installed::
 
     python examples/demo.py               # OCI image layouts on disk: no registry, no network
     python examples/demo.py --registries  # two throw-away local registries (docker-registry)
@@ -18,7 +18,10 @@ is pasted (as a reviewer would, from the plan), the typo removed, and it plans a
 again. ``--markdown FILE`` writes that review plan's Markdown (what a pull request's reviewers
 see) to FILE: ``scripts/plan-screenshot.py`` takes the README's picture of it.
 
-Every command is printed with its output; everything it made is gone when it ends.
+It works in a folder of its own (a temporary one, gone when it ends) and prints every command
+with its output, the paths in that folder relative to it (``oci:mirror/demo.example/app:1.0``),
+a line longer than 120 characters (a digest counted as its first 12 digits) cut at spaces:
+each reads at a glance.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import re
 import shlex
 import subprocess
 import sys
@@ -35,12 +39,71 @@ from pathlib import Path
 
 from demo_images import Image, Layouts, Registry, example_images, later_images, local_registry
 
+WIDTH = 120
+DIGEST = re.compile(r"sha256[:-][0-9a-f]{64}")
+LABEL = re.compile(r" *(?:[a-z]+: )?")
 
-def step(title: str, *args: str, cwd: Path) -> int:
+
+def width(line: str) -> int:
+    """A line's length with each digest counted as its first 12 digits: one cannot be cut, and
+    is read by its first digits."""
+    return len(DIGEST.sub("sha256:" + "0" * 12, line))
+
+
+def wrapped(line: str) -> list[str]:
+    """``line``, cut at spaces into lines of at most WIDTH characters (as :func:`width` counts);
+    those after the first indented under the text after its label (``    reason: ``)."""
+    if width(line) <= WIDTH:
+        return [line]
+    label = LABEL.match(line)
+    head = label.end() if label else 0
+    first, *words = line[head:].split(" ")
+    lines, current = [], line[:head] + first
+    for word in words:
+        if width(f"{current} {word}") > WIDTH:
+            lines.append(current)
+            current = " " * head + word
+        else:
+            current += " " + word
+    return [*lines, current]
+
+
+class Folder:
+    """The demo's own folder: imagesync says the absolute paths of what it reads and writes,
+    shown relative to the folder (the commands ran in it)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._prefixes = sorted({f"{path}/", f"{path.resolve()}/"}, key=len, reverse=True)
+
+    def relative(self, text: str) -> str:
+        for prefix in self._prefixes:
+            text = text.replace(prefix, "")
+        return text
+
+    def show(self, text: str) -> None:
+        for line in self.relative(text).splitlines():
+            print("\n".join(wrapped(line)), flush=True)
+
+    def imagesync(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "imagesync", *args],
+            cwd=self.path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+
+def step(title: str, *args: str, cwd: Folder) -> int:
+    """The command, its output (stdout and stderr, as they come) and its exit code."""
     print(f"\n=== {title}\n$ imagesync {shlex.join(args)}", flush=True)
-    result = subprocess.run([sys.executable, "-m", "imagesync", *args], cwd=cwd, check=False)
-    print(f"(exit code {result.returncode})", flush=True)
-    return result.returncode
+    with cwd.imagesync(*args) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            cwd.show(line)
+    print(f"(exit code {process.returncode})", flush=True)
+    return process.returncode
 
 
 def paste_fixes(images: Path, plan: Path) -> None:
@@ -71,7 +134,7 @@ def images_file(work: Path, prefix: str, target: str) -> Path:
 
 
 def run(
-    work: Path,
+    work: Folder,
     images: Path,
     upstream: Callable[[Image], None],
     prefix: str,
@@ -94,19 +157,14 @@ def run(
     review = ("plan: the conflict says its fix", *plan, "-o", "review.json")
     failed |= step(*review, cwd=work) != 1  # a conflict and an error: exit code 1
     if markdown is not None:
-        shown = subprocess.run(
-            [sys.executable, "-m", "imagesync", "show", "review.json", "--format", "markdown"],
-            cwd=work,
-            check=False,
-            capture_output=True,
-            text=True,
-        )
+        with work.imagesync("show", "review.json", "--format", "markdown") as shown:
+            review_markdown = shown.communicate()[0]
         failed |= shown.returncode != 1  # show exits as plan did: the plan holds a conflict
-        markdown.write_text(shown.stdout, encoding="utf-8")
+        markdown.write_text(work.relative(review_markdown), encoding="utf-8")
         print(f"(the plan's Markdown is in {markdown})")
 
     print("\n=== the fix pasted from the plan, the typo removed")
-    paste_fixes(images, work / "review.json")
+    paste_fixes(images, work.path / "review.json")
     text = images.read_text(encoding="utf-8").splitlines(keepends=True)
     images.write_text("".join(t for t in text if "/aap:" not in t), encoding="utf-8")
     print(images.read_text())
@@ -115,13 +173,13 @@ def run(
     return 1 if failed else 0
 
 
-def with_layouts(work: Path, markdown: Path | None) -> int:
-    source = Layouts(work / "disk")
+def with_layouts(work: Folder, markdown: Path | None) -> int:
+    source = Layouts(work.path / "disk")
     for image in example_images():
         # Where --target oci:disk puts it: demo.example/app is disk/demo.example/app.
         source.write(image, image.repository)
-    print(f"source: a tree of OCI image layouts in {source.root} (as an export wrote it)")
-    images = images_file(work, "demo.example", "registry.internal/mirror")
+    print("source: a tree of OCI image layouts in disk/ (as an export wrote it)")
+    images = images_file(work.path, "demo.example", "registry.internal/mirror")
 
     def upstream(image: Image) -> None:
         source.write(image, image.repository)
@@ -130,7 +188,7 @@ def with_layouts(work: Path, markdown: Path | None) -> int:
     return run(work, images, upstream, "demo.example", where, markdown)
 
 
-def with_registries(work: Path, markdown: Path | None) -> int:
+def with_registries(work: Folder, markdown: Path | None) -> int:
     with contextlib.ExitStack() as stack:
         source = stack.enter_context(local_registry())
         target = stack.enter_context(local_registry())
@@ -141,7 +199,7 @@ def with_registries(work: Path, markdown: Path | None) -> int:
 
         for image in example_images(f"{source}/demo"):
             upstream(image)
-        images = images_file(work, f"{source}/demo", f"{target}/mirror")
+        images = images_file(work.path, f"{source}/demo", f"{target}/mirror")
         where = ("--target", f"{target}/mirror")
         return run(work, images, upstream, f"{source}/demo", where, markdown)
 
@@ -157,8 +215,9 @@ def main() -> int:
     arguments = parser.parse_args()
     markdown = arguments.markdown.resolve() if arguments.markdown else None
     with tempfile.TemporaryDirectory(prefix="imagesync-demo-") as tmp:
+        print(f"The demo's folder: {tmp} (gone when it ends); the paths below are in it.")
         run_demo = with_registries if arguments.registries else with_layouts
-        return run_demo(Path(tmp), markdown)
+        return run_demo(Folder(Path(tmp)), markdown)
 
 
 if __name__ == "__main__":

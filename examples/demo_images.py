@@ -224,8 +224,10 @@ class Registry:
 
 
 @contextlib.contextmanager
-def local_registry(binary: str = "/usr/bin/docker-registry") -> Iterator[str]:
-    """A throw-away distribution registry on a free 127.0.0.1 port; its host, until the end."""
+def local_registry(binary: str | None = None) -> Iterator[str]:
+    """A throw-away distribution registry on a free 127.0.0.1 port; its host, until the end.
+    The binary: ``IMAGESYNC_REGISTRY_BINARY`` (as the tests'), else Debian's."""
+    binary = binary or os.environ.get("IMAGESYNC_REGISTRY_BINARY", "/usr/bin/docker-registry")
     if not shutil.which(binary):
         raise SystemExit(
             f"{binary} is not installed: on Debian or Ubuntu, scripts/setup installs it "

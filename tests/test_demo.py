@@ -4,6 +4,7 @@ local registries; and the review plan the README's picture shows reads well."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -42,6 +43,23 @@ def assert_the_whole_job(result: subprocess.CompletedProcess[str]) -> None:
     assert "Plan: 1 to create, 3 to skip, signatures: 0 to create, 1 to skip." in out
     assert "Apply: 1 created, 3 skipped, 0 conflicts, 0 failed." in out
     assert "Traceback" not in out + result.stderr
+    assert_lines_read_at_a_glance(out)
+
+
+DIGEST = re.compile(r"sha256[:-][0-9a-f]{64}")
+
+
+def assert_lines_read_at_a_glance(out: str) -> None:
+    """No line longer than 120 characters, apart from digests (``sha256:<hex>``, and the
+    signature tags named by them, ``sha256-<hex>.sig``); the demo's folder named once, at the
+    start: the paths in it are relative to it."""
+    long = [line for line in out.splitlines() if len(DIGEST.sub("", line)) > 120]
+    assert not long, "\n".join(long)
+    first, *rest = out.splitlines()
+    folder = re.fullmatch(r"The demo's folder: (\S+) \(gone when it ends\);.*", first)
+    assert folder is not None, first
+    assert not [line for line in rest if folder[1] in line]
+    assert not Path(folder[1]).exists()
 
 
 def assert_the_review_reads_well(markdown: Path) -> None:
@@ -59,7 +77,9 @@ def test_the_demo_needs_nothing_but_python(tmp_path: Path) -> None:
     empty.mkdir()
     result = demo("--markdown", str(tmp_path / "review.md"), path=str(empty))
     assert_the_whole_job(result)
-    assert "Sources: oci:" in result.stdout
+    assert "Sources: oci:disk (a layout tree" in result.stdout
+    assert "\n+ create   oci:mirror/demo.example/app:1.0\n" in result.stdout
+    assert "\n    reason: source oci:disk/demo.example/aap:1.0 not found" in result.stdout
     assert_the_review_reads_well(tmp_path / "review.md")
 
 

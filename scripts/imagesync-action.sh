@@ -4,7 +4,8 @@
 # ${{ }} text pasted into a script (that would let an input run shell code).
 #
 # Inputs (set by action.yml from the action's inputs):
-#   IMAGESYNC_COMMAND            sync (default) | plan | apply | validate | show | summary
+#   IMAGESYNC_COMMAND            sync (default) | plan | apply | validate | show | summary |
+#                                comment
 #   IMAGESYNC_IMAGES_FILE        images file (default external-images.yaml)
 #   IMAGESYNC_TARGET             target prefix; empty: the images file's `target:`
 #   IMAGESYNC_PLAN_FILE          where the plan JSON goes (default imagesync-plan.json); for show
@@ -22,8 +23,12 @@
 #   IMAGESYNC_PLAN_KEY           a secret: plan signs the plan (HMAC), apply refuses an unsigned
 #                                one. imagesync reads it from the environment; on pull requests
 #                                it is removed, so that no plan of an unreviewed file is signed.
+#   IMAGESYNC_PR_COMMENT         true: on pull requests, plan, show and summary also write the
+#                                pull-request comment's body (see "The comment" below)
 # From GitHub: GITHUB_EVENT_NAME, GITHUB_OUTPUT, GITHUB_STEP_SUMMARY (imagesync appends its
-# Markdown there itself), RUNNER_DEBUG. Credentials reach imagesync through its own variables
+# Markdown there itself), RUNNER_DEBUG, RUNNER_TEMP (where the comment's body goes), and for the
+# comment's link to the run GITHUB_SERVER_URL, GITHUB_REPOSITORY, GITHUB_RUN_ID.
+# Credentials reach imagesync through its own variables
 # (SYNCER_ACCESS_TOKEN, SYNCER_TARGET_REPO_AUTH_KEY, DOCKER_CONFIG), set by the workflow.
 #
 # What runs, by event:
@@ -31,11 +36,25 @@
 #                                      and summary, which cannot write either, run as asked): a
 #                                      pull request never writes to a registry.
 #   push                               the command: sync/apply = plan, then apply that plan.
+#                                      comment is refused (there is no pull request).
 #   anything else                      refused.
 # summary renders the plan file(s) and, when there are any, the report file(s) as one Markdown
 # review into the step summary (the shards of a matrix, put together).
-# Outputs (GITHUB_OUTPUT): plan-file, report-file (empty when nothing was applied), exit-code.
-# The script exits with imagesync's exit code: 0 ok, 1 conflicts or errors.
+#
+# The comment (pull requests only; IMAGESYNC_PR_COMMENT=true, or the command comment, which does
+# nothing else): a Markdown file for the pull request's conversation, posted and updated in place
+# by action.yml's next step. It starts with a hidden marker naming the images file, so each
+# pull request has one comment per images file; then imagesync's Markdown of the plan, bounded
+# so that the comment stays under GitHub's 65,536 characters (comment_markdown is the one place
+# that asks imagesync for it); then a line naming the images file and the run. imagesync escapes
+# what it renders (names and messages from the images file and from registries); what this
+# script adds is inert by construction: the marker is percent-encoded, the file name is inline
+# code that nothing in it can close, the link is built from GitHub's own values or left out.
+# When there is no plan to show, the comment says so, so that no earlier push's plan stays up.
+# Outputs (GITHUB_OUTPUT): plan-file, report-file (empty when nothing was applied), exit-code;
+# comment-file and comment-header when a comment was written.
+# The script exits with imagesync's exit code: 0 ok, 1 conflicts or errors. The command comment
+# exits 0 once the comment is written: the plan's verdict is the plan job's.
 set -euo pipefail
 
 fail() {
@@ -55,8 +74,8 @@ imagesync="${IMAGESYNC_BIN:-imagesync}"
 event="${GITHUB_EVENT_NAME:-}"
 
 case "$command_name" in
-    sync | plan | apply | validate | show | summary) ;;
-    *) fail "unknown command '$command_name'; use sync, plan, apply, validate, show or summary" ;;
+    sync | plan | apply | validate | show | summary | comment) ;;
+    *) fail "unknown command '$command_name'; use sync, plan, apply, validate, show, summary or comment" ;;
 esac
 
 case "$event" in
@@ -64,6 +83,20 @@ case "$event" in
     push) pull_request=false ;;
     "") fail "GITHUB_EVENT_NAME is not set; this script runs in GitHub Actions (or a test that sets it)" ;;
     *) fail "event '$event' is not supported: imagesync runs on pull_request_target or pull_request (plan only) and on push (plan and apply)" ;;
+esac
+
+comment=false
+case "$command_name" in
+    comment)
+        [[ "$pull_request" == true ]] ||
+            fail "command comment is for pull_request and pull_request_target: a push has no pull request to comment on"
+        comment=true
+        ;;
+    plan | sync | apply | show | summary)
+        if [[ "${IMAGESYNC_PR_COMMENT:-false}" == true && "$pull_request" == true ]]; then
+            comment=true
+        fi
+        ;;
 esac
 
 for value in "$images_file" "$target" "$plan_file" "$report_file" "$registries_config" "$shard"; do
@@ -148,8 +181,108 @@ plan() {
         plan_code=$?
 }
 
+# -- the pull request's comment ----------------------------------------------------------------
+
+# imagesync's bound for the plan's Markdown in a comment. GitHub takes 65,536 characters; the
+# rest is room for the marker, the last line and the comment action's own hidden header.
+comment_max_bytes=60000
+comment_limit=65536
+
+# The one place that asks imagesync for the comment's Markdown (a plan file, or a directory of a
+# matrix's shards' plans).
+comment_markdown() {
+    run show "$1" --format markdown --max-bytes "$comment_max_bytes"
+}
+
+# $1 as a key for the hidden marker: letters, digits, . _ / and single - stay, every other byte
+# (and the second - of --, which would end an HTML comment) becomes %XX.
+marker_key() {
+    local LC_ALL=C
+    local text="$1" key="" char byte i
+    for ((i = 0; i < ${#text}; i++)); do
+        char="${text:i:1}"
+        if [[ "$char" == [A-Za-z0-9._/] || ("$char" == - && "$key" != *-) ]]; then
+            key+="$char"
+        else
+            printf -v byte '%%%02X' "'$char"
+            key+="$byte"
+        fi
+    done
+    printf '%s' "$key"
+}
+
+# $1 as Markdown inline code that nothing in it can close (no mention, no reference, no link,
+# no HTML): a fence of more backticks than any run of them inside, and a space on each side.
+code_span() {
+    local fence='`'
+    while [[ "$1" == *"$fence"* ]]; do
+        fence+='`'
+    done
+    printf '%s %s %s' "$fence" "$1" "$fence"
+}
+
+# The run's page, when GitHub's values look like GitHub's values; else nothing.
+run_link() {
+    local server="${GITHUB_SERVER_URL:-}" repository="${GITHUB_REPOSITORY:-}" id="${GITHUB_RUN_ID:-}"
+    if [[ "$server" =~ ^https://[A-Za-z0-9.-]+(:[0-9]+)?$ &&
+        "$repository" =~ ^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$ && "$id" =~ ^[0-9]+$ ]]; then
+        printf '[run %s](%s/%s/actions/runs/%s)' "$id" "$server" "$repository" "$id"
+    fi
+}
+
+# Writes the comment's body for the plan at $1 (a file or a directory; empty: there is none) to
+# a new file, and the file and the marker's key to GITHUB_OUTPUT.
+write_comment() {
+    local plan="$1" key body markdown show_code=0 where link
+    key="$(marker_key "$images_file")"
+    body="$(mktemp "${RUNNER_TEMP:-${TMPDIR:-/tmp}}/imagesync-comment.XXXXXX")"
+    markdown="$body.plan"
+    if [[ -n "$plan" && -e "$plan" ]]; then
+        # Exit code 1 is a plan with conflicts or errors: shown all the same.
+        comment_markdown "$plan" >"$markdown" || show_code=$?
+    else
+        show_code=2
+    fi
+    link="$(run_link)"
+    where="${link:-the run}"
+    {
+        printf '<!-- imagesync: %s -->\n' "$key"
+        if ((show_code <= 1)) && [[ -s "$markdown" ]]; then
+            cat -- "$markdown"
+        else
+            printf '### imagesync has no plan to show for this push\n\n'
+            printf 'The plan could not be made or read (an unusable images file, an unreachable '
+            printf 'registry, a missing shard). The reasons are in the log of %s.\n' "$where"
+        fi
+        # A blank line first: the line must not join a table or a list the Markdown ends with.
+        printf '\n\n<sub>imagesync plan of %s, updated in place on every push to this pull request; the whole plan: %s (step summary and artifact).</sub>\n' \
+            "$(code_span "$images_file")" "$where"
+    } >"$body"
+    rm -f -- "$markdown"
+    # Bytes are at least characters: a body within the limit in bytes is within it.
+    if (($(wc -c <"$body") > comment_limit - 1024)); then
+        {
+            printf '<!-- imagesync: %s -->\n' "$key"
+            printf '### The plan is too large for a comment\n\n'
+            printf 'The plan of %s is in the step summary and the artifact of %s.\n' \
+                "$(code_span "$images_file")" "$where"
+        } >"$body"
+    fi
+    if [[ -n "${GITHUB_OUTPUT:-}" ]]; then
+        {
+            printf 'comment-file=%s\n' "$body"
+            printf 'comment-header=imagesync: %s\n' "$key"
+        } >>"$GITHUB_OUTPUT"
+    fi
+}
+
 code=0
 case "$command_name" in
+    comment)
+        # The comment alone (the reusable workflow's comment job, after the plan jobs, with
+        # their plans downloaded): the plan's verdict is theirs.
+        write_outputs "$plan_file" "" 0
+        ;;
     validate)
         # validate takes no other options: extra-args are for the commands that talk to registries.
         run validate "${common[@]}" || code=$?
@@ -199,4 +332,8 @@ case "$command_name" in
         write_outputs "$plan_file" "$report_file" "$code"
         ;;
 esac
+if [[ "$comment" == true ]]; then
+    # plan_file is empty when plan wrote none: the comment then says there is no plan.
+    write_comment "$plan_file"
+fi
 exit "$code"

@@ -93,7 +93,7 @@ def test_action_metadata_is_a_complete_composite_action() -> None:
     assert action["inputs"]["plan-file"]["default"] == "imagesync-plan.json"
     for name, spec in action["inputs"].items():
         assert spec.get("description"), f"input {name} has no description"
-    assert set(action["outputs"]) == {"plan-file", "report-file", "exit-code"}
+    assert set(action["outputs"]) == {"plan-file", "report-file", "exit-code", "comment-file"}
     step_ids = {s.get("id") for s in action["runs"]["steps"]}
     for name, spec in action["outputs"].items():
         (expression,) = EXPRESSION.findall(spec["value"])
@@ -144,28 +144,35 @@ def jobs(workflow: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return dict(workflow["jobs"])
 
 
-def jobs_for(workflow: Mapping[str, Any], event: str, shards: int = 1) -> set[str]:
-    """The jobs whose ``if:`` lets ``event`` in, with the ``shards`` input given."""
+def jobs_for(
+    workflow: Mapping[str, Any], event: str, shards: int = 1, pr_comment: bool = True
+) -> set[str]:
+    """The jobs whose ``if:`` lets ``event`` in, with the ``shards`` and ``pr-comment`` inputs
+    given."""
     return {
-        name for name, job in jobs(workflow).items() if _runs_on(job.get("if", ""), event, shards)
+        name
+        for name, job in jobs(workflow).items()
+        if _runs_on(job.get("if", ""), event, shards, pr_comment)
     }
 
 
 def job_for(workflow: Mapping[str, Any], event: str) -> str:
     """The job that does the work for ``event`` (each event has exactly one), leaving out the
-    one that lists the shards."""
-    matching = jobs_for(workflow, event) - {"shards"}
+    one that lists the shards and the one that comments the plan."""
+    matching = jobs_for(workflow, event, pr_comment=False) - {"shards"}
     assert len(matching) == 1, f"{event}: jobs {matching}"
     return matching.pop()
 
 
-def _runs_on(condition: str, event: str, shards: int = 1) -> bool:
+def _runs_on(condition: str, event: str, shards: int = 1, pr_comment: bool = True) -> bool:
     """Evaluates the simple conditions these workflows use: ``github.event_name ==/!= '…'``,
-    ``inputs.shards > 1`` and ``!cancelled()`` (true: nothing is cancelled here)."""
+    ``inputs.shards > 1``, ``inputs.pr-comment`` and ``!cancelled()`` (true: nothing is
+    cancelled here)."""
     text = condition.replace("\n", " ")
     text = re.sub(r"github\.event_name\s*==\s*'([\w-]+)'", lambda m: str(m[1] == event), text)
     text = re.sub(r"github\.event_name\s*!=\s*'([\w-]+)'", lambda m: str(m[1] != event), text)
     text = text.replace("inputs.shards > 1", str(shards > 1)).replace("!cancelled()", "True")
+    text = text.replace("inputs.pr-comment", str(pr_comment))
     text = text.replace("&&", " and ").replace("||", " or ")
     assert re.fullmatch(r"[\sA-Za-z()]*", text), f"condition not understood: {condition!r}"
     return bool(eval(text, {"__builtins__": {}}))  # only True/False/and/or/not left
@@ -186,8 +193,11 @@ def test_reusable_workflow_routes_each_event_to_one_job() -> None:
     assert "exit 1" in refuse["steps"][-1]["run"]
     # Matrix mode: a summary job after the shards' jobs.
     for event in PR_EVENTS:
-        assert jobs_for(workflow, event, shards=3) == {"shards", "plan", "plan-summary"}
+        assert jobs_for(workflow, event, shards=3) == {"shards", "plan", "plan-summary", "comment"}
+        assert jobs_for(workflow, event) == {"shards", "plan", "comment"}
+        assert jobs_for(workflow, event, pr_comment=False) == {"shards", "plan"}
     assert jobs_for(workflow, "push", shards=3) == {"shards", "sync", "sync-summary"}
+    assert jobs_for(workflow, "push") == {"shards", "sync"}
 
 
 def test_reusable_workflow_permissions_are_least_privilege() -> None:
@@ -198,11 +208,12 @@ def test_reusable_workflow_permissions_are_least_privilege() -> None:
         assert "permissions" in job, f"job {name} does not declare its permissions"
     assert everything["plan"]["permissions"] == {"contents": "read"}
     assert everything["sync"]["permissions"] == {"contents": "read", "id-token": "write"}
+    assert everything["comment"]["permissions"] == {"pull-requests": "write"}
     for name in ("refuse-event", "shards", "plan-summary", "sync-summary"):
         assert everything[name]["permissions"] == {}, name
     # Each permission is explained where it is granted.
     text = REUSABLE.read_text(encoding="utf-8")
-    for scope in ("contents: read", "id-token: write"):
+    for scope in ("contents: read", "id-token: write", "pull-requests: write"):
         for match in re.finditer(rf"^\s+{re.escape(scope)}\s*$", text, re.MULTILINE):
             before = text[: match.start()].splitlines()[-1]
             assert before.strip().startswith("#"), f"'{scope}' has no comment saying why"
@@ -337,7 +348,15 @@ def test_caller_calls_the_reusable_workflow_on_the_seed_events() -> None:
     on = triggers(caller)
     assert set(on) == {"pull_request_target", "push"}
     assert on["pull_request_target"]["paths"] == ["external-images.yaml"]
-    assert caller["permissions"] == {"contents": "read", "id-token": "write"}
+    assert caller["permissions"] == {
+        "contents": "read",
+        "id-token": "write",
+        "pull-requests": "write",
+    }
+    # Each permission is explained where it is granted.
+    for line in CALLER.read_text(encoding="utf-8").splitlines():
+        if re.fullmatch(r"\s+(contents|id-token|pull-requests): \w+.*", line):
+            assert " # " in line, f"caller.yml: {line.strip()!r} has no comment saying why"
     (job,) = jobs(caller).values()
     assert job["uses"].endswith("/.github/workflows/imagesync.yml@main")
     token = job["secrets"]["access-token"]
@@ -687,6 +706,229 @@ def test_shellcheck_accepts_the_script() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+# -- the pull request's comment ------------------------------------------------------------------
+
+COMMENT_LIMIT = 65_536  # GitHub's limit for a comment's body, in characters
+# What a pull request can make imagesync print: imagesync escapes it (its job, tested with its
+# Markdown); the script hands imagesync's Markdown on as it is and must add nothing live.
+HOSTILE = "@org/team #1 <img src=x> | ` ` `](javascript:alert(1))"
+PLAN_MARKDOWN = (
+    "### imagesync plan for `reg.io/ext`\n\n"
+    "| | image | target |\n|---|---|---|\n"
+    f"| + create | {HOSTILE} | `app:1.0` |\n\n"
+    "**Plan: 1 to create, 0 to skip, 0 conflicts, 0 errors.**\n"
+)
+STUB_IMAGESYNC = """#!{python}
+# imagesync as the comment sees it: plan writes a plan, show prints FAKE_MARKDOWN (a file).
+import json, os, sys
+args = sys.argv[1:]
+with open(os.environ["FAKE_LOG"], "a") as log:
+    log.write(json.dumps(args) + "\\n")
+if args[0] == "plan":
+    open(args[args.index("-o") + 1], "w").write("{{}}")
+    sys.exit(int(os.environ.get("FAKE_PLAN_EXIT", "0")))
+if args[0] == "show":
+    sys.stdout.write(open(os.environ["FAKE_MARKDOWN"], encoding="utf-8").read())
+    sys.exit(int(os.environ.get("FAKE_SHOW_EXIT", "0")))
+sys.exit(0)
+"""
+MARKDOWN_CALL = ["--format", "markdown", "--max-bytes", "60000"]
+
+
+def run_with_comment(
+    workdir: Path, event: str, markdown: str = PLAN_MARKDOWN, **env: str
+) -> ActionRun:
+    """The script with a stand-in imagesync whose show prints ``markdown``, in a job with a
+    pull request event's payload and a RUNNER_TEMP of its own."""
+    stub = workdir.parent / "stub-imagesync"
+    stub.write_text(STUB_IMAGESYNC.format(python=sys.executable), encoding="utf-8")
+    stub.chmod(0o755)
+    (workdir.parent / "markdown.md").write_text(markdown, encoding="utf-8")
+    payload = workdir.parent / "event.json"
+    pull_request = {"number": 7, "title": HOSTILE, "head": {"ref": HOSTILE, "sha": "1" * 40}}
+    payload.write_text(json.dumps({"number": 7, "pull_request": pull_request}), encoding="utf-8")
+    runner_temp = workdir.parent / "runner-temp"
+    runner_temp.mkdir(exist_ok=True)
+    environment = {
+        "GITHUB_EVENT_PATH": str(payload),
+        "GITHUB_SERVER_URL": "https://github.com",
+        "GITHUB_REPOSITORY": "team/images",
+        "GITHUB_RUN_ID": "4242",
+        "RUNNER_TEMP": str(runner_temp),
+        "FAKE_MARKDOWN": str(workdir.parent / "markdown.md"),
+        "IMAGESYNC_PR_COMMENT": "true",
+        **env,
+    }
+    return run_action(workdir, event, imagesync=str(stub), **environment)
+
+
+def comment_body(run: ActionRun) -> str:
+    path = Path(run.outputs["comment-file"])
+    assert path.is_file(), run.stderr
+    assert path.parent == run.workdir.parent / "runner-temp", "the body is not in the workspace"
+    return path.read_text(encoding="utf-8")
+
+
+def test_a_pull_request_target_plan_hands_the_comment_step_its_body(workspace: Path) -> None:
+    run = run_with_comment(workspace, "pull_request_target", IMAGESYNC_TARGET="reg.io/ext")
+    assert run.code == 0, run.stderr
+    # plan, then the one bounded Markdown call, of the plan just written
+    assert [call[0] for call in run.calls] == ["plan", "show"]
+    assert run.calls[1] == ["show", "imagesync-plan.json", *MARKDOWN_CALL]
+    assert run.outputs["comment-header"] == "imagesync: external-images.yaml"
+    body = comment_body(run)
+    assert body.startswith("<!-- imagesync: external-images.yaml -->\n")
+    assert PLAN_MARKDOWN in body, "imagesync's Markdown is handed on unchanged"
+    assert len(body) < COMMENT_LIMIT
+    footer = body.rsplit("\n\n", 1)[1]
+    assert footer.startswith("<sub>imagesync plan of ` external-images.yaml `")
+    assert "[run 4242](https://github.com/team/images/actions/runs/4242)" in footer
+    # Nothing of the pull request's event (its title, its branch) gets into the comment.
+    assert body.count(HOSTILE) == PLAN_MARKDOWN.count(HOSTILE)
+    # The plan's outputs are as without the comment.
+    assert run.outputs["plan-file"] == "imagesync-plan.json"
+    assert run.outputs["exit-code"] == "0"
+
+
+def test_a_plan_with_conflicts_is_commented_and_still_fails(workspace: Path) -> None:
+    run = run_with_comment(workspace, "pull_request", FAKE_PLAN_EXIT="1", FAKE_SHOW_EXIT="1")
+    assert run.code == 1
+    assert run.outputs["exit-code"] == "1"
+    assert PLAN_MARKDOWN in comment_body(run)
+
+
+def test_what_the_script_adds_to_the_comment_is_inert(workspace: Path) -> None:
+    """The images file is the workflow's input, not the pull request's; named in the comment, it
+    still cannot end the marker, mention, link or close its inline code."""
+    name = "x--><img src=x>`@org/team`` #1 ](javascript:alert(1)) é.yaml"
+    # The stand-in reads no images file: only the name matters here.
+    run = run_with_comment(workspace, "pull_request_target", IMAGESYNC_IMAGES_FILE=name)
+    assert run.code == 0, run.stderr
+    body = comment_body(run)
+    marker = body.splitlines()[0]
+    assert re.fullmatch(r"<!-- imagesync: [A-Za-z0-9._/%-]+ -->", marker), marker
+    assert marker.count("--") == 2 and "<img" not in marker
+    assert run.outputs["comment-header"] == "imagesync: " + marker[len("<!-- imagesync: ") : -4]
+    footer = body.rsplit("\n\n", 1)[1]
+    # Inline code with a fence longer than the longest run of backticks in the name.
+    assert f"``` {name} ```" in footer
+    assert footer.replace(f"``` {name} ```", "").count("`") == 0
+    assert "%C3%A9" in marker, "bytes, not characters, are encoded"
+    # Outside the inline code (where it is text), the marker's end is the only one.
+    assert body.replace(f"``` {name} ```", "").count("-->") == 1
+    # Another images file, another comment; the same file, the same marker.
+    other = run_with_comment(workspace, "pull_request_target")
+    assert comment_body(other).splitlines()[0] != marker
+
+
+def test_without_a_plan_the_comment_says_so(workspace: Path) -> None:
+    """Else the comment of an earlier push would stay up, showing a plan that is no more."""
+    run = run_with_comment(workspace, "pull_request_target", IMAGESYNC_PLAN_FILE="missing/plan")
+    # The stand-in cannot write into a missing directory: plan fails and leaves no plan.
+    assert run.code == 1
+    assert [call[0] for call in run.calls] == ["plan"], "no show of a plan that is not there"
+    body = comment_body(run)
+    assert body.startswith("<!-- imagesync: external-images.yaml -->\n")
+    assert "no plan to show for this push" in body
+    assert "[run 4242](https://github.com/team/images/actions/runs/4242)" in body
+
+
+def test_a_comment_over_githubs_limit_is_replaced_by_a_pointer(workspace: Path) -> None:
+    """imagesync keeps its Markdown within --max-bytes; should it not, no comment GitHub would
+    refuse (or cut) is handed on."""
+    run = run_with_comment(workspace, "pull_request_target", markdown="| x |\n" * 20_000)
+    assert run.code == 0, run.stderr
+    body = comment_body(run)
+    assert len(body.encode()) < COMMENT_LIMIT
+    assert body.startswith("<!-- imagesync: external-images.yaml -->\n")
+    assert "too large for a comment" in body
+
+
+def test_the_comment_command_comments_a_directory_of_plans_and_nothing_else(
+    workspace: Path,
+) -> None:
+    (workspace / "plans" / "imagesync-plan-0").mkdir(parents=True)
+    run = run_with_comment(
+        workspace,
+        "pull_request_target",
+        IMAGESYNC_COMMAND="comment",
+        IMAGESYNC_PLAN_FILE="plans",
+        IMAGESYNC_PR_COMMENT="false",
+        FAKE_SHOW_EXIT="1",
+    )
+    assert run.code == 0, "the plan jobs gave the verdict; this one comments"
+    assert run.calls == [["show", "plans", *MARKDOWN_CALL]]
+    assert PLAN_MARKDOWN in comment_body(run)
+    assert run.summary == ""
+
+
+@pytest.mark.parametrize(
+    ("event", "variables"),
+    [
+        ("pull_request_target", {"IMAGESYNC_PR_COMMENT": "false"}),
+        ("pull_request_target", {"IMAGESYNC_COMMAND": "validate"}),
+        ("push", {}),
+    ],
+)
+def test_no_comment_without_pr_comment_or_a_pull_request(
+    workspace: Path, event: str, variables: dict[str, str]
+) -> None:
+    run = run_with_comment(workspace, event, **variables)
+    assert run.code == 0, run.stderr
+    assert "comment-file" not in run.outputs
+    assert "show" not in [call[0] for call in run.calls]
+    assert list((workspace.parent / "runner-temp").iterdir()) == []
+
+
+def test_the_comment_command_is_refused_on_push(workspace: Path) -> None:
+    run = run_with_comment(workspace, "push", IMAGESYNC_COMMAND="comment")
+    assert run.code == 1
+    assert "no pull request" in run.stderr
+    assert run.calls == []
+
+
+def test_the_action_posts_the_scripts_body_with_a_kept_comment_action() -> None:
+    steps = load(ACTION)["runs"]["steps"]
+    (post,) = [s for s in steps if "sticky-pull-request-comment" in s.get("uses", "")]
+    owner_name, ref = post["uses"].split("@")
+    assert owner_name == "marocchino/sticky-pull-request-comment"
+    assert re.fullmatch(r"v\d+|[0-9a-f]{40}", ref), "a major version or a commit SHA"
+    assert post["with"] == {
+        "header": "${{ steps.imagesync.outputs.comment-header }}",
+        "path": "${{ steps.imagesync.outputs.comment-file }}",
+    }
+    assert post["continue-on-error"] is True, "a comment that cannot be posted fails no plan"
+    condition = " ".join(post["if"].split())
+    # After a failed plan too, only with a body, never with a fork's read-only pull_request token.
+    assert condition.startswith("${{ !cancelled() && steps.imagesync.outputs.comment-file != ''")
+    assert "github.event.pull_request.head.repo.full_name == github.repository" in condition
+    assert steps.index(post) > [s.get("id") for s in steps].index("imagesync")
+
+
+def test_the_comment_job_posts_the_plans_and_nothing_else() -> None:
+    workflow = load(REUSABLE)
+    assert triggers(workflow)["workflow_call"]["inputs"]["pr-comment"]["default"] is True
+    comment = jobs(workflow)["comment"]
+    assert comment["needs"] == "plan"
+    assert comment["permissions"] == {"pull-requests": "write"}
+    assert "pull_request.number" in comment["concurrency"]["group"]
+    assert "inputs.images-file" in comment["concurrency"]["group"]
+    assert all("uses" in step for step in comment["steps"]), "the comment job runs no shell"
+    used = [step["uses"].split("@")[0] for step in comment["steps"]]
+    assert used == ["actions/download-artifact", "your-org/imagesync"], "no checkout"
+    assert not any(re.search(r"\bsecrets\.", text) for _path, text in strings(comment)), (
+        "no secret in the job whose token can write to the pull request"
+    )
+    download, imagesync = comment["steps"]
+    (upload,) = [
+        s for s in jobs(workflow)["plan"]["steps"] if "upload-artifact@" in s.get("uses", "")
+    ]
+    assert download["with"]["pattern"] == upload["with"]["name"].split("${{")[0] + "*"
+    assert imagesync["with"]["command"] == "comment"
+    assert imagesync["with"]["plan-file"] == download["with"]["path"]
+    assert imagesync["with"]["images-file"] == "${{ inputs.images-file }}"
+
+
 # -- the action's script with the real imagesync against real registries --------------------------
 
 IMAGESYNC = str(Path(sys.executable).with_name("imagesync"))
@@ -850,7 +1092,8 @@ def test_a_pull_request_with_a_conflict_fails_and_keeps_the_plan(
 
 def test_the_action_runs_the_script_with_no_arguments() -> None:
     """Inputs travel as environment variables only, which is what the tests above do too."""
-    assert shlex.split(load(ACTION)["runs"]["steps"][-1]["run"]) == [
+    (step,) = [s for s in load(ACTION)["runs"]["steps"] if s.get("id") == "imagesync"]
+    assert shlex.split(step["run"]) == [
         "bash",
         "$GITHUB_ACTION_PATH/scripts/imagesync-action.sh",
     ]

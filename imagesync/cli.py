@@ -579,7 +579,7 @@ def apply(
 ) -> None:
     """Execute a saved plan (or, with -i and no PLAN, plan and apply in one go)."""
     from imagesync.plan.checks import check_plan
-    from imagesync.plan.document import Plan
+    from imagesync.plan.document import load_plan
     from imagesync.plan.key import PLAN_KEY_ENV, plan_key_from_environment
     from imagesync.render import render_plan, render_report
 
@@ -599,14 +599,14 @@ def apply(
             _write_step_summary(lambda: render_plan(saved, "markdown"))
         else:
             key = plan_key_from_environment()
-            saved = Plan.read(plan_file, key)
-            if saved.signed and key is None:
+            loaded = load_plan(plan_file, key)
+            if loaded.signed and key is None:
                 click.echo(
                     f"Warning: {plan_file} carries an hmac, but {PLAN_KEY_ENV} is not set: "
                     "it is not checked",
                     err=True,
                 )
-            saved = _plan_of_shard(saved, session.shard)
+            saved = _plan_of_shard(loaded.plan, session.shard)
             images = (
                 session.load_images(saved.target_prefix, saved.source_layout)
                 if images_file
@@ -666,7 +666,7 @@ def _apply(
 
     with ExitStack() as run:
         if applier is None:
-            stores = session.stores(saved.prefix, saved.sources)
+            stores = session.stores(saved.prefix, saved.source_tree)
             applier = run.enter_context(
                 _applier(session, stores, fresh=False, signing_key=signing_key)
             )
@@ -691,10 +691,19 @@ def show(plan_files: tuple[str, ...], fmt: str, changed_only: bool) -> None:
     from imagesync.render import render_plan
 
     with _user_errors():
-        saved = read_plans(list(plan_files))
+        loaded = read_plans(list(plan_files))
     where = plan_files[0] if len(plan_files) == 1 else None
-    click.echo(render_plan(saved, fmt, changed_only=changed_only, plan_file=where), nl=False)
-    sys.exit(_plan_exit_code(saved, False))
+    click.echo(
+        render_plan(
+            loaded.plan,
+            fmt,
+            changed_only=changed_only,
+            plan_file=where,
+            merged_from=loaded.merged_from,
+        ),
+        nl=False,
+    )
+    sys.exit(_plan_exit_code(loaded.plan, False))
 
 
 @main.command(short_help="Render apply reports as text, JSON or Markdown.")

@@ -1168,7 +1168,7 @@ _BREAKDOWN = (
     ("      http.client: read the response head", "http/client.py", "begin"),
     ("      socket: sendall", "~", "<method 'sendall' of '_socket.socket' objects>"),
     ("      socket: recv_into", "~", "<method 'recv_into' of '_socket.socket' objects>"),
-    ("rendering the plan and the report", "imagesync/render.py", "render_plan"),
+    ("rendering the plan and the report", "imagesync/render/__init__.py", "render_plan"),
 )
 
 

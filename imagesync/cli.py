@@ -623,10 +623,19 @@ def show(plan_files: tuple[str, ...], fmt: str, changed_only: bool) -> None:
     from imagesync.render import render_plan
 
     with _user_errors():
-        saved = read_plans(list(plan_files))
+        loaded = read_plans(list(plan_files))
     where = plan_files[0] if len(plan_files) == 1 else None
-    click.echo(render_plan(saved, fmt, changed_only=changed_only, plan_file=where), nl=False)
-    sys.exit(_plan_exit_code(saved, False))
+    click.echo(
+        render_plan(
+            loaded.plan,
+            fmt,
+            changed_only=changed_only,
+            plan_file=where,
+            merged_from=loaded.merged_from,
+        ),
+        nl=False,
+    )
+    sys.exit(_plan_exit_code(loaded.plan, False))
 
 
 @main.command(short_help="Render apply reports as text, JSON or Markdown.")

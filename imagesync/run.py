@@ -120,17 +120,17 @@ def read_plan(plan_file: str, options: RunOptions, listener: RunListener | None 
     verified, cut to ``options.shard``, and refused unless it was made for ``options.target``,
     its source layout and (when one is named) the images file as it is now."""
     from imagesync.plan.checks import check_plan
-    from imagesync.plan.document import Plan
+    from imagesync.plan.document import load_plan
     from imagesync.plan.key import PLAN_KEY_ENV, plan_key_from_environment
 
     key = plan_key_from_environment()
-    saved = Plan.read(plan_file, key)
-    if saved.signed and key is None:
+    loaded = load_plan(plan_file, key)
+    if loaded.signed and key is None:
         (listener or RunListener()).warning(
             f"Warning: {plan_file} carries an hmac, but {PLAN_KEY_ENV} is not set: "
             "it is not checked"
         )
-    saved = plan_of_shard(saved, options.shard)
+    saved = plan_of_shard(loaded.plan, options.shard)
     images = (
         _load_images(options, saved.target_prefix, saved.source_layout)
         if options.images_file
@@ -148,7 +148,7 @@ def apply(saved: Plan, options: RunOptions) -> ApplyReport:
 
     config = _registries_config(options.connection)
     signing_key = apply_key(options.keys, config, saved)
-    stores = open_stores(options.connection, saved.prefix, saved.sources, config)
+    stores = open_stores(options.connection, saved.prefix, saved.source_tree, config)
     with sigterm_interrupts(), _applier(options, stores, signing_key, fresh=False) as run:
         return _apply_with(run, saved)
 

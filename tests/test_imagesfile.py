@@ -655,9 +655,9 @@ REALWORLD_FILES = sorted((REPO / "tests" / "realworld").glob("*.yaml"))
 def _composed_by(loader_class: type, text: str, whole: bool = False) -> list[tuple[object, ...]]:
     """Every node of the document in order: kind, tag, value (scalars), line, column, and
     whether it was quoted: all the loader uses."""
-    from imagesync.images import file as images_file
+    from imagesync.images import yamlnodes
 
-    root = images_file._compose(loader_class(text), whole=whole)
+    root = yamlnodes._compose(loader_class(text), whole=whole)
     seen: list[tuple[object, ...]] = []
 
     def walk(node: object) -> None:
@@ -682,12 +682,12 @@ def _composed_by(loader_class: type, text: str, whole: bool = False) -> list[tup
 def test_libyaml_and_pyyaml_compose_the_same_document(path: Path) -> None:
     """The fast parser reads what users' files say exactly as PyYAML's does: same nodes,
     tags, values, positions and quoting (libyaml's plain style "" is PyYAML's None)."""
-    from imagesync.images.file import _FastLoader, _Loader
+    from imagesync.images.yamlnodes import FastLoader, Loader
 
     text = path.read_text(encoding="utf-8-sig")
-    exactly = _composed_by(_Loader, text)
-    assert _composed_by(_FastLoader, text) == exactly
-    assert _composed_by(_FastLoader, text, whole=True) == exactly
+    exactly = _composed_by(Loader, text)
+    assert _composed_by(FastLoader, text) == exactly
+    assert _composed_by(FastLoader, text, whole=True) == exactly
 
 
 def test_what_libyaml_refuses_is_reported_in_plain_words(tmp_path: Path) -> None:

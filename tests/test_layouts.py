@@ -491,7 +491,7 @@ def test_a_plan_names_only_its_own_layouts(one_image, tmp_path: Path) -> None:
     assert result.exit_code == 1 and "re-run plan with this --source-layout" in result.stderr
     applied = run("apply", path, "-i", images, "-r", f"oci:{disk}")
     assert applied.exit_code == 0, applied.output
-    assert Plan.read(path).sources is not None
+    assert Plan.read(path).source_tree is not None
     assert not (tmp_path / "else").exists()
 
 

@@ -17,10 +17,10 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from imagesync.content.referrers import SIGNING
-from imagesync.markdown import MAX_BYTES, ROW_WIDTH
 from imagesync.plan.document import Action, Plan
 from imagesync.redact import secrets
 from imagesync.render import render_plan, render_report
+from imagesync.render.markdown import MAX_BYTES, ROW_WIDTH
 from tests.harness.plans import PREFIX, generated_change, generated_plan, generated_report
 
 KIB = 1024

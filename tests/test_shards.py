@@ -116,7 +116,7 @@ def write(tmp_path: Path, name: str, plan: Plan) -> str:
 def test_the_shards_of_one_plan_show_as_that_plan(tmp_path: Path) -> None:
     whole = generated_plan(300)
     paths = [write(tmp_path, f"s{k}.json", p) for k, p in enumerate(shard_plans(whole, 4))]
-    assert diff_plans(merge_plans([(p, Plan.read(p)) for p in paths]), whole).same
+    assert diff_plans(merge_plans([(p, Plan.read(p)) for p in paths]).plan, whole).same
     code, merged, _ = run("show", *paths, "--format", "json")
     assert code == 1  # as plan: the generated plan holds conflicts and errors
     assert json.loads(merged)["changes"] == json.loads(whole.to_json())["changes"]
@@ -223,7 +223,7 @@ def test_shards_plan_and_apply_what_one_plan_and_apply_do(
         assert all(p.shard == Shard(k, count) for k, p in enumerate(shards))
         repositories = [{parse_reference(c.target).repository for c in p.changes} for p in shards]
         assert sum(len(r) for r in repositories) == len(set().union(*repositories)), count
-        merged = merge_plans([(f"shard {p.shard}", p) for p in shards])
+        merged = merge_plans([(f"shard {p.shard}", p) for p in shards]).plan
         assert diff_plans(merged, whole).same, (count, diff_plans(merged, whole))
         assert [c.entry for c in merged.changes] == [c.entry for c in whole.changes]
 

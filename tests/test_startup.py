@@ -155,8 +155,8 @@ def test_markdown_is_rendered_only_for_a_step_summary(tmp_path: Path) -> None:
     sync += ("-r", f"oci:{tmp_path / 'mirror'}")
     modules = loaded(*sync)
     assert "imagesync.apply.applier" in modules  # it did apply
-    assert offenders(modules, "imagesync.markdown") == []
+    assert offenders(modules, "imagesync.render.markdown") == []
     summary = tmp_path / "summary.md"
     modules = loaded(*sync, env={"GITHUB_STEP_SUMMARY": str(summary)})
-    assert "imagesync.markdown" in modules
+    assert "imagesync.render.markdown" in modules
     assert "# " in summary.read_text(encoding="utf-8")

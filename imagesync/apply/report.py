@@ -185,11 +185,6 @@ def _result_document(result: ImageResult) -> dict[str, Any]:
     return document
 
 
-def read_report(path: str | Path) -> ApplyReport:
-    """An apply report (``apply --format json``) from a file; ReportRejected says why not."""
-    return report_from(_read_json(path), str(path))
-
-
 def _read_json(path: str | Path) -> Any:
     source = Path(path)
     try:

@@ -46,7 +46,7 @@ def check_plan(
             f"the plan was made for target {plan.target_prefix}, not {target}",
             "re-run plan with this --target",
         )
-    if source_layout is not None and parse_layout_tree(source_layout) != plan.sources:
+    if source_layout is not None and parse_layout_tree(source_layout) != plan.source_tree:
         made_with = plan.source_layout or "the source registries (no --source-layout)"
         raise PlanRejected(
             f"the plan reads its sources from {made_with}, not {parse_layout_tree(source_layout)}",
@@ -66,7 +66,7 @@ def check_plan(
                 f"the plan targets {plan.target_prefix}, the images file {images.target_prefix}",
                 "re-run plan",
             )
-        if images.source_layout != plan.sources:
+        if images.source_layout != plan.source_tree:
             raise PlanRejected(
                 f"the plan reads its sources from {plan.source_layout or 'their registries'}, "
                 f"not {images.source_layout or 'their registries'}",
@@ -74,7 +74,7 @@ def check_plan(
             )
     for change in plan.changes:
         _check_inside(prefix, change.target, change.entry)
-        _check_source(plan.sources, change)
+        _check_source(plan.source_tree, change)
         _check_attached_names(change, plan)
     check_shard(plan)
     if images is not None:

@@ -174,9 +174,9 @@ def _field_changes(
     # Imported here: deepdiff costs every other command a twentieth of a second to import.
     from deepdiff import DeepDiff
 
-    found = DeepDiff(dict(old), dict(new), view="tree")
+    differences = DeepDiff(dict(old), dict(new), view="tree")
     names: set[str] = set()
-    for levels in found.values():
+    for levels in differences.values():
         for level in levels:
             path = level.path(output_format="list")
             if path:
@@ -357,11 +357,11 @@ def diff_command(old_path: str, new_path: str, fmt: str = "text") -> tuple[str, 
     """``imagesync diff OLD NEW``: the rendered diff and the exit code (0 same, 2 different).
 
     Each is a plan file or a directory of one plan's shards (:func:`read_plans`), read with
-    :meth:`Plan.read`, so a damaged or edited plan raises
+    :meth:`Plan.from_document`, so a damaged or edited plan raises
     :class:`~imagesync.errors.PlanRejected` (the CLI's usual handling: message, fix, exit 1)
     instead of being compared.
     """
     from imagesync.plan.merge import read_plans
 
-    diff = diff_plans(read_plans([old_path]), read_plans([new_path]))
+    diff = diff_plans(read_plans([old_path]).plan, read_plans([new_path]).plan)
     return render_diff(diff, fmt), diff.exit_code

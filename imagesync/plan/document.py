@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
@@ -176,6 +176,10 @@ class PlannedSigning:
 
 @dataclass(frozen=True)
 class Plan:
+    """What plan decided: exactly what the plan document holds, written by :meth:`to_document`
+    and read back by :meth:`from_document` (what reading a file learns besides, such as
+    whether it was signed, is a :class:`LoadedPlan`'s)."""
+
     tool_version: str
     created: str
     target_prefix: str
@@ -183,13 +187,9 @@ class Plan:
     changes: tuple[Change, ...]
     warnings: tuple[str, ...] = ()
     format_version: int = FORMAT_VERSION
-    # Read from a document that carries an HMAC (made with IMAGESYNC_PLAN_KEY); not written.
-    signed: bool = field(default=False, compare=False)
     # The part of the images file this plan covers (plan --shard); None: all of it. It is
     # part of what the checksum and the HMAC cover, so a shard cannot pass for another.
     shard: Shard | None = None
-    # Put together from this many shards' plans for review (see plan/merge.py); not written.
-    merged_from: int = field(default=0, compare=False)
     # The layout tree every source is read from (``oci:DIR``), when plan was given one.
     source_layout: str | None = None
     # The key the signing sub-changes were planned for, when plan was given one.
@@ -213,7 +213,7 @@ class Plan:
         )
 
     @cached_property
-    def sources(self) -> Repository | None:
+    def source_tree(self) -> Repository | None:
         """The source layout tree, or None: sources are read from their registries."""
         return parse_layout_tree(self.source_layout) if self.source_layout else None
 
@@ -279,37 +279,7 @@ class Plan:
 
         With ``key``, a plan without the HMAC that key gives is refused.
         """
-        if not isinstance(document, dict):
-            raise PlanRejected(f"{where} is not a JSON object", "re-run plan")
-        version = document.get("format_version")
-        if "format_version" not in document:
-            raise PlanRejected(
-                f"{where} is not an imagesync plan: it has no format_version",
-                "give the file that imagesync plan -o wrote, or re-run plan",
-            )
-        if version != FORMAT_VERSION:
-            raise PlanRejected(
-                f"{where} has format_version {shorten(repr(version), 40)}; "
-                f"this imagesync reads {FORMAT_VERSION}",
-                "re-run plan with this version of imagesync",
-            )
-        try:
-            errors = sorted(schemas.validator("plan").iter_errors(document), key=_error_order)
-        except RecursionError:
-            raise PlanRejected(f"{where} nests too deeply to be a plan", "re-run plan") from None
-        if errors:
-            first = errors[0]
-            place = "/".join(str(p) for p in first.absolute_path) or "(top level)"
-            raise PlanRejected(
-                f"{where} does not match the plan schema at {shorten(place, 300)}: "
-                f"{shorten(first.message, 300)}",
-                "re-run plan; do not edit plan files by hand",
-            )
-        if document["checksum"] != checksum(document):
-            raise PlanRejected(
-                f"{where} was changed after plan wrote it (checksum mismatch)",
-                "re-run plan; do not edit plan files by hand",
-            )
+        _check_document(document, where)
         if key is not None:
             _check_hmac(document, key, where)
         plan = cls(
@@ -319,27 +289,92 @@ class Plan:
             images_file=ImagesFileInfo(**document["images_file"]),
             changes=tuple(_change_from(c) for c in document["changes"]),
             warnings=tuple(document["warnings"]),
-            format_version=version,
-            signed="hmac" in document,
+            format_version=document["format_version"],
             shard=_shard_from(document.get("shard"), where),
             source_layout=document.get("source_layout"),
             signing=PlannedSigning(**document["signing"]) if "signing" in document else None,
         )
-        if document["summary"] != plan.summary():
-            raise PlanRejected(f"{where}: the summary does not match the changes", "re-run plan")
-        for change in plan.changes:
-            if change.blobs_to_copy < 0 or change.bytes_to_copy < 0:
-                raise PlanRejected(
-                    f"{where}: entry {change.entry} mounts more than it transfers", "re-run plan"
-                )
-        _check_references(plan, where)
-        for change, written in zip(plan.changes, document["changes"], strict=True):
-            _check_fix(plan.prefix, change, written.get("fix"), where)
+        _check_plan(plan, document, where)
         return plan
 
     @classmethod
     def read(cls, path: str | Path, key: PlanKey | None = None) -> Plan:
+        """The plan a file holds (:func:`load_plan` also says whether it was signed)."""
         return cls.from_document(read_plan_document(path), str(path), key)
+
+
+@dataclass(frozen=True)
+class LoadedPlan:
+    """A plan as it was read, with what reading it learnt that the plan itself does not say:
+    nothing here is written back to a plan document."""
+
+    plan: Plan
+    # The document carries an HMAC (made with IMAGESYNC_PLAN_KEY); checked when a key is given.
+    signed: bool = False
+    # Put together from this many shards' plans for review (see plan/merge.py); 0: one plan.
+    merged_from: int = 0
+
+    @classmethod
+    def from_document(
+        cls, document: Any, where: str = "plan", key: PlanKey | None = None
+    ) -> LoadedPlan:
+        """:meth:`Plan.from_document`, and whether the document was signed."""
+        return cls(Plan.from_document(document, where, key), signed="hmac" in document)
+
+
+def load_plan(path: str | Path, key: PlanKey | None = None) -> LoadedPlan:
+    """A plan file, checked (against ``key`` when given), and whether it was signed."""
+    return LoadedPlan.from_document(read_plan_document(path), str(path), key)
+
+
+def _check_document(document: Any, where: str) -> None:
+    """A plan document of this version, as the schema says, with its checksum intact."""
+    if not isinstance(document, dict):
+        raise PlanRejected(f"{where} is not a JSON object", "re-run plan")
+    version = document.get("format_version")
+    if "format_version" not in document:
+        raise PlanRejected(
+            f"{where} is not an imagesync plan: it has no format_version",
+            "give the file that imagesync plan -o wrote, or re-run plan",
+        )
+    if version != FORMAT_VERSION:
+        raise PlanRejected(
+            f"{where} has format_version {shorten(repr(version), 40)}; "
+            f"this imagesync reads {FORMAT_VERSION}",
+            "re-run plan with this version of imagesync",
+        )
+    try:
+        errors = sorted(schemas.validator("plan").iter_errors(document), key=_error_order)
+    except RecursionError:
+        raise PlanRejected(f"{where} nests too deeply to be a plan", "re-run plan") from None
+    if errors:
+        first = errors[0]
+        place = "/".join(str(p) for p in first.absolute_path) or "(top level)"
+        raise PlanRejected(
+            f"{where} does not match the plan schema at {shorten(place, 300)}: "
+            f"{shorten(first.message, 300)}",
+            "re-run plan; do not edit plan files by hand",
+        )
+    if document["checksum"] != checksum(document):
+        raise PlanRejected(
+            f"{where} was changed after plan wrote it (checksum mismatch)",
+            "re-run plan; do not edit plan files by hand",
+        )
+
+
+def _check_plan(plan: Plan, document: dict[str, Any], where: str) -> None:
+    """What the schema cannot say: the plan agrees with itself, and everything it names
+    parses (a plan is refused whole, before any request)."""
+    if document["summary"] != plan.summary():
+        raise PlanRejected(f"{where}: the summary does not match the changes", "re-run plan")
+    for change in plan.changes:
+        if change.blobs_to_copy < 0 or change.bytes_to_copy < 0:
+            raise PlanRejected(
+                f"{where}: entry {change.entry} mounts more than it transfers", "re-run plan"
+            )
+    _check_references(plan, where)
+    for change, written in zip(plan.changes, document["changes"], strict=True):
+        _check_fix(plan.prefix, change, written.get("fix"), where)
 
 
 def read_plan_document(path: str | Path) -> Any:

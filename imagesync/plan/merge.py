@@ -15,10 +15,10 @@ from imagesync.errors import PlanRejected
 from imagesync.images.shard import Piece, check_pieces
 from imagesync.inputfile import UnreadableInput, json_files
 from imagesync.plan.checks import check_shard
-from imagesync.plan.document import Plan, is_report, read_plan_document
+from imagesync.plan.document import LoadedPlan, Plan, is_report, read_plan_document
 
 
-def read_plans(paths: list[str]) -> Plan:
+def read_plans(paths: list[str]) -> LoadedPlan:
     """One plan from plan files (a directory stands for the plans in it, at any depth; apply
     reports beside them are not plans): the file itself when it is one, else its shards put
     together."""
@@ -27,20 +27,22 @@ def read_plans(paths: list[str]) -> Plan:
     except UnreadableInput as error:
         raise PlanRejected(error.reason, "give the plan files, or a directory of them") from None
     plans = []
-    for path, found in files:
+    for path, in_directory in files:
         document = read_plan_document(path)
-        if found and is_report(document):
+        if in_directory and is_report(document):
             continue
-        plans.append((path, Plan.from_document(document, path)))
+        plans.append((path, LoadedPlan.from_document(document, path)))
     if not plans:
         raise PlanRejected(f"no plan among {', '.join(paths)}", "give the plan files")
-    return merge_plans(plans)
-
-
-def merge_plans(plans: Sequence[tuple[str, Plan]]) -> Plan:
-    """The plan that the shards ``plans`` (where each was read, and the plan) are parts of."""
     if len(plans) == 1:
         return plans[0][1]
+    return merge_plans([(where, loaded.plan) for where, loaded in plans])
+
+
+def merge_plans(plans: Sequence[tuple[str, Plan]]) -> LoadedPlan:
+    """The plan that the shards ``plans`` (where each was read, and the plan) are parts of."""
+    if len(plans) == 1:
+        return LoadedPlan(plans[0][1])
     check_pieces(
         [
             Piece(where, plan.target_prefix, plan.images_file.sha256, plan.shard)
@@ -52,12 +54,11 @@ def merge_plans(plans: Sequence[tuple[str, Plan]]) -> Plan:
     first = plans[0][1]
     changes = sorted((c for _, plan in plans for c in plan.changes), key=lambda c: c.entry)
     warnings = dict.fromkeys(w for _, plan in plans for w in plan.warnings)
-    return replace(
+    merged = replace(
         first,
         created=min(plan.created for _, plan in plans),
         changes=tuple(changes),
         warnings=tuple(warnings),
         shard=None,
-        signed=False,
-        merged_from=len(plans),
     )
+    return LoadedPlan(merged, merged_from=len(plans))

@@ -29,7 +29,7 @@ from imagesync.apply.report import ApplyReport, ImageResult, Outcome, SubResult
 from imagesync.content.referrers import SIGNING
 from imagesync.plan.document import Action, Change, Fix, Plan, SubChange
 from imagesync.redact import excerpt
-from imagesync.render import (
+from imagesync.render.common import (
     OUTCOME_SYMBOL,
     SYMBOL,
     artifact_text,
@@ -226,13 +226,16 @@ def _table(header: Sequence[str], align: str | None = None) -> list[str]:
 # -- plans -------------------------------------------------------------------------------------
 
 
-def plan_markdown(plan: Plan, *, changed_only: bool = False, plan_file: str | None = None) -> str:
+def plan_markdown(
+    plan: Plan, *, changed_only: bool = False, plan_file: str | None = None, merged_from: int = 0
+) -> str:
     """The plan for a pull request: problems first, then creates, then skips, counted.
-    ``plan_file``: where the whole plan is, for the note on what did not fit."""
+    ``plan_file``: where the whole plan is, for the note on what did not fit; ``merged_from``:
+    the plan was put together from that many shards' plans."""
     budget, left = _Budget(), _Left()
     prefix = plan.target_prefix
     changes = [c for c in plan.changes if not changed_only or not _unchanged(c)]
-    lines = _plan_head(budget, plan, left)
+    lines = _plan_head(budget, plan, merged_from, left)
     if not changes:
         lines += [no_changes(plan), ""]
     lines += _problems(budget, plan, changes, left)
@@ -261,11 +264,11 @@ def _unchanged(change: Change) -> bool:
     return change.action is Action.SKIP and all(s.action is Action.SKIP for s in change.subchanges)
 
 
-def _plan_head(budget: _Budget, plan: Plan, left: _Left) -> list[str]:
+def _plan_head(budget: _Budget, plan: Plan, merged_from: int, left: _Left) -> list[str]:
     part = budget.part("head")
     shard = f" — shard {plan.shard}" if plan.shard else ""
-    if plan.merged_from:
-        shard = f" — {plan.merged_from} shards"
+    if merged_from:
+        shard = f" — {merged_from} shards"
     sources = f", sources from {_code(plan.source_layout, 200)}" if plan.source_layout else ""
     part.add([f"### imagesync plan for {_code(plan.target_prefix, 200)}{sources}{shard}", ""])
     part.add([f"**{summary_line(plan)}**", ""])

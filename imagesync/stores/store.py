@@ -168,7 +168,10 @@ class Store(Protocol):
 
     def mount_blob(self, repository: Repository, digest: str, holder: Repository) -> MountAnswer:
         """Take a blob from ``holder``, another repository of this store, without its bytes
-        crossing the wire (a registry's cross-repository mount, a link in a layout tree)."""
+        crossing the wire (a registry's cross-repository mount, a link in a layout tree).
+        Which ``holder`` to ask is the run's knowledge (:meth:`RunContext.holder`,
+        :meth:`RunContext.can_mount`); a store that cannot take it from there answers
+        ``mounted=False``."""
         ...
 
 

@@ -16,6 +16,7 @@ without the referrers API needs, and the signatures imagesync adds with ``--sign
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -281,6 +282,46 @@ def referrers_index_problem(
                 "referrers index"
             )
     return None
+
+
+@dataclass(frozen=True)
+class IndexNeed:
+    """What the tag-schema index of a subject needs (:func:`referrers_index_need`).
+
+    ``existing``: what its tag holds (not looked at when the target lists referrers itself);
+    ``missing``: the referrers it lacks, to be added; ``unneeded``: why nothing is to be
+    written; ``problem``: why what the tag holds is not written over.
+    """
+
+    existing: Manifest | None = None
+    missing: tuple[str, ...] = ()
+    unneeded: str | None = None
+    problem: str | None = None
+
+
+def referrers_index_need(
+    target: Store, repository: Repository, subject: str, referrers: Sequence[str]
+) -> IndexNeed:
+    """Whether the tag-schema index of ``subject`` in ``repository`` of ``target`` must be
+    written to list ``referrers`` (digests): the one decision plan predicts and apply makes.
+
+    A target that lists referrers by their subject itself (a referrers API, a layout) needs no
+    index. An index that lists them all needs no write. What the tag holds is written over
+    only when it is a referrers index of ``subject`` (:func:`referrers_index_problem`), and
+    only then is it looked at entry by entry.
+    """
+    if target.referrers(repository, subject) is not None:
+        return IndexNeed(unneeded=LISTS_REFERRERS)
+    existing = target.find_manifest(Reference(repository, digest_tag(subject)))
+    listed = {c.digest for c in existing.children} if existing else set()
+    missing = tuple(d for d in dict.fromkeys(referrers) if d not in listed)
+    if not missing:
+        return IndexNeed(existing, unneeded="lists every referrer")
+    if existing is not None:
+        problem = referrers_index_problem(target, repository, existing, subject)
+        if problem is not None:
+            return IndexNeed(existing, missing, problem=problem)
+    return IndexNeed(existing, missing)
 
 
 def referrer_descriptor(

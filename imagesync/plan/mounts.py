@@ -23,6 +23,7 @@ from imagesync.plan.document import Action, Change
 from imagesync.reference import Reference, Repository
 
 if TYPE_CHECKING:
+    from imagesync.stores.run import RunContext
     from imagesync.stores.store import Store
 
 log = logging.getLogger("imagesync.plan.mounts")
@@ -42,7 +43,8 @@ class MountSources:
     blob's source (see :func:`namespace`): bounded by the related images, not the whole file.
     """
 
-    def __init__(self, target: Store, changes: Sequence[Change] = ()) -> None:
+    def __init__(self, run: RunContext, target: Store, changes: Sequence[Change] = ()) -> None:
+        self._run = run
         self._target = target
         self._lock = threading.Lock()
         # Per namespace, the skipped images (by target) whose blobs may be lent; the targets
@@ -68,13 +70,13 @@ class MountSources:
     ) -> Repository | None:
         """A repository to mount ``digest`` into ``target`` from, or None: the blob must be
         copied (or, in apply, waited for). ``given``: also one this run gave the blob to."""
-        if self._target.can_mount(target, source):
+        if self._run.can_mount(target, source):
             return source
-        known = self._target.holder(digest, target, given=given)
+        known = self._run.holder(digest, target, given=given)
         if known is not None:
             return known
         self._load_skipped(namespace(source))
-        return self._target.holder(digest, target, given=given)
+        return self._run.holder(digest, target, given=given)
 
     def _load_skipped(self, key: tuple[str, str]) -> None:
         """Learn the blobs of the skipped images in one namespace not learnt yet (a thread
@@ -103,17 +105,18 @@ class MountSources:
             log.debug("blobs of %s not known (%s); not a mount source", change.target, error)
             return
         for blob in image.blobs:
-            self._target.may_hold(target, blob.digest)
+            self._run.may_hold(target, blob.digest)
 
 
 def with_mounts(
+    run: RunContext,
     store: Store,
     changes: Sequence[Change],
     missing: Mapping[str, Sequence[Descriptor]],
 ) -> tuple[Change, ...]:
     """The changes with their transfer figures split: how many of the blobs each create lacks
     (``missing``, by target, as plan found them) will come by mount rather than be copied, in
-    ``store``, the target.
+    ``store``, the target (``run``: what the run knows of where blobs are).
 
     In plan order, as one run would go: the first create that needs a blob nobody has copies
     it, the later ones mount it from that create's repository. (Apply runs images at once,
@@ -121,7 +124,7 @@ def with_mounts(
     What this run itself has written meanwhile (sync begins copies while it plans) does not
     count: the figures are the plan's.
     """
-    sources = MountSources(store, changes)
+    sources = MountSources(run, store, changes)
     copied: set[tuple[str, str]] = set()
     result = []
     for change in changes:

@@ -20,7 +20,6 @@ from imagesync.content.documents import json_object
 from imagesync.content.image import fetch_image
 from imagesync.content.manifest import LINUX_AMD64, Descriptor, Manifest, Platform
 from imagesync.content.referrers import (
-    LISTS_REFERRERS,
     REFERRER,
     REFERRERS_INDEX,
     SIGNATURE,
@@ -29,7 +28,7 @@ from imagesync.content.referrers import (
     digest_tag,
     discover,
     keeps_layers,
-    referrers_index_problem,
+    referrers_index_need,
 )
 from imagesync.defaults import DEFAULT_PARALLELISM
 from imagesync.errors import ImagesyncError
@@ -50,6 +49,7 @@ from imagesync.reference import Reference, Repository
 if TYPE_CHECKING:
     from imagesync.plan.signing import Signing, Verifying
     from imagesync.signing import VerificationKey
+    from imagesync.stores.run import RunContext
     from imagesync.stores.store import Store, Stores
 
 
@@ -100,10 +100,10 @@ def make_plan(
 
     with lookups, ThreadPoolExecutor(max_workers=max(1, options.parallelism)) as pool:
         planned = list(pool.map(plan_one, entries))
-    changes = list(with_mounts(stores.target, planned, planner.missing))
+    changes = list(with_mounts(stores.run, stores.target, planned, planner.missing))
     # Warnings of the file as a whole, and of entries planned once under an earlier entry.
     plan_warnings = tuple(str(p) for p in images.warnings if p.entry_index not in kept)
-    plan_warnings += _rate_limit_warnings(changes, stores.sources)
+    plan_warnings += _rate_limit_warnings(changes, stores.run)
     return Plan(
         tool_version=__version__,
         created=datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
@@ -117,7 +117,7 @@ def make_plan(
     )
 
 
-def _rate_limit_warnings(changes: list[Change], sources: Store) -> tuple[str, ...]:
+def _rate_limit_warnings(changes: list[Change], run: RunContext) -> tuple[str, ...]:
     """Warn when apply would pull more manifests than a registry's rate limit has left."""
     needed: dict[str, int] = {}
     for change in changes:
@@ -127,7 +127,7 @@ def _rate_limit_warnings(changes: list[Change], sources: Store) -> tuple[str, ..
             needed[host] = needed.get(host, 0) + 1 + len(change.platforms)
     warnings = []
     for host, count in sorted(needed.items()):
-        remaining = sources.pulls_left(host)
+        remaining = run.pulls_left(host)
         if remaining is not None and count > remaining:
             warnings.append(
                 f"{host} allows {remaining} more pulls now, apply needs about {count}: it would "
@@ -157,6 +157,7 @@ class _EntryPlanner:
     ) -> None:
         self.sources = stores.sources
         self.target = stores.target
+        self.run = stores.run
         self.options = options
         self.lookups = lookups
         self.on_change = on_change or (lambda change: None)
@@ -284,7 +285,7 @@ class _EntryPlanner:
         # manifests come.
         probe = None
         if base.target_digest is None:
-            probe = self.lookups.submit(self.target.probe_repository, entry.target.repository)
+            probe = self.lookups.submit(self.run.is_new, entry.target.repository)
         manifest = self.sources.get_manifest(pinned)
         base = self._with_contents(entry, base, manifest, self.sources, pinned)
         if probe is None:
@@ -589,24 +590,20 @@ def _referrers_index_change(
         reason="",
         subject=subject,
     )
-    if store.referrers(target_repo, subject) is not None:
-        return replace(base, reason=LISTS_REFERRERS)
-    index = store.find_manifest(target)
-    base = replace(base, target_digest=index.digest if index else None)
-    listed = {c.digest for c in index.children} if index else set()
-    missing = [d for d in referrers if d.digest not in listed]
-    if not missing:
-        return replace(base, reason="lists every referrer")
-    # Only what would be written over is looked at entry by entry.
-    problem = referrers_index_problem(store, target_repo, index, subject) if index else None
-    if problem is not None:
+    need = referrers_index_need(store, target_repo, subject, [d.digest for d in referrers])
+    if need.existing is not None:
+        base = replace(base, target_digest=need.existing.digest)
+    if need.unneeded is not None:
+        return replace(base, reason=need.unneeded)
+    if need.problem is not None:
         return replace(
             base,
             action=Action.CONFLICT,
-            reason=f"target {target} {problem}; it is not overwritten",
+            reason=f"target {target} {need.problem}; it is not overwritten",
         )
     return replace(
         base,
         action=Action.CREATE,
-        reason=f"add {len(missing)} referrer(s) to the tag-schema index, keeping existing entries",
+        reason=f"add {len(need.missing)} referrer(s) to the tag-schema index, keeping existing "
+        "entries",
     )

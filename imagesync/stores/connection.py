@@ -21,8 +21,10 @@ from imagesync.reference import Repository
 from imagesync.retry import DEFAULT_ATTEMPTS, RetryPolicy
 
 if TYPE_CHECKING:
+    from imagesync.stores.layout.store import LayoutStore
     from imagesync.stores.registry.client import RegistryClient
     from imagesync.stores.registry.registries import RegistriesConfig
+    from imagesync.stores.run import RegistryRun
     from imagesync.stores.store import Store, Stores
 
 # Seconds before the first retry (doubling per attempt); tests and impatient users shorten it.
@@ -50,10 +52,12 @@ def open_stores(
     source_layout: Repository | None = None,
     registries_config: RegistriesConfig | None = None,
 ) -> Stores:
-    """The sources and the target of a run. ``target`` is a registry prefix or a layout tree;
-    sources are read from their registries (through one client with the target's, so they
-    share connections and what they learn), or all from ``source_layout``.
-    ``registries_config``: the config already read from ``options``, else it is read here."""
+    """The sources and the target of a run, and the run's context beside them. ``target`` is
+    a registry prefix or a layout tree; sources are read from their registries (through one
+    client with the target's, so they share connections and what they learn), or all from
+    ``source_layout``. ``registries_config``: the config already read from ``options``, else
+    it is read here."""
+    from imagesync.stores.run import RunContext
     from imagesync.stores.store import Stores
 
     client: RegistryClient | None = None
@@ -72,15 +76,39 @@ def open_stores(
         if source_layout is not None
         else registries(pull=True)
     )
-    target_store = (
-        _layout_store(target, "--target", must_exist=False)
-        if target.is_layout
-        else registries(pull=False)
+    if target.is_layout:
+        layout = _layout_store(target, "--target", must_exist=False)
+        tree = layout.tree
+
+        def same_tree(repository: Repository, holder: Repository) -> bool:
+            return tree.contains(repository) and tree.contains(holder)
+
+        run = RunContext(same_tree, registries=_client_run(client))
+        return Stores(sources, layout, run)
+    target_store = registries(pull=False)
+    client_run = _client_run(client)
+    assert client_run is not None
+    run = RunContext(
+        _same_registry, client_run.holders, registries=client_run, target_is_registry=True
     )
-    return Stores(sources, target_store)
+    return Stores(sources, target_store, run)
 
 
-def _layout_store(tree: Repository, option: str, *, must_exist: bool) -> Store:
+def _client_run(client: RegistryClient | None) -> RegistryRun | None:
+    """The client's side of the run; None without registries (nothing loads the client)."""
+    if client is None:
+        return None
+    from imagesync.stores.registry.store import ClientRun
+
+    return ClientRun(client)
+
+
+def _same_registry(repository: Repository, holder: Repository) -> bool:
+    """A registry mounts from its own repositories only."""
+    return holder.endpoint == repository.endpoint
+
+
+def _layout_store(tree: Repository, option: str, *, must_exist: bool) -> LayoutStore:
     from imagesync.stores.layout.store import LayoutStore
     from imagesync.stores.layout.tree import LayoutTree
 

@@ -9,6 +9,11 @@ never ask which kind they hold.
 Each method names its repository; a store serves many (a registry serves every repository of
 every host, a layout tree a directory per repository). What a store finds, it checks: a
 manifest against the digest it was asked for, a blob's bytes as they pass.
+
+A store's members are content verbs only: each answers from what the place holds now, or
+changes it. What a run learns across them (where it has seen a blob, which repository is new,
+pulls left, that it is stopping) is the run's: :class:`imagesync.stores.run.RunContext`,
+beside the stores in :class:`Stores`.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Protocol
 from imagesync.content.manifest import Descriptor, Manifest
 from imagesync.errors import RegistryError, TransientError
 from imagesync.reference import Reference, Repository
+from imagesync.stores.run import RunContext
 
 # A blob's bytes as they are read: an iterator of chunks, each checked before it is handed
 # over (the last one only when the whole blob hashes to its digest), closed when done.
@@ -110,10 +116,12 @@ class Store(Protocol):
     ) -> None:
         """Store the manifest's exact bytes under ``reference`` (a tag, or its digest).
 
-        A tag is written where it is absent, holds this manifest already, or holds
+        A tag is written only through :func:`imagesync.stores.tags.write_tag`, which looks
+        at it right before: written where it is absent, holds this manifest already, or holds
         ``replacing`` (the digest the caller looked at and means to write over). A store that
-        can make this one step (a layout, under its lock) raises TagTaken otherwise; one that
-        cannot (a registry has no conditional write) relies on the caller's look right before.
+        can check that again in one step with the write (a layout, under its lock) raises
+        TagTaken otherwise; one that cannot (a registry has no conditional write) goes by the
+        look.
         """
         ...
 
@@ -158,46 +166,20 @@ class Store(Protocol):
         when the bytes stopped midway, DigestMismatch when they were not the blob."""
         ...
 
-    def can_mount(self, repository: Repository, holder: Repository) -> bool:
-        """Whether :meth:`mount_blob` can take a blob from ``holder`` into ``repository``: both
-        are in this store's one place (the same registry, the same layout tree)."""
-        ...
-
     def mount_blob(self, repository: Repository, digest: str, holder: Repository) -> MountAnswer:
         """Take a blob from ``holder``, another repository of this store, without its bytes
-        crossing the wire (a registry's cross-repository mount, a link in a layout tree)."""
-        ...
-
-    def probe_repository(self, repository: Repository) -> bool:
-        """Learn once whether ``repository`` exists before its blobs are asked for one by
-        one: True when it is known to be new (it holds no blob, so none need be asked for);
-        False when that is not known (a shortcut: the blobs are asked for)."""
-        ...
-
-    def holder(self, digest: str, near: Repository, *, given: bool = True) -> Repository | None:
-        """A repository of this store, beside ``near`` and other than it, that this run has
-        seen holding the blob or (``given``) has given it to: one to mount it from."""
-        ...
-
-    def may_hold(self, repository: Repository, digest: str) -> None:
-        """Note a repository whose manifests list the blob (a skipped image's): a place to
-        try a mount from, though not a sign that the blob is there."""
-        ...
-
-    # -- the run -------------------------------------------------------------------------
-
-    def pulls_left(self, registry: str) -> int | None:
-        """How many pulls ``registry`` allows now, when it said (Docker Hub does)."""
-        ...
-
-    def stop(self) -> None:
-        """The run is being stopped: waits before retries end now."""
+        crossing the wire (a registry's cross-repository mount, a link in a layout tree).
+        Which ``holder`` to ask is the run's knowledge (:meth:`RunContext.holder`,
+        :meth:`RunContext.can_mount`); a store that cannot take it from there answers
+        ``mounted=False``."""
         ...
 
 
 @dataclass(frozen=True)
 class Stores:
-    """The two sides of a run: where sources are read, and the target."""
+    """The two sides of a run: where sources are read, and the target; and what the run
+    learns beside them (:class:`RunContext`)."""
 
     sources: Store
     target: Store
+    run: RunContext

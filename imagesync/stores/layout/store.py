@@ -21,7 +21,6 @@ from imagesync.content.manifest import MAX_MANIFEST_BYTES, Descriptor, Manifest
 from imagesync.content.referrers import described_as_referrer, digest_tag
 from imagesync.errors import DigestMismatch, NotFound
 from imagesync.reference import Reference, Repository, is_valid_digest
-from imagesync.stores.holders import Holders
 from imagesync.stores.layout import blobs
 from imagesync.stores.layout.index import MAX_INDEX_BYTES, Index
 from imagesync.stores.layout.tree import (
@@ -51,7 +50,6 @@ class LayoutStore:
 
     def __init__(self, tree: LayoutTree) -> None:
         self.tree = tree
-        self.holders = Holders()
         self.manifests = ManifestMemory()
 
     @property
@@ -185,38 +183,15 @@ class LayoutStore:
         directory = self.tree.directory(repository)
         self.tree.make_layout(directory)
         blobs.write(self.tree, directory, blob, opener, progress)
-        self.holders.add(repository, blob.digest, given=True)
-
-    def can_mount(self, repository: Repository, holder: Repository) -> bool:
-        return self.tree.contains(repository) and self.tree.contains(holder)
 
     def mount_blob(self, repository: Repository, digest: str, holder: Repository) -> MountAnswer:
-        if not self.can_mount(repository, holder):
+        if not (self.tree.contains(repository) and self.tree.contains(holder)):
             return MountAnswer(mounted=False)
         directory = self.tree.directory(repository)
         self.tree.make_layout(directory)
         if not blobs.link(self.tree, directory, digest, self.tree.directory(holder)):
             return MountAnswer(mounted=False)
-        self.holders.add(repository, digest, given=True)
         return MountAnswer(mounted=True)
-
-    def probe_repository(self, repository: Repository) -> bool:
-        """Nothing to learn: a missing layout answers every look at once."""
-        return False
-
-    def holder(self, digest: str, near: Repository, *, given: bool = True) -> Repository | None:
-        return self.holders.holder(digest, near, given=given)
-
-    def may_hold(self, repository: Repository, digest: str) -> None:
-        self.holders.add(repository, digest, given=False)
-
-    # -- the run -------------------------------------------------------------------------
-
-    def pulls_left(self, registry: str) -> int | None:
-        return None
-
-    def stop(self) -> None:
-        """Nothing waits here."""
 
     # -- plumbing ------------------------------------------------------------------------
 

@@ -7,6 +7,10 @@ are shared), seen three ways:
 - the target: reads and writes go to the registry itself;
 - what :meth:`locate` hands back with an image it found: the one endpoint that answered (a
   mirror, or the registry), and nothing else, for the signatures and referrers of that image.
+
+A registry store answers content verbs only. What the client learns of the run from the
+answers (where blobs are, which repositories are new, pulls left) and its stop are the run's
+(:class:`imagesync.stores.run.RunContext`), reached through :class:`ClientRun`.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from imagesync.content.manifest import Descriptor, Manifest
 from imagesync.reference import Reference, Repository
+from imagesync.stores.holders import Holders
 from imagesync.stores.registry.client import Endpoint, RegistryClient
 from imagesync.stores.store import BlobOpener, Located, MountAnswer, Progress
 
@@ -67,7 +72,7 @@ class RegistryStore:
         *,
         replacing: str | None = None,
     ) -> None:
-        # A registry has no conditional write: the caller's look right before is the check.
+        # A registry has no conditional write: write_tag's look right before is the check.
         self.client.put_manifest(repository, reference, manifest)
 
     # -- tags and referrers --------------------------------------------------------------
@@ -109,25 +114,31 @@ class RegistryStore:
     ) -> None:
         self.client.put_blob(repository, blob, opener, progress, session)
 
-    def can_mount(self, repository: Repository, holder: Repository) -> bool:
-        return holder.endpoint == repository.endpoint
-
     def mount_blob(self, repository: Repository, digest: str, holder: Repository) -> MountAnswer:
         return self.client.mount_blob(repository, digest, holder)
 
-    def probe_repository(self, repository: Repository) -> bool:
-        return self.client.probe_repository(repository)
 
-    def holder(self, digest: str, near: Repository, *, given: bool = True) -> Repository | None:
-        return self.client.holders.holder(digest, near, given=given)
+class ClientRun:
+    """The registry client's side of a run (:class:`imagesync.stores.run.RegistryRun`): what
+    it has learnt from answers, and its stop.
 
-    def may_hold(self, repository: Repository, digest: str) -> None:
-        self.client.holders.add(repository, digest, given=False)
+    TODO(registry-split): the one place that reaches into the client and its transport; the
+    client is to offer these itself (``client.holders``, ``client.is_new(repository)``,
+    ``client.pulls_left(registry)``, ``client.stop()``), and this class then goes.
+    """
 
-    # -- the run -------------------------------------------------------------------------
+    def __init__(self, client: RegistryClient) -> None:
+        self._client = client
+
+    @property
+    def holders(self) -> Holders:
+        return self._client.holders
+
+    def is_new(self, repository: Repository) -> bool:
+        return self._client.probe_repository(repository)
 
     def pulls_left(self, registry: str) -> int | None:
-        return self.client.transport.rate_limit_remaining.get(registry)
+        return self._client.transport.rate_limit_remaining.get(registry)
 
     def stop(self) -> None:
-        self.client.transport.stopping.set()
+        self._client.transport.stopping.set()

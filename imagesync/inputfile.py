@@ -40,19 +40,9 @@ def read_input(path: str | Path, limit: int) -> bytes:
     when it holds more than ``limit`` bytes (by its size, or by what reading it gives: a file
     may grow while it is read).
     """
+    descriptor = open_regular(path)
     try:
-        # O_NONBLOCK: opening a FIFO returns at once instead of waiting for a writer; for a
-        # regular file the flag changes nothing.
-        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except FileNotFoundError as error:
-        raise InputMissing(error.strerror or "no such file") from None
-    except OSError as error:
-        raise UnreadableInput(error.strerror or str(error)) from None
-    try:
-        mode = os.fstat(descriptor)
-        if not stat.S_ISREG(mode.st_mode):
-            raise UnreadableInput(f"it is {_kind(mode.st_mode)}, not a regular file")
-        if mode.st_size > limit:
+        if os.fstat(descriptor).st_size > limit:
             raise InputTooLarge(limit)
         chunks: list[bytes] = []
         received = 0
@@ -71,6 +61,38 @@ def read_input(path: str | Path, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def open_regular(path: str | Path, *, follow_links: bool = True) -> int:
+    """A descriptor open for reading on the regular file at ``path``, never waiting: the one
+    place where an input file is opened (layouts too). UnreadableInput, saying what it is
+    instead, when it is anything but a regular file (with ``follow_links`` False, a symbolic
+    link too); InputMissing when there is nothing at ``path``.
+    """
+    try:
+        # Looked at before it is opened: opening a device may do something (a tape rewinds),
+        # opening a socket fails with a reason that names no socket.
+        found = os.stat(path, follow_symlinks=follow_links)
+        if not stat.S_ISREG(found.st_mode):
+            raise UnreadableInput(f"it is {_kind(found.st_mode)}, not a regular file")
+        # O_NONBLOCK: should a FIFO have taken the file's place meanwhile, opening it returns
+        # at once instead of waiting for a writer (fstat below refuses it); for a regular
+        # file the flag changes nothing. O_NOFOLLOW likewise for a link put there meanwhile.
+        flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+        descriptor = os.open(path, flags | (0 if follow_links else os.O_NOFOLLOW))
+    except FileNotFoundError as error:
+        raise InputMissing(error.strerror or "no such file") from None
+    except OSError as error:
+        raise UnreadableInput(error.strerror or str(error)) from None
+    try:
+        mode = os.fstat(descriptor).st_mode
+    except OSError as error:
+        os.close(descriptor)
+        raise UnreadableInput(error.strerror or str(error)) from None
+    if not stat.S_ISREG(mode):
+        os.close(descriptor)
+        raise UnreadableInput(f"it is {_kind(mode)}, not a regular file")
+    return descriptor
+
+
 def _kind(mode: int) -> str:
     if stat.S_ISDIR(mode):
         return "a directory"
@@ -80,6 +102,8 @@ def _kind(mode: int) -> str:
         return "a pipe (FIFO)"
     if stat.S_ISSOCK(mode):
         return "a socket"
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
     return "not a file"
 
 

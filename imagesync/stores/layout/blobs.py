@@ -1,6 +1,7 @@
 """A layout's blobs: ``blobs/<alg>/<hex>``, content-addressed files.
 
-A blob comes in through a temporary file in its layout, every byte counted and hashed on the
+A blob counts as present only when its file hashes to its name (:func:`blob_size`). A blob
+comes in through a temporary file in its layout, every byte counted and hashed on the
 way (the stream it is read from checks them, :func:`~imagesync.stores.stream.verified`), synced,
 and only then renamed to its name: a blob file is whole and right, or it is not there. Going
 out, a blob's bytes are checked the same way, so a damaged file is an error, never a copy.
@@ -15,7 +16,13 @@ from pathlib import Path
 
 from imagesync.content.manifest import Descriptor
 from imagesync.errors import DigestMismatch
-from imagesync.stores.layout.tree import BLOBS, LayoutError, LayoutTree, install
+from imagesync.stores.layout.tree import (
+    BLOBS,
+    LayoutError,
+    LayoutTree,
+    install,
+    temporary_file,
+)
 from imagesync.stores.store import BlobOpener, Progress
 from imagesync.stores.stream import verified
 
@@ -28,10 +35,19 @@ def blob_path(directory: Path, digest: str) -> Path:
 
 
 def blob_size(tree: LayoutTree, directory: Path, digest: str) -> int | None:
-    """The size of the blob ``digest`` of the layout ``directory``; None when it is absent."""
+    """The size of the blob ``digest`` of the layout ``directory``; None when it is absent,
+    and also when the file there does not hash to its name: a damaged blob is one to write
+    again (:func:`write` puts the new one over it at once), never one to count as present.
+    LayoutError when something else than a regular file has its name.
+
+    Its bytes are hashed only here, where the blob would be counted, and once per run for
+    each file (:meth:`LayoutTree.hashes_to`); a blob this run wrote is not read again.
+    """
     path = blob_path(directory, digest)
     with tree.open_file(path) as handle:
-        return None if handle is None else os.fstat(handle.fileno()).st_size
+        if handle is None or not tree.hashes_to(handle, digest):
+            return None
+        return os.fstat(handle.fileno()).st_size
 
 
 def read_small(tree: LayoutTree, directory: Path, digest: str, limit: int) -> bytes | None:
@@ -85,6 +101,7 @@ def write(
     tree.make_directory(final.parent)
     with opener() as chunks:
         install(directory, final, _counted(chunks, progress))
+    tree.hashed(final, blob.digest)  # ``verified`` checked every byte on its way in
 
 
 def _counted(chunks: Iterable[bytes], progress: Progress | None) -> Iterator[bytes]:
@@ -113,13 +130,28 @@ def link(tree: LayoutTree, directory: Path, digest: str, holder: Path) -> bool:
     real = tree.inside(source)
     assert real is not None
     try:
-        os.link(real, final)
-    except FileExistsError:
-        pass  # there already
+        _link_over(real, directory, final)
     except OSError:
         described = Descriptor("application/octet-stream", digest, size)
         write(tree, directory, described, lambda: read_stream(tree, holder, described))
+        return True
+    tree.hashed(final, digest)  # the holder's file, hashed by blob_size above
     return True
+
+
+def _link_over(real: Path, directory: Path, final: Path) -> None:
+    """A hard link to ``real`` at ``final``, made under a temporary name and renamed over
+    what has that name (a damaged blob is replaced at once, as :func:`install` does)."""
+    handle, temporary = temporary_file(directory)
+    handle.close()
+    try:
+        os.unlink(temporary)  # only its unique name is wanted
+        os.link(real, temporary)
+        os.replace(temporary, final)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 def _damaged(path: Path, digest: str) -> LayoutError:

@@ -13,6 +13,7 @@ and processes writing the layout take too.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,11 +23,10 @@ from imagesync.content.referrers import described_as_referrer, digest_tag
 from imagesync.errors import DigestMismatch, NotFound
 from imagesync.reference import Reference, Repository, is_valid_digest
 from imagesync.stores.layout import blobs
-from imagesync.stores.layout.index import MAX_INDEX_BYTES, Index
+from imagesync.stores.layout.index import MAX_INDEX_BYTES, Index, Subjects
 from imagesync.stores.layout.tree import (
     BLOBS,
     INDEX_FILE,
-    LayoutError,
     LayoutTree,
     sync_directory,
 )
@@ -40,10 +40,6 @@ from imagesync.stores.store import (
     TagTaken,
 )
 
-# Looking for referrers reads every entry's manifest; an index.json with more entries than
-# this is not one to search.
-MAX_SCANNED_ENTRIES = 10_000
-
 
 class LayoutStore:
     """The layouts of one tree; thread-safe."""
@@ -51,6 +47,7 @@ class LayoutStore:
     def __init__(self, tree: LayoutTree) -> None:
         self.tree = tree
         self.manifests = ManifestMemory()
+        self.subjects = Subjects()
 
     @property
     def where(self) -> str:
@@ -129,28 +126,24 @@ class LayoutStore:
     def referrers(self, repository: Repository, digest: str) -> list[Descriptor]:
         """The entries whose manifest has ``digest`` as its ``subject`` (how this store keeps
         referrers), and what a tag-schema index ``sha256-<hex>`` lists (how a layout copied
-        from a registry without the referrers API may hold them)."""
+        from a registry without the referrers API may hold them). Each manifest of the
+        layout is read once a run, whatever the number of subjects (:class:`Subjects`)."""
         directory = self.tree.directory(repository)
         index = self._index(directory)
-        if len(index.entries) > MAX_SCANNED_ENTRIES:
-            raise LayoutError(
-                f"{directory / INDEX_FILE} lists {len(index.entries)} manifests, too many to "
-                f"look for referrers among (at most {MAX_SCANNED_ENTRIES})"
+        where = str(directory)
+        found = {
+            d.digest: d
+            for d in self.subjects.referrers(
+                directory,
+                index,
+                digest,
+                lambda listed: self._scanned(directory, listed),
+                lambda listed, raw: self._parsed(directory, listed, raw),
             )
-        found: dict[str, Descriptor] = {}
-        for entry in index.entries:
-            listed = entry.descriptor
-            if listed.media_type and not mediatypes.is_manifest(listed.media_type):
-                continue  # a blob listed at the top (some tools do): it refers to nothing
-            manifest = self._manifest(directory, listed.digest, listed.media_type, str(directory))
-            if manifest is None:
-                continue  # an entry without its manifest refers to nothing
-            subject = manifest.subject
-            if subject is not None and subject.digest == digest:
-                found[manifest.digest] = described_as_referrer(manifest)
+        }
         schema = index.tagged(digest_tag(digest), str(directory / INDEX_FILE))
         if schema is not None and schema.media_type == mediatypes.OCI_INDEX:
-            tagged = self._manifest(directory, schema.digest, schema.media_type, str(directory))
+            tagged = self._manifest(directory, schema.digest, schema.media_type, where)
             for child in tagged.children if tagged is not None else ():
                 found.setdefault(child.digest, child)
         return list(found.values())
@@ -196,13 +189,14 @@ class LayoutStore:
     # -- plumbing ------------------------------------------------------------------------
 
     def _index(self, directory: Path) -> Index:
-        """The layout's index, read now (another writer may have changed it); empty for a
-        directory that is no layout (yet)."""
+        """The layout's index as it is now (another writer may have changed it), read and
+        parsed again only when the file has changed (:meth:`LayoutTree.read_parsed`); empty
+        for a directory that is no layout (yet)."""
         if not self.tree.is_layout(directory):
             return Index.empty()
         path = directory / INDEX_FILE
-        raw = self.tree.read(path, MAX_INDEX_BYTES)
-        return Index.empty() if raw is None else Index.parse(raw, str(path))
+        index = self.tree.read_parsed(path, MAX_INDEX_BYTES, _index_parser(str(path)))
+        return Index.empty() if index is None else index
 
     def _update(self, directory: Path, change: Callable[[Index], Index]) -> None:
         """Change the layout's ``index.json`` under its lock, once the names of the blobs it
@@ -226,3 +220,24 @@ class LayoutStore:
         manifest = Manifest.parse(raw, media_type or None, where)
         self.manifests.keep(directory, manifest)
         return manifest
+
+    def _scanned(self, directory: Path, listed: Descriptor) -> bytes | None:
+        """A listed manifest's bytes, read (and checked) to learn its subject."""
+        known = self.manifests.get(directory, listed.digest)
+        if known is not None:
+            return known.raw
+        return blobs.read_small(self.tree, directory, listed.digest, MAX_MANIFEST_BYTES)
+
+    def _parsed(self, directory: Path, listed: Descriptor, raw: bytes) -> Manifest:
+        """A manifest that names a subject, kept for the rest of the run (it is about to be
+        copied); the thousands of others a layout may list are not, lest they push out of
+        memory the manifests that matter."""
+        manifest = Manifest.parse(raw, listed.media_type or None, str(directory))
+        self.manifests.keep(directory, manifest)
+        return manifest
+
+
+@functools.lru_cache(maxsize=1024)
+def _index_parser(where: str) -> Callable[[bytes], Index]:
+    """The parser of one ``index.json``: the same object each time (it keys the cache)."""
+    return functools.partial(Index.parse, where=where)

@@ -12,17 +12,18 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import stat
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar, cast
 
 from imagesync.errors import ImagesyncError
-from imagesync.inputfile import limit_text
+from imagesync.inputfile import InputMissing, UnreadableInput, limit_text, open_regular
 from imagesync.reference import Repository
 
 LAYOUT_FILE = "oci-layout"
@@ -34,6 +35,9 @@ MAX_LAYOUT_FILE_BYTES = 4096
 # Temporary files of this tool in a layout (a blob or index.json on its way in): what a
 # SIGKILL leaves behind has this prefix.
 TEMPORARY_PREFIX = ".imagesync-"
+HASH_CHUNK = 1024 * 1024
+
+T = TypeVar("T")
 
 
 class LayoutError(ImagesyncError):
@@ -48,6 +52,11 @@ class LayoutTree:
         self.root = Path(root.path)
         self._lock = threading.Lock()
         self._locks: dict[Path, threading.Lock] = {}
+        # What this run has read of the tree, by the file's stamp (see :func:`_stamp`).
+        self._parsed: dict[tuple[Path, Callable[[bytes], object]], tuple[tuple[int, ...], object]]
+        self._parsed = {}
+        self._hashed: dict[tuple[tuple[int, ...], str], bool] = {}
+        self._directories: dict[Path, Path] = {}
 
     def __str__(self) -> str:
         return str(self.name)
@@ -70,6 +79,33 @@ class LayoutTree:
     def inside(self, path: Path) -> Path | None:
         """The real path of ``path`` when it exists, None when it does not; LayoutError when
         it, or a link on the way to it, leads outside the tree."""
+        if path != self.root and path.name not in ("", ".", ".."):
+            # The directory it is in, resolved once a run: a layout's thousands of blobs are
+            # in one. Only the name itself is then looked at, unless it is a link.
+            parent = self._directory_inside(path.parent)
+            if parent is None:
+                return None
+            try:
+                if not stat.S_ISLNK(os.lstat(parent / path.name).st_mode):
+                    return parent / path.name
+            except (FileNotFoundError, NotADirectoryError):
+                return None
+            except OSError as error:
+                raise LayoutError(f"{path} cannot be opened: {_reason(error)}") from None
+        return self._resolved_inside(path)
+
+    def _directory_inside(self, directory: Path) -> Path | None:
+        with self._lock:
+            known = self._directories.get(directory)
+        if known is not None:
+            return known
+        real = self._resolved_inside(directory)
+        if real is not None:  # one that is absent may be created: looked at again then
+            with self._lock:
+                self._directories[directory] = real
+        return real
+
+    def _resolved_inside(self, path: Path) -> Path | None:
         try:
             real = path.resolve(strict=True)
         except (FileNotFoundError, NotADirectoryError):
@@ -88,22 +124,30 @@ class LayoutTree:
     @contextlib.contextmanager
     def open_file(self, path: Path, limit: int | None = None) -> Iterator[IO[bytes] | None]:
         """``path`` opened for reading when it is a regular file inside the tree (None when
-        it does not exist); LayoutError when it is something else or larger than ``limit``."""
+        it does not exist); LayoutError, naming what it is, when it is anything else (a FIFO,
+        a device, a socket, a directory) or larger than ``limit``. The one way a file of a
+        layout is opened: nothing is opened before it is known not to wait, or to be a
+        regular file."""
         real = self.inside(path)
         if real is None:
             yield None
             return
         try:
-            handle = open(real, "rb")  # noqa: SIM115 # closed below, after the caller's reads
-        except OSError as error:
-            raise LayoutError(f"{path} cannot be opened: {_reason(error)}") from None
-        with handle:
-            status = os.fstat(handle.fileno())
-            if not stat.S_ISREG(status.st_mode):
-                raise LayoutError(f"{path} is not a regular file", "check the layout tree")
-            if limit is not None and status.st_size > limit:
+            # The real path holds no link: one there now was put there since, so is refused.
+            descriptor = open_regular(real, follow_links=False)
+        except InputMissing:  # removed since it was looked at
+            yield None
+            return
+        except UnreadableInput as error:
+            raise LayoutError(
+                f"{path} cannot be read: {error.reason}",
+                "check the layout tree; it may be damaged, or not one imagesync wrote",
+            ) from None
+        with os.fdopen(descriptor, "rb") as handle:
+            size = os.fstat(descriptor).st_size
+            if limit is not None and size > limit:
                 raise LayoutError(
-                    f"{path} is {status.st_size} bytes, more than {limit_text(limit)}: not a file "
+                    f"{path} is {size} bytes, more than {limit_text(limit)}: not a file "
                     "imagesync reads there",
                     "check the layout tree; it may be damaged, or not one imagesync wrote",
                 )
@@ -112,25 +156,63 @@ class LayoutTree:
     def read(self, path: Path, limit: int) -> bytes | None:
         """A whole file of at most ``limit`` bytes inside the tree; None when it is absent."""
         with self.open_file(path, limit) as handle:
+            return None if handle is None else _read_whole(handle, path, limit)
+
+    def read_parsed(self, path: Path, limit: int, parse: Callable[[bytes], T]) -> T | None:
+        """``parse`` of the file at ``path`` (see :meth:`read`), read and parsed again only
+        when the file has changed since (by its identity, size and times, and any write of
+        this process through :meth:`replace`): an ``index.json`` looked at for every tag and
+        subject is read once, not once a look."""
+        key = (path, parse)
+        with self.open_file(path, limit) as handle:
             if handle is None:
                 return None
-            data = handle.read(limit + 1)
-        if len(data) > limit:  # it grew after it was looked at
-            raise LayoutError(f"{path} is larger than {limit_text(limit)}", "check the layout tree")
-        return data
+            stamp = _stamp(os.fstat(handle.fileno()))
+            with self._lock:
+                cached = self._parsed.get(key)
+            if cached is not None and cached[0] == stamp:
+                return cast(T, cached[1])
+            data = _read_whole(handle, path, limit)
+        parsed = parse(data)
+        with self._lock:
+            self._parsed[key] = (stamp, parsed)
+        return parsed
+
+    def hashes_to(self, handle: IO[bytes], digest: str) -> bool:
+        """Whether the open regular file ``handle`` hashes to ``digest``: read and hashed once
+        per run for each file (by its identity, size and times), whoever asks."""
+        key = (_stamp(os.fstat(handle.fileno())), digest)
+        with self._lock:
+            known = self._hashed.get(key)
+        if known is not None:
+            return known
+        algorithm, _, _ = digest.partition(":")
+        if algorithm not in ("sha256", "sha512"):
+            return False  # no blob imagesync reads or writes: as if it were not there
+        hasher = hashlib.new(algorithm)
+        handle.seek(0)
+        while chunk := handle.read(HASH_CHUNK):
+            hasher.update(chunk)
+        good = f"{algorithm}:{hasher.hexdigest()}" == digest
+        with self._lock:
+            self._hashed[key] = good
+        return good
+
+    def hashed(self, path: Path, digest: str) -> None:
+        """Remember that the file just put at ``path`` hashes to ``digest`` (its bytes were
+        checked on their way in), so that looking at it again reads nothing."""
+        with contextlib.suppress(OSError):
+            stamp = _stamp(os.stat(path, follow_symlinks=False))
+            with self._lock:
+                self._hashed[(stamp, digest)] = True
 
     def is_layout(self, directory: Path) -> bool:
         """Whether ``directory`` holds an image layout (its ``oci-layout`` file, of the one
         version there is); LayoutError when that file says something else."""
         path = directory / LAYOUT_FILE
-        raw = self.read(path, MAX_LAYOUT_FILE_BYTES)
-        if raw is None:
+        version = self.read_parsed(path, MAX_LAYOUT_FILE_BYTES, _layout_version)
+        if version is None:
             return False
-        try:
-            document = json.loads(raw)
-        except (ValueError, RecursionError):
-            document = None
-        version = document.get("imageLayoutVersion") if isinstance(document, dict) else None
         if version != LAYOUT_VERSION:
             raise LayoutError(
                 f"{path} does not say imageLayoutVersion {LAYOUT_VERSION}: not an OCI image "
@@ -203,20 +285,24 @@ class LayoutTree:
         replaced) one process at a time."""
         with self._lock:
             lock = self._locks.setdefault(directory, threading.Lock())
-        with lock:
-            real = self.inside(directory / LAYOUT_FILE)
-            if real is None:
+        with lock, self.open_file(directory / LAYOUT_FILE) as handle:
+            if handle is None:
                 raise LayoutError(f"{directory} is not an image layout (it has no {LAYOUT_FILE})")
-            with open(real, "rb") as handle:
-                # A file system without locks: this process's lock still holds.
-                with contextlib.suppress(OSError):
-                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-                yield
+            # A file system without locks: this process's lock still holds.
+            with contextlib.suppress(OSError):
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            yield
 
     def replace(self, directory: Path, name: str, body: bytes) -> None:
         """Write ``directory/name`` whole, at once: a reader sees the old file or the new one."""
-        install(directory, directory / name, [body])
+        path = directory / name
+        install(directory, path, [body])
         sync_directory(directory)
+        # Its identity changed with the rename, so a cached parse would not be used again;
+        # dropped all the same, so that this process never trusts a stamp over its own write.
+        with self._lock:
+            for key in [k for k in self._parsed if k[0] == path]:
+                del self._parsed[key]
 
 
 def install(directory: Path, final: Path, chunks: Iterable[bytes]) -> None:
@@ -229,10 +315,13 @@ def install(directory: Path, final: Path, chunks: Iterable[bytes]) -> None:
                 handle.write(chunk)
             handle.flush()
             os.fsync(handle.fileno())
+        # Over whatever has the name: a damaged blob, a FIFO, a file half written by hand.
         os.replace(temporary, final)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
+        if isinstance(error, OSError):
+            raise LayoutError(f"cannot write {final}: {_reason(error)}") from None
         raise
 
 
@@ -257,6 +346,27 @@ def sync_directory(directory: Path) -> None:
         pass  # some file systems cannot sync a directory; the data itself was synced
     finally:
         os.close(descriptor)
+
+
+def _read_whole(handle: IO[bytes], path: Path, limit: int) -> bytes:
+    data = handle.read(limit + 1)
+    if len(data) > limit:  # it grew after it was looked at
+        raise LayoutError(f"{path} is larger than {limit_text(limit)}", "check the layout tree")
+    return data
+
+
+def _stamp(status: os.stat_result) -> tuple[int, ...]:
+    """A file's identity and state: what changes when it is replaced or written to (ctime
+    too, which no one can set back)."""
+    return (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
+
+
+def _layout_version(raw: bytes) -> object:
+    try:
+        document = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    return document.get("imageLayoutVersion") if isinstance(document, dict) else None
 
 
 def _reason(error: BaseException) -> str:

@@ -1,0 +1,38 @@
+"""Text from outside made safe to print: shown, never acted on.
+
+A registry's error message, an ``artifactType``, a platform variant, a tag read from a file:
+any of them can hold a newline (a line of its own in a CI log, where ``::error ...::`` is a
+GitHub workflow command), a carriage return (a line drawn over another), or an escape
+sequence (colours, a cursor move, an OSC 8 link). Every output that shows such text passes
+it through :func:`printable`, which writes each of those characters as its escape, so a
+reader sees exactly what was sent and the terminal does nothing with it.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+# Besides C0/C1 controls and DEL (category Cc): characters that reorder or hide what follows
+# them on screen (bidirectional overrides and isolates, "Trojan Source"), and the line and
+# paragraph separators some viewers break lines on.
+_INVISIBLE = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u2028\u2029"
+)
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\x1b": "\\e"}
+
+
+def printable(text: str) -> str:
+    """``text`` with every control, escape and bidirectional-override character written as a
+    visible escape (``\\n``, ``\\e``, ``\\x07``, ``\\u202e``); a backslash stays as it is."""
+    if text.isprintable() and not _INVISIBLE.intersection(text):
+        return text
+    return "".join(_shown(character) for character in text)
+
+
+def _shown(character: str) -> str:
+    if character in _NAMED:
+        return _NAMED[character]
+    if character in _INVISIBLE or unicodedata.category(character) in ("Cc", "Cf", "Zl", "Zp"):
+        code = ord(character)
+        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    return character

@@ -32,7 +32,8 @@ def printable(text: str) -> str:
 def _shown(character: str) -> str:
     if character in _NAMED:
         return _NAMED[character]
-    if character in _INVISIBLE or unicodedata.category(character) in ("Cc", "Cf", "Zl", "Zp"):
+    # "C": controls, formats, surrogates, private use, unassigned; none has a glyph to show.
+    if character in _INVISIBLE or unicodedata.category(character)[0] == "C":
         code = ord(character)
         return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
     return character

@@ -35,5 +35,7 @@ def _shown(character: str) -> str:
     # "C": controls, formats, surrogates, private use, unassigned; none has a glyph to show.
     if character in _INVISIBLE or unicodedata.category(character)[0] == "C":
         code = ord(character)
-        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+        if code < 0x100:
+            return f"\\x{code:02x}"
+        return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
     return character

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from imagesync.cli import main
 from imagesync.plan.document import Plan, checksum
+from tests.harness.accounts import assert_apply_counts_as_planned
 from tests.harness.faultproxy import Fault, FaultProxy
 from tests.harness.images import push_image
 from tests.harness.registry import RegistryServer
@@ -66,6 +67,7 @@ def test_apply_copies_every_kind_exactly(source_registry, target_registry, tmp_p
     assert code == 0, stdout + stderr
     report = json.loads(stdout)
     assert [i["outcome"] for i in report["images"]] == ["created"] * 3
+    assert_apply_counts_as_planned(plan.to_document(), report)
     for pushed, change in zip((oci, docker, single), plan.changes, strict=True):
         assert change.digest == pushed.digest
         assert raw_digest(change.target) == pushed.digest
@@ -152,13 +154,44 @@ def test_same_registry_copies_use_cross_repo_mounts(registry, tmp_path) -> None:
     images = images_file(
         tmp_path, f"{registry.host}/mirror", f'- source: "{registry.host}/upstream/app:1.0"\n'
     )
-    plan_to(tmp_path, images)
+    plan = plan_to(tmp_path, images)
     code, stdout, _ = run("apply", str(tmp_path / "plan.json"), "--format", "json")
     assert code == 0
+    assert_apply_counts_as_planned(plan.to_document(), json.loads(stdout))
     image = json.loads(stdout)["images"][0]
     assert image["blobs"]["mounted"] == pushed.blob_count
     assert image["blobs"]["copied"] == 0
     assert raw_digest(image["target"]) == pushed.digest
+
+
+def test_plan_counts_the_blobs_an_earlier_image_lands_as_apply_does(
+    source_registry, target_registry, tmp_path
+) -> None:
+    """Issue 32: an index, then its linux/amd64 child pinned under another tag of the same
+    repository, then an image of another repository on the same base. The child's blobs are
+    in its repository by the time apply reaches it (the index brought them): plan counts
+    them neither as copies nor as mounts, as apply finds them there; the shared base is
+    copied once and mounted once."""
+    src = source_registry.host
+    index = push_image(src, "team/app", "1.0", base_layers=[2048], base_seed=7)
+    child = index.child_by_platform["linux/amd64"]
+    push_image(src, "team/other", "1.0", base_layers=[2048], base_seed=7, seed=2)
+    images = images_file(
+        tmp_path,
+        f"{target_registry.host}/mirror",
+        f'- source: "{src}/team/app:1.0"\n'
+        f'- source: "{src}/team/app@{child}"\n  tag: "1.0-amd64"\n  amd64Only: true\n'
+        f'- source: "{src}/team/other:1.0"\n',
+    )
+    plan = plan_to(tmp_path, images)
+    app, pinned, other = plan.changes
+    assert (pinned.blobs_to_transfer, pinned.blobs_to_mount) == (0, 0)
+    assert app.blobs_to_mount == 0 and other.blobs_to_mount == 2  # the base, on both platforms
+    code, stdout, stderr = run("apply", str(tmp_path / "plan.json"), "--format", "json")
+    assert code == 0, stdout + stderr
+    report = json.loads(stdout)
+    assert_apply_counts_as_planned(plan.to_document(), report)
+    assert report["blobs"]["present"] == len(index.manifests[0].blobs)
 
 
 def test_apply_with_images_file_plans_and_applies(source_registry, target_registry, tmp_path):

@@ -23,6 +23,7 @@ from imagesync.content import referrers
 from imagesync.content.manifest import BadManifest, Manifest
 from imagesync.plan.document import Action, Plan
 from tests.conftest import RegistryFactory
+from tests.harness.accounts import assert_apply_counts_as_planned
 from tests.harness.cli import run, write_images
 from tests.harness.faultproxy import FaultProxy
 from tests.harness.images import (
@@ -207,8 +208,10 @@ def test_artifacts_mirror_digest_exact_with_their_referrers(
     assert code == 0
     assert f"artifact: {WASM_CONFIG}" in markdown
 
-    code, stdout, stderr = run("apply", str(tmp_path / "plan.json"))
+    code, stdout, stderr = run("apply", str(tmp_path / "plan.json"), "--format", "json")
     assert code == 0, stdout + stderr
+    planned = json.loads((tmp_path / "plan.json").read_text(encoding="utf-8"))
+    assert_apply_counts_as_planned(planned, json.loads(stdout))
     for name, (pushed, _) in expected.items():
         reference = f"{dst}/{target_path(source_registry, name)}"
         raw = inspect_raw(reference)
@@ -389,8 +392,10 @@ def test_artifacts_into_and_out_of_an_oci_layout_digest_exact(
     # Out: into the layouts, as skopeo and every layout reader reads them.
     exported, _ = plan_to(tmp_path, images, "out.json", "--target", f"oci:{disk}")
     assert [c.artifact_types for c in exported.changes] == [e[2] for e in expected.values()]
-    code, stdout, stderr = run("apply", str(tmp_path / "out.json"))
+    code, stdout, stderr = run("apply", str(tmp_path / "out.json"), "--format", "json")
     assert code == 0, stdout + stderr
+    planned = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))
+    assert_apply_counts_as_planned(planned, json.loads(stdout))
     on_disk = LayoutPusher(disk)
     for path, (tag, pushed, _) in expected.items():
         layout = disk / SourceName.parse(f"{src}/{path}").target_repository()

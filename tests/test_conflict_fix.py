@@ -22,8 +22,8 @@ import pytest
 from click.testing import CliRunner
 
 from imagesync.cli import main
-from tests.harness.images import push_cosign_signature, push_image
-from tests.harness.skopeo import inspect_digest
+from tests.harness.images import push_artifact, push_cosign_signature, push_image
+from tests.harness.skopeo import copy, inspect_digest
 
 pytestmark = pytest.mark.registry
 
@@ -182,8 +182,71 @@ def test_a_signature_conflict_says_whether_the_source_still_has_the_targets(
     assert kept_sig["target_digest"] == first.digest
     assert kept_sig["fix"] == {"target_digest_at_source": True}
     assert f"The source still serves {first.digest}" in kept_sig["reason"]
+    # No entry of the file names a signature: the plan says so, and gives none to paste.
+    assert "No entry of the images file names a signature" in kept_sig["reason"]
     assert lost_sig["fix"] == {"target_digest_at_source": False}
     assert f"{other.digest} is not in the source" in lost_sig["reason"]
     code, markdown, _ = run("plan", "-i", str(images), "--format", "markdown")
     assert "2 signatures and referrers not copied" in markdown
     assert "The source still serves" in markdown
+
+
+def test_every_conflict_kind_gets_a_fix_that_makes_it_a_skip_or_says_there_is_none(
+    source_registry, target_registry, tmp_path: Path
+) -> None:
+    """Issue 32: a fix is shown only when the entry it writes plans to a skip. For each kind
+    of conflict, pasting the fix and planning again gives a skip; where no entry can keep the
+    tag (a single arm64 image under it), the plan says so and names a new tag."""
+    src, dst = source_registry.host, target_registry.host
+    here = src.replace(":", "-")
+    prefix = f"{dst}/mirror"
+    # The source's multi-platform tags, whose single-platform children podman pulled and
+    # pushed into the mirror under the tag (skopeo copies a child by digest, as it is).
+    children = {}
+    for name, platform in (("amd", "linux/amd64"), ("arm", "linux/arm64")):
+        index = push_image(src, f"team/{name}", "1.0", seed=3)
+        children[name] = index.child_by_platform[platform]
+        copy(f"{src}/team/{name}@{children[name]}", f"{prefix}/{here}/team/{name}:1.0")
+        assert inspect_digest(f"{prefix}/{here}/team/{name}:1.0") == children[name]
+    # A moved tag: upstream re-published it (the old index stays, by digest).
+    old = push_image(src, "team/moved", "1.0", seed=4)
+    push_image(dst, f"mirror/{here}/team/moved", "1.0", seed=4)
+    push_image(src, "team/moved", "1.0", seed=5)
+    # An artifact re-published under its tag.
+    policy = push_artifact(src, "team/policy", "1.0", seed=6)
+    push_artifact(dst, f"mirror/{here}/team/policy", "1.0", seed=6)
+    push_artifact(src, "team/policy", "1.0", seed=7)
+    names = ("amd", "arm", "moved", "policy")
+    images = tmp_path / "external-images.yaml"
+    listed = "".join(f'- source: "{src}/team/{name}:1.0"\n' for name in names)
+    images.write_text(f"target: {prefix}\nimages:\n{listed}", encoding="utf-8")
+
+    code, stdout, _ = run("plan", "-i", str(images), "--format", "json")
+    assert code == 1, stdout
+    plan = json.loads(stdout)
+    changes = {c["target"].rsplit("/", 1)[1]: c for c in plan["changes"]}
+    assert [c["action"] for c in plan["changes"]] == ["conflict"] * 4, stdout
+    amd = changes["amd:1.0"]["fix"]["entry"]
+    assert amd["source"] == f"{src}/team/amd@{children['amd']}" and amd["amd64_only"], amd
+    assert changes["moved:1.0"]["fix"]["entry"]["source"].endswith("@" + old.digest)
+    policy_fix = changes["policy:1.0"]["fix"]["entry"]
+    assert policy_fix["source"].endswith("@" + policy.digest) and not policy_fix["amd64_only"]
+    arm = changes["arm:1.0"]
+    assert arm.get("fix") == {"target_digest_at_source": True}, arm
+    assert "no entry of the file can keep this tag" in arm["reason"]
+    assert "linux/arm64" in arm["reason"] and 'tag "1.0-v2"' in arm["reason"]
+
+    code, markdown, _ = run("plan", "-i", str(images), "--format", "markdown")
+    assert markdown.count("```yaml") == 3, markdown
+    assert "no entry of the file can keep this tag" in markdown
+
+    paste_fixes(images, plan)
+    code, stdout, _ = run("plan", "-i", str(images), "--format", "json")
+    assert code == 1, stdout  # the arm64 image's conflict stays: no entry can keep it
+    again = {c["target"].rsplit("/", 1)[1]: c["action"] for c in json.loads(stdout)["changes"]}
+    assert again == {
+        "amd:1.0": "skip",
+        "arm:1.0": "conflict",
+        "moved:1.0": "skip",
+        "policy:1.0": "skip",
+    }, images.read_text()

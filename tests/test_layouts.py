@@ -22,6 +22,7 @@ from click.testing import CliRunner, Result
 
 from imagesync.cli import main
 from imagesync.plan.document import Plan, checksum
+from tests.harness.accounts import assert_apply_counts_as_planned
 from tests.harness.faultproxy import Fault, FaultProxy
 from tests.harness.images import (
     Pushed,
@@ -94,9 +95,12 @@ def test_export_then_import_every_kind_digest_exact_and_then_nothing_to_do(
     assert exported.exit_code == 0, exported.output
     assert "Plan: 4 to create, 0 to skip, signatures: 1 to create" in exported.stdout
     assert not disk.exists()
-    applied = run("apply", tmp_path / "out.json")
+    applied = run("apply", tmp_path / "out.json", "--format", "json")
     assert applied.exit_code == 0, applied.output
-    assert "Apply: 4 created" in applied.stdout
+    assert json.loads(applied.stdout)["summary"]["created"] == 4
+    assert_apply_counts_as_planned(
+        json.loads((tmp_path / "out.json").read_text()), json.loads(applied.stdout)
+    )
     again = run("plan", "-i", images, "--target", f"oci:{disk}", "--format", "json")
     assert again.exit_code == 0 and set(actions(again)) == {"skip"}, again.output
 
@@ -145,8 +149,11 @@ def test_export_then_import_every_kind_digest_exact_and_then_nothing_to_do(
     assert imported.exit_code == 0, imported.output
     assert f"Sources: oci:{disk}" in imported.stdout
     assert "Plan: 4 to create, 0 to skip, signatures: 1 to create" in imported.stdout
-    applied = run("apply", tmp_path / "in.json")
+    applied = run("apply", tmp_path / "in.json", "--format", "json")
     assert applied.exit_code == 0, applied.output
+    assert_apply_counts_as_planned(
+        json.loads((tmp_path / "in.json").read_text()), json.loads(applied.stdout)
+    )
     again = run(
         "plan", "-i", images, "--source-layout", disk, "--target", prefix, "--format", "json"
     )

@@ -23,6 +23,7 @@ from click.testing import CliRunner, Result
 
 from imagesync.cli import main
 from tests.conftest import RegistryFactory
+from tests.harness.accounts import assert_apply_counts_as_planned
 from tests.harness.images import connect
 from tests.harness.mirrorworld import (
     PROXY_VARIABLES,
@@ -153,6 +154,7 @@ def test_a_real_file_plans_and_applies_where_only_mirrors_answer(
     assert applied.exit_code == 0, applied.output
     report = json.loads(applied.stdout)
     assert report["summary"]["created"] == len(unique) and not report["failed"]
+    assert_apply_counts_as_planned(document, report)
     expected = expected_digests(target_registry, prefix, unique)
     assert target_digests(target_registry, expected) == expected
 

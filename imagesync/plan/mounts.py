@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from imagesync.content.image import fetch_image
@@ -114,18 +114,23 @@ def with_mounts(
     changes: Sequence[Change],
     missing: Mapping[str, Sequence[Descriptor]],
 ) -> tuple[Change, ...]:
-    """The changes with their transfer figures split: how many of the blobs each create lacks
-    (``missing``, by target, as plan found them) will come by mount rather than be copied, in
-    ``store``, the target (``run``: what the run knows of where blobs are).
+    """The changes with their transfer figures as apply will count them: of the blobs each
+    create lacks (``missing``, by target, as plan found them), those an earlier create of the
+    plan lands in the same repository are not transferred (apply finds them there); of the
+    rest, how many will come by mount rather than be copied, in ``store``, the target
+    (``run``: what the run knows of where blobs are).
 
-    In plan order, as one run would go: the first create that needs a blob nobody has copies
-    it, the later ones mount it from that create's repository. (Apply runs images at once,
-    so which image copies a shared blob may differ; how many copies and mounts does not.)
-    What this run itself has written meanwhile (sync begins copies while it plans) does not
-    count: the figures are the plan's.
+    In plan order, as one run would go, and by apply's own rule (apply/blobs.py): one task
+    per blob and target repository, one copy per blob and target registry, every other
+    repository mounts it. The first create that needs a blob nobody has copies it, the later
+    ones mount it from that create's repository. (Apply runs images at once, so which image
+    copies a shared blob may differ; how many copies and mounts does not.) What this run
+    itself has written meanwhile (sync begins copies while it plans) does not count: the
+    figures are the plan's.
     """
     sources = MountSources(run, store, changes)
     copied: set[tuple[str, str]] = set()
+    landed: set[tuple[str, str]] = set()
     result = []
     for change in changes:
         if change.action is not Action.CREATE or not change.blobs_to_transfer:
@@ -133,14 +138,35 @@ def with_mounts(
             continue
         source = change.pinned_source.repository
         target = change.target_reference.repository
-        mounts = 0
-        mounted_bytes = 0
+        moved = mounted = _Tally()
         for blob in missing.get(change.target, ()):
+            if (str(target), blob.digest) in landed:
+                continue
+            landed.add((str(target), blob.digest))
             key = (target.endpoint, blob.digest)
             if key in copied or sources.holder(blob.digest, source, target, given=False):
-                mounts += 1
-                mounted_bytes += blob.size
+                mounted += _Tally(1, blob.size)
             else:
                 copied.add(key)
-        result.append(replace(change, blobs_to_mount=mounts, bytes_to_mount=mounted_bytes))
+            moved += _Tally(1, blob.size)
+        result.append(
+            replace(
+                change,
+                blobs_to_transfer=moved.blobs,
+                bytes_to_transfer=moved.size,
+                blobs_to_mount=mounted.blobs,
+                bytes_to_mount=mounted.size,
+            )
+        )
     return tuple(result)
+
+
+@dataclass(frozen=True)
+class _Tally:
+    """A count of blobs and their bytes."""
+
+    blobs: int = 0
+    size: int = 0
+
+    def __add__(self, other: _Tally) -> _Tally:
+        return _Tally(self.blobs + other.blobs, self.size + other.size)

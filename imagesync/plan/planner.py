@@ -289,7 +289,8 @@ class _EntryPlanner:
         manifest = self.sources.get_manifest(pinned)
         base = self._with_contents(entry, base, manifest, self.sources, pinned)
         if probe is None:
-            return self._conflict(entry, base), manifest
+            assert existing is not None  # a conflict: the target tag holds another digest
+            return self._conflict(entry, base, existing), manifest
         missing = self._missing_blobs(manifest, pinned, entry.target.repository, probe.result())
         self.missing[str(entry.target)] = missing
         blobs, size = len(missing), sum(b.size for b in missing)
@@ -302,10 +303,10 @@ class _EntryPlanner:
         )
         return create, manifest
 
-    def _conflict(self, entry: ImageEntry, base: Change) -> Change:
+    def _conflict(self, entry: ImageEntry, base: Change, existing: Manifest) -> Change:
         """The conflict, with its fix: the entry pinned to the target's digest when the
-        source still serves it (re-published upstream tags are the usual cause), else the
-        source's content under a new tag."""
+        source still serves it and that entry plans to a skip (re-published upstream tags are
+        the usual cause), else the source's content under a new tag."""
         assert base.digest is not None and base.target_digest is not None
         held = source_has(self.sources, entry.origin.repository, base.target_digest)
         why = (
@@ -322,28 +323,58 @@ class _EntryPlanner:
         tag = entry.target.tag
         assert tag is not None
         if held:
-            pinned, to = pinned_source(entry, base.target_digest), tag
-            fix = f"The source still serves {base.target_digest}: pin the entry to it"
-        else:
-            pinned, to = pinned_source(entry, base.digest), next_tag(tag)
-            fix = (
-                f"{base.target_digest} is gone from the source: give its new content a new "
-                f"tag, e.g. {to}"
+            pin = _pinned_entry(entry, base.target_digest, existing)
+            refused = self._refuses(pin, base, existing)
+            if refused is None:
+                fix = f"The source still serves {base.target_digest}: pin the entry to it"
+                edit = _entry_fix(entry, pin.source_text, tag, pin.amd64_only)
+                return replace(
+                    base,
+                    action=Action.CONFLICT,
+                    reason=why + fix,
+                    fix=Fix(target_digest_at_source=True, entry=edit),
+                )
+            why += (
+                f"The source still serves {base.target_digest}, but no entry of the file can "
+                "keep this tag (the target holds an image the source no longer offers under "
+                f"it): the entry pinned to it would be an error, {refused}. "
             )
-        edit = EntryFix(
-            source=pinned,
-            tag=to,
-            amd64_only=entry.amd64_only,
-            first_line=entry.line,
-            last_line=max(entry.line, entry.last_line),
-            indent=entry.indent,
-            key_indent=entry.key_indent,
-        )
+        else:
+            why += f"{base.target_digest} is gone from the source: no entry of the file can keep "
+            why += "this tag. "
+        return self._new_tag(entry, base, why, held)
+
+    def _refuses(self, pin: ImageEntry, base: Change, existing: Manifest) -> str | None:
+        """Why the entry ``pin`` (the conflict's entry pinned to what the target tag holds)
+        would not plan to a skip, or None: it is planned in memory by the planner's own
+        decision against what plan read of the target (for a single image, its config)."""
+        digest = existing.digest
+        held = replace(base, digest=digest, media_type=existing.media_type, warnings=())
+        try:
+            change, _ = self._decide(pin, held, existing)
+        except EntryError as error:
+            return error.message
+        return None if change.action is Action.SKIP else f"it would be a {change.action.value}"
+
+    def _new_tag(self, entry: ImageEntry, base: Change, why: str, held: bool) -> Change:
+        """The conflict whose target tag no entry can keep: the source's content suggested
+        under a new tag. Its entry is given when the source no longer serves the target's
+        digest (``held`` False); a fix that says the source serves it pins it, so otherwise
+        the reason alone names the new tag."""
+        assert base.digest is not None and entry.target.tag is not None
+        to = next_tag(entry.target.tag)
+        source = pinned_source(entry, base.digest)
+        if held:
+            advice = f'Mirror the source\'s content under a new tag: source "{source}", tag "{to}"'
+            fix = Fix(target_digest_at_source=True)
+            return replace(base, action=Action.CONFLICT, reason=why + advice, fix=fix)
+        advice = f"Give its new content a new tag, e.g. {to}"
+        edit = _entry_fix(entry, source, to, entry.amd64_only)
         return replace(
             base,
             action=Action.CONFLICT,
-            reason=why + fix,
-            fix=Fix(target_digest_at_source=held, entry=edit),
+            reason=why + advice,
+            fix=Fix(target_digest_at_source=False, entry=edit),
         )
 
     def _with_contents(
@@ -409,6 +440,34 @@ def _fetch_quietly(store: Store, at: Reference, child: Descriptor) -> Manifest |
     with contextlib.suppress(ImagesyncError):
         return store.get_manifest(at.with_digest(child.digest))
     return None
+
+
+def _pinned_entry(entry: ImageEntry, digest: str, held: Manifest) -> ImageEntry:
+    """The entry pinned to ``digest``, the manifest the target tag holds, as its fix writes
+    it: same target, and amd64Only where only it lets a single image through (an index
+    keeps the entry's; an artifact has no platform, and amd64Only on it is a warning)."""
+    single_image = not held.is_index and not held.is_artifact
+    amd64_only = single_image or (entry.amd64_only and held.is_index)
+    return replace(
+        entry,
+        source_text=pinned_source(entry, digest),
+        source=entry.source.with_tag(None).with_digest(digest),
+        origin=entry.origin.with_tag(None).with_digest(digest),
+        amd64_only=amd64_only,
+    )
+
+
+def _entry_fix(entry: ImageEntry, source: str, tag: str, amd64_only: bool) -> EntryFix:
+    """A fix's entry, written where ``entry`` is (its lines, its indentation)."""
+    return EntryFix(
+        source=source,
+        tag=tag,
+        amd64_only=amd64_only,
+        first_line=entry.line,
+        last_line=max(entry.line, entry.last_line),
+        indent=entry.indent,
+        key_indent=entry.key_indent,
+    )
 
 
 def _single_platform(
@@ -549,7 +608,7 @@ def _attached_conflict(
     fixes it; whether the source still serves what the target holds says what happened."""
     reason = (
         f"target {target} holds {held}, the source has {item.descriptor.digest}; it is not "
-        "overwritten. "
+        f"overwritten. No entry of the images file names a {item.kind}, so none fixes this. "
     )
     at_source = source_has(found, source_repo, held)
     if at_source is True:

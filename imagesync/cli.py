@@ -26,7 +26,7 @@ import click
 from click.core import ParameterSource
 
 from imagesync import __version__
-from imagesync.defaults import DEFAULT_PARALLELISM, FORMATS
+from imagesync.defaults import DEFAULT_PARALLELISM, FORMATS, MARKDOWN_MAX_BYTES
 from imagesync.errors import ImagesyncError
 from imagesync.retry import DEFAULT_ATTEMPTS
 from imagesync.run import DEFAULT_IMAGES_FILE, RunListener, RunOptions, write_step_summary
@@ -405,6 +405,17 @@ def format_option(choices: tuple[str, ...] = FORMATS) -> Callable[[F], F]:
     )
 
 
+def max_bytes_option(function: F) -> F:
+    return click.option(
+        "--max-bytes",
+        type=click.IntRange(min=4096),
+        default=MARKDOWN_MAX_BYTES,
+        show_default=True,
+        help="Markdown: at most this many bytes (UTF-8), every conflict and error named first "
+        "(a pull-request comment: 65,536 characters at most; a step summary: 1 MiB)",
+    )(function)
+
+
 def run_options(command: Command) -> Command:
     """Folds -i, --target, --source-layout, --shard and what :func:`signing_options` and
     :func:`connection_options` folded into the one ``options: RunOptions`` the command takes.
@@ -612,7 +623,8 @@ def apply(plan_file: str | None, options: RunOptions, fmt: str) -> None:
 @click.option(
     "--changed-only", is_flag=True, help="Leave images to skip out of the output (not counts)"
 )
-def show(plan_files: tuple[str, ...], fmt: str, changed_only: bool) -> None:
+@max_bytes_option
+def show(plan_files: tuple[str, ...], fmt: str, changed_only: bool, max_bytes: int) -> None:
     """Render a saved plan as text, JSON or Markdown.
 
     Several plan files (or a directory of them) are the shards of one plan (plan --shard):
@@ -632,6 +644,7 @@ def show(plan_files: tuple[str, ...], fmt: str, changed_only: bool) -> None:
             changed_only=changed_only,
             plan_file=where,
             merged_from=loaded.merged_from,
+            max_bytes=max_bytes,
         ),
         nl=False,
     )
@@ -641,7 +654,8 @@ def show(plan_files: tuple[str, ...], fmt: str, changed_only: bool) -> None:
 @main.command(short_help="Render apply reports as text, JSON or Markdown.")
 @click.argument("report_files", metavar="REPORT...", nargs=-1, required=True, type=click.Path())
 @format_option()
-def report(report_files: tuple[str, ...], fmt: str) -> None:
+@max_bytes_option
+def report(report_files: tuple[str, ...], fmt: str, max_bytes: int) -> None:
     """Render apply reports (apply --format json) as text, JSON or Markdown.
 
     Several reports (or a directory of them) are those of the shards of one plan: they are
@@ -653,7 +667,7 @@ def report(report_files: tuple[str, ...], fmt: str) -> None:
     with _user_errors():
         merged = read_reports(list(report_files))
     where = report_files[0] if len(report_files) == 1 else None
-    click.echo(render_report(merged, fmt, report_file=where), nl=False)
+    click.echo(render_report(merged, fmt, report_file=where, max_bytes=max_bytes), nl=False)
     sys.exit(1 if merged.failed else 0)
 
 

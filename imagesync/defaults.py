@@ -10,3 +10,6 @@ from __future__ import annotations
 DEFAULT_PARALLELISM = 8
 # What plans, apply reports and plan diffs can be printed as.
 FORMATS = ("text", "json", "markdown")
+# The Markdown of a plan, an apply report or a plan diff stays within this many bytes unless
+# told otherwise (--max-bytes): GitHub refuses a step summary over 1 MiB.
+MARKDOWN_MAX_BYTES = 1024 * 1024

@@ -327,29 +327,27 @@ def diff_document(diff: PlanDiff) -> dict[str, JsonValue]:
     }
 
 
-def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
 def diff_markdown(diff: PlanDiff) -> str:
+    """A table row per difference; every value from the plans through
+    :mod:`imagesync.render.escape`, so none can break the table or be acted on."""
+    from imagesync.render.escape import code, row, table
+
     lines = ["### imagesync plan diff", "", f"**{summary_line(diff)}**", ""]
     if diff.same:
         return "\n".join(lines) + "\n"
-    rows: list[str] = []
-    rows.extend(
-        f"| plan | {f.field} | `{_md(show_value(f.old))}` | `{_md(show_value(f.new))}` |"
+    rows = [
+        row(["plan", f.field, code(show_value(f.old)), code(show_value(f.new))])
         for f in diff.plan_fields
-    )
-    rows.extend(f"| `{c.target}` | + added | - | `{_md(_brief(c))}` |" for c in diff.added)
-    rows.extend(f"| `{c.target}` | - removed | `{_md(_brief(c))}` | - |" for c in diff.removed)
+    ]
+    rows += [row([code(c.target), "+ added", "-", code(_brief(c))]) for c in diff.added]
+    rows += [row([code(c.target), "- removed", code(_brief(c)), "-"]) for c in diff.removed]
     for image in diff.changed:
-        rows.extend(
-            f"| `{image.target}` | {f.field} | `{_md(show_value(f.old))}` | "
-            f"`{_md(show_value(f.new))}` |"
+        rows += [
+            row([code(image.target), f.field, code(show_value(f.old)), code(show_value(f.new))])
             for f in image.fields
-        )
-        rows.extend(f"| `{image.target}` | {_md(s)} | | |" for s in _sub_lines(image.subchanges))
-    lines += ["| image | what | old | new |", "|---|---|---|---|", *rows, ""]
+        ]
+        rows += [row([code(image.target), code(s), "", ""]) for s in _sub_lines(image.subchanges)]
+    lines += [*table(["image", "what", "old", "new"]), *rows, ""]
     return "\n".join(lines) + "\n"
 
 

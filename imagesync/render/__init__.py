@@ -8,6 +8,7 @@ it is asked for: outside GitHub Actions nobody reads it, and it costs start-up t
 from __future__ import annotations
 
 from imagesync.apply.report import ApplyReport
+from imagesync.defaults import MARKDOWN_MAX_BYTES
 from imagesync.plan.document import Plan
 from imagesync.render.common import human_bytes
 from imagesync.render.text import plan_text, report_json, report_text
@@ -22,9 +23,10 @@ def render_plan(
     changed_only: bool = False,
     plan_file: str | None = None,
     merged_from: int = 0,
+    max_bytes: int = MARKDOWN_MAX_BYTES,
 ) -> str:
     """``plan`` as text, JSON or Markdown; ``plan_file``, where it is saved, is named by the
-    Markdown when it leaves images out (it stays within GitHub's size limit); ``merged_from``:
+    Markdown when it leaves images out (it stays within ``max_bytes``, UTF-8); ``merged_from``:
     the plan was put together from that many shards' plans (``show`` of a plan's shards)."""
     if fmt == "json":
         return plan.to_json()
@@ -32,18 +34,28 @@ def render_plan(
         from imagesync.render.markdown import plan_markdown
 
         return plan_markdown(
-            plan, changed_only=changed_only, plan_file=plan_file, merged_from=merged_from
+            plan,
+            changed_only=changed_only,
+            plan_file=plan_file,
+            merged_from=merged_from,
+            max_bytes=max_bytes,
         )
     return plan_text(plan, changed_only=changed_only, merged_from=merged_from)
 
 
-def render_report(report: ApplyReport, fmt: str, *, report_file: str | None = None) -> str:
+def render_report(
+    report: ApplyReport,
+    fmt: str,
+    *,
+    report_file: str | None = None,
+    max_bytes: int = MARKDOWN_MAX_BYTES,
+) -> str:
     """``report`` as text, JSON or Markdown; ``report_file``, where it is saved, is named by the
-    Markdown when it leaves images out."""
+    Markdown when it leaves images out (it stays within ``max_bytes``)."""
     if fmt == "json":
         return report_json(report)
     if fmt == "markdown":
         from imagesync.render.markdown import report_markdown
 
-        return report_markdown(report, report_file=report_file)
+        return report_markdown(report, report_file=report_file, max_bytes=max_bytes)
     return report_text(report)

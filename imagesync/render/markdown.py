@@ -1,18 +1,21 @@
 """Plans and apply reports in Markdown, for reviewers on GitHub (step summaries, comments):
 bounded in size, readable in a column about 1,000 pixels wide.
 
-GitHub refuses a step summary over 1 MiB, and a plan of thousands of images would be many
-times that, so the Markdown has a budget (MAX_BYTES, well under the limit) that it spends in
-the order a reviewer needs: what failed (conflicts and errors, each a short block of its own:
-what, why, and the fix to paste), what will be written (a table of creates), then what stays
-as it is (skips, counted by source registry in a collapsed block). Whatever does not fit is
-counted and pointed to the plan file, which holds everything.
+GitHub refuses a step summary over 1 MiB and a comment over 65,536 characters, and a plan of
+thousands of images would be many times that, so a page has a bound (``max_bytes``, UTF-8
+bytes, by default the step summary's limit) that it spends in the order a reviewer needs: the
+counts; every conflict and error named, a line each, before anything else is given room; then
+as much of them as fits (what, why, and the fix to paste, in a block of its own for the first
+ones); what will be written (a table of creates); then what stays as it is (skips, counted by
+source registry in a collapsed block). Each part also has a share that keeps a page readable
+(400 KiB in all). Whatever does not fit is counted at the end and pointed to the plan file
+(and, for a page bounded tighter than a step summary, to the step summary).
 
 Readable at a glance: the heading names the target prefix and targets are shown below it,
 digests are cut to 12 hex digits, and a table row holds at most about ROW_WIDTH characters of
 text, in short cells that wrap. Text from registries, plans and images files is redacted, then
-shortened, then escaped (:func:`_text`, :func:`_code`): it cannot break a table, close a
-block or mention anyone.
+shortened, then escaped (:mod:`.escape`): it cannot break a table, close a block, load
+anything or mention anyone.
 
 Blocks are built a line per field and table rows a cell per column, so that a new field is one
 line of code.
@@ -21,12 +24,14 @@ line of code.
 from __future__ import annotations
 
 import re
+import shlex
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from imagesync.apply.report import ApplyReport, ImageResult, Outcome, SubResult
 from imagesync.content.referrers import SIGNING
+from imagesync.defaults import MARKDOWN_MAX_BYTES
 from imagesync.plan.document import Action, Change, Fix, Plan, SubChange
 from imagesync.redact import excerpt
 from imagesync.render.common import (
@@ -41,12 +46,13 @@ from imagesync.render.common import (
     summary_line,
     transfer_line,
 )
+from imagesync.render.escape import code, fenced, row, table, text
 from imagesync.words import plural
 
-# The whole document stays under this; GitHub's limit for a step summary is 1 MiB.
-MAX_BYTES = 400 * 1024
-# What each part may use at most, in the order they are written; what one leaves unused
-# goes to the next. They add up to MAX_BYTES.
+# What each part may use at most, in the order they are written, so that a page stays
+# readable (400 KiB in all); what one leaves unused goes to the next. The page's bound
+# (max_bytes) comes first: no part takes more than the bound leaves, except that naming every
+# conflict and error goes before any share.
 _PARTS = {
     "head": 16 * 1024,
     "problems": 224 * 1024,
@@ -56,8 +62,10 @@ _PARTS = {
     "skips": 12 * 1024,
     "warnings": 20 * 1024,
 }
-_FOOTER = 4 * 1024
-assert sum(_PARTS.values()) + _FOOTER == MAX_BYTES
+# Kept for the footer, which counts what the parts had no room for.
+_FOOTER = 1024
+# The smallest bound a page can be written in: a heading, the counts and the footer.
+MIN_BYTES = 4 * 1024
 # Conflicts and errors written as blocks of their own; the rest get a line each.
 FULL_BLOCKS = 50
 # Text of a table row (cells without the Markdown around them), and of each kind of cell.
@@ -65,6 +73,7 @@ ROW_WIDTH = 160
 _TARGET_CELL = 50
 _SOURCE_CELL = 36
 _ARTIFACT_CELL = 46
+_NAME = 90
 REASON_IN_BLOCK = 500
 REASON_IN_LINE = 100
 PLAN_WARNINGS = 20
@@ -75,22 +84,29 @@ _DIGEST = re.compile(r"(sha256:[0-9a-f]{12})[0-9a-f]{52}")
 
 
 class _Budget:
-    """Bytes for the parts of a document, in their order: a part gets its own share and what
-    the parts before it left unused (or, absent, did not take)."""
+    """Bytes for the parts of a page, in their order: a part gets its own share and what the
+    parts before it left unused (or, absent, did not take), never more than the bound
+    (``max_bytes``, less the footer's room) leaves after them."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max(max_bytes, MIN_BYTES)
+        self._room = self.max_bytes - _FOOTER
         self._order = list(_PARTS)
         self._next = 0
         self._spare = 0
+        self._used = 0
 
-    def part(self, name: str) -> _Part:
+    def part(self, name: str, at_least: int = 0) -> _Part:
+        """The next part, ``name``; ``at_least``: bytes it needs beyond its share (naming
+        every conflict and error), as far as the bound allows."""
         end = self._order.index(name, self._next) + 1
-        limit = self._spare + sum(_PARTS[n] for n in self._order[self._next : end])
+        share = self._spare + sum(_PARTS[n] for n in self._order[self._next : end])
         self._next, self._spare = end, 0
-        return _Part(limit, self)
+        return _Part(min(max(share, at_least), self._room - self._used), self)
 
-    def give_back(self, unused: int) -> None:
-        self._spare += unused
+    def close(self, part: _Part) -> None:
+        self._used += part.size
+        self._spare += part.limit - part.size
 
 
 @dataclass
@@ -123,7 +139,7 @@ class _Part:
         return added
 
     def close(self) -> list[str]:
-        self.budget.give_back(self.limit - self.size)
+        self.budget.close(self)
         return self.lines
 
 
@@ -133,7 +149,7 @@ def _size(lines: Sequence[str]) -> int:
 
 @dataclass
 class _Left:
-    """What a document had no room for, by what it is: the footer counts it."""
+    """What a page had no room for, by what it is: the footer counts it."""
 
     counts: Counter[str] = field(default_factory=Counter)
 
@@ -141,58 +157,35 @@ class _Left:
         if number:
             self.counts[what] += number
 
-    def footer(self, where: str) -> list[str]:
+    def footer(self, budget: _Budget, where: str) -> list[str]:
+        """What is not shown, counted, and where it all is: ``where``, and the step summary
+        when this page was bounded tighter than a step summary is (a comment)."""
         if not self.counts:
             return []
         listed = ", ".join(f"{number:,} {what}" for what, number in self.counts.items())
+        if budget.max_bytes < MARKDOWN_MAX_BYTES:
+            where = f"The run's step summary shows more. {where}"
         return [
             "---",
             "",
-            f"**Not shown here, to keep this page within GitHub's limit: {listed}.** {where}",
+            f"**Not shown here, to keep this page within {human_bytes(budget.max_bytes)}: "
+            f"{listed}.** {where}",
             "",
         ]
 
 
-# -- escaping ----------------------------------------------------------------------------------
-
-# What Markdown or HTML would act on anywhere in a line, and at its start (a heading, a list,
-# a quote, an underline that makes the line before a heading).
-_SPECIAL = re.compile(r"([\\`*_{}\[\]<>#+!|~&])")
-_AT_START = re.compile(r"^(\s*)([-=]|\d+)([.)]?)")
+# -- what a plan, a report or a registry wrote -------------------------------------------------
 
 
-def _text(text: str, limit: int, *, line: bool = False) -> str:
-    """Someone else's words as Markdown text: redacted, then shortened, then escaped, on one
-    line (``line``: a line of its own, where a start such as ``# `` or ``1.`` would count).
-    Digests keep 12 hex digits (the full ones are in the plan); an ``@`` gets a word joiner
-    after it, so that no name in a registry's message mentions anyone."""
-    one_line = " ".join(_DIGEST.sub(r"\1…", excerpt(text, limit)).split())
-    escaped = _SPECIAL.sub(r"\\\1", one_line).replace("@", "@\u2060")
-    return _AT_START.sub(_escape_start, escaped) if line else escaped
-
-
-def _escape_start(match: re.Match[str]) -> str:
-    space, mark, after = match.groups()
-    if mark.isdigit():  # an ordered list's "1." or "1)": the dot or bracket is escaped
-        return f"{space}{mark}\\{after}" if after else match.group(0)
-    return f"{space}\\{mark}{after}"
-
-
-def _code(text: str, limit: int | None = None) -> str:
-    """``text`` as inline code that nothing in it can close: a fence longer than any run of
-    backticks inside. ``limit`` shortens it in the middle, keeping its end (the tag)."""
-    text = " ".join(text.split())
-    if limit is not None and len(text) > limit:
-        keep = limit - 1
-        text = text[: keep // 2] + "…" + text[len(text) - (keep - keep // 2) :]
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
-    fence = "`" * (longest + 1)
-    pad = " " if text.startswith("`") or text.endswith("`") or longest else ""
-    return f"{fence}{pad}{text}{pad}{fence}"
+def _text(words: str, limit: int, *, line: bool = False) -> str:
+    """Someone else's words as Markdown text: redacted, then shortened, then escaped
+    (:func:`.escape.text`), on one line (``line``: a line of its own). Digests keep 12 hex
+    digits (the full ones are in the plan)."""
+    return text(_DIGEST.sub(r"\1…", excerpt(words, limit)), line=line)
 
 
 def _short(digest: str | None) -> str:
-    return _code(digest[:19] + "…") if digest else "-"
+    return code(digest[:19] + "…") if digest else "-"
 
 
 def _relative(prefix: str, name: str) -> str:
@@ -215,24 +208,112 @@ def _registry(source: str) -> str:
     return source.split("/", 1)[0] if "/" in source else source
 
 
-def _row(cells: Iterable[str]) -> str:
-    return "| " + " | ".join(cells) + " |"
+def _command(verb: str, path: str) -> str:
+    """``imagesync VERB PATH`` as code a reader can paste, whatever the path holds."""
+    return code(f"imagesync {verb} {shlex.quote(path)}", 240)
 
 
-def _table(header: Sequence[str], align: str | None = None) -> list[str]:
-    return [_row(header), "|" + (align or "---|" * len(header))]
+# -- conflicts and errors: every one named first -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Named:
+    """A conflict or an error in the forms the budget chooses among: a block of its own
+    (what, why, the fix), a line (what and why), or its name alone."""
+
+    block: Callable[[], list[str]]
+    line: Callable[[], str]
+    name: str
+
+
+@dataclass(frozen=True)
+class _Group:
+    """Conflicts, errors or failures under their heading; ``one`` and ``many`` name them."""
+
+    heading: str
+    one: str
+    many: str
+    items: Sequence[_Named]
+
+
+# Room kept per group for its heading's blank line, its closing blank line, and the line that
+# counts what was not named.
+_GROUP_ROOM = 160
+
+
+def _naming_room(groups: Sequence[_Group]) -> int:
+    """Bytes that name every item of ``groups``, a line each: what the part needs at least."""
+    return sum(_size([g.heading]) + _GROUP_ROOM + _size([i.name for i in g.items]) for g in groups)
+
+
+def _add_named(part: _Part, groups: Sequence[_Group], left: _Left) -> None:
+    """Every item of ``groups`` named before any detail: a line each with what and why when
+    all such lines fit, else its name alone; then, while they fit, blocks for the first
+    FULL_BLOCKS. Past the bound, the names that fit, and how many more there are."""
+    groups = [g for g in groups if g.items]
+    room = part.limit - part.size - sum(_size([g.heading]) + _GROUP_ROOM for g in groups)
+    forms = _forms([item for g in groups for item in g.items], room)
+    for group in groups:
+        shown, forms = forms[: len(group.items)], forms[len(group.items) :]
+        named = [lines for lines in shown if lines]
+        part.add([group.heading, ""])
+        for lines in named:
+            part.add(lines)
+        unnamed = len(group.items) - len(named)
+        if unnamed:
+            more = plural(unnamed, f"more {group.one}", f"more {group.many}")
+            part.add([f"- … and {more}, not named for want of room"])
+        part.add([""])
+        left.add(f"{group.many} not named", unnamed)
+
+
+def _forms(items: Sequence[_Named], room: int) -> list[list[str]]:
+    """The lines of each item within ``room`` bytes (an empty list: not named)."""
+    lines: list[list[str]] = []
+    used = 0
+    for item in items:
+        line = [item.line()]
+        used += _size(line)
+        if used > room:
+            return _names_only(items, room)
+        lines.append(line)
+    for number, item in enumerate(items[:FULL_BLOCKS]):
+        block = [*item.block(), ""]
+        grown = used + _size(block) - _size(lines[number])
+        if grown > room:
+            break
+        lines[number], used = block, grown
+    return lines
+
+
+def _names_only(items: Sequence[_Named], room: int) -> list[list[str]]:
+    """Names, a line each, as many as fit: the first ones (the rest are counted)."""
+    forms: list[list[str]] = []
+    used = 0
+    for item in items:
+        used += _size([item.name])
+        if used > room:
+            break
+        forms.append([item.name])
+    return forms + [[] for _ in items[len(forms) :]]
 
 
 # -- plans -------------------------------------------------------------------------------------
 
 
 def plan_markdown(
-    plan: Plan, *, changed_only: bool = False, plan_file: str | None = None, merged_from: int = 0
+    plan: Plan,
+    *,
+    changed_only: bool = False,
+    plan_file: str | None = None,
+    merged_from: int = 0,
+    max_bytes: int = MARKDOWN_MAX_BYTES,
 ) -> str:
-    """The plan for a pull request: problems first, then creates, then skips, counted.
-    ``plan_file``: where the whole plan is, for the note on what did not fit; ``merged_from``:
-    the plan was put together from that many shards' plans."""
-    budget, left = _Budget(), _Left()
+    """The plan for a pull request, within ``max_bytes`` (UTF-8): the counts; every conflict
+    and error named; their details; creates; skips, counted. ``plan_file``: where the whole
+    plan is, for the note on what did not fit; ``merged_from``: the plan was put together
+    from that many shards' plans."""
+    budget, left = _Budget(max_bytes), _Left()
     prefix = plan.target_prefix
     changes = [c for c in plan.changes if not changed_only or not _unchanged(c)]
     lines = _plan_head(budget, plan, merged_from, left)
@@ -252,11 +333,11 @@ def plan_markdown(
     )
     lines += _warnings(budget, prefix, changes, left)
     where = (
-        f"The plan file has every image: `imagesync show {_code(plan_file, 200)[1:-1]}`."
+        f"The plan file (in CI, the plan artifact) has every image: {_command('show', plan_file)}."
         if plan_file
         else "The plan file (`imagesync plan -o FILE`; in CI, the plan artifact) has every image."
     )
-    lines += left.footer(where)
+    lines += left.footer(budget, where)
     return "\n".join(lines) + "\n"
 
 
@@ -269,18 +350,18 @@ def _plan_head(budget: _Budget, plan: Plan, merged_from: int, left: _Left) -> li
     shard = f" — shard {plan.shard}" if plan.shard else ""
     if merged_from:
         shard = f" — {merged_from} shards"
-    sources = f", sources from {_code(plan.source_layout, 200)}" if plan.source_layout else ""
-    part.add([f"### imagesync plan for {_code(plan.target_prefix, 200)}{sources}{shard}", ""])
+    sources = f", sources from {code(plan.source_layout, 200)}" if plan.source_layout else ""
+    part.add([f"### imagesync plan for {code(plan.target_prefix, 200)}{sources}{shard}", ""])
     part.add([f"**{summary_line(plan)}**", ""])
     transfer = transfer_line(plan)
     if transfer:
         part.add([transfer, ""])
     part.add(
         [
-            f"Images file {_code(plan.images_file.path, 120)} (sha256 "
+            f"Images file {code(plan.images_file.path, 120)} (sha256 "
             f"`{plan.images_file.sha256[:12]}`), planned {_text(plan.created, 40)} by imagesync "
             f"{_text(plan.tool_version, 40)}. Targets are shown below "
-            f"{_code(plan.target_prefix + '/', 200)}.",
+            f"{code(plan.target_prefix + '/', 200)}.",
             "",
         ]
     )
@@ -292,35 +373,39 @@ def _plan_head(budget: _Budget, plan: Plan, merged_from: int, left: _Left) -> li
 
 
 def _problems(budget: _Budget, plan: Plan, changes: Sequence[Change], left: _Left) -> list[str]:
-    """Conflicts, then errors: a block each for the first FULL_BLOCKS of them, then a line
-    each, then (past the budget) counted."""
-    part = budget.part("problems")
-    blocks = 0
-    for action, what in ((Action.CONFLICT, "conflict"), (Action.ERROR, "error")):
-        group = [c for c in changes if c.action is action]
-        if not group or not part.add([f"#### {SYMBOL[action]} {plural(len(group), what)}", ""]):
-            left.add(what + "s", len(group))
-            continue
-        shown = part.add_each(
-            [*_problem_block(plan, change), ""]
-            if blocks + number < FULL_BLOCKS
-            else [_problem_line(plan, change)]
-            for number, change in enumerate(group)
+    """Conflicts, then errors: every one named, then as much of each as fits (blocks for the
+    first FULL_BLOCKS, a line each for the rest)."""
+    groups = [
+        _Group(
+            f"#### {SYMBOL[action]} {plural(len(group), what)}",
+            what,
+            what + "s",
+            [_problem(plan, change) for change in group],
         )
-        blocks += shown
-        if blocks > FULL_BLOCKS:
-            part.add([""])
-        left.add(what + "s", len(group) - shown)
+        for action, what in ((Action.CONFLICT, "conflict"), (Action.ERROR, "error"))
+        for group in [[c for c in changes if c.action is action]]
+    ]
+    part = budget.part("problems", at_least=_naming_room(groups))
+    _add_named(part, groups, left)
     return part.close()
+
+
+def _problem(plan: Plan, change: Change) -> _Named:
+    target = _relative(plan.target_prefix, change.target)
+    return _Named(
+        block=lambda: _problem_block(plan, change),
+        line=lambda: _problem_line(plan, change),
+        name=f"- {SYMBOL[change.action]} {code(target, _NAME)}",
+    )
 
 
 def _problem_block(plan: Plan, change: Change) -> list[str]:
     """What, why, and the fix: a few short lines and, for a conflict, the YAML to paste."""
     target = _relative(plan.target_prefix, change.target)
-    head = f"**{SYMBOL[change.action]} {_code(target, 120)}** · entry {change.entry}, line "
+    head = f"**{SYMBOL[change.action]} {code(target, 120)}** · entry {change.entry}, line "
     head += f"{change.line}"
     if _written_differently(change, target):
-        head += f" · source {_code(_source_shown(change.source_text), 120)}"
+        head += f" · source {code(_source_shown(change.source_text), 120)}"
     lines = [head + "  "]
     if change.action is Action.CONFLICT and change.target_digest and change.digest:
         lines.append(
@@ -348,26 +433,24 @@ def _fix_lines(plan: Plan, fix: Fix | None, reason: str) -> list[str]:
     else:
         say = (
             "The target's digest is gone from the source: to mirror the source's new content "
-            f"under a new tag ({_code(entry.tag)}),"
+            f"under a new tag ({code(entry.tag)}),"
         )
     return [
-        f"{say} put this in place of {lines_of(entry)} of {_code(plan.images_file.path, 80)}:",
+        f"{say} put this in place of {lines_of(entry)} of {code(plan.images_file.path, 80)}:",
         "",
-        "```yaml",
-        *entry.yaml.rstrip("\n").split("\n"),
-        "```",
+        *fenced(entry.yaml.rstrip("\n").split("\n"), "yaml"),
     ]
 
 
 def _problem_line(plan: Plan, change: Change) -> str:
     """A conflict or error in one line, once the blocks have used their share."""
     target = _relative(plan.target_prefix, change.target)
-    text = f"- {SYMBOL[change.action]} {_code(target, 90)} · line {change.line} · "
+    text = f"- {SYMBOL[change.action]} {code(target, 90)} · line {change.line} · "
     fix = change.fix
     if fix is not None and fix.entry is not None:
         if fix.target_digest_at_source:
             return text + "the source still serves the target's digest: pin it (see the plan)"
-        return text + f"the target's digest is gone upstream: a new tag, {_code(fix.entry.tag)}"
+        return text + f"the target's digest is gone upstream: a new tag, {code(fix.entry.tag)}"
     return text + _text(change.reason, REASON_IN_LINE)
 
 
@@ -389,8 +472,8 @@ def _sub_problems(
 
 def _sub_block(prefix: str, change: Change, sub: SubChange) -> list[str]:
     lines = [
-        f"**{SYMBOL[sub.action]} {sub.kind} {_code(_relative(prefix, sub.target), 120)}** of "
-        f"{_code(_relative(prefix, change.target), 80)}  "
+        f"**{SYMBOL[sub.action]} {sub.kind} {code(_relative(prefix, sub.target), 120)}** of "
+        f"{code(_relative(prefix, change.target), 80)}  "
     ]
     if sub.action is Action.CONFLICT and sub.target_digest and _advice(sub.reason):
         lines.append(
@@ -409,8 +492,8 @@ def _creates(budget: _Budget, prefix: str, changes: Sequence[Change], left: _Lef
     part = budget.part("creates")
     header = ["line", "target", "source", "platforms", "transfer", "signatures"]
     part.add([f"#### {SYMBOL[Action.CREATE]} {plural(len(changes), 'image')} to create", ""])
-    part.add(_table(header, "--:|---|---|---|---|---|"))
-    shown = part.add_each([_row(_create_cells(prefix, change))] for change in changes)
+    part.add(table(header, "--:|---|---|---|---|---|"))
+    shown = part.add_each([row(_create_cells(prefix, change))] for change in changes)
     part.add([""])
     left.add("images to create", len(changes) - shown)
     return part.close()
@@ -421,8 +504,8 @@ def _create_cells(prefix: str, change: Change) -> list[str]:
     written = _written_differently(change, target)
     return [
         str(change.line),
-        _code(target, _TARGET_CELL),
-        _code(_source_shown(change.source_text), _SOURCE_CELL) if written else "",
+        code(target, _TARGET_CELL),
+        code(_source_shown(change.source_text), _SOURCE_CELL) if written else "",
         _contents(change),
         _transfer(change),
         _signatures(change.subchanges),
@@ -439,7 +522,7 @@ def _contents(change: Change) -> str:
     elif platforms:
         parts.append(f"{len(platforms)} platforms")
     if len(artifacts) == 1:
-        parts.append(_code(artifact_text(change), _ARTIFACT_CELL))
+        parts.append(code(artifact_text(change), _ARTIFACT_CELL))
     elif artifacts:
         parts.append(f"{len(artifacts)} artifacts")
     return "; ".join(parts) or "-"
@@ -472,8 +555,8 @@ def _sub_creates(budget: _Budget, prefix: str, changes: Sequence[Change], left: 
         return []
     part = budget.part("sub-creates")
     title = f"signatures and referrers for {plural(len(gaining), 'image')} to skip"
-    part.add([f"#### {SYMBOL[Action.CREATE]} {title}", "", *_table(["image", "to add"])])
-    shown = part.add_each([_row(_gaining_cells(prefix, change))] for change in gaining)
+    part.add([f"#### {SYMBOL[Action.CREATE]} {title}", "", *table(["image", "to add"])])
+    shown = part.add_each([row(_gaining_cells(prefix, change))] for change in gaining)
     part.add([""])
     left.add("images to skip with signatures to add", len(gaining) - shown)
     return part.close()
@@ -482,7 +565,7 @@ def _sub_creates(budget: _Budget, prefix: str, changes: Sequence[Change], left: 
 def _gaining_cells(prefix: str, change: Change) -> list[str]:
     kinds = Counter(s.kind for s in change.subchanges if s.action is Action.CREATE)
     return [
-        _code(_relative(prefix, change.target), _TARGET_CELL),
+        code(_relative(prefix, change.target), _TARGET_CELL),
         ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items())),
     ]
 
@@ -500,15 +583,15 @@ def _grouped(
     rows = sorted(by_registry.items(), key=lambda item: (-len(item[1]), item[0]))
     closing = ["</details>", ""]
     part.add(["<details>", f"<summary><b>{title}</b>, by source registry</summary>", ""])
-    part.add(_table(["source registry", what], "---|---:|"))
+    part.add(table(["source registry", what], "---|---:|"))
     for number, (registry, names) in enumerate(rows):
-        if not part.add([_row([_code(registry, 60), f"{len(names):,}"])], reserve=512):
+        if not part.add([row([code(registry, 60), f"{len(names):,}"])], reserve=512):
             left.add(f"source registries of {what}", len(rows) - number)
             break
     part.add([""])
     for registry, names in rows:
         room = part.limit - part.size - _size(closing) - 64
-        line = _names(f"{_code(registry, 60)}: ", names, room)
+        line = _names(f"{code(registry, 60)}: ", names, room)
         if line is None or not part.add([line, ""], reserve=_size(closing)):
             break
     part.add(closing)
@@ -520,11 +603,11 @@ def _names(head: str, names: Sequence[str], room: int) -> str | None:
     shown: list[str] = []
     size = len(head.encode("utf-8")) + 24
     for name in names:
-        code = _code(name, 80)
-        size += len(code.encode("utf-8")) + 2
+        name_code = code(name, 80)
+        size += len(name_code.encode("utf-8")) + 2
         if size > room:
             break
-        shown.append(code)
+        shown.append(name_code)
     if not shown:
         return None
     more = len(names) - len(shown)
@@ -538,7 +621,7 @@ def _warnings(budget: _Budget, prefix: str, changes: Sequence[Change], left: _Le
     part = budget.part("warnings")
     part.add([f"#### :warning: {plural(len(warned), 'warning')}", ""])
     shown = part.add_each(
-        [f"- {_code(_relative(prefix, change.target), 80)}: {_text(warning, 300)}"]
+        [f"- {code(_relative(prefix, change.target), 80)}: {_text(warning, 300)}"]
         for change, warning in warned
     )
     part.add([""])
@@ -549,19 +632,19 @@ def _warnings(budget: _Budget, prefix: str, changes: Sequence[Change], left: _Le
 # -- apply reports -----------------------------------------------------------------------------
 
 
-def report_markdown(report: ApplyReport, *, report_file: str | None = None) -> str:
-    """What apply did: conflicts and failures first, then what was created, then the rest,
-    counted."""
-    budget, left = _Budget(), _Left()
+def report_markdown(
+    report: ApplyReport, *, report_file: str | None = None, max_bytes: int = MARKDOWN_MAX_BYTES
+) -> str:
+    """What apply did, within ``max_bytes``: every conflict and failure named, then their
+    details, then what was created, then the rest, counted."""
+    budget, left = _Budget(max_bytes), _Left()
     prefix = report.target_prefix
     head = budget.part("head")
     shard = f" — shard {report.shard}" if report.shard else ""
-    head.add(
-        [f"### imagesync apply to {_code(prefix, 200) if prefix else 'the target'}{shard}", ""]
-    )
+    head.add([f"### imagesync apply to {code(prefix, 200) if prefix else 'the target'}{shard}", ""])
     head.add([f"**{report_summary(report)}**", "", report_transfer(report), ""])
     if prefix:
-        head.add([f"Targets are shown below {_code(prefix + '/', 200)}.", ""])
+        head.add([f"Targets are shown below {code(prefix + '/', 200)}.", ""])
     lines = head.close()
     failed = [r for r in report.results if r.outcome in (Outcome.CONFLICT, Outcome.FAILED)]
     lines += _failures(budget, prefix, failed, left)
@@ -577,49 +660,50 @@ def report_markdown(report: ApplyReport, *, report_file: str | None = None) -> s
         left,
     )
     where = (
-        f"The report file has every image: `imagesync report {_code(report_file, 200)[1:-1]}`."
+        f"The report file has every image: {_command('report', report_file)}."
         if report_file
         else "The JSON report (`imagesync apply --format json`) has every image."
     )
-    lines += left.footer(where)
+    lines += left.footer(budget, where)
     return "\n".join(lines) + "\n"
 
 
 def _failures(
     budget: _Budget, prefix: str, results: Sequence[ImageResult], left: _Left
 ) -> list[str]:
-    if not results:
-        return []
-    part = budget.part("problems")
-    part.add([f"#### {SYMBOL[Action.CONFLICT]} {plural(len(results), 'image')} not applied", ""])
-    shown = part.add_each(
-        [*_failure_block(prefix, result), ""]
-        if number < FULL_BLOCKS
-        else [_failure_line(prefix, result)]
-        for number, result in enumerate(results)
-    )
-    if shown > FULL_BLOCKS:
-        part.add([""])
-    left.add("images not applied", len(results) - shown)
+    heading = f"#### {SYMBOL[Action.CONFLICT]} {plural(len(results), 'image')} not applied"
+    named = [_failure(prefix, result) for result in results]
+    groups = [_Group(heading, "image not applied", "images not applied", named)]
+    part = budget.part("problems", at_least=_naming_room(groups))
+    _add_named(part, groups, left)
     return part.close()
+
+
+def _failure(prefix: str, result: ImageResult) -> _Named:
+    target = _relative(prefix, result.target)
+    return _Named(
+        block=lambda: _failure_block(prefix, result),
+        line=lambda: _failure_line(prefix, result),
+        name=f"- {OUTCOME_SYMBOL[result.outcome]} {code(target, _NAME)}",
+    )
 
 
 def _failure_block(prefix: str, result: ImageResult) -> list[str]:
     lines = [
         f"**{OUTCOME_SYMBOL[result.outcome]} {result.outcome.value} "
-        f"{_code(_relative(prefix, result.target), 120)}** · entry {result.entry}  ",
+        f"{code(_relative(prefix, result.target), 120)}** · entry {result.entry}  ",
         _text(result.message, REASON_IN_BLOCK, line=True),
     ]
     fix = result.fix
     if fix is not None and fix.entry is not None:
-        lines += ["", "The fix for the images file:", "", "```yaml"]
-        lines += [*fix.entry.yaml.rstrip("\n").split("\n"), "```"]
+        lines += ["", "The fix for the images file:", ""]
+        lines += fenced(fix.entry.yaml.rstrip("\n").split("\n"), "yaml")
     return lines
 
 
 def _failure_line(prefix: str, result: ImageResult) -> str:
     return (
-        f"- {OUTCOME_SYMBOL[result.outcome]} {_code(_relative(prefix, result.target), 120)}: "
+        f"- {OUTCOME_SYMBOL[result.outcome]} {code(_relative(prefix, result.target), 120)}: "
         f"{_text(result.message, REASON_IN_LINE)}"
     )
 
@@ -645,8 +729,8 @@ def _sub_failures(
 
 def _sub_result_block(prefix: str, result: ImageResult, sub: SubResult) -> list[str]:
     return [
-        f"**{OUTCOME_SYMBOL[sub.outcome]} {sub.kind} {_code(_relative(prefix, sub.target), 120)}** "
-        f"of {_code(_relative(prefix, result.target), 80)}  ",
+        f"**{OUTCOME_SYMBOL[sub.outcome]} {sub.kind} {code(_relative(prefix, sub.target), 120)}** "
+        f"of {code(_relative(prefix, result.target), 80)}  ",
         _text(sub.message, REASON_IN_BLOCK, line=True),
     ]
 
@@ -659,8 +743,8 @@ def _created(
     part = budget.part("creates")
     part.add([f"#### {OUTCOME_SYMBOL[Outcome.CREATED]} {plural(len(results), 'image')} created"])
     part.add([""])
-    part.add(_table(["target", "digest", "blobs", "signatures"]))
-    shown = part.add_each([_row(_created_cells(prefix, result))] for result in results)
+    part.add(table(["target", "digest", "blobs", "signatures"]))
+    shown = part.add_each([row(_created_cells(prefix, result))] for result in results)
     part.add([""])
     left.add("images created", len(results) - shown)
     return part.close()
@@ -671,7 +755,7 @@ def _created_cells(prefix: str, result: ImageResult) -> list[str]:
     subs = Counter(s.outcome for s in result.subresults if s.kind != SIGNING)
     signed = sum(1 for s in result.subresults if s.kind == SIGNING and s.outcome is Outcome.CREATED)
     return [
-        _code(_relative(prefix, result.target), _TARGET_CELL),
+        code(_relative(prefix, result.target), _TARGET_CELL),
         _short(result.digest),
         f"{t.copied} copied ({human_bytes(t.bytes_copied)}), {t.mounted} mounted, "
         f"{t.present} there",

@@ -39,8 +39,9 @@ _TAG_RE = re.compile(TAG_PATTERN, re.ASCII)
 _DIGEST_RE = re.compile(r"sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128}")
 _DIGEST_ALGORITHM_RE = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:")
 # What follows an '@' that makes the text before it a URL's user info, not a name: a host
-# (with a port or a path), and not a digest (algorithm:encoded, where a port is all digits).
-_AFTER_USERINFO_RE = re.compile(r"(?:[^/@]*[.:][^/@]*|localhost)(?:/.*)?", re.DOTALL)
+# with a dot or localhost, or anything with a path; and not a digest (algorithm:encoded,
+# where a port is all digits). ``busybox@md5:0123`` is a bad digest, not a password.
+_AFTER_USERINFO_RE = re.compile(r"[^/@]*(?:\.|localhost)[^/@]*(?:/.*)?|[^/@]+/.*", re.DOTALL)
 _DIGEST_LIKE_RE = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:(?![0-9]*$)[a-zA-Z0-9=_-]*")
 
 MAX_NAME_LENGTH = 255

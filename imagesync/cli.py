@@ -28,6 +28,7 @@ from click.core import ParameterSource
 from imagesync import __version__
 from imagesync.defaults import DEFAULT_PARALLELISM, FORMATS, MARKDOWN_MAX_BYTES
 from imagesync.errors import ImagesyncError
+from imagesync.printable import printable
 from imagesync.retry import DEFAULT_ATTEMPTS
 from imagesync.run import DEFAULT_IMAGES_FILE, RunListener, RunOptions, write_step_summary
 
@@ -157,14 +158,30 @@ def signing_options(function: Command) -> Command:
 def report_problems(problems: Iterable[Problem]) -> None:
     """One line per problem on stderr, ``file:line: entry N: message (fix: …)``."""
     for problem in problems:
-        click.echo(str(problem), err=True)
+        echo_line(str(problem), err=True)
+
+
+def echo_line(text: str, *, err: bool = False) -> None:
+    """One line of a message: text that may quote a file or a registry, made printable so that
+    it is one line in a terminal and in a CI log (``::error ...::`` from a registry stays
+    text)."""
+    click.echo(printable(text), err=err)
 
 
 def fail(error: ImagesyncError) -> None:
-    click.echo(f"Error: {error.message}", err=True)
+    echo_line(f"Error: {error.message}", err=True)
     if error.hint:
-        click.echo(f"  fix: {error.hint}", err=True)
+        echo_line(f"  fix: {error.hint}", err=True)
     sys.exit(1)
+
+
+def step_summary(markdown: Callable[[], str]) -> None:
+    """Append to ``$GITHUB_STEP_SUMMARY``; a summary that cannot be written is a warning:
+    what the command did is done, and its output and exit code say so already."""
+    try:
+        write_step_summary(markdown)
+    except ImagesyncError as error:
+        echo_line(f"Warning: {error.message} ({error.hint})", err=True)
 
 
 def run() -> None:
@@ -264,7 +281,7 @@ def validate(images_file: str, target: str | None) -> None:
         images = load_images_file(images_file, target)
     except InvalidImagesFile as error:
         report_problems(error.problems)
-        click.echo(f"{images_file}: not valid, {count(error.problems)}", err=True)
+        echo_line(f"{images_file}: not valid, {count(error.problems)}", err=True)
         sys.exit(1)
     except ImagesyncError as error:
         fail(error)
@@ -274,7 +291,7 @@ def validate(images_file: str, target: str | None) -> None:
     summary = f"{images_file}: {number} image{'' if number == 1 else 's'}, valid"
     if images.warnings:
         summary += f" ({count(images.warnings)})"
-    click.echo(summary)
+    echo_line(summary)
 
 
 @contextmanager
@@ -286,7 +303,7 @@ def _user_errors() -> Iterator[None]:
         yield
     except InvalidFile as error:
         report_problems(error.problems)
-        click.echo(f"{error.path}: not valid, {count(error.problems)}", err=True)
+        echo_line(f"{error.path}: not valid, {count(error.problems)}", err=True)
         sys.exit(1)
     except ImagesyncError as error:
         fail(error)
@@ -525,13 +542,13 @@ class _Shown(RunListener):
     plan_on_stderr: bool = False
 
     def warning(self, text: str) -> None:
-        click.echo(text, err=True)
+        echo_line(text, err=True)
 
     def planned(self, plan: Plan) -> None:
         from imagesync.render import render_plan
 
         click.echo(render_plan(plan, "text"), nl=False, err=self.plan_on_stderr)
-        write_step_summary(lambda: render_plan(plan, "markdown"))
+        step_summary(lambda: render_plan(plan, "markdown"))
 
 
 def _plan_exit_code(plan: Plan, detailed: bool) -> int:
@@ -563,18 +580,19 @@ def plan(
 ) -> None:
     """Resolve every image against its source and the target; write a reviewable plan."""
     from imagesync import run
+    from imagesync.outputs import check_output
     from imagesync.plan.key import plan_key_from_environment
     from imagesync.render import render_plan
 
     with _user_errors():
         key = plan_key_from_environment()
+        if out:
+            check_output(out, "the plan", "give -o a path in a directory that exists")
         result = run.plan(options, _Shown())
         if out:
             result.write(out, key)
     click.echo(render_plan(result, fmt, changed_only=changed_only, plan_file=out), nl=False)
-    write_step_summary(
-        lambda: render_plan(result, "markdown", changed_only=changed_only, plan_file=out)
-    )
+    step_summary(lambda: render_plan(result, "markdown", changed_only=changed_only, plan_file=out))
     sys.exit(_plan_exit_code(result, detailed_exitcode))
 
 
@@ -613,7 +631,7 @@ def apply(plan_file: str | None, options: RunOptions, fmt: str) -> None:
         else:
             report = run.apply(run.read_plan(plan_file, options, _Shown()), options)
     click.echo(render_report(report, fmt), nl=False)
-    write_step_summary(lambda: render_report(report, "markdown"))
+    step_summary(lambda: render_report(report, "markdown"))
     sys.exit(1 if report.failed else 0)
 
 
@@ -699,7 +717,7 @@ def sync(options: RunOptions, dry_run: bool) -> None:
             sys.exit(_plan_exit_code(planned, False))
         report = run.plan_and_apply(options, shown)
     click.echo(render_report(report, "text"), nl=False)
-    write_step_summary(lambda: render_report(report, "markdown"))
+    step_summary(lambda: render_report(report, "markdown"))
     sys.exit(1 if report.failed else 0)
 
 

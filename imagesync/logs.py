@@ -1,16 +1,18 @@
-"""Logging to stderr, with every record passed through the secret filter."""
+"""Logging to stderr, with every record passed through the secret filter and made printable:
+a registry's words in a log line never start a line of their own in a CI log."""
 
 from __future__ import annotations
 
 import logging
 import sys
 
+from imagesync.printable import printable
 from imagesync.redact import secrets
 
 
 class _Redacting(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = secrets(record.getMessage())
+        record.msg = printable(secrets(record.getMessage()))
         record.args = None
         return True
 

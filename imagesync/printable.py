@@ -39,3 +39,26 @@ def _shown(character: str) -> str:
             return f"\\x{code:02x}"
         return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
     return character
+
+
+def printable_json(text: str) -> str:
+    """JSON text with every character :func:`printable` would escape written as JSON's own
+    ``\\uXXXX`` escape: the same JSON value, with nothing a terminal acts on.
+
+    ``json.dumps`` escapes C0 controls but, without ``ensure_ascii``, lets DEL, the C1
+    controls (``\\x9b`` is a one-byte CSI) and bidirectional overrides through raw; with it,
+    every accent would become an escape too. JSON's structure is ASCII, so every character
+    changed here sits inside a string."""
+    if text.isprintable() and not _INVISIBLE.intersection(text):
+        return text
+    return "".join(_json_escaped(character) for character in text)
+
+
+def _json_escaped(character: str) -> str:
+    if character in "\n\r\t" or _shown(character) == character:
+        return character  # JSON's own layout between values, or printable as it is
+    code = ord(character)
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000  # JSON writes astral code points as a UTF-16 surrogate pair
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"

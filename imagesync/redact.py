@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from imagesync.errors import shorten
+from imagesync.printable import printable
 
 REDACTED = "[REDACTED]"
 _SECRET_HEADERS = {"authorization", "proxy-authorization", "cookie", "set-cookie"}
@@ -51,6 +52,7 @@ secrets = SecretFilter()
 
 def excerpt(text: str, limit: int = 200) -> str:
     """Someone else's words (a registry's message, a header, a URL) ready for a message:
-    secrets taken out first, then cut to ``limit`` characters. Cutting first could leave
+    secrets taken out first, then made printable (a newline or an escape sequence in them
+    is shown, never acted on), then cut to ``limit`` characters. Cutting first could leave
     part of a secret that no longer matches it, and that part would be printed."""
-    return shorten(secrets(text), limit)
+    return shorten(printable(secrets(text)), limit)

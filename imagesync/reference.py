@@ -38,6 +38,11 @@ _DOMAIN_RE = re.compile(_DOMAIN)
 _TAG_RE = re.compile(TAG_PATTERN, re.ASCII)
 _DIGEST_RE = re.compile(r"sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128}")
 _DIGEST_ALGORITHM_RE = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:")
+# What follows an '@' that makes the text before it a URL's user info, not a name: a host
+# with a dot or localhost, or anything with a path; and not a digest (algorithm:encoded,
+# where a port is all digits). ``busybox@md5:0123`` is a bad digest, not a password.
+_AFTER_USERINFO_RE = re.compile(r"[^/@]*(?:\.|localhost)[^/@]*(?:/.*)?|[^/@]+/.*", re.DOTALL)
+_DIGEST_LIKE_RE = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:(?![0-9]*$)[a-zA-Z0-9=_-]*")
 
 MAX_NAME_LENGTH = 255
 
@@ -147,6 +152,29 @@ class Reference:
         return Reference(self.repository, tag, self.digest, self.written_name)
 
 
+def without_userinfo(text: str) -> str:
+    """``text`` as a message may quote it: a ``user:password@`` before the host (no reference
+    holds one, but a URL copied into an images file does) written as ``***@``. Every message
+    that quotes a reference or prefix a user wrote quotes this."""
+    for at in reversed([i for i, c in enumerate(text) if c == "@"]):
+        rest = text[at + 1 :]
+        if _AFTER_USERINFO_RE.fullmatch(rest) and not _DIGEST_LIKE_RE.fullmatch(rest):
+            scheme, separator, _ = text[:at].partition("://")
+            return f"{scheme}://***@{rest}" if separator else f"***@{rest}"
+    return text
+
+
+def _no_userinfo(text: str) -> None:
+    """``user:password@host/...``: credentials in a name would be echoed in every message,
+    plan and log that shows it; they belong in the credential store."""
+    if without_userinfo(text) != text:
+        raise InvalidReference(
+            "a user or password is written before the registry host (shown as ***)",
+            "remove it (and change that password: it was written in a file); give "
+            "credentials with docker login or a credential helper",
+        )
+
+
 def _split_domain(name: str) -> tuple[str | None, str]:
     first, slash, rest = name.partition("/")
     if not slash:
@@ -181,6 +209,7 @@ def parse_registry_prefix(text: str) -> Repository:
     tree ``oci:DIR`` (see :func:`parse_layout_tree`)."""
     if text.strip().startswith(_LAYOUT_PREFIX):
         return parse_layout_tree(text.strip())
+    _no_userinfo(text)
     _no_scheme(text)
     stripped = text.strip().rstrip("/")
     hostlike = "." in stripped or ":" in stripped or stripped == "localhost"
@@ -270,6 +299,7 @@ def parse_reference(text: str) -> Reference:
     """
     if not isinstance(text, str) or not text.strip():
         raise InvalidReference("the reference is empty", "write an image such as 'busybox:1.36'")
+    _no_userinfo(text)
     if text != text.strip():
         raise InvalidReference(f"{text!r} has surrounding white space", "remove the spaces")
     if text.startswith(f"{_LAYOUT_PREFIX}/"):

@@ -185,11 +185,15 @@ def write_step_summary(markdown: Callable[[], str]) -> None:
     earlier steps' text.
 
     ``markdown`` is called only when there is a summary to write: outside Actions the
-    Markdown (and its module) would cost start-up and exit time for nothing."""
+    Markdown (and its module) would cost start-up and exit time for nothing. A summary that
+    cannot be written is an :class:`~imagesync.outputs.OutputError`; the caller decides
+    whether that fails the run (the command line warns: the work is done by then)."""
     path = os.environ.get("GITHUB_STEP_SUMMARY")
     if path:
-        with open(path, "a", encoding="utf-8") as summary:
-            summary.write(markdown() + "\n")
+        from imagesync.outputs import write_output
+
+        hint = "point GITHUB_STEP_SUMMARY at a file in a directory that exists, or unset it"
+        write_output(path, markdown() + "\n", "the step summary", hint, append=True)
 
 
 # The phase times of the runs inside phase_timings(), in the context that asked for them.

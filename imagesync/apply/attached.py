@@ -137,8 +137,11 @@ class AttachedWriter:
         The one write over an existing tag that imagesync makes, so it is held to what plan
         saw: the tag must still hold ``planned`` (None: nothing) when apply reads it, and again
         right before the PUT, and what is written keeps every layer it held, byte for byte
-        (:func:`imagesync.signing.sign_image`).
+        (:func:`imagesync.signing.sign_image`); and it must hold cosign signatures of
+        ``subject`` alone, as plan required, looked at again here
+        (:func:`~imagesync.plan.signing.foreign_signatures`).
         """
+        from imagesync.plan.signing import foreign_signatures
         from imagesync.signing import SignatureImage, has_signature, sign_image
 
         key = self.signing_key
@@ -146,6 +149,9 @@ class AttachedWriter:
             return Done(Outcome.FAILED, "not signed: apply was given no signing key (--sign-key)")
         repository = target.repository
         held = self.target.find_manifest(target)
+        foreign = foreign_signatures(held, str(target), subject, self.target, repository)
+        if foreign is not None:
+            return Done(Outcome.CONFLICT, f"{foreign}; left untouched")
         existing = SignatureImage.held(held, str(target))
         if has_signature(existing, key.verification_key, repository, subject):
             # Signed since plan (this plan applied before): nothing to write.

@@ -15,7 +15,7 @@ from typing import Any
 
 from imagesync import schemas
 from imagesync.errors import ImagesyncError, shorten
-from imagesync.images.shard import Piece, Shard, check_pieces
+from imagesync.images.shard import Piece, Shard, check_pieces, outsider
 from imagesync.inputfile import InputTooLarge, UnreadableInput, json_files, read_input
 from imagesync.plan.document import (
     REPORT_KIND,
@@ -26,6 +26,7 @@ from imagesync.plan.document import (
     fix_from,
     is_report,
 )
+from imagesync.reference import parse_registry_prefix
 
 
 class Outcome(StrEnum):
@@ -220,15 +221,33 @@ def report_from(document: Any, where: str) -> ApplyReport:
     shard = document.get("shard")
     images_file = document["images_file"]
     try:
-        return ApplyReport(
+        report = ApplyReport(
             results=tuple(_result_from(r) for r in document["images"]),
             interrupted=document["interrupted"],
             target_prefix=document["target_prefix"],
             images_file=ImagesFileInfo(**images_file) if images_file else None,
             shard=Shard(shard["index"], shard["count"]) if shard else None,
         )
+        _check_shard(report)
     except ImagesyncError as error:
-        raise ReportRejected(f"{where}: {error.message}") from None
+        raise ReportRejected(f"{where}: {error.message}", error.hint) from None
+    return report
+
+
+def _check_shard(report: ApplyReport) -> None:
+    """A shard's report holds only that shard's images, by the rule that split the plan: a
+    report edited to hold another shard's entry is not what the shard's apply did."""
+    if report.shard is None:
+        return
+    prefix = parse_registry_prefix(report.target_prefix)
+    found = outsider(report.shard, prefix, ((r.entry, r.target) for r in report.results))
+    if found is not None:
+        entry, target, number = found
+        raise ReportRejected(
+            f"it is the report of shard {report.shard}, but its entry {entry} "
+            f"({shorten(target, 200)}) is in shard {number}/{report.shard.count}",
+            "give the reports as apply wrote them (apply --format json); do not edit them",
+        )
 
 
 def _transfer_from(blobs: dict[str, int], bytes_copied: int) -> Transfer:

@@ -41,6 +41,7 @@ from imagesync.reference import (
     is_valid_tag,
     parse_reference,
     parse_registry_prefix,
+    without_userinfo,
 )
 
 if TYPE_CHECKING:
@@ -256,7 +257,7 @@ class Checker(Problems):
         try:
             prefix = parse_registry_prefix(text)
         except InvalidReference as error:
-            self.error(path, f"{what} {text!r}: {error.message}", error.hint)
+            self.error(path, f"{what} {without_userinfo(text)!r}: {error.message}", error.hint)
             return None
         first = text.strip().split("/", 1)[0]
         if prefix.registry == DOCKER_HUB and "." not in first and ":" not in first:
@@ -326,7 +327,8 @@ class Checker(Problems):
         try:
             source = parse_reference(source_text)
         except InvalidReference as error:
-            self.error(path, f"source {source_text!r}: {error.message}", error.hint)
+            shown = without_userinfo(source_text)
+            self.error(path, f"source {shown!r}: {error.message}", error.hint)
             return None
         if source.repository.is_layout:
             self.error(

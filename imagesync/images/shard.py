@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from imagesync.errors import ImagesyncError, shorten
-from imagesync.reference import Repository
+from imagesync.reference import Repository, parse_reference
 
 # Enough for any CI matrix (GitHub allows 256 jobs) or Indexed Job, small enough that a
 # typo (--shard 1/1000000) is an error rather than a million near-empty plans.
@@ -62,6 +62,19 @@ class Shard:
     def holds(self, prefix: Repository, repository: Repository) -> bool:
         """Whether ``repository`` (a target repository below ``prefix``) is in this shard."""
         return shard_of(prefix, repository, self.count) == self.index
+
+
+def outsider(
+    shard: Shard, prefix: Repository, entries: Iterable[tuple[int, str]]
+) -> tuple[int, str, int] | None:
+    """The first of ``entries`` (entry number, target reference) that is not in ``shard``,
+    with the index of the shard it is in: what a shard's plan or apply report must not hold
+    (its own job would have written it). None when every entry is the shard's."""
+    for entry, target in entries:
+        repository = parse_reference(target).repository
+        if not shard.holds(prefix, repository):
+            return entry, target, shard_of(prefix, repository, shard.count)
+    return None
 
 
 def shard_of(prefix: Repository, repository: Repository, count: int) -> int:

@@ -18,7 +18,7 @@ from imagesync.content.referrers import (
 )
 from imagesync.errors import ImagesyncError, PlanRejected, shorten
 from imagesync.images.file import ImagesFile
-from imagesync.images.shard import shard_of
+from imagesync.images.shard import outsider
 from imagesync.plan.document import Change, Plan
 from imagesync.reference import (
     Repository,
@@ -87,16 +87,14 @@ def check_shard(plan: Plan) -> None:
     shard = plan.shard
     if shard is None:
         return
-    prefix = plan.prefix
-    for change in plan.changes:
-        repository = parse_reference(change.target).repository
-        if not shard.holds(prefix, repository):
-            number = shard_of(prefix, repository, shard.count)
-            raise PlanRejected(
-                f"the plan is shard {shard}, but its entry {change.entry} "
-                f"({shorten(change.target, _QUOTED)}) is in shard {number}/{shard.count}",
-                _EDITED,
-            )
+    found = outsider(shard, plan.prefix, ((c.entry, c.target) for c in plan.changes))
+    if found is not None:
+        entry, target, number = found
+        raise PlanRejected(
+            f"the plan is shard {shard}, but its entry {entry} "
+            f"({shorten(target, _QUOTED)}) is in shard {number}/{shard.count}",
+            _EDITED,
+        )
 
 
 def _check_attached_names(change: Change, plan: Plan) -> None:

@@ -30,6 +30,7 @@ from typing import Any, TypeAlias
 
 from imagesync.defaults import FORMATS
 from imagesync.plan.document import Change, Plan, SubChange
+from imagesync.printable import printable, printable_json
 
 JsonValue: TypeAlias = str | int | float | bool | list["JsonValue"] | dict[str, "JsonValue"] | None
 
@@ -230,7 +231,7 @@ def summary_line(diff: PlanDiff) -> str:
 
 def render_diff(diff: PlanDiff, fmt: str) -> str:
     if fmt == "json":
-        return json.dumps(diff_document(diff), indent=2, ensure_ascii=False) + "\n"
+        return printable_json(json.dumps(diff_document(diff), indent=2, ensure_ascii=False)) + "\n"
     if fmt == "markdown":
         return diff_markdown(diff)
     if fmt == "text":
@@ -270,7 +271,8 @@ def diff_text(diff: PlanDiff) -> str:
         lines.extend(f"    {_field_line(f)}" for f in image.fields)
         lines.extend(f"    {line}" for line in _sub_lines(image.subchanges))
     lines += ["", summary_line(diff)]
-    return "\n".join(lines) + "\n"
+    # Values come from plan files: each line made printable stays one line.
+    return "".join(printable(line) + "\n" for line in lines)
 
 
 _SUB_SYMBOL = {"added": "+", "removed": "-", "changed": "~"}

@@ -21,7 +21,9 @@ from imagesync.images.mapping import target_reference
 from imagesync.images.rewrite import entry_yaml
 from imagesync.images.shard import Shard
 from imagesync.inputfile import InputTooLarge, UnreadableInput, read_input
+from imagesync.outputs import write_output
 from imagesync.plan.key import PLAN_KEY_ENV, PlanKey
+from imagesync.printable import printable_json
 from imagesync.reference import (
     Reference,
     Repository,
@@ -36,6 +38,8 @@ if TYPE_CHECKING:
 FORMAT_VERSION = 1
 # A plan is a few KiB per image; anything near this is not a plan we wrote.
 MAX_PLAN_BYTES = 64 * 1024 * 1024
+
+_PLAN_OUTPUT_HINT = "give -o a path in a directory that exists, on a disk with room"
 
 
 class Action(StrEnum):
@@ -268,10 +272,13 @@ class Plan:
         return document
 
     def to_json(self, key: PlanKey | None = None) -> str:
-        return json.dumps(self.to_document(key), indent=2, ensure_ascii=False) + "\n"
+        text = json.dumps(self.to_document(key), indent=2, ensure_ascii=False)
+        return printable_json(text) + "\n"
 
     def write(self, path: str | Path, key: PlanKey | None = None) -> None:
-        Path(path).write_text(self.to_json(key), encoding="utf-8")
+        """The plan as JSON in ``path``; :class:`~imagesync.outputs.OutputError` when it
+        cannot be written."""
+        write_output(path, self.to_json(key), "the plan", _PLAN_OUTPUT_HINT)
 
     @classmethod
     def from_document(cls, document: Any, where: str = "plan", key: PlanKey | None = None) -> Plan:

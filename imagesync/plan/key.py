@@ -43,14 +43,25 @@ class PlanKey:
 
 
 def plan_key_from_environment(environ: Mapping[str, str] | None = None) -> PlanKey | None:
-    """The key in ``IMAGESYNC_PLAN_KEY``, or None when it is unset or empty."""
+    """The key in ``IMAGESYNC_PLAN_KEY``, or None when it is unset or empty.
+
+    Python hands a variable that is not UTF-8 over with its bytes as surrogates; such a key
+    is refused (without showing it): it could not be set the same way in the job that
+    applies, and a secret store holds text."""
     value = (os.environ if environ is None else environ).get(PLAN_KEY_ENV, "")
     if not value:
         return None
+    try:
+        secret = value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(
+            f"{PLAN_KEY_ENV} is not UTF-8 text",
+            "set it to a long random text secret, e.g. the output of `openssl rand -hex 32`",
+        ) from None
     if len(value) < MIN_KEY_LENGTH:
         raise ConfigError(
             f"{PLAN_KEY_ENV} is too short to be a key ({len(value)} characters, at least "
             f"{MIN_KEY_LENGTH} are needed)",
             "set it to a long random secret, e.g. the output of `openssl rand -hex 32`",
         )
-    return PlanKey(value.encode("utf-8"))
+    return PlanKey(secret)

@@ -30,6 +30,7 @@ from imagesync.errors import ImagesyncError
 from imagesync.plan.document import Action, Change, PlannedSigning, SubChange
 from imagesync.reference import Reference, Repository, parse_reference
 from imagesync.signing import (
+    BadSignatureImage,
     SignatureImage,
     Verification,
     VerificationKey,
@@ -123,13 +124,43 @@ def _signing_change(
     try:
         if copied is not None and copied.action is Action.CREATE:
             # Apply copies the source's signatures first: that is what the tag will hold.
-            held: Manifest | None = found.get_manifest(parse_reference(copied.source))
+            where = parse_reference(copied.source)
+            held: Manifest | None = found.get_manifest(where)
+            store = found
         else:
+            where, store = written, target
             held = target.find_manifest(written)
-        image = SignatureImage.held(held, str(written))
+        foreign = foreign_signatures(held, str(written), subject, store, where.repository)
+        image = None if foreign else SignatureImage.held(held, str(written))
     except ImagesyncError as error:
         return replace(base, action=Action.ERROR, reason=f"cannot sign: {error}")
     base = replace(base, target_digest=held.digest if held else None)
+    if foreign:
+        return replace(base, action=Action.CONFLICT, reason=foreign)
     if has_signature(image, key, repository, subject):
         return replace(base, reason=f"already signed with {key.name}")
     return replace(base, action=Action.CREATE, reason=f"sign with {key.name}")
+
+
+def foreign_signatures(
+    held: Manifest | None, where: str, subject: str, store: Store, repository: Repository
+) -> str | None:
+    """Why the ``.sig`` tag ``where``, holding ``held`` (read from ``repository`` of
+    ``store``), may not be extended with a signature of ``subject``; None when it may (it
+    holds nothing, or cosign signatures of ``subject`` alone).
+
+    Plan makes that a conflict and apply asks again right before it writes: a tag that
+    holds anything else is never written over, this one neither."""
+    if held is None:
+        return None
+    try:
+        image = SignatureImage.parse(held.raw, held.media_type, where)
+        found = image.foreign_to(subject, lambda blob: store.get_blob(repository, blob))
+    except BadSignatureImage as error:
+        found = error.message
+    if found is None:
+        return None
+    return (
+        f"conflict: {where} holds {found}; no signature is added over it (move that tag "
+        "away, or leave --sign-key out, then re-run plan)"
+    )

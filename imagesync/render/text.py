@@ -1,4 +1,10 @@
-"""Plans and apply reports as text (Terraform-like) and JSON."""
+"""Plans and apply reports as text (Terraform-like) and JSON.
+
+Every value in them may come from outside (a registry's artifactType, a platform variant, a
+reason quoting a registry, a plan file's strings): each line of text passes through
+:func:`printable` as it is joined, and JSON through :func:`printable_json`, so a newline or
+an escape sequence in a value is shown and never starts a line of its own.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import json
 
 from imagesync.apply.report import ApplyReport, ImageResult, Outcome, report_document
 from imagesync.plan.document import Action, Change, Fix, Plan, SubChange
+from imagesync.printable import printable, printable_json
 from imagesync.render.common import (
     OUTCOME_SYMBOL,
     SYMBOL,
@@ -63,7 +70,13 @@ def plan_text(plan: Plan, *, changed_only: bool = False, merged_from: int = 0) -
     transfer = transfer_line(plan)
     if transfer:
         lines.append(transfer)
-    return "\n".join(lines) + "\n"
+    return joined(lines)
+
+
+def joined(lines: list[str]) -> str:
+    """The lines of a text output, each made printable: a line is one line, whatever its
+    values hold."""
+    return "".join(printable(line) + "\n" for line in lines)
 
 
 def _change_text(change: Change, images_file: str) -> list[str]:
@@ -102,7 +115,7 @@ def _subchange_text(sub: SubChange) -> str:
 
 
 def report_json(report: ApplyReport) -> str:
-    return json.dumps(report_document(report), indent=2) + "\n"
+    return printable_json(json.dumps(report_document(report), indent=2, ensure_ascii=False)) + "\n"
 
 
 def report_text(report: ApplyReport) -> str:
@@ -112,7 +125,7 @@ def report_text(report: ApplyReport) -> str:
         lines.extend(_result_text(result))
         lines.extend(fix_text(result.fix, images_file))
     lines += ["", report_summary(report), report_transfer(report)]
-    return "\n".join(lines) + "\n"
+    return joined(lines)
 
 
 def _result_text(result: ImageResult) -> list[str]:

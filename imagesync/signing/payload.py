@@ -27,6 +27,8 @@ from imagesync.reference import DOCKER_HUB, Repository, check_digest
 from imagesync.signing.gojson import go_json
 
 SIGNATURE_TYPE = "cosign container image signature"
+# A simple-signing payload is a few hundred bytes; cosign's optional annotations add a few more.
+MAX_PAYLOAD_BYTES = 1024 * 1024
 # go-containerregistry's name for the registry that Docker calls docker.io.
 _DOCKER_HUB_NAME = "index.docker.io"
 

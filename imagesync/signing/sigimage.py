@@ -43,11 +43,16 @@ from typing import Any
 from imagesync.content import mediatypes
 from imagesync.content.manifest import Descriptor, Manifest, sha256_digest
 from imagesync.content.referrers import digest_tag
-from imagesync.errors import RegistryError
+from imagesync.errors import RegistryError, shorten
 from imagesync.reference import Repository, check_digest
 from imagesync.signing.gojson import go_json
 from imagesync.signing.keys import SigningKey, VerificationKey
-from imagesync.signing.payload import simple_signing_payload
+from imagesync.signing.payload import (
+    MAX_PAYLOAD_BYTES,
+    BadPayload,
+    read_claim,
+    simple_signing_payload,
+)
 
 SIGNATURE_SUFFIX = ".sig"
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
@@ -197,10 +202,46 @@ class SignatureImage:
         """The layer that is ``key``'s signature over ``payload``, if there is one."""
         return next((layer for layer in self.layers if layer.signed_by(key, payload)), None)
 
+    def foreign_to(self, subject: str, fetch_blob: BlobFetcher) -> str | None:
+        """What makes this something other than cosign signatures of ``subject``, in words
+        (None when it is them): only then may a signature be appended. Every layer must be a
+        simple-signing payload with cosign's signature annotation whose claim names
+        ``subject``; an image of anything else under the ``.sig`` name is someone's, and
+        appending to it would move their tag. ``fetch_blob`` reads each (small) payload."""
+        if not self.layers:
+            return "an image without layers, not cosign signatures"
+        for layer in self.layers:
+            found = _foreign_layer(layer, subject, fetch_blob)
+            if found is not None:
+                return found
+        return None
+
     @property
     def has_image_config(self) -> bool:
         """Whether adding layers changes the config (and so needs its bytes)."""
         return mediatypes.is_image_config(self.config.media_type)
+
+
+def _foreign_layer(layer: SignatureLayer, subject: str, fetch_blob: BlobFetcher) -> str | None:
+    """What ``layer`` is when it is not a cosign signature of ``subject``; None when it is."""
+    descriptor = layer.descriptor
+    if not layer.is_simple_signing:
+        return f"a layer of type {shorten(descriptor.media_type, 100)!r}, not a cosign signature"
+    if SIGNATURE_ANNOTATION not in layer.annotations:
+        return f"a layer without cosign's {SIGNATURE_ANNOTATION} annotation"
+    if descriptor.size > MAX_PAYLOAD_BYTES:
+        return f"a layer of {descriptor.size} bytes, too large to be a signature's payload"
+    payload = fetch_blob(descriptor.digest)
+    if sha256_digest(payload) != descriptor.digest:
+        return f"a layer that is not what its digest {descriptor.digest} says"
+    try:
+        claim = read_claim(payload)
+    except BadPayload as error:
+        return f"a layer that is not a simple-signing payload ({error})"
+    if claim.digest != subject:
+        shown = shorten(claim.digest, 80) or "no image"
+        return f"a signature of another image ({shown}), not of {subject}"
+    return None
 
 
 @dataclass(frozen=True)

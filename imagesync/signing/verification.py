@@ -38,13 +38,11 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from imagesync.content.manifest import sha256_digest
 from imagesync.errors import NotFound, shorten
 from imagesync.signing.keys import VerificationKey
-from imagesync.signing.payload import BadPayload, read_claim
+from imagesync.signing.payload import MAX_PAYLOAD_BYTES, BadPayload, read_claim
 from imagesync.signing.sigimage import BlobFetcher, SignatureImage, SignatureLayer, signature_tag
 
 CERTIFICATE_ANNOTATION = "dev.sigstore.cosign/certificate"
 BUNDLE_ANNOTATION = "dev.sigstore.cosign/bundle"
-# A simple-signing payload is a few hundred bytes; cosign's optional annotations add a few more.
-MAX_PAYLOAD_BYTES = 1024 * 1024
 # How many layers of one kind a message spells out before counting the rest.
 _SHOWN_PER_KIND = 2
 

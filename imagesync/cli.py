@@ -730,7 +730,7 @@ def diff(old: str, new: str, fmt: str) -> None:
 
     OLD and NEW are each a plan file, or a directory holding the shards of one plan.
     """
-    from imagesync.plan.diff import diff_command
+    from imagesync.render.diff import diff_command
 
     with _user_errors():
         output, code = diff_command(old, new, fmt)

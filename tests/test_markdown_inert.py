@@ -18,9 +18,10 @@ import pytest
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from imagesync.plan.diff import diff_plans, render_diff
+from imagesync.plan.diff import diff_plans
 from imagesync.plan.document import Plan
 from imagesync.render import render_plan, render_report
+from imagesync.render.diff import render_diff
 from tests.harness.plans import generated_plan, generated_report
 
 HOSTILE = (

@@ -9,15 +9,9 @@ from pathlib import Path
 import pytest
 
 from imagesync.errors import PlanRejected
-from imagesync.plan.diff import (
-    EXIT_DIFFERENT,
-    EXIT_SAME,
-    FieldChange,
-    diff_command,
-    diff_plans,
-    render_diff,
-)
+from imagesync.plan.diff import EXIT_DIFFERENT, EXIT_SAME, FieldChange, diff_plans
 from imagesync.plan.document import Action, Change, ImagesFileInfo, Plan, SubChange
+from imagesync.render.diff import diff_command, render_diff
 
 A = "sha256:" + "a" * 64
 B = "sha256:" + "b" * 64

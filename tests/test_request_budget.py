@@ -24,9 +24,9 @@ from click.testing import CliRunner
 from imagesync.cli import main
 from imagesync.content.manifest import Descriptor
 from imagesync.reference import parse_reference
-from imagesync.render import human_bytes
 from imagesync.stores.registry.client import RegistryClient
 from imagesync.stores.registry.transport import Transport
+from imagesync.words import human_bytes
 from tests.harness.faultproxy import Fault, FaultProxy, Recorded
 from tests.harness.images import Pushed, Pusher, assert_complete, push_image
 from tests.harness.registry import RegistryServer

@@ -20,12 +20,12 @@ from imagesync.apply.attached import AttachedWriter
 from imagesync.apply.blobs import BlobScheduler
 from imagesync.apply.image import Done, ImageCopier
 from imagesync.apply.report import ApplyListener, ApplyReport, ImageResult, Outcome
-from imagesync.content.image import fetch_image
 from imagesync.defaults import DEFAULT_PARALLELISM
 from imagesync.errors import ImagesyncError
 from imagesync.plan.document import Action, Change, Plan
 from imagesync.plan.mounts import MountSources
 from imagesync.retry import RetryPolicy
+from imagesync.stores.graph import fetch_image
 
 if TYPE_CHECKING:
     from imagesync.signing import SigningKey

@@ -25,18 +25,20 @@ from imagesync.content.referrers import (
     SIGNATURE,
     SIGNED_SINCE,
     SIGNING,
-    NotAttached,
     attached_source,
     attached_target,
-    check_attached,
     keeps_layers,
     merged_referrers_index,
-    referrer_descriptor,
-    referrers_index_need,
 )
 from imagesync.errors import ImagesyncError
 from imagesync.plan.document import Action, Change, SubChange
 from imagesync.reference import Reference
+from imagesync.stores.attached import (
+    NotAttached,
+    check_attached,
+    referrer_descriptor,
+    referrers_index_need,
+)
 from imagesync.stores.store import BlobOpener, TagTaken
 from imagesync.stores.stream import verified
 from imagesync.stores.tags import read_back, write_tag

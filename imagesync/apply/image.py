@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 
 from imagesync.apply.cancel import check_cancel
 from imagesync.apply.report import Outcome, Transfer
-from imagesync.content.image import Image, fetch_image
 from imagesync.content.manifest import Descriptor, Manifest
 from imagesync.reference import Reference, Repository
+from imagesync.stores.graph import Image, fetch_image
 from imagesync.stores.store import TagTaken
 from imagesync.stores.tags import TagWrite, read_back, write_tag
 

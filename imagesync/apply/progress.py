@@ -104,7 +104,7 @@ def _speed_column() -> ProgressColumn:
     from rich.progress import ProgressColumn
     from rich.text import Text
 
-    from imagesync.render import human_bytes
+    from imagesync.words import human_bytes
 
     class Speed(ProgressColumn):
         def render(self, task: Task) -> Text:

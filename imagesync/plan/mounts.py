@@ -16,11 +16,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from imagesync.content.image import fetch_image
 from imagesync.content.manifest import Descriptor
 from imagesync.errors import ImagesyncError
 from imagesync.plan.document import Action, Change
 from imagesync.reference import Reference, Repository
+from imagesync.stores.graph import fetch_image
 
 if TYPE_CHECKING:
     from imagesync.stores.run import RunContext

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 from imagesync import __version__
 from imagesync.content import mediatypes
 from imagesync.content.documents import json_object
-from imagesync.content.image import fetch_image
 from imagesync.content.manifest import LINUX_AMD64, Descriptor, Manifest, Platform
 from imagesync.content.referrers import (
     REFERRER,
@@ -26,9 +25,7 @@ from imagesync.content.referrers import (
     SIGNED_SINCE,
     Attached,
     digest_tag,
-    discover,
     keeps_layers,
-    referrers_index_need,
 )
 from imagesync.defaults import DEFAULT_PARALLELISM
 from imagesync.errors import ImagesyncError
@@ -45,6 +42,8 @@ from imagesync.plan.document import (
 )
 from imagesync.plan.mounts import with_mounts
 from imagesync.reference import Reference, Repository
+from imagesync.stores.attached import discover, referrers_index_need
+from imagesync.stores.graph import fetch_image
 
 if TYPE_CHECKING:
     from imagesync.plan.signing import Signing, Verifying

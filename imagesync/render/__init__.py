@@ -10,10 +10,9 @@ from __future__ import annotations
 from imagesync.apply.report import ApplyReport
 from imagesync.defaults import MARKDOWN_MAX_BYTES
 from imagesync.plan.document import Plan
-from imagesync.render.common import human_bytes
 from imagesync.render.text import plan_text, report_json, report_text
 
-__all__ = ["human_bytes", "plan_text", "render_plan", "render_report"]
+__all__ = ["plan_text", "render_plan", "render_report"]
 
 
 def render_plan(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from imagesync.apply.report import ApplyReport, Outcome
 from imagesync.plan.document import Action, Change, EntryFix, Plan
-from imagesync.words import plural
+from imagesync.words import human_bytes, plural
 
 SYMBOL = {Action.CREATE: "+", Action.SKIP: "=", Action.CONFLICT: "!", Action.ERROR: "x"}
 OUTCOME_SYMBOL = {
@@ -17,15 +17,6 @@ OUTCOME_SYMBOL = {
     Outcome.CONFLICT: "!",
     Outcome.FAILED: "x",
 }
-
-
-def human_bytes(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
 
 
 def short_digest(digest: str | None) -> str:

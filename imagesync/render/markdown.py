@@ -38,7 +38,6 @@ from imagesync.render.common import (
     OUTCOME_SYMBOL,
     SYMBOL,
     artifact_text,
-    human_bytes,
     lines_of,
     no_changes,
     report_summary,
@@ -47,7 +46,7 @@ from imagesync.render.common import (
     transfer_line,
 )
 from imagesync.render.escape import code, fenced, row, table, text
-from imagesync.words import plural
+from imagesync.words import human_bytes, plural
 
 # What each part may use at most, in the order they are written, so that a page stays
 # readable (400 KiB in all); what one leaves unused goes to the next. The page's bound

@@ -17,7 +17,6 @@ from imagesync.render.common import (
     OUTCOME_SYMBOL,
     SYMBOL,
     artifact_text,
-    human_bytes,
     lines_of,
     no_changes,
     report_summary,
@@ -27,7 +26,7 @@ from imagesync.render.common import (
     transfer_line,
     transfer_text,
 )
-from imagesync.words import plural
+from imagesync.words import human_bytes, plural
 
 
 def _change_transfer(change: Change) -> str:

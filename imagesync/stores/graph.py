@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from imagesync.content.manifest import Descriptor, Manifest
 from imagesync.errors import ImagesyncError, NotFound
 from imagesync.reference import Reference
-
-if TYPE_CHECKING:
-    from imagesync.stores.store import Store
+from imagesync.stores.store import Store
 
 # Indexes of indexes exist (rarely); deeper nesting is a loop or an attack.
 MAX_DEPTH = 4

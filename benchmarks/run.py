@@ -1162,7 +1162,7 @@ _BREAKDOWN = (
     ),
     (
         "  building the request (URL, headers, body)",
-        "imagesync/stores/registry/transport.py",
+        "imagesync/stores/registry/wire.py",
         "_prepared",
     ),
     (

@@ -23,6 +23,7 @@ from imagesync.stores.registry.answers import Answer, raise_for_status, registry
 from imagesync.stores.registry.core import Core, Endpoint, Read, content_length
 from imagesync.stores.registry.netfailure import broken_body
 from imagesync.stores.registry.transport import pull_scope, push_scope
+from imagesync.stores.registry.wire import Call
 from imagesync.stores.store import MAX_CONFIG_BYTES, MountAnswer, TransferBroken
 from imagesync.stores.stream import verified
 
@@ -100,12 +101,9 @@ class Blobs:
         self.holders.add(repository, digest, given=True)
 
     def _head(self, repository: Repository, digest: str) -> int | None:
-        answer = self._core.transport.request(
-            "HEAD",
-            repository.endpoint,
-            f"/v2/{repository.path}/blobs/{digest}",
-            scopes=[pull_scope(repository.path)],
-        )
+        path = f"/v2/{repository.path}/blobs/{digest}"
+        scopes = frozenset({pull_scope(repository.path)})
+        answer = self._core.transport.request(Call("HEAD", repository.endpoint, path, scopes))
         if answer.status_code == 404:
             return None
         raise_for_status(answer, f"HEAD blob {digest} in {repository}")
@@ -133,11 +131,13 @@ class Blobs:
         what = f"mount {digest} from {source} into {target}"
         try:
             answer = self._core.transport.request(
-                "POST",
-                target.endpoint,
-                f"/v2/{target.path}/blobs/uploads/",
-                params={"mount": digest, "from": source.path},
-                scopes=[push_scope(target.path), pull_scope(source.path)],
+                Call(
+                    "POST",
+                    target.endpoint,
+                    f"/v2/{target.path}/blobs/uploads/",
+                    frozenset({push_scope(target.path), pull_scope(source.path)}),
+                    params={"mount": digest, "from": source.path},
+                )
             )
         except AuthenticationFailed as error:
             log.debug("%s: %s; copying instead", what, error.message)

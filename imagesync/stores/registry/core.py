@@ -23,6 +23,7 @@ from imagesync.stores.registry.answers import (
     shown_url,
 )
 from imagesync.stores.registry.transport import Transport, pull_scope
+from imagesync.stores.registry.wire import Call
 
 log = logging.getLogger("imagesync.stores.registry.client")
 
@@ -115,13 +116,15 @@ class Core:
     def send(self, endpoint: Endpoint, read: Read) -> Answer:
         """``read`` sent to ``endpoint`` only, with pull rights on its repository."""
         return self.transport.request(
-            read.method,
-            endpoint.host,
-            read.path,
-            scopes=[pull_scope(endpoint.repository.path)],
-            headers=read.headers,
-            stream=read.stream,
-            limit=read.limit,
+            Call(
+                read.method,
+                endpoint.host,
+                read.path,
+                frozenset({pull_scope(endpoint.repository.path)}),
+                headers=read.headers,
+                stream=read.stream,
+                limit=read.limit,
+            )
         )
 
     def location(self, target: Repository, answer: Answer) -> str:

@@ -17,6 +17,7 @@ from imagesync.stores.memory import ManifestMemory
 from imagesync.stores.registry.answers import raise_for_status
 from imagesync.stores.registry.core import Core, Endpoint, Read, content_length, media_type
 from imagesync.stores.registry.transport import push_scope
+from imagesync.stores.registry.wire import Call
 
 _ACCEPT = {"Accept": mediatypes.ACCEPT}
 
@@ -85,12 +86,14 @@ class Manifests:
     def put(self, repository: Repository, reference: str, manifest: Manifest) -> str:
         """Upload the manifest's exact bytes; ``reference`` is a tag or the digest."""
         answer = self._core.transport.request(
-            "PUT",
-            repository.endpoint,
-            f"/v2/{repository.path}/manifests/{reference}",
-            scopes=[push_scope(repository.path)],
-            headers={"Content-Type": manifest.media_type},
-            data=manifest.raw,
+            Call(
+                "PUT",
+                repository.endpoint,
+                f"/v2/{repository.path}/manifests/{reference}",
+                frozenset({push_scope(repository.path)}),
+                headers={"Content-Type": manifest.media_type},
+                data=manifest.raw,
+            )
         )
         raise_for_status(answer, f"PUT manifest {repository}:{reference}")
         written = answer.headers.get("Docker-Content-Digest") or manifest.digest

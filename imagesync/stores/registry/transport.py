@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Mapping
-from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 
 from imagesync.errors import RegistryError
 from imagesync.retry import RetryPolicy
-from imagesync.stores.registry.answers import MAX_ANSWER_BYTES, Answer, shown_url
+from imagesync.stores.registry.answers import Answer, shown_url
 from imagesync.stores.registry.auth import CredentialStore
 from imagesync.stores.registry.bearer import Authenticator
 from imagesync.stores.registry.deadline import answers_within
@@ -70,32 +68,13 @@ class Transport:
             self.config, credentials or CredentialStore(), self._host, timeout
         )
 
-    def request(
-        self,
-        method: str,
-        registry: str,
-        path: str,
-        *,
-        scopes: Iterable[str] = (),
-        headers: Mapping[str, str] | None = None,
-        params: Mapping[str, str] | None = None,
-        data: Any = None,
-        stream: bool = False,
-        retry: bool = True,
-        limit: int = MAX_ANSWER_BYTES,
-    ) -> Answer:
-        """Send one request, authenticating and retrying as needed; return any final answer.
+    def request(self, call: Call, *, retry: bool = True) -> Answer:
+        """Send one request, authenticating and retrying as needed; return any final answer
+        (its body read as :class:`Call` says).
 
-        ``path`` starts with ``/v2/`` or is an absolute URL the registry gave us (upload
-        locations). ``retry=False`` is for bodies that cannot be sent twice (streams): the
-        caller restarts the whole operation instead.
-
-        The answer is read here, whole, up to ``limit`` bytes (an error answer up to
-        MAX_ERROR_BODY), within ``timeout`` seconds; a longer one raises AnswerTooLarge. With
-        ``stream`` the caller reads the body (a blob) from ``raw``, which must keep up the
-        throughput floor of deadline.py.
+        ``retry=False`` is for bodies that cannot be sent twice (streams): the caller
+        restarts the whole operation instead.
         """
-        call = Call(method, registry, path, frozenset(scopes), headers, params, data, stream, limit)
         return self._retrier.run(call, self._authenticated, retry=retry)
 
     def url(self, registry: str, path: str) -> str:

@@ -20,6 +20,7 @@ from imagesync.stores.registry.blob import Blobs
 from imagesync.stores.registry.core import Core
 from imagesync.stores.registry.retrying import Unreachable
 from imagesync.stores.registry.transport import push_scope
+from imagesync.stores.registry.wire import Call
 from imagesync.stores.store import BlobOpener, Progress, TransferBroken
 
 # Threads that open upload sessions while downloads start (put_blob): about one per blob stream
@@ -83,12 +84,9 @@ class Uploads:
 
     def start(self, target: Repository) -> str:
         """Open an upload session in ``target``; its location."""
-        answer = self._core.transport.request(
-            "POST",
-            target.endpoint,
-            f"/v2/{target.path}/blobs/uploads/",
-            scopes=[push_scope(target.path)],
-        )
+        path = f"/v2/{target.path}/blobs/uploads/"
+        scopes = frozenset({push_scope(target.path)})
+        answer = self._core.transport.request(Call("POST", target.endpoint, path, scopes))
         raise_for_status(answer, f"start upload to {target}")
         return self._core.location(target, answer)
 
@@ -98,12 +96,14 @@ class Uploads:
         what = f"upload of blob {blob.digest} to {target}"
         try:
             answer = self._core.transport.request(
-                "PUT",
-                target.endpoint,
-                _with_digest(session, blob.digest),
-                scopes=[push_scope(target.path)],
-                headers={"Content-Type": "application/octet-stream"},
-                data=body,
+                Call(
+                    "PUT",
+                    target.endpoint,
+                    _with_digest(session, blob.digest),
+                    frozenset({push_scope(target.path)}),
+                    headers={"Content-Type": "application/octet-stream"},
+                    data=body,
+                ),
                 retry=False,
             )
         except Unreachable as error:

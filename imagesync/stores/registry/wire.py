@@ -22,7 +22,12 @@ from requests.utils import requote_uri
 
 from imagesync import __version__
 from imagesync.redact import redact_url
-from imagesync.stores.registry.answers import MAX_ERROR_BODY, Answer, read_answer
+from imagesync.stores.registry.answers import (
+    MAX_ANSWER_BYTES,
+    MAX_ERROR_BODY,
+    Answer,
+    read_answer,
+)
 from imagesync.stores.registry.deadline import BLOB_FLOOR, answers_within
 from imagesync.stores.registry.host import RegistryHost
 
@@ -36,18 +41,22 @@ class Call:
     """One request as the layers see it: what to send where, and how its answer is read.
 
     ``path`` starts with ``/v2/`` or is an absolute URL the registry gave (upload locations).
-    ``stream``: the caller reads the body (a blob); otherwise it is read here, to ``limit``.
+    ``stream``: the caller reads the body (a blob) from the answer's ``raw``, which must keep
+    up the throughput floor of deadline.py; otherwise the body is read here, whole, to
+    ``limit`` bytes (an error's to MAX_ERROR_BODY), within the timeout, and a longer one
+    raises AnswerTooLarge.
     """
 
     method: str
     registry: str
     path: str
-    scopes: frozenset[str]
-    headers: Mapping[str, str] | None
-    params: Mapping[str, str] | None
-    data: Any
-    stream: bool
-    limit: int
+    # The token's scopes (transport.pull_scope, push_scope); none: the registry's own rules.
+    scopes: frozenset[str] = frozenset()
+    headers: Mapping[str, str] | None = None
+    params: Mapping[str, str] | None = None
+    data: Any = None
+    stream: bool = False
+    limit: int = MAX_ANSWER_BYTES
 
     @property
     def replayable(self) -> bool:

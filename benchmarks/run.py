@@ -1155,7 +1155,7 @@ _BREAKDOWN = (
     ),
     (
         "  building the request (URL, headers, body)",
-        "imagesync/stores/registry/transport.py",
+        "imagesync/stores/registry/wire.py",
         "_prepared",
     ),
     (

@@ -4,7 +4,7 @@ import requests
 
 from imagesync.errors import AuthenticationFailed, NotFound, RegistryError
 from imagesync.retry import RetryPolicy, is_transient, parse_retry_after
-from imagesync.stores.registry.transport import is_retriable_exception
+from imagesync.stores.registry.retrying import is_retriable_exception
 
 
 def test_retry_after_seconds_and_dates() -> None:

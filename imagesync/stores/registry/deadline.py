@@ -1,9 +1,13 @@
 """Deadlines for registry answers: every answer ends in time, whatever the server does.
 
-requests' timeouts bound each socket read, not the answer: a server that sends a byte every
-few seconds never trips them and holds a run forever. Here each read of a response — status
-line, headers, body — waits at most for what is left of that response's time, so the answer
-ends when its time is up. Two kinds of time, both of ``seconds`` (``--timeout``):
+The one adapter module: what requests and urllib3 cannot do through their public API.
+Their timeouts bound each socket read, not an answer: a server that sends a byte every few
+seconds never trips them and holds a run forever, and neither library offers a total
+deadline on a response, nor a hook on the reads of one. The only place every read of a
+response passes (status line, headers, body, through http.client) is the reader that
+``socket.makefile`` gives; so the connections of :class:`DeadlineAdapter` (urllib3's, set as
+its documented ``ConnectionCls``) hand http.client a socket whose reader waits at most for
+what is left of that response's time. Two kinds of time, both of ``seconds`` (``--timeout``):
 
 - a deadline, for answers read whole (manifests, tag lists, tokens, errors): the whole
   response within ``seconds`` of the request (of the response, for a streamed upload, whose
@@ -11,24 +15,22 @@ ends when its time is up. Two kinds of time, both of ``seconds`` (``--timeout``)
 - a throughput floor, for blobs, whose size no fixed deadline could follow: every window of
   ``seconds`` must bring at least ``floor * seconds`` bytes.
 
-The clock for the requests of one call is set with :func:`answers_within`; the adapter
-(:class:`DeadlineAdapter`) gives every response it reads the clock that was set when the
-response began. A response that runs out of time raises :class:`DeadlinePassed` (a
-TimeoutError, so urllib3 and requests report it as the read timeout it is, and the transport
-retries it like one).
+The clock for the requests of one call is set with :func:`answers_within`; every response
+read through the adapter's connections gets the clock that was set when the response began.
+A response that runs out of time raises :class:`DeadlinePassed` (a TimeoutError, so urllib3
+and requests report it as the read timeout it is, and the transport retries it like one).
 """
 
 from __future__ import annotations
 
 import contextlib
-import http.client
 import io
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import requests.adapters
 import urllib3.poolmanager
@@ -159,27 +161,38 @@ class _TimedReader(io.RawIOBase):
         super().close()
 
 
-class _TimedResponse(http.client.HTTPResponse):
-    """http.client's response, reading through the clock set when it began (if one was)."""
+class _TimedSocket:
+    """A connection's socket whose readers (``makefile``: http.client reads a response's
+    status line, headers and body through one) keep to the clock set when the response
+    began, if one was. Everything else is the socket's own."""
 
-    def __init__(self, sock: socket.socket, *args: Any, **kwargs: Any) -> None:
-        super().__init__(sock, *args, **kwargs)
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    def makefile(self, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        makefile: Callable[..., Any] = self._sock.makefile
+        reader = makefile(mode, *args, **kwargs)
         spec: _Spec | None = getattr(_current, "spec", None)
-        if spec is None:
-            return
-        buffered = self.fp
-        assert isinstance(buffered, io.BufferedReader)
-        raw = buffered.detach()  # the socket's reader, handed over without closing it
+        if spec is None or mode != "rb" or not isinstance(reader, io.BufferedReader):
+            return reader
+        raw = reader.detach()  # the socket's reader, handed over without closing it
         assert isinstance(raw, io.RawIOBase)
-        self.fp = io.BufferedReader(_TimedReader(raw, sock, _Clock(spec)))
+        return io.BufferedReader(_TimedReader(raw, self._sock, _Clock(spec)))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
 
 
 class _HTTPConnection(HTTPConnection):
-    response_class = _TimedResponse
+    def connect(self) -> None:
+        super().connect()
+        self.sock = cast(socket.socket, _TimedSocket(self.sock))
 
 
 class _HTTPSConnection(HTTPSConnection):
-    response_class = _TimedResponse
+    def connect(self) -> None:
+        super().connect()
+        self.sock = cast(socket.socket, _TimedSocket(self.sock))
 
 
 class _HTTPPool(HTTPConnectionPool):

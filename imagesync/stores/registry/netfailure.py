@@ -14,7 +14,7 @@ import errno
 import http.client
 import socket
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import urlsplit
@@ -105,95 +105,91 @@ def kind_of(error: BaseException) -> Kind:
     return Kind.OTHER
 
 
+# Per kind: the sentence (given the host, the name the resolver was asked, the timeout and the
+# error) and the fix (given the host). OTHER is the fallback.
+_Words = Callable[[str, str, float, BaseException], str]
+_SAYINGS: dict[Kind, tuple[_Words, Callable[[str], str]]] = {
+    Kind.NO_SUCH_HOST: (
+        lambda host, name, timeout, error: f"cannot resolve host {name}",
+        lambda host: (
+            "check the host name; where only mirrors reach the internet, list a mirror "
+            "for this registry under 'mirrors' in the --registries-config file"
+        ),
+    ),
+    Kind.DNS_UNAVAILABLE: (
+        lambda host, name, timeout, error: (
+            f"cannot resolve host {name}: the DNS server did not answer"
+        ),
+        lambda host: "check the machine's DNS settings and network, then try again",
+    ),
+    Kind.REFUSED: (
+        lambda host, name, timeout, error: f"connection refused by {host}",
+        lambda host: "check the host and port, and that the registry is running there",
+    ),
+    Kind.NO_ROUTE: (
+        lambda host, name, timeout, error: f"no network route to {host}",
+        lambda host: "check the network connection, the proxy settings (HTTPS_PROXY) and firewalls",
+    ),
+    Kind.TIMEOUT: (
+        # The deadline's own words say which time ran out (a blob's throughput floor).
+        lambda host, name, timeout, error: (
+            deadline_message(error) or f"no answer from {host} within {timeout:g} s"
+        ),
+        lambda host: (
+            "check that it is a registry and that no proxy or firewall holds the "
+            "connection; give a slow registry longer with --timeout"
+        ),
+    ),
+    Kind.TLS_UNTRUSTED: (
+        lambda host, name, timeout, error: (
+            f"TLS certificate of {host} is not trusted ({_verify_reason(error)})"
+        ),
+        lambda host: f"give the registry's CA with 'ca_file' for {host} in the registries config",
+    ),
+    Kind.NOT_TLS: (
+        lambda host, name, timeout, error: (
+            f"{host} does not answer in TLS (it may serve plain HTTP)"
+        ),
+        lambda host: (
+            f"list {host} as 'insecure: true' in the registries config if it serves plain HTTP"
+        ),
+    ),
+    Kind.TLS_FAILED: (
+        lambda host, name, timeout, error: (
+            f"the TLS handshake with {host} failed ({_ssl_reason(error)})"
+        ),
+        lambda host: (
+            f"check the registry's TLS set-up, or give its CA with 'ca_file' for {host} "
+            "in the registries config"
+        ),
+    ),
+    Kind.PROXY: (
+        lambda host, name, timeout, error: (
+            f"the proxy did not connect to {host} ({_innermost(error)})"
+        ),
+        lambda host: "check HTTPS_PROXY / HTTP_PROXY, and NO_PROXY for registries reached directly",
+    ),
+    Kind.CLOSED: (
+        lambda host, name, timeout, error: f"{host} closed the connection without an answer",
+        lambda host: "check proxies and firewalls on the way, and that the port serves a registry",
+    ),
+    Kind.TRUNCATED: (
+        lambda host, name, timeout, error: f"the answer from {host} ended early",
+        lambda host: "try again; check proxies on the way",
+    ),
+    Kind.OTHER: (
+        lambda host, name, timeout, error: f"cannot reach {host} ({_innermost(error)})",
+        lambda host: "check the registry host and your network",
+    ),
+}
+
+
 def classify(error: BaseException, host: str, timeout: float) -> NetworkFailure:
     """The sentence and the fix for ``error``, raised while talking to ``host`` (host[:port])
     with ``timeout`` seconds to answer."""
     kind = kind_of(error)
-    name = _hostname(host)
-    if kind is Kind.NO_SUCH_HOST:
-        return NetworkFailure(
-            kind,
-            host,
-            f"cannot resolve host {name}",
-            "check the host name; where only mirrors reach the internet, list a mirror for this "
-            "registry under 'mirrors' in the --registries-config file",
-        )
-    if kind is Kind.DNS_UNAVAILABLE:
-        return NetworkFailure(
-            kind,
-            host,
-            f"cannot resolve host {name}: the DNS server did not answer",
-            "check the machine's DNS settings and network, then try again",
-        )
-    if kind is Kind.REFUSED:
-        return NetworkFailure(
-            kind,
-            host,
-            f"connection refused by {host}",
-            "check the host and port, and that the registry is running there",
-        )
-    if kind is Kind.NO_ROUTE:
-        return NetworkFailure(
-            kind,
-            host,
-            f"no network route to {host}",
-            "check the network connection, the proxy settings (HTTPS_PROXY) and firewalls",
-        )
-    if kind is Kind.TIMEOUT:
-        return NetworkFailure(
-            kind,
-            host,
-            # The deadline's own words say which time ran out (a blob's throughput floor).
-            deadline_message(error) or f"no answer from {host} within {timeout:g} s",
-            "check that it is a registry and that no proxy or firewall holds the connection; "
-            "give a slow registry longer with --timeout",
-        )
-    if kind is Kind.TLS_UNTRUSTED:
-        return NetworkFailure(
-            kind,
-            host,
-            f"TLS certificate of {host} is not trusted ({_verify_reason(error)})",
-            f"give the registry's CA with 'ca_file' for {host} in the registries config",
-        )
-    if kind is Kind.NOT_TLS:
-        return NetworkFailure(
-            kind,
-            host,
-            f"{host} does not answer in TLS (it may serve plain HTTP)",
-            f"list {host} as 'insecure: true' in the registries config if it serves plain HTTP",
-        )
-    if kind is Kind.TLS_FAILED:
-        return NetworkFailure(
-            kind,
-            host,
-            f"the TLS handshake with {host} failed ({_ssl_reason(error)})",
-            f"check the registry's TLS set-up, or give its CA with 'ca_file' for {host} in the "
-            "registries config",
-        )
-    if kind is Kind.PROXY:
-        return NetworkFailure(
-            kind,
-            host,
-            f"the proxy did not connect to {host} ({_innermost(error)})",
-            "check HTTPS_PROXY / HTTP_PROXY, and NO_PROXY for registries reached directly",
-        )
-    if kind is Kind.CLOSED:
-        return NetworkFailure(
-            kind,
-            host,
-            f"{host} closed the connection without an answer",
-            "check proxies and firewalls on the way, and that the port serves a registry",
-        )
-    if kind is Kind.TRUNCATED:
-        return NetworkFailure(
-            kind, host, f"the answer from {host} ended early", "try again; check proxies on the way"
-        )
-    return NetworkFailure(
-        kind,
-        host,
-        f"cannot reach {host} ({_innermost(error)})",
-        "check the registry host and your network",
-    )
+    message, hint = _SAYINGS[kind]
+    return NetworkFailure(kind, host, message(host, _hostname(host), timeout, error), hint(host))
 
 
 def broken_body(error: BaseException) -> str:

@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from imagesync.stores.layout.store import LayoutStore
     from imagesync.stores.registry.client import RegistryClient
     from imagesync.stores.registry.registries import RegistriesConfig
-    from imagesync.stores.run import RegistryRun
     from imagesync.stores.store import Store, Stores
 
 # Seconds before the first retry (doubling per attempt); tests and impatient users shorten it.
@@ -83,24 +82,14 @@ def open_stores(
         def same_tree(repository: Repository, holder: Repository) -> bool:
             return tree.contains(repository) and tree.contains(holder)
 
-        run = RunContext(same_tree, registries=_client_run(client))
+        # The client (when sources are registries) is the run's registry side: what it has
+        # learnt from answers, and its stop.
+        run = RunContext(same_tree, registries=client)
         return Stores(sources, layout, run)
     target_store = registries(pull=False)
-    client_run = _client_run(client)
-    assert client_run is not None
-    run = RunContext(
-        _same_registry, client_run.holders, registries=client_run, target_is_registry=True
-    )
+    assert client is not None
+    run = RunContext(_same_registry, client.holders, registries=client, target_is_registry=True)
     return Stores(sources, target_store, run)
-
-
-def _client_run(client: RegistryClient | None) -> RegistryRun | None:
-    """The client's side of the run; None without registries (nothing loads the client)."""
-    if client is None:
-        return None
-    from imagesync.stores.registry.store import ClientRun
-
-    return ClientRun(client)
 
 
 def _same_registry(repository: Repository, holder: Repository) -> bool:

@@ -66,7 +66,7 @@ class Blobs:
                 self.holders.add(repository, digest, given=False)
         return size
 
-    def probe_repository(self, repository: Repository) -> bool:
+    def is_new(self, repository: Repository) -> bool:
         """Ask once whether ``repository`` exists, before asking for its blobs one by one;
         True when it does not (it holds no blob).
 

@@ -132,9 +132,9 @@ class RegistryClient:
         """Size of a blob in the target registry, or None when it is not there."""
         return self._blobs.size(repository, digest)
 
-    def probe_repository(self, repository: Repository) -> bool:
+    def is_new(self, repository: Repository) -> bool:
         """Whether ``repository`` is known not to exist (so it holds no blob); asked once."""
-        return self._blobs.probe_repository(repository)
+        return self._blobs.is_new(repository)
 
     def get_blob(
         self, repository: Repository, digest: str, *, pull: bool = True, at: Endpoint | None = None

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 
 from imagesync.content.manifest import Descriptor, Manifest
 from imagesync.reference import Reference, Repository
-from imagesync.stores.holders import Holders
 from imagesync.stores.registry.client import Endpoint, RegistryClient
 from imagesync.stores.store import BlobOpener, Located, MountAnswer, Progress
 
@@ -116,29 +115,3 @@ class RegistryStore:
 
     def mount_blob(self, repository: Repository, digest: str, holder: Repository) -> MountAnswer:
         return self.client.mount_blob(repository, digest, holder)
-
-
-class ClientRun:
-    """The registry client's side of a run (:class:`imagesync.stores.run.RegistryRun`): what
-    it has learnt from answers, and its stop.
-
-    TODO(registry-split): the one place that reaches into the client and its transport; the
-    client is to offer these itself (``client.holders``, ``client.is_new(repository)``,
-    ``client.pulls_left(registry)``, ``client.stop()``), and this class then goes.
-    """
-
-    def __init__(self, client: RegistryClient) -> None:
-        self._client = client
-
-    @property
-    def holders(self) -> Holders:
-        return self._client.holders
-
-    def is_new(self, repository: Repository) -> bool:
-        return self._client.probe_repository(repository)
-
-    def pulls_left(self, registry: str) -> int | None:
-        return self._client.transport.rate_limit_remaining.get(registry)
-
-    def stop(self) -> None:
-        self._client.transport.stopping.set()

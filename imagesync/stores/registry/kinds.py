@@ -3,14 +3,17 @@
 Design §16: imagesync learns from answers first (a refused mount, a missing referrers API, a
 refused tag list each have a right next step whatever answered). A kind covers only what no
 answer can tell: ECR creates no repository on push, GHCR caps a chunk at 4 MiB, GAR is better
-served monolithic. Such facts belong here, as fields of a per-kind capabilities value, added
-with the code that first acts on them; nothing does yet, so this module holds the kinds and
-the default a host name gives (the registries config will be able to override it).
+served monolithic. Such facts are the fields of :class:`Capabilities`, one value per kind
+(:data:`CAPABILITIES`); the kind of a registry is its registries config's ``kind:``, else what
+its host name gives (:func:`kind_for_host`), read through
+``RegistriesConfig.capabilities(host)``. Code that acts on a kind asks for a capability,
+never for the kind's name.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -49,3 +52,31 @@ def kind_for_host(host: str) -> Kind:
         if pattern.fullmatch(name):
             return kind
     return Kind.DISTRIBUTION
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a kind of registry does that its answers cannot tell in time.
+
+    ``creates_repositories``: a push to a repository that does not exist creates it (ECR's
+    does not: ``404 NAME_UNKNOWN``, aws/containers-roadmap#853). ``chunked_uploads``: an
+    upload may go up in ``PATCH`` chunks (GAR's documentation said it may not,
+    dotnet/sdk-container-builds#287). ``max_chunk_bytes``: the largest chunk it takes (GHCR:
+    4 MiB, oras-project/rust-oci-client#35); None when it states none.
+    """
+
+    creates_repositories: bool = True
+    chunked_uploads: bool = True
+    max_chunk_bytes: int | None = None
+
+
+CAPABILITIES: dict[Kind, Capabilities] = {
+    Kind.ECR: Capabilities(creates_repositories=False),
+    Kind.GAR: Capabilities(chunked_uploads=False),
+    Kind.GHCR: Capabilities(max_chunk_bytes=4 * 1024 * 1024),
+}
+
+
+def capabilities_of(kind: Kind) -> Capabilities:
+    """What ``kind`` does; the reference registry's behaviour where nothing is known."""
+    return CAPABILITIES.get(kind, Capabilities())

@@ -12,6 +12,9 @@ Example::
       registry.internal:
         ca_file: ca.pem
         max_concurrency: 4
+      123456789012.dkr.ecr.eu-west-1.amazonaws.com:
+        kind: ecr                     # the default from this host name anyway
+        create_repositories: true     # plan lists missing repositories; apply creates them
         sign:
           key: cosign.key
           public_key: cosign.pub
@@ -39,6 +42,7 @@ from imagesync.diagnostics import InvalidFile, Problem, closest
 from imagesync.errors import ConfigError, shorten
 from imagesync.inputfile import InputTooLarge, UnreadableInput, read_input
 from imagesync.reference import DOCKER_HUB, DOCKER_HUB_ENDPOINT
+from imagesync.stores.registry.kinds import Capabilities, Kind, capabilities_of, kind_for_host
 from imagesync.yamlsyntax import explain as explain_syntax
 
 DEFAULT_MAX_CONCURRENCY = 8
@@ -46,7 +50,16 @@ DEFAULT_MAX_CONCURRENCY = 8
 MAX_CONCURRENCY = 256
 # A registries config is a few lines; a bigger file is the wrong file.
 MAX_CONFIG_BYTES = 1024 * 1024
-_KEYS = {"mirrors", "insecure", "ca_file", "max_concurrency", "sign", "verify"}
+_KEYS = {
+    "mirrors",
+    "insecure",
+    "ca_file",
+    "max_concurrency",
+    "sign",
+    "verify",
+    "kind",
+    "create_repositories",
+}
 _SIGN_KEYS = {"key", "public_key"}
 _VERIFY_KEYS = {"keys"}
 # A registry's publishers sign with a few keys; more is the wrong list.
@@ -71,7 +84,10 @@ class SignSettings:
 class RegistrySettings:
     """How to talk to one registry. ``mirrors`` are hosts tried, in order, before it for pulls.
     ``sign``: the key that signs what lands in it as a target; ``verify_keys``: public keys,
-    one of which must have signed each image read from it as a source."""
+    one of which must have signed each image read from it as a source. ``kind``: what
+    implementation it is (None: its host name says, :func:`kind_for_host`);
+    ``create_repositories``: a target repository that does not exist is a change of the plan,
+    created by apply (for registries that create none on push: ECR)."""
 
     mirrors: tuple[str, ...] = ()
     insecure: bool = False
@@ -79,6 +95,8 @@ class RegistrySettings:
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
     sign: SignSettings | None = None
     verify_keys: tuple[Path, ...] = ()
+    kind: Kind | None = None
+    create_repositories: bool = False
 
 
 @dataclass(frozen=True)
@@ -91,6 +109,14 @@ class RegistriesConfig:
         if registry == DOCKER_HUB_ENDPOINT and DOCKER_HUB in self.registries:
             return self.registries[DOCKER_HUB]
         return RegistrySettings()
+
+    def kind(self, registry: str) -> Kind:
+        """What implementation ``registry`` is: its ``kind:``, else its host name's."""
+        return self.settings(registry).kind or kind_for_host(registry)
+
+    def capabilities(self, registry: str) -> Capabilities:
+        """What ``registry`` does that its answers cannot tell (:mod:`.kinds`)."""
+        return capabilities_of(self.kind(registry))
 
 
 def is_loopback(host: str) -> bool:
@@ -228,7 +254,19 @@ def _settings(source: Path, host: str, value: Any) -> RegistrySettings:
             + (f": did you mean {match}?" if match else ""),
             f"rename it to {match}" if match else f"the known keys are {', '.join(sorted(_KEYS))}",
         )
-    mirrors = value.get("mirrors", [])
+    return RegistrySettings(
+        _mirrors(where, value.get("mirrors", [])),
+        _flag(where, "insecure", value.get("insecure", False)),
+        _ca_file(source, where, value.get("ca_file")),
+        _concurrency(where, value.get("max_concurrency", DEFAULT_MAX_CONCURRENCY)),
+        _sign(source, f"{where}.sign", value.get("sign")),
+        _verify_keys(source, f"{where}.verify", value.get("verify")),
+        _kind(where, value.get("kind")),
+        _flag(where, "create_repositories", value.get("create_repositories", False)),
+    )
+
+
+def _mirrors(where: str, mirrors: Any) -> tuple[str, ...]:
     if not isinstance(mirrors, list) or not all(
         isinstance(m, str) and _HOST_RE.fullmatch(m) for m in mirrors
     ):
@@ -236,12 +274,18 @@ def _settings(source: Path, host: str, value: Any) -> RegistrySettings:
             f"{where}.mirrors must be a list of registry hosts",
             'write each as host or host:port, without scheme or path: ["mirror.gcr.io"]',
         )
-    insecure = value.get("insecure", False)
-    if not isinstance(insecure, bool):
+    return tuple(mirrors)
+
+
+def _flag(where: str, key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
         raise ConfigError(
-            f"{where}.insecure must be true or false", "write insecure: true or insecure: false"
+            f"{where}.{key} must be true or false", f"write {key}: true or {key}: false"
         )
-    concurrency = value.get("max_concurrency", DEFAULT_MAX_CONCURRENCY)
+    return value
+
+
+def _concurrency(where: str, concurrency: Any) -> int:
     if (
         isinstance(concurrency, bool)
         or not isinstance(concurrency, int)
@@ -251,23 +295,33 @@ def _settings(source: Path, host: str, value: Any) -> RegistrySettings:
             f"{where}.max_concurrency must be a whole number from 1 to {MAX_CONCURRENCY}",
             f"write how many requests may be in flight: max_concurrency: {DEFAULT_MAX_CONCURRENCY}",
         )
-    ca_file = value.get("ca_file")
-    ca_path: Path | None = None
-    if ca_file is not None:
-        ca_path = _path(source, f"{where}.ca_file", ca_file)
-        try:
-            found = ca_path.is_file()
-        except (OSError, ValueError):
-            found = False
-        if not found:
-            raise ConfigError(f"{where}.ca_file: {ca_path} does not exist")
-    return RegistrySettings(
-        tuple(mirrors),
-        insecure,
-        ca_path,
-        concurrency,
-        _sign(source, f"{where}.sign", value.get("sign")),
-        _verify_keys(source, f"{where}.verify", value.get("verify")),
+    return concurrency
+
+
+def _ca_file(source: Path, where: str, ca_file: Any) -> Path | None:
+    if ca_file is None:
+        return None
+    ca_path = _path(source, f"{where}.ca_file", ca_file)
+    try:
+        found = ca_path.is_file()
+    except (OSError, ValueError):
+        found = False
+    if not found:
+        raise ConfigError(f"{where}.ca_file: {ca_path} does not exist")
+    return ca_path
+
+
+def _kind(where: str, value: Any) -> Kind | None:
+    if value is None:
+        return None
+    kinds = [kind.value for kind in Kind]
+    if value in kinds:
+        return Kind(value)
+    match = closest(str(value), kinds)
+    raise ConfigError(
+        f"{where}.kind: {shorten(repr(value))} is no kind of registry"
+        + (f": did you mean {match}?" if match else ""),
+        f"write one of {', '.join(kinds)}",
     )
 
 

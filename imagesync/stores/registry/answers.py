@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from requests.structures import CaseInsensitiveDict
@@ -161,13 +163,26 @@ def raise_for_status(answer: Answer, what: str) -> None:
     if status == 404:
         raise NotFound(message, status=status, code=code)
     if status == 403:
-        raise RegistryError(
-            message,
-            "the credentials lack the rights for this (push needs write access)",
-            status=status,
-            code=code,
-        )
+        raise RegistryError(message, _denied_hint(answer), status=status, code=code)
     raise RegistryError(message, status=status, code=code)
+
+
+# /v2/<repository>/manifests|blobs|tags|referrers/...: the repository a request was about.
+_REPOSITORY_PATH = re.compile(r"/v2/(.+?)/(?:manifests|blobs|tags|referrers)/")
+
+
+def _denied_hint(answer: Answer) -> str:
+    """What a 403 means for this request: a read lacks pull rights on a source (or the
+    target, for a look before a write); only a write needs push rights."""
+    request = answer.response.request
+    found = _REPOSITORY_PATH.search(urlsplit(answer.response.url or request.url or "").path)
+    on = f" on {excerpt(found.group(1), 200)}" if found else ""
+    if request.method in ("GET", "HEAD"):
+        return (
+            f"the credentials lack pull rights{on}: check the login for this registry "
+            "(docker login, a credential helper) and the repository's permissions"
+        )
+    return f"the credentials lack push rights{on}: writing to the target needs write access"
 
 
 def registry_message(answer: Answer) -> tuple[str, str | None]:

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from imagesync.content import referrers
 from imagesync.content.manifest import BadManifest, Manifest
 from imagesync.plan.document import Action, Plan
+from imagesync.stores import attached
 from tests.conftest import RegistryFactory
 from tests.harness.accounts import assert_apply_counts_as_planned
 from tests.harness.cli import run, write_images
@@ -318,8 +318,8 @@ def test_attached_artifacts_past_their_bounds_are_a_warning_on_the_entry(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # The bounds are 4 levels and 1000 artifacts; lowered here to keep the test small.
-    monkeypatch.setattr(referrers, "MAX_DEPTH", 2)
-    monkeypatch.setattr(referrers, "MAX_ATTACHED", 3)
+    monkeypatch.setattr(attached, "MAX_DEPTH", 2)
+    monkeypatch.setattr(attached, "MAX_ATTACHED", 3)
     src, dst = source_registry.host, target_registry.host
     deep = push_image(src, "team/deep", "1.0", seed=6)
     chain = [deep]

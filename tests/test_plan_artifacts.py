@@ -470,8 +470,9 @@ def test_markdown_escapes_what_would_break_the_page_in_reasons() -> None:
     markdown = render_plan(replace(plan, changes=(*plan.changes[:-1], broken)), "markdown")
     lines = markdown.splitlines()
     error = next(i for i, line in enumerate(lines) if "library/broken" in line)
-    # A word joiner (U+2060) after "#", "@" and in "://": no reference, mention or link.
+    # A word joiner (U+2060) after "#", "@" and in "://": no reference, mention or link. The
+    # newline is shown as the two characters "\n" (printable), its backslash escaped.
     assert lines[error + 1] == (
-        "a \\| b \\#\u2060 c \\</details\\> \\[x\\](http:\u2060//x) @\u2060org/team"
+        "a \\| b\\\\n\\#\u2060 c \\</details\\> \\[x\\](http:\u2060//x) @\u2060org/team"
     )
     assert markdown.count("</details>") == 1

@@ -297,11 +297,13 @@ case "$command_name" in
         # one plan's is refused by imagesync, with every reason.
         [[ -n "$summary" ]] || fail "GITHUB_STEP_SUMMARY is not set; summary writes the step summary"
         # show exits as plan did (1 for a conflict or an error, or a set it refuses), report as
-        # apply did: the step fails when either does.
-        run show "$plan_file" --format markdown >>"$summary" || code=$?
+        # apply did: the step fails when either does. Each gets half of a step summary's 1 MiB,
+        # so the two together fit it.
+        run show "$plan_file" --format markdown --max-bytes 524288 >>"$summary" || code=$?
         if [[ -e "$report_file" ]]; then
             report_code=0
-            run report "$report_file" --format markdown >>"$summary" || report_code=$?
+            run report "$report_file" --format markdown --max-bytes 524288 >>"$summary" ||
+                report_code=$?
             code=$((code > report_code ? code : report_code))
         else
             report_file=""

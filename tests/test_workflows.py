@@ -692,8 +692,8 @@ def test_summary_renders_the_plan_and_the_report_into_the_step_summary(workspace
     )
     assert run.code == 0, run.stderr
     assert run.calls == [
-        ["show", "shards", "--format", "markdown"],
-        ["report", "shards", "--format", "markdown"],
+        ["show", "shards", "--format", "markdown", "--max-bytes", "524288"],
+        ["report", "shards", "--format", "markdown", "--max-bytes", "524288"],
     ]
     assert run.outputs == {"plan-file": "shards", "report-file": "shards", "exit-code": "0"}
 

@@ -73,6 +73,11 @@ class TransientError(RegistryError):
         self.retry_after = retry_after
 
 
+class QuotaExhausted(RegistryError):
+    """A registry's pull quota is used up (Docker Hub's ``429 TOOMANYREQUESTS``): not retried,
+    and nothing more is asked of that registry in this run (design §16)."""
+
+
 class NotFound(RegistryError):
     """The manifest, blob or repository does not exist (HTTP 404)."""
 

@@ -11,7 +11,7 @@ import random
 import time
 from dataclasses import dataclass
 
-from imagesync.errors import AuthenticationFailed, NotFound, RegistryError
+from imagesync.errors import AuthenticationFailed, NotFound, QuotaExhausted, RegistryError
 
 RETRIABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 DEFAULT_ATTEMPTS = 5
@@ -60,6 +60,6 @@ def parse_retry_after(value: str | None) -> float | None:
 
 def is_transient(error: RegistryError) -> bool:
     """Whether an operation that failed with ``error`` may succeed when started again."""
-    if isinstance(error, AuthenticationFailed | NotFound):
+    if isinstance(error, AuthenticationFailed | NotFound | QuotaExhausted):
         return False
     return error.status is None or is_retriable_status(error.status)

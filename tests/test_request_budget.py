@@ -3,7 +3,8 @@
 Within one run nothing is asked twice: plan's look at the target serves apply (sync, apply -i),
 manifests are fetched once, blobs are checked once. A warm run (nothing to do) costs three
 requests per image: the source tag (HEAD), the source's tag list (signatures) and the target
-tag (one GET). A saved plan applied later looks at the target again, on purpose. A blob that
+tag (a HEAD: a skip costs no manifest GET anywhere). A saved plan applied later looks at the
+target again, on purpose. A blob that
 several images share crosses the wire once: one GET from the source, then one mount per other
 target repository; a refused mount's upload session carries the copy.
 
@@ -92,14 +93,15 @@ def test_a_cold_sync_asks_nothing_twice(proxied) -> None:
     # immutable), and after it (the digest read back).
     tag_looks = {k: n for k, n in repeated.items() if k[1].endswith("/manifests/1.0")}
     assert repeated == tag_looks, repeated
-    assert sorted(tag_looks.values()) == [2] * IMAGES  # HEAD twice; the GET was plan's
+    # HEADs all three: a skip must cost no manifest GET anywhere (design §16).
+    assert sorted(tag_looks.values()) == [3] * IMAGES
     # No manifest is HEADed before a PUT by digest. A new target repository holds no blob:
     # one look at its tag list says so, where a HEAD per blob would ask the same each time.
     sent = kinds(target.requests)
     assert sent[("HEAD", "manifest by digest")] == 0
     assert sent[("HEAD", "blob")] == 0, sent
     assert sent[("GET", "tag list")] == IMAGES
-    assert sent[("GET", "manifest by tag")] == IMAGES
+    assert sent[("GET", "manifest by tag")] == 0
     blobs = sum(len(p.blobs) for p in pushed)
     assert sent[("POST", "upload")] == sent[("PUT", "upload")] == blobs
 
@@ -151,7 +153,7 @@ def test_a_warm_sync_costs_three_requests_per_image(proxied) -> None:
     code, stdout, stderr = run("sync", "-i", str(images))
     assert code == 0, stdout + stderr
     assert f"Apply: 0 created, {IMAGES} skipped" in stdout
-    assert kinds(target.requests) == Counter({("GET", "manifest by tag"): IMAGES})
+    assert kinds(target.requests) == Counter({("HEAD", "manifest by tag"): IMAGES})
     sent = kinds(source.requests)
     # The referrers API is probed once per registry: this one lacks it, which is remembered.
     assert sent.pop(("GET", "referrers")) == 1

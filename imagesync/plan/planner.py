@@ -63,6 +63,10 @@ class PlanOptions:
     verifying: Verifying | None = None
 
 
+# A pull allowance at or below this is shown in the plan.
+LOW_PULLS = 20
+
+
 class EntryError(ImagesyncError):
     """An entry that cannot be synced as written; becomes an ``error`` change."""
 
@@ -117,13 +121,17 @@ def make_plan(
 
 
 def _rate_limit_warnings(changes: list[Change], run: RunContext) -> tuple[str, ...]:
-    """Warn when apply would pull more manifests than a registry's rate limit has left."""
+    """The pull allowance a registry said is left (Docker Hub's ``ratelimit-remaining``),
+    shown when it is low or apply needs more than it."""
     needed: dict[str, int] = {}
     for change in changes:
+        if change.digest is None:
+            continue
+        host = change.source_reference.repository.endpoint
+        needed.setdefault(host, 0)
         if change.action is Action.CREATE:
-            host = change.source_reference.repository.endpoint
             # The index (or manifest) and one manifest per platform are GETs that count.
-            needed[host] = needed.get(host, 0) + 1 + len(change.platforms)
+            needed[host] += 1 + len(change.platforms)
     warnings = []
     for host, count in sorted(needed.items()):
         remaining = run.pulls_left(host)
@@ -131,6 +139,11 @@ def _rate_limit_warnings(changes: list[Change], run: RunContext) -> tuple[str, .
             warnings.append(
                 f"{host} allows {remaining} more pulls now, apply needs about {count}: it would "
                 "hit the rate limit (log in for a higher limit, use a mirror, or apply in parts)"
+            )
+        elif remaining is not None and remaining <= LOW_PULLS:
+            warnings.append(
+                f"{host} allows only {remaining} more pulls now (ratelimit-remaining); apply "
+                f"needs about {count}"
             )
     return tuple(warnings)
 
@@ -205,21 +218,18 @@ class _EntryPlanner:
         verifying = self.options.verifying
         return verifying.keys_for(entry.source.repository.registry) if verifying else ()
 
-    def _sign(self, change: Change, manifest: Manifest, found: Store) -> Change:
+    def _sign(self, change: Change, manifest: Manifest | None, found: Store) -> Change:
         from imagesync.plan.signing import plan_signing
 
-        assert self.options.signing is not None
+        assert self.options.signing is not None and manifest is not None
         signing = plan_signing(self.target, found, change, manifest, self.options.signing)
         return replace(change, subchanges=(*change.subchanges, *signing))
 
-    def _resolve(self, entry: ImageEntry, base: Change) -> tuple[Change, Manifest | None, Store]:
-        """The source's digest and media type, what the target tag holds, if anything, and
-        where the source was found (a mirror, the registry itself, a layout).
-
-        The source gets a HEAD (pulls count against rate limits, HEADs do not); the target tag
-        a GET, which answers "is it there" and, for a skip, gives the manifest in one request.
-        """
-        target = self.lookups.submit(self.target.find_manifest, entry.target)
+    def _resolve(self, entry: ImageEntry, base: Change) -> tuple[Change, Descriptor | None, Store]:
+        """The source's digest and media type, what the target tag holds, and where the
+        source was found. Both HEADs: a skip costs no manifest GET anywhere (design §16:
+        Docker Hub's quota and Harbor's retention count GETs, not HEADs)."""
+        target = self.lookups.submit(self.target.head_manifest, entry.target)
         located = self.sources.locate(entry.origin)
         if located is None:
             raise EntryError(
@@ -238,7 +248,7 @@ class _EntryPlanner:
         return change, existing, located.found
 
     def _attach(
-        self, entry: ImageEntry, change: Change, manifest: Manifest, found: Store
+        self, entry: ImageEntry, change: Change, manifest: Manifest | None, found: Store
     ) -> Change:
         """The change with what is attached to the image (and, for an index, to its children)
         as sub-changes, looked up where the image was found.
@@ -247,7 +257,11 @@ class _EntryPlanner:
         copied by the next plan that can read them, an image held back now is not. With
         --require-signatures it is an error: whether the image is signed is not known.
         """
-        subjects = [manifest.digest, *(c.digest for c in manifest.children)]
+        if manifest is None:  # a skip whose manifest was not read: its own digest only
+            assert change.digest is not None
+            subjects = [change.digest]
+        else:
+            subjects = [manifest.digest, *(c.digest for c in manifest.children)]
         try:
             attached = discover(found, entry.origin.repository, subjects)
         except ImagesyncError as error:
@@ -269,17 +283,28 @@ class _EntryPlanner:
         )
 
     def _decide(
-        self, entry: ImageEntry, base: Change, existing: Manifest | None
-    ) -> tuple[Change, Manifest]:
+        self, entry: ImageEntry, base: Change, existing: Descriptor | Manifest | None
+    ) -> tuple[Change, Manifest | None]:
         source = entry.origin
         assert base.digest is not None
         pinned = source.with_tag(None).with_digest(base.digest)
         if existing is not None and existing.digest == base.digest:
-            # The bytes are identical, so read them from the target: no pull counted at source.
-            manifest = existing
+            manifest = _skipped_manifest(self.target, entry, base, self.options.signing is not None)
             skip = replace(base, action=Action.SKIP, reason="already in the target")
-            in_target = entry.target.with_tag(None).with_digest(base.digest)
+            if manifest is None:
+                return skip, None
+            in_target = entry.target.with_tag(None).with_digest(manifest.digest)
             return self._with_contents(entry, skip, manifest, self.target, in_target), manifest
+        held = existing if isinstance(existing, Manifest) or existing is None else None
+        if existing is not None and held is None:  # a conflict: its fix needs the manifest
+            held = self.target.get_manifest(
+                entry.target.with_tag(None).with_digest(existing.digest)
+            )
+        return self._decide_held(entry, base, held, pinned)
+
+    def _decide_held(
+        self, entry: ImageEntry, base: Change, existing: Manifest | None, pinned: Reference
+    ) -> tuple[Change, Manifest]:
         # A create asks whether the target repository holds anything while the source's
         # manifests come.
         probe = None
@@ -432,6 +457,21 @@ class _EntryPlanner:
             return image.blobs
         sizes = self.lookups.map(lambda b: self.target.blob_size(target, b.digest), image.blobs)
         return tuple(b for b, size in zip(image.blobs, sizes, strict=True) if size is None)
+
+
+def _skipped_manifest(
+    target: Store, entry: ImageEntry, base: Change, needed: bool
+) -> Manifest | None:
+    """A skip's manifest, decided by two HEADs: read only when this run holds it already or
+    ``needed`` (signing). A skip costs no manifest GET (design §16), so a skipped index's
+    platforms and its children's own signatures are left as the target has them (they were
+    copied with it)."""
+    assert base.digest is not None
+    in_target = entry.target.with_tag(None).with_digest(base.digest)
+    manifest = target.known_manifest(in_target)
+    if manifest is None and needed:
+        manifest = target.get_manifest(in_target)
+    return manifest
 
 
 def _fetch_quietly(store: Store, at: Reference, child: Descriptor) -> Manifest | None:

@@ -23,7 +23,7 @@ from imagesync.content.referrers import (
     described_as_referrer,
     digest_tag,
 )
-from imagesync.errors import RegistryError
+from imagesync.errors import AuthenticationFailed, RegistryError
 from imagesync.redact import excerpt
 from imagesync.reference import Reference, Repository
 from imagesync.stores.store import Store
@@ -69,8 +69,7 @@ def discover(found: Store, repository: Repository, subjects: list[str]) -> Disco
     but not followed. Past :data:`MAX_DEPTH` levels or :data:`MAX_ATTACHED` artifacts nothing
     more is planned, and a warning says what was left.
     """
-    # Only tag-schema names matter here: sha256-<hex>, its .sig/.att/.sbom, and sha512.
-    tags = set(found.list_tags(repository, prefixes=("sha256-", "sha512-")))
+    tags = _digest_tags(found, repository)
     attached: list[Attached] = []
     image = frozenset(subjects)
     seen = set(subjects)
@@ -102,6 +101,23 @@ def discover(found: Store, repository: Repository, subjects: list[str]) -> Disco
     return Discovered(tuple(attached))
 
 
+def _digest_tags(found: Store, repository: Repository) -> set[str] | None:
+    """The tag-schema names in ``repository`` (sha256-<hex>, its .sig/.att/.sbom, sha512);
+    None when the registry refuses the tag list but may serve the manifests (an ACR token
+    without ``metadata_read``: argoproj-labs/argocd-image-updater#473): each name is then
+    looked up by HEAD."""
+    try:
+        return set(found.list_tags(repository, prefixes=("sha256-", "sha512-")))
+    except RegistryError as error:
+        if isinstance(error, AuthenticationFailed) or error.status in (401, 403):
+            return None
+        raise
+
+
+def _listed(tag: str, tags: set[str] | None) -> bool:
+    return tags is None or tag in tags
+
+
 def _too_deep(subject: str) -> str:
     return (
         f"artifacts are attached to {subject}, {MAX_DEPTH} levels below the image (a signature "
@@ -117,11 +133,13 @@ def _too_many(image: str) -> str:
     )
 
 
-def _cosign(found: Store, repository: Repository, subject: str, tags: set[str]) -> list[Attached]:
+def _cosign(
+    found: Store, repository: Repository, subject: str, tags: set[str] | None
+) -> list[Attached]:
     attached = []
     for suffix, kind in COSIGN_KINDS.items():
         tag = digest_tag(subject) + suffix
-        if tag not in tags:
+        if not _listed(tag, tags):
             continue
         descriptor = found.head_manifest(Reference(repository, tag))
         if descriptor is not None:
@@ -130,7 +148,7 @@ def _cosign(found: Store, repository: Repository, subject: str, tags: set[str]) 
 
 
 def _referrers(
-    found: Store, repository: Repository, subject: str, tags: set[str]
+    found: Store, repository: Repository, subject: str, tags: set[str] | None
 ) -> list[Attached]:
     listed = found.referrers(repository, subject)
     if listed is None:
@@ -139,10 +157,12 @@ def _referrers(
 
 
 def _tag_schema_index(
-    found: Store, repository: Repository, subject: str, tags: set[str]
+    found: Store, repository: Repository, subject: str, tags: set[str] | None
 ) -> list[Descriptor]:
     tag = digest_tag(subject)
-    if tag not in tags:
+    if not _listed(tag, tags) or (
+        tags is None and found.head_manifest(Reference(repository, tag)) is None
+    ):
         return []
     index = found.get_manifest(Reference(repository, tag))
     if not index.is_index:

@@ -106,6 +106,11 @@ class Store(Protocol):
         both "is it there" and "what is it"."""
         ...
 
+    def known_manifest(self, ref: Reference) -> Manifest | None:
+        """The manifest ``ref`` (by digest) names when reading it costs no request (this run
+        holds it, or it is a file); None otherwise, without asking."""
+        ...
+
     def put_manifest(
         self,
         repository: Repository,

@@ -72,6 +72,9 @@ class LayoutStore:
             raise NotFound(f"{ref} is not in the layout")
         return manifest
 
+    def known_manifest(self, ref: Reference) -> Manifest | None:
+        return self.find_manifest(ref)  # a file: reading it is free
+
     def find_manifest(self, ref: Reference) -> Manifest | None:
         directory = self.tree.directory(ref.repository)
         index = self._index(directory)

@@ -89,7 +89,7 @@ class Authenticator:
         who = _Who(call.registry, self._credentials.for_registry(call.registry), call.scopes)
         auth = self._authorization(who, refresh=False)
         answer = send(call, auth)
-        if answer.status_code != 401:
+        if answer.status_code != 401 or (call.refusal_is_answer and auth is not None):
             return answer
         header = answer.headers.get("WWW-Authenticate", "")
         answer.close()

@@ -9,6 +9,7 @@ harmlessly), and the repositories seen holding a blob, or given it, are mount so
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -46,6 +47,9 @@ class Blobs:
         self._sizes: dict[tuple[str, str], int | None] = {}
         self._probed: set[str] = set()
         self.holders = holders
+        # (registry, target, source): pairs whose mount the registry refused in this run.
+        self._refused: set[tuple[str, str, str]] = set()
+        self._asking: dict[tuple[str, str, str], threading.Lock] = {}
 
     def size(self, repository: Repository, digest: str) -> int | None:
         """Size of a blob in the target registry, or None when it is not there.
@@ -126,8 +130,38 @@ class Blobs:
         A registry that cannot (the blob is not in ``source``, or it does not mount) opens an
         upload session instead (202): the answer carries it, and the copy streams into it, so
         a refused mount costs no request of its own. A registry that refuses the request
-        itself (no pull rights on ``source``, no mount support) is answered by a copy too.
+        itself is answered by a copy too, without a failed entry or a new token: Harbor's
+        ``401`` for a ``from`` project that does not exist (goharbor/harbor#17097) and ``400``
+        for a top-level ``from`` (harbor#22078), Docker Hub's cross-origin ``400``
+        (google/go-containerregistry#1687), a ``404``. A pair of repositories whose mount was
+        refused is not asked again in this run: the copy goes straight to an upload.
         """
+        pair = (target.endpoint, target.path, source.path)
+        with self._core.lock:
+            asking = self._asking.setdefault(pair, threading.Lock())
+        # One mount at a time per pair, so that a refusal is known before the next is asked.
+        with asking:
+            with self._core.lock:
+                if pair in self._refused:
+                    return MountAnswer(mounted=False)
+            answer = self._mount_answer(target, digest, source)
+            return self._mounted(pair, target, digest, answer)
+
+    def _mounted(
+        self, pair: tuple[str, str, str], target: Repository, digest: str, answer: Answer | None
+    ) -> MountAnswer:
+        if answer is not None and answer.status_code == 201:
+            self.arrived(target, digest)
+            return MountAnswer(mounted=True)
+        if answer is not None and answer.status_code == 202 and answer.headers.get("Location"):
+            # Not this blob (it is not in the source yet): another may mount.
+            return MountAnswer(mounted=False, session=self._core.location(target, answer))
+        with self._core.lock:  # the request itself was refused: not asked again
+            self._refused.add(pair)
+        return MountAnswer(mounted=False)
+
+    def _mount_answer(self, target: Repository, digest: str, source: Repository) -> Answer | None:
+        """The mount's answer; None for a refusal that a copy answers (logged)."""
         what = f"mount {digest} from {source} into {target}"
         try:
             answer = self._core.transport.request(
@@ -137,22 +171,21 @@ class Blobs:
                     f"/v2/{target.path}/blobs/uploads/",
                     frozenset({push_scope(target.path), pull_scope(source.path)}),
                     params={"mount": digest, "from": source.path},
+                    refusal_is_answer=True,
                 )
             )
         except AuthenticationFailed as error:
             log.debug("%s: %s; copying instead", what, error.message)
-            return MountAnswer(mounted=False)
-        if answer.status_code == 201:
-            self.arrived(target, digest)
-            return MountAnswer(mounted=True)
-        if answer.status_code == 202 and answer.headers.get("Location"):
-            return MountAnswer(mounted=False, session=self._core.location(target, answer))
-        if 400 <= answer.status_code < 500 and answer.status_code not in (401, 429):
+            return None
+        if answer.status_code in (201, 202):
+            return answer
+        if 400 <= answer.status_code < 500 and answer.status_code != 429:
             detail, _ = registry_message(answer)
             log.debug("%s: %s %s; copying instead", what, answer.status_code, detail)
-            return MountAnswer(mounted=False)
+            answer.close()
+            return None
         raise_for_status(answer, what)
-        return MountAnswer(mounted=False)
+        return None
 
     @contextmanager
     def read(

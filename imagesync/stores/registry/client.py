@@ -9,10 +9,11 @@ was asked for.
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 
 from imagesync.content.manifest import Descriptor, Manifest
+from imagesync.errors import RegistryError
 from imagesync.reference import Reference, Repository
 from imagesync.stores.holders import Holders
 from imagesync.stores.registry.blob import Blobs
@@ -24,10 +25,16 @@ from imagesync.stores.registry.transport import Transport
 from imagesync.stores.registry.upload import Uploads
 from imagesync.stores.store import BlobOpener, MountAnswer, Progress
 
-if TYPE_CHECKING:
-    from collections.abc import Iterator
-
 __all__ = ["Endpoint", "RegistryClient"]
+
+# Refusals of what is written (its type, its name), not of the request: a setting of the
+# registry decides them.
+_CONTENT_REFUSALS = frozenset({"MANIFEST_INVALID", "NAME_INVALID", "UNSUPPORTED"})
+_REFUSED_HINT = (
+    "the registry refuses this content or repository name; some registries take OCI "
+    "artifacts or nested names only when a setting allows them (kind: in the registries "
+    "config names it for known kinds)"
+)
 
 
 class RegistryClient:
@@ -95,9 +102,15 @@ class RegistryClient:
         """
         return self._manifests.get(ref, pull=pull, missing_ok=True, at=at)
 
+    def known_manifest(self, ref: Reference) -> Manifest | None:
+        """The manifest ``ref`` (by digest) names when this run holds it; None, unasked,
+        otherwise."""
+        return self.manifests.get(str(ref.repository), ref.digest) if ref.digest else None
+
     def put_manifest(self, repository: Repository, reference: str, manifest: Manifest) -> str:
         """Upload the manifest's exact bytes; ``reference`` is a tag or the digest."""
-        return self._manifests.put(repository, reference, manifest)
+        with self._refusals(repository):
+            return self._manifests.put(repository, reference, manifest)
 
     # -- tags and referrers ----------------------------------------------------------------
 
@@ -167,8 +180,26 @@ class RegistryClient:
         session: str | None = None,
     ) -> None:
         """Stream one blob into ``target`` from ``opener`` (another store's read_blob)."""
-        self._uploads.put(target, blob, opener, progress, session)
+        with self._refusals(target):
+            self._uploads.put(target, blob, opener, progress, session)
 
     def start_upload(self, target: Repository) -> str:
         """Open an upload session in ``target``; its location."""
-        return self._uploads.start(target)
+        with self._refusals(target):
+            return self._uploads.start(target)
+
+    @contextmanager
+    def _refusals(self, repository: Repository) -> Iterator[None]:
+        """A write the registry refuses for its content or its name (``415``,
+        ``MANIFEST_INVALID``, ``NAME_INVALID``) fails that image alone (the applier's per-image
+        error), its hint naming the registry's setting where its kind says one (kinds.py)."""
+        try:
+            yield
+        except RegistryError as error:
+            if error.status == 415 or error.code in _CONTENT_REFUSALS:
+                config = self.transport.config
+                setting = config.capabilities(repository.registry).setting_for(
+                    error.status, error.code
+                )
+                error.hint = setting or _REFUSED_HINT
+            raise

@@ -63,17 +63,50 @@ class Capabilities:
     upload may go up in ``PATCH`` chunks (GAR's documentation said it may not,
     dotnet/sdk-container-builds#287). ``max_chunk_bytes``: the largest chunk it takes (GHCR:
     4 MiB, oras-project/rust-oci-client#35); None when it states none.
+    ``content_settings``: the registry's settings that decide whether it takes some content,
+    by the refusal that says so (an error code, or a status as text): used only to word the
+    message of a refused write, which fails that image alone.
     """
 
     creates_repositories: bool = True
     chunked_uploads: bool = True
     max_chunk_bytes: int | None = None
+    content_settings: tuple[tuple[str, str], ...] = ()
+
+    def setting_for(self, status: int | None, code: str | None) -> str | None:
+        """The setting a refusal (``status``, error ``code``) points at, if one is known."""
+        for refusal, setting in self.content_settings:
+            if refusal in (code, str(status)):
+                return setting
+        return None
+
+
+# Quay takes OCI artifacts only with FEATURE_GENERAL_OCI_SUPPORT and the artifact's types in
+# ALLOWED_OCI_ARTIFACT_TYPES (deckhouse/deckhouse#10672; oras-project/oras#738: 415 or 400
+# MANIFEST_INVALID), and nested repository names only with FEATURE_EXTENDED_REPOSITORY_NAMES
+# (quay/quay#814; containers/skopeo#1180: 400).
+_QUAY_ARTIFACTS = (
+    "Quay takes OCI artifacts only when its config enables FEATURE_GENERAL_OCI_SUPPORT and "
+    "lists the artifact's types in ALLOWED_OCI_ARTIFACT_TYPES: ask its administrator, or leave "
+    "the artifact out of the images file"
+)
+_QUAY_NAMES = (
+    "Quay takes repository names of more than two components only when its config enables "
+    "FEATURE_EXTENDED_REPOSITORY_NAMES: ask its administrator, or choose a shorter target"
+)
 
 
 CAPABILITIES: dict[Kind, Capabilities] = {
     Kind.ECR: Capabilities(creates_repositories=False),
     Kind.GAR: Capabilities(chunked_uploads=False),
     Kind.GHCR: Capabilities(max_chunk_bytes=4 * 1024 * 1024),
+    Kind.QUAY: Capabilities(
+        content_settings=(
+            ("415", _QUAY_ARTIFACTS),
+            ("MANIFEST_INVALID", _QUAY_ARTIFACTS),
+            ("NAME_INVALID", _QUAY_NAMES),
+        )
+    ),
 }
 
 

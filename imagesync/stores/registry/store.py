@@ -63,6 +63,9 @@ class RegistryStore:
     def find_manifest(self, ref: Reference) -> Manifest | None:
         return self.client.find_manifest(ref, pull=self._pull, at=self._endpoint(ref.repository))
 
+    def known_manifest(self, ref: Reference) -> Manifest | None:
+        return self.client.known_manifest(ref)
+
     def put_manifest(
         self,
         repository: Repository,

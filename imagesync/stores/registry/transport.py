@@ -26,6 +26,7 @@ from imagesync.stores.registry.bearer import Authenticator
 from imagesync.stores.registry.deadline import answers_within
 from imagesync.stores.registry.host import RegistryHost
 from imagesync.stores.registry.netfailure import Kind, classify, kind_of
+from imagesync.stores.registry.quota import Quotas
 from imagesync.stores.registry.registries import RegistriesConfig
 from imagesync.stores.registry.retrying import Retrier, unreachable
 from imagesync.stores.registry.wire import Call, log_request, send
@@ -60,7 +61,9 @@ class Transport:
         self._lock = threading.Lock()
         self._hosts: dict[str, RegistryHost] = {}
         self.request_count = 0
-        self.rate_limit_remaining: dict[str, int] = {}
+        # Pull allowances and used-up quotas (quota.py); ``rate_limit_remaining`` is its view.
+        self.quotas = Quotas()
+        self.rate_limit_remaining = self.quotas.remaining
         # Set when the run is being stopped (Ctrl-C, SIGTERM): waits before retries end at once.
         self.stopping = threading.Event()
         self._retrier = Retrier(retry or RetryPolicy(), self.stopping, timeout)
@@ -106,15 +109,18 @@ class Transport:
         return self._auth.send(call, self._send)
 
     def _send(self, call: Call, authorization: str | None) -> Answer:
-        started = time.monotonic()
+        """One request, unless a used-up quota says it must not go out; a quota ``429`` is
+        raised (QuotaExhausted), so that the retry layer never sends it again."""
+        self.quotas.check(call.registry, call.method, call.path)
         url = self.url(call.registry, call.path)
-        answer = send(self._host(call.registry), url, call, authorization, self.timeout)
-        remaining = _rate_limit_remaining(answer)
-        with self._lock:
-            self.request_count += 1
-            if remaining is not None:
-                self.rate_limit_remaining[call.registry] = remaining
-        log_request(call.method, answer.url, answer.status_code, started)
+        with self.quotas.turn(call.registry, call.method, call.path):
+            self.quotas.check(call.registry, call.method, call.path)
+            started = time.monotonic()
+            answer = send(self._host(call.registry), url, call, authorization, self.timeout)
+            with self._lock:
+                self.request_count += 1
+            log_request(call.method, answer.url, answer.status_code, started)
+            self.quotas.learn(call.registry, answer)
         return answer
 
     # -- hosts -----------------------------------------------------------------------------
@@ -170,14 +176,3 @@ def _authority(url: str) -> tuple[str, str, int] | None:
         return None
     default = 443 if parts.scheme == "https" else 80
     return parts.scheme, parts.hostname.lower(), port or default
-
-
-def _rate_limit_remaining(answer: Answer) -> int | None:
-    """Docker Hub's pull allowance left, from ``ratelimit-remaining: 76;w=21600``."""
-    value = answer.headers.get("ratelimit-remaining")
-    if not value:
-        return None
-    try:
-        return int(value.split(";", 1)[0].strip())
-    except ValueError:
-        return None

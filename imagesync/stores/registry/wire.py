@@ -57,6 +57,9 @@ class Call:
     data: Any = None
     stream: bool = False
     limit: int = MAX_ANSWER_BYTES
+    # A 401 to credentials already sent is an answer, not a reason for a new token (a mount
+    # Harbor refuses with 401: the copy follows, design §16).
+    refusal_is_answer: bool = False
 
     @property
     def replayable(self) -> bool:

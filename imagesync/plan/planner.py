@@ -42,7 +42,7 @@ from imagesync.plan.document import (
 )
 from imagesync.plan.mounts import with_mounts
 from imagesync.reference import Reference, Repository
-from imagesync.stores.attached import discover, referrers_index_need
+from imagesync.stores.attached import Discovered, discover, referrers_index_need
 from imagesync.stores.graph import fetch_image
 
 if TYPE_CHECKING:
@@ -257,13 +257,8 @@ class _EntryPlanner:
         copied by the next plan that can read them, an image held back now is not. With
         --require-signatures it is an error: whether the image is signed is not known.
         """
-        if manifest is None:  # a skip whose manifest was not read: its own digest only
-            assert change.digest is not None
-            subjects = [change.digest]
-        else:
-            subjects = [manifest.digest, *(c.digest for c in manifest.children)]
         try:
-            attached = discover(found, entry.origin.repository, subjects)
+            attached = self._discover(entry, change, manifest, found)
         except ImagesyncError as error:
             if self.options.require_signatures:
                 raise EntryError(
@@ -280,6 +275,30 @@ class _EntryPlanner:
             change,
             subchanges=plan_attached(self.target, entry, attached.attached, found),
             warnings=change.warnings + attached.warnings,
+        )
+
+    def _discover(
+        self, entry: ImageEntry, change: Change, manifest: Manifest | None, found: Store
+    ) -> Discovered:
+        """What is attached to the image and its children. A skip whose manifest was not read
+        (a skip costs no manifest GET, design §16) is looked up by its own digest first; its
+        manifest is read for its children only when the repository's tag-schema names point
+        at digests nothing found so far explains (a child's own ``.sig``, a child's
+        referrers index)."""
+        repository = entry.origin.repository
+        if manifest is not None:
+            return discover(
+                found, repository, [manifest.digest, *(c.digest for c in manifest.children)]
+            )
+        assert change.digest is not None
+        own = discover(found, repository, [change.digest])
+        if not own.names_others([change.digest]):
+            return own
+        manifest = found.get_manifest(entry.origin.with_tag(None).with_digest(change.digest))
+        if not manifest.children:
+            return own
+        return discover(
+            found, repository, [manifest.digest, *(c.digest for c in manifest.children)]
         )
 
     def _decide(

@@ -49,10 +49,22 @@ class NotAttached(RegistryError):
 
 @dataclass(frozen=True)
 class Discovered:
-    """What :func:`discover` found, and why it did not follow everything (a bound was met)."""
+    """What :func:`discover` found, and why it did not follow everything (a bound was met).
+    ``tags``: the tag-schema names the repository lists (None when it refused its tag list)."""
 
     attached: tuple[Attached, ...]
     warnings: tuple[str, ...] = ()
+    tags: frozenset[str] | None = None
+
+    def names_others(self, subjects: list[str]) -> bool:
+        """Whether the repository's tag-schema names (``sha256-<hex>`` and its ``.sig``,
+        ``.att``, ``.sbom``) name a digest other than ``subjects`` and what was found attached
+        to them: a child of the image, maybe, with signatures or referrers of its own. True
+        when the tag list was refused (nothing rules it out)."""
+        if self.tags is None:
+            return True
+        known = {digest_tag(d) for d in [*subjects, *(a.descriptor.digest for a in self.attached)]}
+        return any(tag.partition(".")[0] not in known for tag in self.tags)
 
 
 def discover(found: Store, repository: Repository, subjects: list[str]) -> Discovered:
@@ -87,9 +99,9 @@ def discover(found: Store, repository: Repository, subjects: list[str]) -> Disco
                 ):
                     continue
                 if depth == MAX_DEPTH:
-                    return Discovered(tuple(attached), (_too_deep(subject),))
+                    return Discovered(tuple(attached), (_too_deep(subject),), _frozen(tags))
                 if len(attached) == MAX_ATTACHED:
-                    return Discovered(tuple(attached), (_too_many(subjects[0]),))
+                    return Discovered(tuple(attached), (_too_many(subjects[0]),), _frozen(tags))
                 attached.append(item)
                 listed.add((subject, digest))
                 if digest not in seen:
@@ -98,7 +110,11 @@ def discover(found: Store, repository: Repository, subjects: list[str]) -> Disco
         frontier = next_frontier
         if not frontier:
             break
-    return Discovered(tuple(attached))
+    return Discovered(tuple(attached), tags=_frozen(tags))
+
+
+def _frozen(tags: set[str] | None) -> frozenset[str] | None:
+    return None if tags is None else frozenset(tags)
 
 
 def _digest_tags(found: Store, repository: Repository) -> set[str] | None:

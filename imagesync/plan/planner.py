@@ -8,6 +8,7 @@ Entries resolve concurrently; the plan keeps file order.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -32,12 +33,14 @@ from imagesync.errors import ImagesyncError
 from imagesync.images.file import ImageEntry, ImagesFile
 from imagesync.images.rewrite import next_tag, pinned_source
 from imagesync.plan.document import (
+    CREATE_REPOSITORY_REASON,
     Action,
     Change,
     EntryFix,
     Fix,
     ImagesFileInfo,
     Plan,
+    RepositoryChange,
     SubChange,
 )
 from imagesync.plan.mounts import with_mounts
@@ -100,6 +103,11 @@ def make_plan(
     with lookups, ThreadPoolExecutor(max_workers=max(1, options.parallelism)) as pool:
         planned = list(pool.map(plan_one, entries))
     changes = list(with_mounts(stores.run, stores.target, planned, planner.missing))
+    creating = {c.target_reference.repository for c in changes if c.action is Action.CREATE}
+    repositories = tuple(
+        RepositoryChange(str(r), Action.CREATE, CREATE_REPOSITORY_REASON)
+        for r in sorted(planner.to_create & creating, key=str)
+    )
     # Warnings of the file as a whole, and of entries planned once under an earlier entry.
     plan_warnings = tuple(str(p) for p in images.warnings if p.entry_index not in kept)
     plan_warnings += _rate_limit_warnings(changes, stores.run)
@@ -110,6 +118,7 @@ def make_plan(
         source_layout=str(images.source_layout) if images.source_layout else None,
         images_file=ImagesFileInfo(str(images.path), images.sha256),
         changes=tuple(changes),
+        repositories=repositories,
         warnings=plan_warnings,
         shard=images.shard,
         signing=options.signing.planned if options.signing else None,
@@ -162,6 +171,10 @@ class _EntryPlanner:
         self.on_change = on_change or (lambda change: None)
         # Per create's target, the blobs its repository lacks.
         self.missing: dict[str, tuple[Descriptor, ...]] = {}
+        # Target repositories apply creates before its first write (ECR's, with
+        # create_repositories: true).
+        self.to_create: set[Repository] = set()
+        self._lock = threading.Lock()
 
     def plan(self, entry: ImageEntry, warnings: tuple[str, ...]) -> Change:
         base = Change(
@@ -290,7 +303,11 @@ class _EntryPlanner:
         if probe is None:
             assert existing is not None  # a conflict: the target tag holds another digest
             return self._conflict(entry, base, existing), manifest
-        missing = self._missing_blobs(manifest, pinned, entry.target.repository, probe.result())
+        new = probe.result()
+        if new and must_create(self.run, entry.target.repository):
+            with self._lock:
+                self.to_create.add(entry.target.repository)
+        missing = self._missing_blobs(manifest, pinned, entry.target.repository, new)
         self.missing[str(entry.target)] = missing
         blobs, size = len(missing), sum(b.size for b in missing)
         create = replace(
@@ -432,6 +449,18 @@ class _EntryPlanner:
             return image.blobs
         sizes = self.lookups.map(lambda b: self.target.blob_size(target, b.digest), image.blobs)
         return tuple(b for b, size in zip(image.blobs, sizes, strict=True) if size is None)
+
+
+def must_create(run: RunContext, repository: Repository) -> bool:
+    """Whether new target ``repository`` is to be created by apply before its first write (its
+    registry creates none on push: ECR). EntryError names the command that creates it when
+    the registries config does not let imagesync do so: nothing is written to it."""
+    missing = run.missing_repository(repository)
+    if missing is None:
+        return False
+    if not missing.may_create:
+        raise EntryError(missing.problem, missing.hint)
+    return True
 
 
 def _fetch_quietly(store: Store, at: Reference, child: Descriptor) -> Manifest | None:

@@ -62,16 +62,19 @@ class Capabilities:
     does not: ``404 NAME_UNKNOWN``, aws/containers-roadmap#853). ``chunked_uploads``: an
     upload may go up in ``PATCH`` chunks (GAR's documentation said it may not,
     dotnet/sdk-container-builds#287). ``max_chunk_bytes``: the largest chunk it takes (GHCR:
-    4 MiB, oras-project/rust-oci-client#35); None when it states none.
+    4 MiB, oras-project/rust-oci-client#35); None when it states none. ``aws_ecr``: its
+    repositories are created, and its login tokens issued, through the AWS ECR API
+    (``CreateRepository``, ``GetAuthorizationToken``; dregsy's ``ensureTargetExists``).
     """
 
     creates_repositories: bool = True
     chunked_uploads: bool = True
     max_chunk_bytes: int | None = None
+    aws_ecr: bool = False
 
 
 CAPABILITIES: dict[Kind, Capabilities] = {
-    Kind.ECR: Capabilities(creates_repositories=False),
+    Kind.ECR: Capabilities(creates_repositories=False, aws_ecr=True),
     Kind.GAR: Capabilities(chunked_uploads=False),
     Kind.GHCR: Capabilities(max_chunk_bytes=4 * 1024 * 1024),
 }

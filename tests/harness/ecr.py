@@ -76,15 +76,19 @@ class EcrProxy(FaultProxy):
     def __init__(self, upstream: str, moto: Any) -> None:
         self.moto = moto
         self._moto_lock = threading.Lock()
+        self._login: str | None = None
         super().__init__(upstream)
 
     # -- what ECR knows ---------------------------------------------------------------------
 
     def valid_login(self) -> str:
-        """The Authorization header ECR takes now: Basic of GetAuthorizationToken's token."""
+        """The Authorization header ECR takes now: Basic of GetAuthorizationToken's token
+        (moto's is the same for an account every time: asked once)."""
         with self._moto_lock:
-            data = self.moto.get_authorization_token()["authorizationData"][0]
-        return f"Basic {data['authorizationToken']}"
+            if self._login is None:
+                data = self.moto.get_authorization_token()["authorizationData"][0]
+                self._login = f"Basic {data['authorizationToken']}"
+            return self._login
 
     def repository(self, name: str) -> dict[str, Any] | None:
         with self._moto_lock:
@@ -134,11 +138,33 @@ class EcrProxy(FaultProxy):
                 "cannot be overwritten because the tag is immutable."
             )
             return self._answer(request, method, path, 400, "TAG_INVALID", message)
+        if method == "GET" and match["verb"] == "tags" and not self._upstream_has(name):
+            # A repository ECR lists exists, pushed to or not (registries.md item 1: it is made
+            # by CreateRepository, never by a push); the registry behind learns of it on the
+            # first push, so until then ECR's answer is played: no tags.
+            return self._tags(request, method, path, name)
         if method == "POST" and match["verb"] == "blobs":
             # registries.md item 3 (AWS docs, blob-mounting): mounts are opt-in; without
             # BLOB_MOUNTING a mount request opens an upload session, 202.
             return _without_mount(path)
         return path
+
+    def _upstream_has(self, name: str) -> bool:
+        upstream = http.client.HTTPConnection(self.upstream, timeout=30)
+        try:
+            upstream.request("GET", f"/v2/{name}/tags/list?n=1")
+            return upstream.getresponse().status != 404
+        finally:
+            upstream.close()
+
+    def _tags(self, request: BaseHTTPRequestHandler, method: str, path: str, name: str) -> None:
+        self._record(method, path, 200)
+        payload = json.dumps({"name": name, "tags": []}).encode()
+        request.send_response(200)
+        request.send_header("Content-Type", "application/json; charset=utf-8")
+        request.send_header("Content-Length", str(len(payload)))
+        request.end_headers()
+        request.wfile.write(payload)
 
     def _tag_exists(self, path: str) -> bool:
         upstream = http.client.HTTPConnection(self.upstream, timeout=30)

@@ -24,6 +24,7 @@ import requests
 import yaml
 from click.testing import CliRunner
 
+import imagesync.apply.image as image_module
 from imagesync.cli import main
 from imagesync.errors import PlanRejected
 from imagesync.plan.checks import check_plan
@@ -273,7 +274,11 @@ def test_a_landed_plan_applied_again_into_immutable_tags_writes_nothing(
 
 
 def test_a_tag_invalid_on_a_tag_that_holds_the_digest_is_success(
-    source_registry: RegistryServer, ecr_target: EcrProxy, aws: Any, tmp_path: Path
+    source_registry: RegistryServer,
+    ecr_target: EcrProxy,
+    aws: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A tag written by someone else between the look right before and the PUT: ECR answers
     TAG_INVALID even for the same digest (moby/buildkit#3776); the write is done."""
@@ -283,9 +288,7 @@ def test_a_tag_invalid_on_a_tag_that_holds_the_digest_is_success(
     _, _, plan_file, config = plan_into_ecr(
         tmp_path, source_registry, ecr_target, ["team/app"], create=True
     )
-    from imagesync.stores import tags
-
-    real_put = tags.write_tag
+    real_put = image_module.write_tag
 
     def racing(store: Any, target: Any, manifest: Any, found: Any, **kw: Any) -> Any:
         # Someone else lands the same image right before imagesync's PUT.
@@ -294,14 +297,8 @@ def test_a_tag_invalid_on_a_tag_that_holds_the_digest_is_success(
             behind.put_manifest(name, "1.0", manifest.raw, manifest.media_type)
         return real_put(store, target, manifest, found, **kw)
 
-    import imagesync.apply.image as image_module
-
-    original = image_module.write_tag
-    image_module.write_tag = racing
-    try:
-        code, out, err = run("apply", plan_file, "--registries-config", config, "--format", "json")
-    finally:
-        image_module.write_tag = original
+    monkeypatch.setattr(image_module, "write_tag", racing)
+    code, out, err = run("apply", plan_file, "--registries-config", config, "--format", "json")
     assert code == 0, out + err
     (image,) = json.loads(out)["images"]
     assert image["outcome"] == "skipped", image
@@ -370,6 +367,27 @@ def test_a_refused_mount_costs_no_request_beyond_the_upload_it_opened(
     # Every blob: one POST (a refused mount's, or a plain one) and one PUT into it.
     transferred = sum(c["blobs_to_transfer"] for c in document["changes"])
     assert len(opened) == len(finished) == transferred
+
+
+def test_sync_creates_the_repositories_before_its_first_write(
+    source_registry: RegistryServer, ecr_target: EcrProxy, aws: Any, tmp_path: Path
+) -> None:
+    """Plan and apply in one go: the early start of a create's blobs waits for apply, which
+    creates its repository first."""
+    for seed, path in enumerate(("team/app", "team/tool"), start=1):
+        push_image(source_registry, path, "1.0", seed=seed)
+    images = images_file(
+        tmp_path / "images.yaml",
+        f"{ecr_target.host}/mirror",
+        [f"{source_registry.host}/team/app:1.0", f"{source_registry.host}/team/tool:1.0"],
+    )
+    config = registries_config(tmp_path / "registries.yaml", ecr_target, create=True)
+    code, out, err = run("sync", "-i", str(images), "--registries-config", config)
+    assert code == 0, out + err
+    host = source_registry.host.replace(":", "-")
+    assert ecr_target.repositories() == [f"mirror/{host}/team/app", f"mirror/{host}/team/tool"]
+    # No write went to a repository before it existed (ECR: 404 NAME_UNKNOWN).
+    assert ecr_target.writes() and [r for r in ecr_target.writes() if r.status == 404] == []
 
 
 # -- the login -------------------------------------------------------------------------------

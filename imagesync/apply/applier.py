@@ -11,6 +11,7 @@ hears of each image.
 
 from __future__ import annotations
 
+import logging
 import threading
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
@@ -30,6 +31,8 @@ from imagesync.stores.graph import fetch_image
 if TYPE_CHECKING:
     from imagesync.signing import SigningKey
     from imagesync.stores.store import Stores
+
+log = logging.getLogger("imagesync.apply")
 
 # How long the main thread waits on the workers before it looks for a signal again.
 SIGNAL_SLICE = 0.2
@@ -108,6 +111,8 @@ class Applier:
         # progress display hears of them when the image starts.
         self._early: dict[int, int] = {}
         self._started: set[int] = set()
+        # Target repositories the plan creates (ECR) that could not be created: why, by name.
+        self._uncreated: dict[str, str] = {}
 
     def __enter__(self) -> Applier:
         return self
@@ -128,6 +133,8 @@ class Applier:
         self._mounts.add(change)
         if change.action is not Action.CREATE or self.cancel.is_set():
             return
+        if self.run.missing_repository(change.target_reference.repository) is not None:
+            return  # created first, by apply; nothing is written to it before
         try:
             source = change.pinned_source
             image = fetch_image(self.sources, source)  # the manifests plan has just read
@@ -144,6 +151,7 @@ class Applier:
             self.listener = listener
         for change in plan.changes:
             self._mounts.add(change)
+        self._create_repositories(plan)
         results: dict[int, ImageResult] = {}
         with ThreadPoolExecutor(max_workers=max(1, self.options.parallelism)) as pool:
             futures = {pool.submit(self.apply_change, c): i for i, c in enumerate(plan.changes)}
@@ -174,12 +182,32 @@ class Applier:
             shard=plan.shard,
         )
 
+    def _create_repositories(self, plan: Plan) -> None:
+        """Create the target repositories the plan lists (ECR), before any write; one that
+        cannot be created fails the images that land in it, not the others."""
+        for repository in plan.repositories:
+            if self.cancel.is_set():
+                return
+            try:
+                created = self.run.create_repository(repository.name)
+            except ImagesyncError as error:
+                self._uncreated[str(repository.name)] = str(error)
+                continue
+            log.info(
+                "repository %s %s", repository.name, "created" if created else "existed already"
+            )
+
     def apply_change(self, change: Change) -> ImageResult:
         if self.cancel.is_set():
             return not_started(change)
         base = ImageResult(
             change.entry, change.source, change.target, change.digest, Outcome.FAILED, ""
         )
+        uncreated = self._uncreated.get(str(change.target_reference.repository))
+        if uncreated is not None and change.action is not Action.ERROR:
+            result = _with(base, Done(Outcome.FAILED, f"not applied: {uncreated}"))
+            self.listener.image_finished(result)
+            return result
         if change.action is Action.ERROR:
             result = _with(base, Done(Outcome.FAILED, f"not applied: {change.reason}"))
         elif change.action is Action.CONFLICT:

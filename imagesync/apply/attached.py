@@ -41,7 +41,7 @@ from imagesync.stores.attached import (
 )
 from imagesync.stores.store import BlobOpener, TagTaken
 from imagesync.stores.stream import verified
-from imagesync.stores.tags import read_back, write_tag
+from imagesync.stores.tags import ImmutableTag, read_back, write_tag
 
 if TYPE_CHECKING:
     from imagesync.apply.image import ImageCopier
@@ -176,6 +176,9 @@ class AttachedWriter:
         manifest = Manifest.parse(update.manifest, update.media_type, str(target))
         try:
             write_tag(self.target, target, manifest, found, replacing=update.replaces)
+        except ImmutableTag as refused:
+            # The image stands; only its signature is not added.
+            return Done(Outcome.FAILED, f"not signed: {refused}")
         except TagTaken as taken:
             return _sig_moved(target, taken.found, planned)
         problem = read_back(self.target, target, update.digest)

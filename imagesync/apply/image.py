@@ -19,7 +19,7 @@ from imagesync.content.manifest import Descriptor, Manifest
 from imagesync.reference import Reference, Repository
 from imagesync.stores.graph import Image, fetch_image
 from imagesync.stores.store import TagTaken
-from imagesync.stores.tags import TagWrite, read_back, write_tag
+from imagesync.stores.tags import ImmutableTag, TagWrite, read_back, write_tag
 
 if TYPE_CHECKING:
     from imagesync.apply.blobs import BlobScheduler
@@ -138,7 +138,7 @@ class ImageCopier:
         found = last_look.result() if last_look else self.target.head_manifest(target)
         try:
             wrote = write_tag(self.target, target, root, found.digest if found else None)
-        except TagTaken as taken:  # written since plan by someone else: left as it is
+        except (TagTaken, ImmutableTag) as taken:  # written since plan by another: left as it is
             return tag_outcome(target, digest, taken.found)
         if wrote is TagWrite.HELD:
             return tag_outcome(target, digest, digest)

@@ -76,6 +76,7 @@ def check_plan(
         _check_inside(prefix, change.target, change.entry)
         _check_source(plan.source_tree, change)
         _check_attached_names(change, plan)
+    _check_repositories(plan)
     check_shard(plan)
     if images is not None:
         _check_entries(plan, images)
@@ -192,6 +193,26 @@ def _repository(reference: str) -> Repository | None:
         return parse_reference(reference).repository
     except ImagesyncError:
         return None
+
+
+def _check_repositories(plan: Plan) -> None:
+    """A repository to create lies inside the plan's prefix, and an image of the plan is to
+    be created in it (§14: what a plan asks for is derivable from what it claims)."""
+    targets = {str(c.target_reference.repository) for c in plan.changes}
+    for repository in plan.repositories:
+        name = repository.name
+        if not plan.prefix.contains(name) or name == plan.prefix:
+            raise PlanRejected(
+                f"repository to create {shorten(repository.repository, _QUOTED)} lies outside "
+                f"the plan's prefix {plan.prefix}",
+                _EDITED,
+            )
+        if str(name) not in targets:
+            raise PlanRejected(
+                f"repository to create {shorten(repository.repository, _QUOTED)} is the target "
+                "of no image of the plan",
+                _EDITED,
+            )
 
 
 def _check_inside(prefix: Repository, target: str, entry: int) -> None:

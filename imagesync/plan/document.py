@@ -36,6 +36,14 @@ if TYPE_CHECKING:
     from jsonschema import ValidationError
 
 FORMAT_VERSION = 1
+# A plan with repositories to create (ECR) is written as version 2: an imagesync that does not
+# know them refuses it ("re-run plan with this version") rather than apply it without them.
+REPOSITORIES_FORMAT_VERSION = 2
+FORMAT_VERSIONS = (FORMAT_VERSION, REPOSITORIES_FORMAT_VERSION)
+CREATE_REPOSITORY_REASON = (
+    "not in the target registry, which creates no repository on push: apply creates it "
+    "before its first write"
+)
 # A plan is a few KiB per image; anything near this is not a plan we wrote.
 MAX_PLAN_BYTES = 64 * 1024 * 1024
 
@@ -157,6 +165,28 @@ class Change:
 
 
 @dataclass(frozen=True)
+class RepositoryChange:
+    """A target repository apply creates before its first write (a registry that creates
+    none on push: ECR, with ``create_repositories: true``), reviewed like an image."""
+
+    repository: str
+    action: Action
+    reason: str
+
+    @cached_property
+    def name(self) -> Repository:
+        return parse_repository(self.repository)
+
+
+def parse_repository(text: str) -> Repository:
+    """A repository as a plan names it (``host/path``)."""
+    reference = parse_reference(f"{text}:latest")
+    if str(reference.repository) != text:
+        raise PlanRejected(f"{shorten(text, 100)!r} is not a repository", "re-run plan")
+    return reference.repository
+
+
+@dataclass(frozen=True)
 class ImagesFileInfo:
     path: str
     sha256: str
@@ -198,6 +228,8 @@ class Plan:
     source_layout: str | None = None
     # The key the signing sub-changes were planned for, when plan was given one.
     signing: PlannedSigning | None = None
+    # Target repositories apply creates first (ECR); none in plans of other registries.
+    repositories: tuple[RepositoryChange, ...] = ()
 
     @cached_property
     def prefix(self) -> Repository:
@@ -213,6 +245,7 @@ class Plan:
             changes=tuple(
                 c for c in self.changes if shard.holds(prefix, c.target_reference.repository)
             ),
+            repositories=tuple(r for r in self.repositories if shard.holds(prefix, r.name)),
             shard=shard,
         )
 
@@ -236,7 +269,7 @@ class Plan:
 
     @property
     def has_changes(self) -> bool:
-        return any(
+        return bool(self.repositories) or any(
             c.action is Action.CREATE or any(s.action is Action.CREATE for s in c.subchanges)
             for c in self.changes
         )
@@ -253,8 +286,9 @@ class Plan:
 
     def to_document(self, key: PlanKey | None = None) -> dict[str, Any]:
         """The JSON document; with ``key``, it carries an HMAC that apply with the key checks."""
+        version = REPOSITORIES_FORMAT_VERSION if self.repositories else FORMAT_VERSION
         document: dict[str, Any] = {
-            "format_version": self.format_version,
+            "format_version": version,
             "tool": {"name": "imagesync", "version": self.tool_version},
             "created": self.created,
             "target_prefix": self.target_prefix,
@@ -264,6 +298,11 @@ class Plan:
             **({"shard": asdict(self.shard)} if self.shard else {}),
             "summary": self.summary(),
             "warnings": list(self.warnings),
+            **(
+                {"repositories": [_repository_document(r) for r in self.repositories]}
+                if self.repositories
+                else {}
+            ),
             "changes": [_change_document(c) for c in self.changes],
         }
         if key is not None:
@@ -300,6 +339,10 @@ class Plan:
             shard=_shard_from(document.get("shard"), where),
             source_layout=document.get("source_layout"),
             signing=PlannedSigning(**document["signing"]) if "signing" in document else None,
+            repositories=tuple(
+                RepositoryChange(r["repository"], Action(r["action"]), r["reason"])
+                for r in document.get("repositories", ())
+            ),
         )
         _check_plan(plan, document, where)
         return plan
@@ -344,10 +387,10 @@ def _check_document(document: Any, where: str) -> None:
             f"{where} is not an imagesync plan: it has no format_version",
             "give the file that imagesync plan -o wrote, or re-run plan",
         )
-    if version != FORMAT_VERSION:
+    if version not in FORMAT_VERSIONS or isinstance(version, bool):
         raise PlanRejected(
             f"{where} has format_version {shorten(repr(version), 40)}; "
-            f"this imagesync reads {FORMAT_VERSION}",
+            f"this imagesync reads {' and '.join(map(str, FORMAT_VERSIONS))}",
             "re-run plan with this version of imagesync",
         )
     try:
@@ -430,6 +473,15 @@ def _check_references(plan: Plan, where: str) -> None:
             raise PlanRejected(
                 f"{where}: {what} {shorten(name or '', 100)!r}: {error.message}", "re-run plan"
             ) from None
+    for repository in plan.repositories:
+        try:
+            parse_repository(repository.repository)
+        except ImagesyncError as error:
+            raise PlanRejected(
+                f"{where}: repository to create {shorten(repository.repository, 100)!r}: "
+                f"{error.message}",
+                "re-run plan",
+            ) from None
     for change in plan.changes:
         names = [("source", change.source), ("target", change.target)]
         names += [(f"{sub.kind} source", sub.source) for sub in change.subchanges]
@@ -471,6 +523,10 @@ def _check_hmac(document: dict[str, Any], key: PlanKey, where: str) -> None:
             "wrote it, or made with another key",
             f"re-run plan with this {PLAN_KEY_ENV}",
         )
+
+
+def _repository_document(change: RepositoryChange) -> dict[str, Any]:
+    return {"repository": change.repository, "action": change.action.value, "reason": change.reason}
 
 
 def _change_document(change: Change) -> dict[str, Any]:

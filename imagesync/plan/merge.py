@@ -54,10 +54,12 @@ def merge_plans(plans: Sequence[tuple[str, Plan]]) -> LoadedPlan:
     first = plans[0][1]
     changes = sorted((c for _, plan in plans for c in plan.changes), key=lambda c: c.entry)
     warnings = dict.fromkeys(w for _, plan in plans for w in plan.warnings)
+    repositories = {r.repository: r for _, plan in plans for r in plan.repositories}
     merged = replace(
         first,
         created=min(plan.created for _, plan in plans),
         changes=tuple(changes),
+        repositories=tuple(repositories[name] for name in sorted(repositories)),
         warnings=tuple(warnings),
         shard=None,
     )

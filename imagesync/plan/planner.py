@@ -8,7 +8,8 @@ Entries resolve concurrently; the plan keeps file order.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -20,29 +21,24 @@ from imagesync.content.documents import json_object
 from imagesync.content.manifest import LINUX_AMD64, Descriptor, Manifest, Platform
 from imagesync.content.referrers import (
     REFERRER,
-    REFERRERS_INDEX,
-    SIGNATURE,
-    SIGNED_SINCE,
-    Attached,
-    digest_tag,
-    keeps_layers,
 )
 from imagesync.defaults import DEFAULT_PARALLELISM
 from imagesync.errors import ImagesyncError
 from imagesync.images.file import ImageEntry, ImagesFile
 from imagesync.images.rewrite import next_tag, pinned_source
+from imagesync.plan.attached import discover_attached, plan_attached, source_has
 from imagesync.plan.document import (
+    CREATE_REPOSITORY_REASON,
     Action,
     Change,
     EntryFix,
     Fix,
     ImagesFileInfo,
     Plan,
-    SubChange,
+    RepositoryChange,
 )
 from imagesync.plan.mounts import with_mounts
 from imagesync.reference import Reference, Repository
-from imagesync.stores.attached import Discovered, discover, referrers_index_need
 from imagesync.stores.graph import fetch_image
 
 if TYPE_CHECKING:
@@ -104,6 +100,11 @@ def make_plan(
     with lookups, ThreadPoolExecutor(max_workers=max(1, options.parallelism)) as pool:
         planned = list(pool.map(plan_one, entries))
     changes = list(with_mounts(stores.run, stores.target, planned, planner.missing))
+    creating = {c.target_reference.repository for c in changes if c.action is Action.CREATE}
+    repositories = tuple(
+        RepositoryChange(str(r), Action.CREATE, CREATE_REPOSITORY_REASON)
+        for r in sorted(planner.to_create & creating, key=str)
+    )
     # Warnings of the file as a whole, and of entries planned once under an earlier entry.
     plan_warnings = tuple(str(p) for p in images.warnings if p.entry_index not in kept)
     plan_warnings += _rate_limit_warnings(changes, stores.run)
@@ -114,6 +115,7 @@ def make_plan(
         source_layout=str(images.source_layout) if images.source_layout else None,
         images_file=ImagesFileInfo(str(images.path), images.sha256),
         changes=tuple(changes),
+        repositories=repositories,
         warnings=plan_warnings,
         shard=images.shard,
         signing=options.signing.planned if options.signing else None,
@@ -175,6 +177,10 @@ class _EntryPlanner:
         self.on_change = on_change or (lambda change: None)
         # Per create's target, the blobs its repository lacks.
         self.missing: dict[str, tuple[Descriptor, ...]] = {}
+        # Target repositories apply creates before its first write (ECR's, with
+        # create_repositories: true).
+        self.to_create: set[Repository] = set()
+        self._lock = threading.Lock()
 
     def plan(self, entry: ImageEntry, warnings: tuple[str, ...]) -> Change:
         base = Change(
@@ -258,7 +264,7 @@ class _EntryPlanner:
         --require-signatures it is an error: whether the image is signed is not known.
         """
         try:
-            attached = self._discover(entry, change, manifest, found)
+            attached = discover_attached(entry, change, manifest, found)
         except ImagesyncError as error:
             if self.options.require_signatures:
                 raise EntryError(
@@ -275,30 +281,6 @@ class _EntryPlanner:
             change,
             subchanges=plan_attached(self.target, entry, attached.attached, found),
             warnings=change.warnings + attached.warnings,
-        )
-
-    def _discover(
-        self, entry: ImageEntry, change: Change, manifest: Manifest | None, found: Store
-    ) -> Discovered:
-        """What is attached to the image and its children. A skip whose manifest was not read
-        (a skip costs no manifest GET, design §16) is looked up by its own digest first; its
-        manifest is read for its children only when the repository's tag-schema names point
-        at digests nothing found so far explains (a child's own ``.sig``, a child's
-        referrers index)."""
-        repository = entry.origin.repository
-        if manifest is not None:
-            return discover(
-                found, repository, [manifest.digest, *(c.digest for c in manifest.children)]
-            )
-        assert change.digest is not None
-        own = discover(found, repository, [change.digest])
-        if not own.names_others([change.digest]):
-            return own
-        manifest = found.get_manifest(entry.origin.with_tag(None).with_digest(change.digest))
-        if not manifest.children:
-            return own
-        return discover(
-            found, repository, [manifest.digest, *(c.digest for c in manifest.children)]
         )
 
     def _decide(
@@ -334,7 +316,11 @@ class _EntryPlanner:
         if probe is None:
             assert existing is not None  # a conflict: the target tag holds another digest
             return self._conflict(entry, base, existing), manifest
-        missing = self._missing_blobs(manifest, pinned, entry.target.repository, probe.result())
+        new = probe.result()
+        if new and must_create(self.run, entry.target.repository):
+            with self._lock:
+                self.to_create.add(entry.target.repository)
+        missing = self._missing_blobs(manifest, pinned, entry.target.repository, new)
         self.missing[str(entry.target)] = missing
         blobs, size = len(missing), sum(b.size for b in missing)
         create = replace(
@@ -431,7 +417,7 @@ class _EntryPlanner:
         is one) has no platform: it is copied as it is, and amd64Only on it is a warning.
         """
         if manifest.is_index:
-            platforms, artifacts = self._index_contents(manifest, store, at)
+            platforms, artifacts = _index_contents(self.lookups, manifest, store, at)
         elif manifest.is_artifact:
             assert manifest.artifact_type is not None  # an artifact says its type
             platforms, artifacts = (), (manifest.artifact_type,)
@@ -445,23 +431,6 @@ class _EntryPlanner:
                 "platform and is copied as it is; remove amd64Only from the entry",
             )
         return replace(change, platforms=platforms, artifact_types=artifacts, warnings=warnings)
-
-    def _index_contents(
-        self, index: Manifest, store: Store, at: Reference
-    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """The platforms an index lists, and the types of the artifacts in it: its own
-        artifactType, a child's as its entry says, else as the child's manifest says. Only a
-        child whose entry says neither platform nor artifactType is read for it (entries of
-        image indexes carry a platform)."""
-        platforms = {str(c.platform) for c in index.children if c.platform is not None}
-        artifacts = {c.artifact_type for c in index.children if c.artifact_type}
-        if index.is_artifact and index.artifact_type:
-            artifacts.add(index.artifact_type)
-        unknown = [c for c in index.children if c.platform is None and not c.artifact_type]
-        for child in self.lookups.map(lambda c: _fetch_quietly(store, at, c), unknown):
-            if child is not None and child.is_artifact and child.artifact_type:
-                artifacts.add(child.artifact_type)
-        return tuple(sorted(platforms)), tuple(sorted(artifacts))
 
     def _missing_blobs(
         self, manifest: Manifest, source: Reference, target: Repository, new: bool
@@ -478,6 +447,24 @@ class _EntryPlanner:
         return tuple(b for b, size in zip(image.blobs, sizes, strict=True) if size is None)
 
 
+def _index_contents(
+    lookups: ThreadPoolExecutor, index: Manifest, store: Store, at: Reference
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The platforms an index lists, and the types of the artifacts in it: its own
+    artifactType, a child's as its entry says, else as the child's manifest says. Only a
+    child whose entry says neither platform nor artifactType is read for it (entries of
+    image indexes carry a platform)."""
+    platforms = {str(c.platform) for c in index.children if c.platform is not None}
+    artifacts = {c.artifact_type for c in index.children if c.artifact_type}
+    if index.is_artifact and index.artifact_type:
+        artifacts.add(index.artifact_type)
+    unknown = [c for c in index.children if c.platform is None and not c.artifact_type]
+    for child in lookups.map(lambda c: _fetch_quietly(store, at, c), unknown):
+        if child is not None and child.is_artifact and child.artifact_type:
+            artifacts.add(child.artifact_type)
+    return tuple(sorted(platforms)), tuple(sorted(artifacts))
+
+
 def _skipped_manifest(
     target: Store, entry: ImageEntry, base: Change, needed: bool
 ) -> Manifest | None:
@@ -491,6 +478,18 @@ def _skipped_manifest(
     if manifest is None and needed:
         manifest = target.get_manifest(in_target)
     return manifest
+
+
+def must_create(run: RunContext, repository: Repository) -> bool:
+    """Whether new target ``repository`` is to be created by apply before its first write (its
+    registry creates none on push: ECR). EntryError names the command that creates it when
+    the registries config does not let imagesync do so: nothing is written to it."""
+    missing = run.missing_repository(repository)
+    if missing is None:
+        return False
+    if not missing.may_create:
+        raise EntryError(missing.problem, missing.hint)
+    return True
 
 
 def _fetch_quietly(store: Store, at: Reference, child: Descriptor) -> Manifest | None:
@@ -596,131 +595,3 @@ def _require_signature(change: Change) -> None:
             "signature tag, and no Sigstore or Notary Project signature among its referrers",
             "sign the image (cosign sign, notation sign) or sync it without --require-signatures",
         )
-
-
-def plan_attached(
-    target: Store, entry: ImageEntry, attached: Sequence[Attached], found: Store
-) -> tuple[SubChange, ...]:
-    """Sub-changes for everything attached to the image: create / skip / conflict against
-    the target, plus the tag-schema indexes a target without the referrers API needs.
-    ``found`` is where the image and its attachments were found (a conflict asks it)."""
-    source_repo, target_repo = entry.origin.repository, entry.target.repository
-    subchanges = [
-        _attached_change(target, found, item, source_repo, target_repo) for item in attached
-    ]
-    by_subject: dict[str, list[Descriptor]] = {}
-    for item in attached:
-        if item.kind == REFERRER:
-            by_subject.setdefault(item.subject, []).append(item.descriptor)
-    for subject, descriptors in by_subject.items():
-        subchanges.append(_referrers_index_change(target, target_repo, subject, descriptors))
-    return tuple(subchanges)
-
-
-def _attached_change(
-    store: Store, found: Store, item: Attached, source_repo: Repository, target_repo: Repository
-) -> SubChange:
-    target = item.target(target_repo)
-    lookup = target if item.tag else target.with_digest(item.descriptor.digest)
-    existing = store.head_manifest(lookup)
-    fix = None
-    if existing is None:
-        action, reason = Action.CREATE, "not in the target"
-    elif existing.digest == item.descriptor.digest:
-        action, reason = Action.SKIP, "already in the target"
-    elif item.kind == SIGNATURE and _signed_since(store, target, found, item, source_repo):
-        action, reason = Action.SKIP, SIGNED_SINCE
-    else:
-        action = Action.CONFLICT
-        reason, fix = _attached_conflict(found, item, source_repo, target, existing.digest)
-    return SubChange(
-        kind=item.kind,
-        source=str(item.source(source_repo)),
-        target=str(target),
-        digest=item.descriptor.digest,
-        media_type=item.descriptor.media_type,
-        action=action,
-        reason=reason,
-        target_digest=existing.digest if existing else None,
-        artifact_type=item.descriptor.artifact_type,
-        subject=item.subject,
-        size=item.descriptor.size,
-        fix=fix,
-    )
-
-
-def _signed_since(
-    store: Store, target: Reference, found: Store, item: Attached, source_repo: Repository
-) -> bool:
-    """Whether the target's ``.sig`` tag holds the source's signature image with signatures
-    appended (what ``--sign-key`` leaves): then the source's signatures are all there."""
-    held = store.find_manifest(target)
-    return held is not None and keeps_layers(held, found.get_manifest(item.source(source_repo)))
-
-
-def _attached_conflict(
-    found: Store, item: Attached, source_repo: Repository, target: Reference, held: str
-) -> tuple[str, Fix | None]:
-    """Why a signature, attestation, SBOM or referrer tag in the target that holds another
-    digest is a conflict, and its fix. The images file names none of them, so no entry
-    fixes it; whether the source still serves what the target holds says what happened."""
-    reason = (
-        f"target {target} holds {held}, the source has {item.descriptor.digest}; it is not "
-        f"overwritten. No entry of the images file names a {item.kind}, so none fixes this. "
-    )
-    at_source = source_has(found, source_repo, held)
-    if at_source is True:
-        reason += (
-            f"The source still serves {held}: its {item.kind} tag has moved on since (cosign "
-            f"adds signatures to it). To take the source's, delete {target} from the target "
-            "registry and plan again; or leave the target's as it is"
-        )
-    elif at_source is False:
-        reason += (
-            f"{held} is not in the source: the target's {item.kind} is not the source's. "
-            f"Delete {target} from the target registry and plan again to take the source's"
-        )
-    return reason, None if at_source is None else Fix(target_digest_at_source=at_source)
-
-
-def source_has(store: Store, repository: Repository, digest: str) -> bool | None:
-    """Whether ``repository`` (at a mirror or the registry itself, or in a layout) still
-    serves ``digest``: one HEAD by digest. None when it cannot tell (no answer)."""
-    try:
-        return store.head_manifest(Reference(repository, None, digest)) is not None
-    except ImagesyncError:
-        return None
-
-
-def _referrers_index_change(
-    store: Store, target_repo: Repository, subject: str, referrers: list[Descriptor]
-) -> SubChange:
-    """Where the target lacks the referrers API, its tag-schema index must list the referrers."""
-    target = Reference(target_repo, digest_tag(subject))
-    base = SubChange(
-        kind=REFERRERS_INDEX,
-        source=str(target),
-        target=str(target),
-        digest=subject,
-        media_type=mediatypes.OCI_INDEX,
-        action=Action.SKIP,
-        reason="",
-        subject=subject,
-    )
-    need = referrers_index_need(store, target_repo, subject, [d.digest for d in referrers])
-    if need.existing is not None:
-        base = replace(base, target_digest=need.existing.digest)
-    if need.unneeded is not None:
-        return replace(base, reason=need.unneeded)
-    if need.problem is not None:
-        return replace(
-            base,
-            action=Action.CONFLICT,
-            reason=f"target {target} {need.problem}; it is not overwritten",
-        )
-    return replace(
-        base,
-        action=Action.CREATE,
-        reason=f"add {len(need.missing)} referrer(s) to the tag-schema index, keeping existing "
-        "entries",
-    )

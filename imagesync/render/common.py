@@ -24,8 +24,11 @@ def short_digest(digest: str | None) -> str:
 
 
 def summary_line(plan: Plan) -> str:
-    """``Plan: 3 to create, 10 to skip, 1 conflict.``: the actions' own words, in every format."""
+    """``Plan: 3 to create, 10 to skip, 1 conflict.``: the actions' own words, in every format
+    (``Plan: 2 repositories to create, 3 to create, …`` when it creates repositories: ECR)."""
     parts = [_counted(plan.summary())]
+    if plan.repositories:
+        parts.insert(0, f"{plural(len(plan.repositories), 'repository', 'repositories')} to create")
     subs = plan.subchange_summary()
     if any(subs.values()):
         parts.append(f"signatures: {_counted(subs)}")

@@ -54,7 +54,8 @@ from imagesync.words import human_bytes, plural
 # conflict and error goes before any share.
 _PARTS = {
     "head": 16 * 1024,
-    "problems": 224 * 1024,
+    "problems": 216 * 1024,
+    "repositories": 8 * 1024,
     "sub-problems": 40 * 1024,
     "creates": 68 * 1024,
     "sub-creates": 16 * 1024,
@@ -319,6 +320,7 @@ def plan_markdown(
     if not changes:
         lines += [no_changes(plan), ""]
     lines += _problems(budget, plan, changes, left)
+    lines += _repositories(budget, plan, left)
     lines += _sub_problems(budget, prefix, changes, left)
     lines += _creates(budget, prefix, [c for c in changes if c.action is Action.CREATE], left)
     lines += _sub_creates(budget, prefix, changes, left)
@@ -483,6 +485,24 @@ def _sub_block(prefix: str, change: Change, sub: SubChange) -> list[str]:
     else:
         lines.append(_text(sub.reason, REASON_IN_BLOCK, line=True))
     return lines
+
+
+def _repositories(budget: _Budget, plan: Plan, left: _Left) -> list[str]:
+    """The target repositories apply creates first (ECR), each named, reviewed like an image."""
+    repositories = plan.repositories
+    if not repositories:
+        return []
+    part = budget.part("repositories")
+    count = plural(len(repositories), "repository", "repositories")
+    part.add([f"#### {SYMBOL[Action.CREATE]} {count} to create", ""])
+    part.add([_text(repositories[0].reason, REASON_IN_BLOCK, line=True), ""])
+    shown = part.add_each(
+        [f"- {SYMBOL[Action.CREATE]} repository to create: {code(r.repository, _NAME)}"]
+        for r in repositories
+    )
+    part.add([""])
+    left.add("repositories to create", len(repositories) - shown)
+    return part.close()
 
 
 def _creates(budget: _Budget, prefix: str, changes: Sequence[Change], left: _Left) -> list[str]:

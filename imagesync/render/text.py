@@ -60,6 +60,9 @@ def plan_text(plan: Plan, *, changed_only: bool = False, merged_from: int = 0) -
     lines.append("")
     for warning in plan.warnings:
         lines.append(f"warning: {warning}")
+    for repository in plan.repositories:
+        lines += [f"{SYMBOL[repository.action]} repository {repository.repository}"]
+        lines += [f"    reason: {repository.reason}"]
     shown = _shown(plan, changed_only)
     for change in shown:
         lines.extend(_change_text(change, plan.images_file.path))

@@ -21,7 +21,10 @@ from imagesync.reference import Repository
 from imagesync.retry import DEFAULT_ATTEMPTS, RetryPolicy
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from imagesync.stores.layout.store import LayoutStore
+    from imagesync.stores.registry.auth import Credential
     from imagesync.stores.registry.client import RegistryClient
     from imagesync.stores.registry.registries import RegistriesConfig
     from imagesync.stores.store import Store, Stores
@@ -127,13 +130,14 @@ def open_client(
     from imagesync.stores.registry.registries import load_registries_config
     from imagesync.stores.registry.transport import Transport
 
+    if registries_config is None:
+        registries_config = load_registries_config(options.registries_config)
     credentials = CredentialStore(
         target_registry=target_registry,
         access_token=options.access_token,
         key_file=options.key_file,
+        fallback=_aws_login(registries_config),
     )
-    if registries_config is None:
-        registries_config = load_registries_config(options.registries_config)
     transport = Transport(
         registries_config,
         credentials,
@@ -141,6 +145,20 @@ def open_client(
         timeout=options.timeout,
     )
     return RegistryClient(transport)
+
+
+def _aws_login(config: RegistriesConfig) -> Callable[[str], Credential | None]:
+    """Credentials for a registry no docker config covers: for an ECR registry, a token from
+    the AWS API when boto3 is installed (imported then only); anonymous otherwise."""
+
+    def login(registry: str) -> Credential | None:
+        if not config.capabilities(registry).aws_ecr:
+            return None
+        from imagesync.stores.registry import ecr
+
+        return ecr.login(registry) if ecr.boto3_available() else None
+
+    return login
 
 
 def retry_base_delay() -> float:

@@ -32,6 +32,30 @@ from imagesync.stores.holders import Holders
 Mountable = Callable[[Repository, Repository], bool]
 
 
+@dataclass(frozen=True)
+class MissingRepository:
+    """A target repository that does not exist, in a registry that creates none on push
+    (ECR): nothing can be written to it until it is created. ``may_create``: the registries
+    config lets imagesync create it (``create_repositories: true``); ``command``: what a
+    person runs to create it; ``setting``: where ``create_repositories`` goes."""
+
+    repository: Repository
+    may_create: bool
+    command: str
+    setting: str
+
+    @property
+    def problem(self) -> str:
+        return (
+            f"target repository {self.repository} does not exist, and its registry creates "
+            "none on push"
+        )
+
+    @property
+    def hint(self) -> str:
+        return f"create it ({self.command}), or set {self.setting} to let imagesync create it"
+
+
 class RegistryRun(Protocol):
     """What the registry client of a run has learnt, or is told, that is no content."""
 
@@ -48,6 +72,15 @@ class RegistryRun(Protocol):
 
     def pulls_left(self, registry: str) -> int | None:
         """How many pulls ``registry`` allows now, when it said."""
+        ...
+
+    def missing_repository(self, repository: Repository) -> MissingRepository | None:
+        """``repository``, known not to exist (:meth:`is_new`), when its registry creates no
+        repository on push; None otherwise."""
+        ...
+
+    def create_repository(self, repository: Repository) -> bool:
+        """Create ``repository`` through its registry's API; False when it existed."""
         ...
 
     def stop(self) -> None:
@@ -100,6 +133,20 @@ class RunContext:
         if not self.target_is_registry or self.registries is None:
             return False
         return self.registries.is_new(repository)
+
+    def missing_repository(self, repository: Repository) -> MissingRepository | None:
+        """Target ``repository`` when it must be created before anything is written to it
+        (it does not exist, and its registry creates none on push: ECR); else None."""
+        if not self.is_new(repository):
+            return None
+        assert self.registries is not None
+        return self.registries.missing_repository(repository)
+
+    def create_repository(self, repository: Repository) -> bool:
+        """Create target ``repository`` (a change of the plan); False when it existed."""
+        if self.registries is None:
+            raise RuntimeError("only a registry has repositories to create")
+        return self.registries.create_repository(repository)
 
     def pulls_left(self, registry: str) -> int | None:
         """How many pulls ``registry`` allows now, when it said (Docker Hub does)."""

@@ -7,6 +7,12 @@ conditional write. A store that can do better checks again in one step with the 
 layout, under its lock) and raises TagTaken when the tag changed in between.
 
 :func:`read_back` is the look after a write: the tag must hold what was written.
+
+A registry with immutable tags (ECR's ``imageTagMutability: IMMUTABLE``) refuses every PUT to
+a tag that exists with ``400 TAG_INVALID``, even one of the digest it holds (registries.md
+item 2: osscontainertools/kaniko#204, moby/buildkit#3776). The answer says what happened: the
+tag is looked at once more, and when it holds this manifest the write is done (HELD); when it
+holds another, :class:`ImmutableTag` says so, and what to do.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import TYPE_CHECKING
 
+from imagesync.errors import RegistryError
 from imagesync.stores.store import TagTaken
 
 if TYPE_CHECKING:
@@ -46,8 +53,36 @@ def write_tag(
         return TagWrite.HELD
     if found is not None and found != replacing:
         raise TagTaken(f"{target} holds {found} now", found)
-    store.put_manifest(target.repository, target.tag, manifest, replacing=replacing)
+    try:
+        store.put_manifest(target.repository, target.tag, manifest, replacing=replacing)
+    except RegistryError as error:
+        if error.code != "TAG_INVALID":
+            raise
+        held = store.head_manifest(target)
+        if held is None:
+            raise
+        if held.digest == manifest.digest:
+            return TagWrite.HELD
+        raise ImmutableTag(target, held.digest, error) from None
     return TagWrite.WRITTEN
+
+
+class ImmutableTag(RegistryError):
+    """The registry refused to write over a tag that exists: its repository's tags are
+    immutable. ``found`` is the digest the tag keeps."""
+
+    def __init__(self, target: Reference, found: str, refusal: RegistryError) -> None:
+        super().__init__(
+            f"{target} holds {found} and cannot be written over: the repository's tags are "
+            f"immutable (the registry answered: {refusal.message})",
+            "allow changes to this repository's tags (ECR: aws ecr put-image-tag-mutability "
+            f"--repository-name {target.repository.path} --image-tag-mutability MUTABLE, or "
+            "IMMUTABLE_WITH_EXCLUSION with a filter for the *.sig tags), then apply again; or "
+            "leave the tag as it is",
+            status=refusal.status,
+            code=refusal.code,
+        )
+        self.found = found
 
 
 def read_back(store: Store, target: Reference, digest: str) -> str | None:

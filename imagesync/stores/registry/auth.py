@@ -16,7 +16,7 @@ import os
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,9 @@ class Credential:
     identity_token: str | None = None
     bearer: str | None = None
     origin: str = "anonymous"
+    # time.monotonic() after which it is asked for again (a token that expires: ECR's); None:
+    # it does not expire.
+    expires_at: float | None = None
 
     def __post_init__(self) -> None:
         for secret in (self.password, self.identity_token, self.bearer):
@@ -58,6 +61,10 @@ class Credential:
 
     def __repr__(self) -> str:
         return f"Credential(origin={self.origin!r})"
+
+    @property
+    def fresh(self) -> bool:
+        return self.expires_at is None or time.monotonic() < self.expires_at
 
     @property
     def is_anonymous(self) -> bool:
@@ -92,8 +99,15 @@ def docker_config_paths() -> list[Path]:
     return paths
 
 
+# Credentials for a registry that no docker config covers (an ECR token from the AWS API);
+# None: anonymous.
+Fallback = Callable[[str], "Credential | None"]
+
+
 class CredentialStore:
-    """Answers "which credential for this registry" once per registry, then remembers."""
+    """Answers "which credential for this registry" once per registry, then remembers (a
+    credential that expires until it does). ``fallback``: where credentials come from for a
+    registry that no docker config covers."""
 
     def __init__(
         self,
@@ -101,8 +115,10 @@ class CredentialStore:
         access_token: str | None = None,
         key_file: str | Path | None = None,
         config_paths: Sequence[Path] | None = None,
+        fallback: Fallback | None = None,
     ) -> None:
         self._target = target_registry
+        self._fallback = fallback
         self._target_credential: Credential | None = None
         if access_token:
             self._target_credential = Credential(bearer=access_token, origin="--access-token")
@@ -114,7 +130,8 @@ class CredentialStore:
 
     def for_registry(self, registry: str) -> Credential:
         with self._lock:
-            if registry not in self._cache:
+            known = self._cache.get(registry)
+            if known is None or not known.fresh:
                 self._cache[registry] = self._lookup(registry)
             return self._cache[registry]
 
@@ -126,6 +143,8 @@ class CredentialStore:
             credential = _from_config(config, wanted)
             if credential is not None:
                 return credential
+        if self._fallback is not None:
+            return self._fallback(registry) or ANONYMOUS
         return ANONYMOUS
 
 

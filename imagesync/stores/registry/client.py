@@ -23,6 +23,7 @@ from imagesync.stores.registry.referrers import Referrers
 from imagesync.stores.registry.tag import list_tags
 from imagesync.stores.registry.transport import Transport
 from imagesync.stores.registry.upload import Uploads
+from imagesync.stores.run import MissingRepository
 from imagesync.stores.store import BlobOpener, MountAnswer, Progress
 
 __all__ = ["Endpoint", "RegistryClient"]
@@ -63,6 +64,37 @@ class RegistryClient:
     def stop(self) -> None:
         """The run is being stopped: waits before retries end at once."""
         self.transport.stopping.set()
+
+    def missing_repository(self, repository: Repository) -> MissingRepository | None:
+        """``repository`` (known not to exist) when its registry creates none on push; what
+        creates it, and whether the registries config lets imagesync do so."""
+        config = self.transport.config
+        registry = repository.registry
+        if config.capabilities(registry).creates_repositories:
+            return None
+        from imagesync.stores.registry.ecr import EcrRegistry
+
+        return MissingRepository(
+            repository,
+            may_create=config.settings(registry).create_repositories,
+            command=EcrRegistry.of(registry).create_command(repository.path),
+            setting=f"create_repositories: true under registries.{registry} in the registries "
+            "config",
+        )
+
+    def create_repository(self, repository: Repository) -> bool:
+        """Create ``repository`` through its registry's API (ECR's CreateRepository); False
+        when it existed already."""
+        registry = repository.registry
+        if not self.transport.config.capabilities(registry).aws_ecr:
+            raise RegistryError(
+                f"imagesync cannot create repository {repository}: {registry} is no registry "
+                "whose repositories it knows how to create (kind: ecr)",
+                "re-run plan; do not edit plan files by hand",
+            )
+        from imagesync.stores.registry import ecr
+
+        return ecr.create_repository(ecr.EcrRegistry.of(registry), repository.path)
 
     # -- manifests -------------------------------------------------------------------------
 

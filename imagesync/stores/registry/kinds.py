@@ -62,7 +62,9 @@ class Capabilities:
     does not: ``404 NAME_UNKNOWN``, aws/containers-roadmap#853). ``chunked_uploads``: an
     upload may go up in ``PATCH`` chunks (GAR's documentation said it may not,
     dotnet/sdk-container-builds#287). ``max_chunk_bytes``: the largest chunk it takes (GHCR:
-    4 MiB, oras-project/rust-oci-client#35); None when it states none.
+    4 MiB, oras-project/rust-oci-client#35); None when it states none. ``aws_ecr``: its
+    repositories are created, and its login tokens issued, through the AWS ECR API
+    (``CreateRepository``, ``GetAuthorizationToken``; dregsy's ``ensureTargetExists``).
     ``content_settings``: the registry's settings that decide whether it takes some content,
     by the refusal that says so (an error code, or a status as text): used only to word the
     message of a refused write, which fails that image alone.
@@ -71,6 +73,7 @@ class Capabilities:
     creates_repositories: bool = True
     chunked_uploads: bool = True
     max_chunk_bytes: int | None = None
+    aws_ecr: bool = False
     content_settings: tuple[tuple[str, str], ...] = ()
 
     def setting_for(self, status: int | None, code: str | None) -> str | None:
@@ -97,7 +100,7 @@ _QUAY_NAMES = (
 
 
 CAPABILITIES: dict[Kind, Capabilities] = {
-    Kind.ECR: Capabilities(creates_repositories=False),
+    Kind.ECR: Capabilities(creates_repositories=False, aws_ecr=True),
     Kind.GAR: Capabilities(chunked_uploads=False),
     Kind.GHCR: Capabilities(max_chunk_bytes=4 * 1024 * 1024),
     Kind.QUAY: Capabilities(

@@ -22,6 +22,7 @@ from tests.harness.images import push_image
 from tests.harness.mirrorworld import PROXY_VARIABLES, MirroredFile, MirrorWorld, OnlyLoopback
 from tests.harness.registry import RegistryServer
 from tests.harness.registrykinds import GHCR_MAX_CHUNK, KINDS, KindProxy
+from tests.harness.skopeo import SkopeoError, inspect_digest
 from tests.test_mirror_world import FILES, WITH_TARGET_REPO_PREFIX, expected_digests, target_digests
 
 pytestmark = pytest.mark.registry
@@ -164,6 +165,36 @@ def test_a_docker_hub_quota_stops_the_run_at_that_registry(
     assert not [t for t in target_registry_tags(target_registry)]
 
 
+def test_a_sync_past_a_docker_hub_quota_lands_what_it_planned_whole(
+    source_registry: RegistryServer, target_registry: RegistryServer, tmp_path: Path
+) -> None:
+    """The same quota of 5 under sync: the 5 images planned land whole (skopeo reads each),
+    the 5 left say so and have no tag, and at most one 429 is received."""
+    with KindProxy(source_registry.host, "dockerhub", quota=5) as hub:
+        pushed, lines = {}, []
+        for n in range(10):
+            pushed[n] = push_image(source_registry.host, f"team/app{n}", "1.0",
+                                   platforms=(("linux", "amd64"),), index=False, layers=1,
+                                   seed=200 + n)  # fmt: skip
+            lines.append(f'- source: "{hub.host}/team/app{n}:1.0"\n  amd64Only: true\n')
+        images = tmp_path / "images.yaml"
+        images.write_text(f"target: {target_registry.host}/m\nimages:\n" + "".join(lines))
+        synced = run("sync", "-i", str(images), "--no-signatures")
+        assert synced.exit_code == 1, synced.output
+        assert synced.output.count("quota") >= 5
+        assert len(hub.statuses(429)) <= 1
+        landed = []
+        for n, image in pushed.items():
+            tag = f"{target_registry.host}/m/{hub.host.replace(':', '-')}/team/app{n}:1.0"
+            try:
+                digest = inspect_digest(tag)
+            except SkopeoError:  # no such tag: an image the quota left
+                continue
+            assert digest == image.digest
+            landed.append(n)
+        assert len(landed) == 5
+
+
 def target_registry_tags(target: RegistryServer) -> list[str]:
     import requests
 
@@ -216,6 +247,34 @@ def test_quay_refuses_nested_names_and_artifacts_per_entry(
         synced = run("sync", "-i", str(images), "--registries-config", str(config))
         assert synced.exit_code != 0
         assert "FEATURE_EXTENDED_REPOSITORY_NAMES" in synced.output, synced.output
+
+
+def test_quay_refuses_an_artifact_alone_naming_its_settings(
+    source_registry: RegistryServer, target_registry: RegistryServer, tmp_path: Path
+) -> None:
+    """Quay without FEATURE_GENERAL_OCI_SUPPORT (nested names allowed here): the Helm chart's
+    entry fails with the settings to ask for, the image beside it lands."""
+    from tests.harness.images import push_helm_chart
+
+    with KindProxy(target_registry.host, "quay", quay_nested=True) as quay:
+        image = push_image(source_registry.host, "team/app", "1.0", layers=1, seed=5)
+        push_helm_chart(source_registry.host, "charts/mychart", "0.1.0", seed=5)
+        config = tmp_path / "registries.yaml"
+        config.write_text(f"registries:\n  {quay.host}:\n    kind: quay\n", encoding="utf-8")
+        images = tmp_path / "images.yaml"
+        images.write_text(
+            f"target: {quay.host}/org\nimages:\n"
+            f'- source: "{source_registry.host}/charts/mychart:0.1.0"\n'
+            f'- source: "{source_registry.host}/team/app:1.0"\n',
+            encoding="utf-8",
+        )
+        synced = run("sync", "-i", str(images), "--registries-config", str(config))
+        assert synced.exit_code == 1, synced.output
+        assert "FEATURE_GENERAL_OCI_SUPPORT" in synced.output, synced.output
+        refused = [r for r in quay.log if r.method == "PUT" and r.status == 415]
+        assert refused
+        landed = f"{target_registry.host}/org/{source_registry.host.replace(':', '-')}/team/app:1.0"
+        assert inspect_digest(landed) == image.digest
 
 
 def test_acr_refused_tag_list_falls_back_to_heads(

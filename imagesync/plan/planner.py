@@ -468,10 +468,10 @@ def _index_contents(
 def _skipped_manifest(
     target: Store, entry: ImageEntry, base: Change, needed: bool
 ) -> Manifest | None:
-    """A skip's manifest, decided by two HEADs: read only when this run holds it already or
-    ``needed`` (signing). A skip costs no manifest GET (design §16), so a skipped index's
-    platforms and its children's own signatures are left as the target has them (they were
-    copied with it)."""
+    """A skip's manifest, decided by two HEADs: read only where reading is free (a layout) or
+    ``needed`` (signing). A skip costs no manifest GET at a registry (design §16), so its
+    platforms are not shown; its children's signatures are looked up all the same
+    (:func:`imagesync.plan.attached.discover_attached`)."""
     assert base.digest is not None
     in_target = entry.target.with_tag(None).with_digest(base.digest)
     manifest = target.known_manifest(in_target)

@@ -107,8 +107,8 @@ class Store(Protocol):
         ...
 
     def known_manifest(self, ref: Reference) -> Manifest | None:
-        """The manifest ``ref`` (by digest) names when reading it costs no request (this run
-        holds it, or it is a file); None otherwise, without asking."""
+        """The manifest ``ref`` (by digest) names where reading it is free (a file of a
+        layout); None, without asking, where a read is a request (a registry)."""
         ...
 
     def put_manifest(

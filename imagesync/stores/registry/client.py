@@ -134,11 +134,6 @@ class RegistryClient:
         """
         return self._manifests.get(ref, pull=pull, missing_ok=True, at=at)
 
-    def known_manifest(self, ref: Reference) -> Manifest | None:
-        """The manifest ``ref`` (by digest) names when this run holds it; None, unasked,
-        otherwise."""
-        return self.manifests.get(str(ref.repository), ref.digest) if ref.digest else None
-
     def put_manifest(self, repository: Repository, reference: str, manifest: Manifest) -> str:
         """Upload the manifest's exact bytes; ``reference`` is a tag or the digest."""
         with self._refusals(repository):

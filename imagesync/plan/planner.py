@@ -376,10 +376,14 @@ class _EntryPlanner:
     def _refuses(self, pin: ImageEntry, base: Change, existing: Manifest) -> str | None:
         """Why the entry ``pin`` (the conflict's entry pinned to what the target tag holds)
         would not plan to a skip, or None: it is planned in memory by the planner's own
-        decision against what plan read of the target (for a single image, its config)."""
+        decision against what plan read of the target (for a single image, its config). The
+        platform rule is asked too, though a skip is decided by HEADs alone: a fix is an entry
+        that stays right when the tag has to be copied again."""
         digest = existing.digest
         held = replace(base, digest=digest, media_type=existing.media_type, warnings=())
+        in_target = pin.target.with_tag(None).with_digest(digest)
         try:
+            self._with_contents(pin, held, existing, self.target, in_target)
             change, _ = self._decide(pin, held, existing)
         except EntryError as error:
             return error.message

@@ -96,8 +96,12 @@ class Recorded:
 
 
 class FaultProxy:
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, buffer_requests: int = 0) -> None:
+        """``buffer_requests``: request bodies up to this size are stored whole before they
+        are sent on (as nginx's ``proxy_request_buffering`` does in front of a registry), and
+        dropped if the client is gone by then: the registry sees no body cut short."""
         self.upstream = upstream
+        self.buffer_requests = buffer_requests
         self.faults: list[Fault] = []
         self.requests: list[Recorded] = []
         # (method, path) of every request as it arrives, before a fault or the upstream answers.
@@ -261,7 +265,7 @@ class FaultProxy:
         cutting = fault is not None and fault.kind == "cut_request"
         buffering = (
             fault is not None and fault.kind in ("cut_request", "throttle") and fault.buffered
-        )
+        ) or 0 < length <= self.buffer_requests
         # Bytes the connection may still carry before it is cut.
         allowance = fault.after_bytes - _carried(request) if fault and cutting else None
         held: list[bytes] = []

@@ -20,6 +20,7 @@ midway and started again asks the session for its offset and sends only the rest
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import re
@@ -46,10 +47,11 @@ CHUNK_BYTES_ENV = "IMAGESYNC_CHUNK_BYTES"
 CHUNKED_FROM = 64 * 1024 * 1024
 CHUNK_BYTES = 16 * 1024 * 1024
 # Breaks in a row that moved no byte further, that are resumed here: a chunk the registry got
-# nothing of (a proxy that buffers requests was cut) is sent once more from the buffer; a
-# second such break is the caller's, who retries within --retries and its backoff, resuming
-# from the kept session.
-MAX_FRUITLESS = 1
+# nothing of (a proxy that buffers requests was cut) is sent again from the buffer, after a
+# pause that grows; one more such break is the caller's, who retries within --retries and its
+# backoff, resuming from the kept session (and reading the source again from its start, to
+# check the digest across the whole blob: the reason this is tried here first).
+MAX_FRUITLESS = 3
 _RANGE = re.compile(r"(?:bytes=)?0-(-?\d+)")
 _REFUSALS = (400, 404, 405, 413, 416)
 
@@ -157,6 +159,9 @@ class ChunkedUpload:
                 if not last:  # the session's new location, at once: a kill may come next
                     self._journal.put(self._target, self._blob.digest, Saved(self.location, end))
                 return
+            # A broken request's traceback may hold an earlier chunk in a reference cycle:
+            # collected now, so that memory stays at about one chunk (breaks are rare).
+            gc.collect()
             got = self._status()
             if got is None and last and self._landed():
                 return
@@ -177,6 +182,7 @@ class ChunkedUpload:
                 raise TransferBroken(f"{self._what()} broke off at {self.offset}: {broken}")
             if trusted <= self.offset:
                 resumed_at(self._progress, self.offset)
+                self._pause(fruitless)
 
     def _request(self, data: memoryview, *, last: bool) -> str | None:
         """One PATCH (or the closing PUT) of ``data``; None when it was taken, else why not."""
@@ -201,6 +207,12 @@ class ChunkedUpload:
         if not is_retriable_status(answer.status_code):
             raise_for_status(answer, self._what())
         return f"{answer.status_code} {detail}".strip()
+
+    def _pause(self, fruitless: int) -> None:
+        """Wait a little before a chunk goes again after a break that moved nothing; a stop
+        ends the wait (and the upload) at once."""
+        if fruitless > 1 and self._core.transport.stopping.wait(0.5 * (fruitless - 1)):
+            raise TransferBroken(f"{self._what()} stopped")
 
     def _status(self) -> int | None:
         """How many bytes the session holds (``GET``, ``Range: 0-M``); None when it is gone."""

@@ -217,7 +217,8 @@ def _run(argv: list[str], env: dict[str, str], limit: float) -> tuple[bool, floa
         wall = time.perf_counter() - started
         err.seek(0)
         tail = err.read().decode(errors="replace").strip().splitlines()[-1:]
-    note = "" if process.returncode == 0 else f"exit {process.returncode}: {''.join(tail)[:160]}"
+    said = re.sub(r"\?[^\s\"\\]*", "?…", "".join(tail))  # an upload URL's _state: not shown
+    note = "" if process.returncode == 0 else f"exit {process.returncode}: {said[:160]}"
     return process.returncode == 0, wall, peak, note
 
 

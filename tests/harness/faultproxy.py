@@ -102,6 +102,9 @@ class FaultProxy:
         dropped if the client is gone by then: the registry sees no body cut short."""
         self.upstream = upstream
         self.buffer_requests = buffer_requests
+        # False: the Range header is taken out of every request (a registry, or a blob store
+        # behind its redirect, that does not honour ranges answers 200 with the whole blob).
+        self.ranges = True
         self.faults: list[Fault] = []
         self.requests: list[Recorded] = []
         # (method, path) of every request as it arrives, before a fault or the upstream answers.
@@ -246,6 +249,8 @@ class FaultProxy:
         """Send the request on, its body as it arrives; the body's length, or None when the
         connection was cut (a ``cut_request`` fault) or the client stopped sending."""
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        if not self.ranges:
+            headers = {k: v for k, v in headers.items() if k.lower() != "range"}
         chunked = request.headers.get("Transfer-Encoding", "").lower() == "chunked"
         whole = self._read_request_body(request) if chunked else None
         if whole is not None:

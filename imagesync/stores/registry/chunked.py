@@ -162,7 +162,12 @@ class ChunkedUpload:
             # A broken request's traceback may hold an earlier chunk in a reference cycle:
             # collected now, so that memory stays at about one chunk (breaks are rare).
             gc.collect()
-            got = self._status()
+            try:
+                got = self._status()
+            except RegistryError as error:
+                raise TransferBroken(
+                    f"{self._what()} broke off: {broken}; {error.message}"
+                ) from None
             if got is None and last and self._landed():
                 return
             if got is None or got < self.offset:
@@ -175,14 +180,12 @@ class ChunkedUpload:
                 fruitless = 0
                 data = data[trusted - self.offset :]
                 self.offset = trusted
-                resumed_at(self._progress, trusted)
             else:
                 fruitless += 1
             if fruitless > MAX_FRUITLESS:
                 raise TransferBroken(f"{self._what()} broke off at {self.offset}: {broken}")
-            if trusted <= self.offset:
-                resumed_at(self._progress, self.offset)
-                self._pause(fruitless)
+            resumed_at(self._progress, self.offset)
+            self._pause(fruitless)
 
     def _request(self, data: memoryview, *, last: bool) -> str | None:
         """One PATCH (or the closing PUT) of ``data``; None when it was taken, else why not."""

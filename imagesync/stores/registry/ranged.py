@@ -36,6 +36,9 @@ FIRST_CHUNK = 64 * 1024
 # such a break is the caller's, who retries within --retries and its backoff (a fault that
 # never clears costs --retries requests, not more).
 MAX_FRUITLESS_RESUMES = 0
+# What a request must have brought before it broke for the break to be resumed here: a link
+# that gives a few bytes a connection (or a small blob, quicker read again) is the caller's.
+MIN_PROGRESS = 1024 * 1024
 # What goes wrong while a body is read after the status line arrived: resets, truncation.
 _BODY_ERRORS = (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError)
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
@@ -128,7 +131,7 @@ class RangedRead:
                 continue
             if position >= self._blob.size:
                 return
-            fruitless = 0 if position > asked_at else fruitless + 1
+            fruitless = 0 if position - asked_at >= MIN_PROGRESS else fruitless + 1
             if fruitless > MAX_FRUITLESS_RESUMES:
                 raise self._broken(position, error) from None
             resumes += 1

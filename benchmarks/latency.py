@@ -22,7 +22,7 @@ import asyncio
 import threading
 import time
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 # The most the relay reads, and puts on the link, at once. Connections take turns on the link
@@ -61,10 +61,20 @@ class LatencyProxy:
     """Listens on 127.0.0.1 (a free port); ``host`` is where clients connect instead.
 
     ``round_trip`` in seconds; ``rate`` in bytes per second for each direction (None: as fast
-    as loopback).
+    as loopback). ``cut``: gives each new connection the bytes (both directions together) it
+    may carry before the relay resets it, as a link that drops connections does (None: never).
+    ``cuts`` counts the connections cut.
     """
 
-    def __init__(self, upstream: str, round_trip: float, rate: float | None = None) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        round_trip: float,
+        rate: float | None = None,
+        cut: Callable[[], int] | None = None,
+    ) -> None:
+        self.cut = cut
+        self.cuts = 0
         upstream_host, port = upstream.rsplit(":", 1)
         self._upstream = (upstream_host, int(port))
         self.one_way = round_trip / 2
@@ -138,6 +148,10 @@ class _End(asyncio.BufferedProtocol):
         self._on_link = False
         self._peer_full = False
         self._closed = False
+        # Bytes the connection may still carry (shared by its two ends), when it is cut.
+        self.budget: list[int] | None = (
+            [proxy.cut()] if proxy.cut is not None and peer is None else None
+        )
 
     # -- asyncio.BufferedProtocol ------------------------------------------------------------
 
@@ -151,6 +165,7 @@ class _End(asyncio.BufferedProtocol):
             self.proxy.loop.create_task(self.proxy.connect_upstream(self))
         else:
             self.peer.peer = self
+            self.budget = self.peer.budget
             self.peer.transport_resume()
 
     def get_buffer(self, sizehint: int) -> bytearray:
@@ -190,6 +205,16 @@ class _End(asyncio.BufferedProtocol):
             self.transport.abort()
 
     def _send(self, data: bytes | None) -> None:
+        if data and self.budget is not None:
+            self.budget[0] -= len(data)
+            if self.budget[0] < 0:  # the link drops the connection: both ends reset
+                data = data[: len(data) + self.budget[0]]
+                self.link.sent += len(data)
+                self.proxy.cuts += 1
+                self.abort()
+                if self.peer is not None:
+                    self.peer.abort()
+                return
         loop = self.proxy.loop
         now = loop.time()
         through = self.link.put(len(data or b""), now)

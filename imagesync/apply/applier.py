@@ -254,7 +254,7 @@ class Applier:
         return self._images.copy(
             change.pinned_source,
             change.target_reference,
-            lambda n: self._bytes(change, n),
+            _ChangeBytes(self, change),
             change.target,
         )
 
@@ -272,6 +272,20 @@ class Applier:
                 self._early[change.entry] = self._early.get(change.entry, 0) + count
                 return
         self.listener.bytes_copied(change, count)
+
+
+class _ChangeBytes:
+    """The bytes of one change's blobs as they pass, and their resumes, for the listener."""
+
+    def __init__(self, applier: Applier, change: Change) -> None:
+        self._applier = applier
+        self._change = change
+
+    def __call__(self, count: int) -> None:
+        self._applier._bytes(self._change, count)
+
+    def resumed(self, offset: int) -> None:
+        self._applier.listener.bytes_resumed(self._change, offset)
 
 
 def _with(base: ImageResult, done: Done) -> ImageResult:

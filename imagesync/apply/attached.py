@@ -39,8 +39,8 @@ from imagesync.stores.attached import (
     referrer_descriptor,
     referrers_index_need,
 )
-from imagesync.stores.store import BlobOpener, TagTaken
-from imagesync.stores.stream import verified
+from imagesync.stores.store import BlobOpener, BlobStream, ReadFrom, TagTaken
+from imagesync.stores.stream import from_start
 from imagesync.stores.tags import ImmutableTag, read_back, write_tag
 
 if TYPE_CHECKING:
@@ -231,7 +231,11 @@ def _sig_moved(target: Reference, found: str | None, planned: str | None) -> Don
 
 def _opener(data: bytes, blob: Descriptor) -> BlobOpener:
     """Bytes made here (a signature, its config) as a store takes a blob in."""
-    return lambda: nullcontext(verified([data], blob))
+
+    def opener(start: ReadFrom | None = None) -> BlobStream:
+        return nullcontext(from_start([data], blob, start))
+
+    return opener
 
 
 class ImageGraph:

@@ -3,8 +3,8 @@
 Per blob and target repository one task, whoever asks first starts it (single flight): the
 blob is there already → nothing; another repository of the target has it (or its manifests
 list it) → a mount; a copy of it to another repository is in flight → a mount once that copy
-is done; else a copy streamed from the sources, checked as it passes, started again as a
-whole when it broke midway (a stream cannot be rewound).
+is done; else a copy streamed from the sources, checked as it passes, going on from
+where it stopped when it broke midway where the stores can (design §17), else started again.
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from functools import partial
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from imagesync.apply.cancel import Interrupted, check_cancel
@@ -22,7 +21,7 @@ from imagesync.apply.report import Transfer
 from imagesync.content.manifest import Descriptor
 from imagesync.errors import DigestMismatch, ImagesyncError
 from imagesync.reference import Repository
-from imagesync.stores.store import TransferBroken
+from imagesync.stores.store import BlobStream, ReadFrom, Tally, TransferBroken
 
 if TYPE_CHECKING:
     from imagesync.plan.mounts import MountSources
@@ -210,22 +209,24 @@ class BlobScheduler:
     def _copy(self, move: _Move, session: str | None = None) -> Transfer:
         blob = move.blob
         attempts = self.retry.attempts
-        opener = partial(self.sources.read_blob, move.source, blob)
+        tally = Tally(move.progress)
+        resumed = getattr(move.progress, "resumed", None)
+        if callable(resumed):
+            tally.heard.append(resumed)
+
+        def opener(start: ReadFrom | None = None) -> BlobStream:
+            # The source's reads that break and go on are the blob's resumes too.
+            start = replace(start or ReadFrom(), resumed=tally.resumed)
+            return self.sources.read_blob(move.source, blob, start)
+
         for attempt in range(1, attempts + 1):
-            sent = 0
-
-            def counted(count: int) -> None:
-                nonlocal sent
-                sent += count
-                move.progress(count)
-
             try:
-                self.target.put_blob(move.target, blob, opener, counted, session)
+                self.target.put_blob(move.target, blob, opener, tally, session)
             except (TransferBroken, DigestMismatch) as error:
-                # A stream cannot be rewound: the retry starts a fresh download and upload
-                # (in a fresh session: the broken one may be gone).
+                # The retry goes on where the target's store can (a kept upload session, a
+                # half-written file), else starts over; in a fresh session either way.
                 # Other errors come from requests the transport has retried already.
-                move.progress(-sent)
+                tally.failed()
                 session = None
                 if attempt == attempts:
                     raise
@@ -234,7 +235,10 @@ class BlobScheduler:
                 self._pause(attempt, f"copy of {blob.digest}", error, retry_after)
             else:
                 self.run.put(move.target, blob.digest)
-                return Transfer(copied=1, bytes_copied=blob.size)
+                resumes = ((blob.digest, tally.resumes, tally.bytes_resumed),)
+                return Transfer(
+                    copied=1, bytes_copied=blob.size, resumes=resumes if tally.resumes else ()
+                )
         raise AssertionError("unreachable")
 
     def _pause(

@@ -50,6 +50,11 @@ class PlainProgress(ApplyListener):
     def image_started(self, change: Change) -> None:
         self._say(f"copying {change.source_text} -> {change.target}")
 
+    def bytes_resumed(self, change: Change, offset: int) -> None:
+        from imagesync.words import human_bytes
+
+        self._say(f"resumed a blob of {change.target} at {human_bytes(offset)}")
+
 
 class RichProgress(ApplyListener):
     """A bar per image and an overall bar in bytes, in the report's units (KiB, MiB). The bars
@@ -71,6 +76,7 @@ class RichProgress(ApplyListener):
         total = sum(c.bytes_to_copy for c in plan.changes)
         self._overall = self._progress.add_task("total", total=total or None)
         self._tasks: dict[int, TaskID] = {}
+        self._resumed: dict[int, int] = {}
         self._lock = threading.Lock()
 
     def __enter__(self) -> RichProgress:
@@ -91,6 +97,19 @@ class RichProgress(ApplyListener):
         if task is not None:
             self._progress.advance(task, count)
         self._progress.advance(self._overall, count)
+
+    def bytes_resumed(self, change: Change, offset: int) -> None:
+        """Resumed bytes are shown apart: in the image's description."""
+        from imagesync.words import human_bytes
+
+        task = self._tasks.get(change.entry)
+        with self._lock:
+            self._resumed[change.entry] = self._resumed.get(change.entry, 0) + offset
+            spared = self._resumed[change.entry]
+        if task is not None:
+            self._progress.update(
+                task, description=f"{change.target} (resumed, {human_bytes(spared)} kept)"
+            )
 
     def image_finished(self, result: ImageResult) -> None:
         task = self._tasks.get(result.entry)

@@ -40,12 +40,15 @@ class Outcome(StrEnum):
 class Transfer:
     """How the blobs of an image got into the target: copied (bytes crossed the wire),
     mounted from another repository of the target (a registry's mount, a layout's link), or
-    there already."""
+    there already. ``resumes``: per copied blob whose transfer went on where it broke
+    instead of starting over (design §17), its digest, how often, and the bytes those resumes
+    did not send again."""
 
     copied: int = 0
     mounted: int = 0
     present: int = 0
     bytes_copied: int = 0
+    resumes: tuple[tuple[str, int, int], ...] = ()
 
     def __add__(self, other: Transfer) -> Transfer:
         return Transfer(
@@ -53,6 +56,7 @@ class Transfer:
             self.mounted + other.mounted,
             self.present + other.present,
             self.bytes_copied + other.bytes_copied,
+            self.resumes + other.resumes,
         )
 
 
@@ -123,6 +127,10 @@ class ApplyListener:
     def bytes_copied(self, change: Change, count: int) -> None:
         """Called as blob bytes pass through."""
 
+    def bytes_resumed(self, change: Change, offset: int) -> None:
+        """Called when a blob's transfer goes on at ``offset`` instead of starting over (those
+        bytes are not sent again)."""
+
     def image_finished(self, result: ImageResult) -> None:
         """Called once per planned change with its outcome."""
 
@@ -160,6 +168,18 @@ def _blobs(transfer: Transfer) -> dict[str, int]:
     return {"copied": transfer.copied, "mounted": transfer.mounted, "present": transfer.present}
 
 
+def _resumes(transfer: Transfer) -> dict[str, Any]:
+    """The resumes of an image's blobs, when there were any."""
+    if not transfer.resumes:
+        return {}
+    return {
+        "resumes": [
+            {"digest": digest, "count": count, "bytes_resumed": spared}
+            for digest, count, spared in transfer.resumes
+        ]
+    }
+
+
 def _result_document(result: ImageResult) -> dict[str, Any]:
     document: dict[str, Any] = {
         "entry": result.entry,
@@ -170,6 +190,7 @@ def _result_document(result: ImageResult) -> dict[str, Any]:
         "message": result.message,
         "blobs": _blobs(result.transfer),
         "bytes_copied": result.transfer.bytes_copied,
+        **_resumes(result.transfer),
         "signatures": [
             {
                 "kind": s.kind,
@@ -250,8 +271,11 @@ def _check_shard(report: ApplyReport) -> None:
         )
 
 
-def _transfer_from(blobs: dict[str, int], bytes_copied: int) -> Transfer:
-    return Transfer(blobs["copied"], blobs["mounted"], blobs["present"], bytes_copied)
+def _transfer_from(
+    blobs: dict[str, int], bytes_copied: int, resumes: list[dict[str, Any]] | None = None
+) -> Transfer:
+    resumed = tuple((r["digest"], r["count"], r["bytes_resumed"]) for r in resumes or ())
+    return Transfer(blobs["copied"], blobs["mounted"], blobs["present"], bytes_copied, resumed)
 
 
 def _result_from(document: dict[str, Any]) -> ImageResult:
@@ -262,7 +286,9 @@ def _result_from(document: dict[str, Any]) -> ImageResult:
         digest=document["digest"],
         outcome=Outcome(document["outcome"]),
         message=document["message"],
-        transfer=_transfer_from(document["blobs"], document["bytes_copied"]),
+        transfer=_transfer_from(
+            document["blobs"], document["bytes_copied"], document.get("resumes")
+        ),
         subresults=tuple(
             SubResult(s["kind"], s["target"], s["digest"], Outcome(s["outcome"]), s["message"])
             for s in document["signatures"]

@@ -107,7 +107,15 @@ def report_summary(report: ApplyReport) -> str:
 def report_transfer(report: ApplyReport) -> str:
     """The blobs of the whole run: what crossed the wire, what came by mount."""
     t = report.transfer()
-    return (
+    text = (
         f"Blobs: {t.copied} copied ({human_bytes(t.bytes_copied)}), {t.mounted} mounted, "
         f"{t.present} already there."
     )
+    if t.resumes:
+        count = sum(n for _, n, _ in t.resumes)
+        spared = sum(b for _, _, b in t.resumes)
+        text += (
+            f" {count} resume{'s' if count != 1 else ''} of {len(t.resumes)} "
+            f"blob{'s' if len(t.resumes) != 1 else ''} ({human_bytes(spared)} not sent again)."
+        )
+    return text

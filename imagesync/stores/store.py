@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from imagesync.content.manifest import Descriptor, Manifest
 from imagesync.errors import RegistryError, TransientError
@@ -31,10 +31,76 @@ from imagesync.stores.run import RunContext
 # A blob's bytes as they are read: an iterator of chunks, each checked before it is handed
 # over (the last one only when the whole blob hashes to its digest), closed when done.
 BlobStream = AbstractContextManager[Iterator[bytes]]
-# Opens a blob's stream: called by the receiving store once it is ready for the bytes (a
-# stream opened early would stall, and a registry would drop it), and again on a retry.
-BlobOpener = Callable[[], BlobStream]
 Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class ReadFrom:
+    """Where a blob's read begins (design §17): at ``offset``, the bytes before it being
+    hashed already into ``hasher`` (a ``hashlib`` object of the digest's algorithm, which the
+    read goes on updating: the digest is checked across the pieces); ``resumed`` is told the
+    offset each time a read that broke goes on from where it stopped."""
+
+    offset: int = 0
+    hasher: Any = None
+    resumed: Callable[[int], None] | None = None
+
+
+class BlobOpener(Protocol):
+    """Opens a blob's stream: called by the receiving store once it is ready for the bytes (a
+    stream opened early would stall, and a registry would drop it), and again on a retry;
+    ``start``: from where (a layout's half-written file goes on from its end)."""
+
+    def __call__(self, start: ReadFrom | None = None) -> BlobStream: ...
+
+
+@dataclass
+class Tally:
+    """One blob's transfer as it goes, across its attempts: bytes sent (``progress`` hears
+    of them), and the resumes, each with the bytes it spared (what the receiver had already,
+    or the reader had read); ``heard`` are told each resume's offset.
+
+    ``shown``: what ``progress`` was told in this attempt (taken back if it fails). A resume
+    before the attempt's first byte (a kept session, a half-written file) shows the bytes the
+    receiver has already, so the display reaches the blob's size."""
+
+    progress: Progress | None = None
+    sent: int = 0
+    shown: int = 0
+    resumes: int = 0
+    bytes_resumed: int = 0
+    heard: list[Callable[[int], None]] = field(default_factory=list)
+
+    def __call__(self, count: int) -> None:
+        self.sent += count
+        self._show(count)
+
+    def resumed(self, offset: int) -> None:
+        """The transfer went on at ``offset`` instead of starting over."""
+        self.resumes += 1
+        self.bytes_resumed += offset
+        if self.shown == 0 and offset:
+            self._show(offset)
+        for listener in self.heard:
+            listener(offset)
+
+    def failed(self) -> None:
+        """The attempt broke: what it showed is taken back."""
+        self._show(-self.shown)
+        self.shown = 0
+
+    def _show(self, count: int) -> None:
+        self.shown += count
+        if self.progress is not None and count:
+            self.progress(count)
+
+
+def resumed_at(progress: Progress | None, offset: int) -> None:
+    """Tell ``progress`` (when it is a :class:`Tally`) that a transfer went on at ``offset``."""
+    if isinstance(progress, Tally):
+        progress.resumed(offset)
+
+
 # get_blob reads a config blob whole to learn the platform; real ones are a few KiB.
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 
@@ -152,9 +218,15 @@ class Store(Protocol):
         """A small blob (an image config), read whole and checked against its digest."""
         ...
 
-    def read_blob(self, repository: Repository, blob: Descriptor) -> BlobStream:
+    def read_blob(
+        self, repository: Repository, blob: Descriptor, start: ReadFrom | None = None
+    ) -> BlobStream:
         """The blob's bytes as they are read, never held whole; each chunk is handed over
-        only after it is checked, and the last only when the blob hashes to its digest."""
+        only after it is checked, and the last only when the blob hashes to its digest.
+        ``start``: from that offset on (the hash of the bytes before it given), where the
+        store can seek (a ``Range`` read, a file), else read from the start and the bytes
+        before the offset hashed and passed over. A read that breaks goes on from where it
+        stopped where the store can."""
         ...
 
     def put_blob(

@@ -109,9 +109,7 @@ class EcrProxy(FaultProxy):
     def manifest_gets(self) -> list[Recorded]:
         return [r for r in self.requests if r.method == "GET" and "/manifests/" in r.path]
 
-    def route(
-        self, request: BaseHTTPRequestHandler, method: str, path: str, body: bytes | None
-    ) -> str | None:
+    def route(self, request: BaseHTTPRequestHandler, method: str, path: str) -> str | None:
         if request.headers.get("Authorization") != self.valid_login():
             # AWS docs, "Private registry authentication": Basic AWS:<token>, nothing else.
             challenge = f'Basic realm="https://{self.host}/",service="ecr.amazonaws.com"'
@@ -192,7 +190,8 @@ class EcrProxy(FaultProxy):
         message: str,
         challenge: str | None = None,
     ) -> None:
-        self._record(method, path, status)
+        body = self.drain(request)
+        self._record(method, path, status, len(body or b""))
         payload = json.dumps({"errors": [{"code": code, "message": message}]}).encode()
         request.send_response(status)
         if challenge:

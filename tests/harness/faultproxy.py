@@ -32,8 +32,17 @@ HOP_BY_HOP = {
 
 @dataclass
 class Fault:
-    """``kind``: status | reset | truncate | corrupt | delay. Applies to the first ``count``
-    requests whose method matches and whose path matches ``path`` (a regex)."""
+    """``kind``: status | reset | truncate | corrupt | delay | cut_request. Applies to the
+    first ``count`` requests whose method matches and whose path matches ``path`` (a regex).
+
+    ``throttle`` passes bodies at ``rate`` bytes a second (a slow link: a test acts midway).
+    ``reset``/``truncate`` end the answer's body after ``after_bytes``. ``cut_request`` resets
+    a connection once ``after_bytes`` of request bodies have crossed it (counted over the
+    requests it carried, like a relay that drops every connection after N bytes). With
+    ``buffered`` (the default) the proxy stores a request's body before it sends it on, as
+    nginx does by default (``proxy_request_buffering``) and load balancers do: the registry
+    sees nothing of a request that was cut. Without, the registry gets the body cut short.
+    With a large ``count`` a transfer that resumes is cut every ``after_bytes``."""
 
     kind: str
     path: str
@@ -43,6 +52,9 @@ class Fault:
     retry_after: str | None = None
     seconds: float = 0.0
     after_bytes: int = 0
+    # ``throttle``: bodies (the request's, the answer's) pass at this many bytes a second.
+    rate: float = 0.0
+    buffered: bool = True
     hits: int = field(default=0)
 
     def matches(self, method: str, path: str) -> bool:
@@ -77,17 +89,31 @@ class Recorded:
     method: str
     path: str
     status: int
+    # Bytes of the request's body that passed the proxy (to the registry, or until a cut).
+    received: int = 0
+    # Bytes of the answer's body the proxy sent on to the client.
+    sent: int = 0
 
 
 class FaultProxy:
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, buffer_requests: int = 0) -> None:
+        """``buffer_requests``: request bodies up to this size are stored whole before they
+        are sent on (as nginx's ``proxy_request_buffering`` does in front of a registry), and
+        dropped if the client is gone by then: the registry sees no body cut short."""
         self.upstream = upstream
+        self.buffer_requests = buffer_requests
+        # False: the Range header is taken out of every request (a registry, or a blob store
+        # behind its redirect, that does not honour ranges answers 200 with the whole blob).
+        self.ranges = True
         self.faults: list[Fault] = []
         self.requests: list[Recorded] = []
         # (method, path) of every request as it arrives, before a fault or the upstream answers.
         self.received: list[tuple[str, str]] = []
         # TCP connections accepted: a client that reuses its connections opens few.
         self.connections = 0
+        # Body bytes that crossed the proxy: requests' (towards the registry), answers'.
+        self.bytes_received = 0
+        self.bytes_sent = 0
         self._lock = threading.Lock()
         self._arrival = threading.Condition(self._lock)
         proxy = self
@@ -155,9 +181,11 @@ class FaultProxy:
                     return fault
         return None
 
-    def _record(self, method: str, path: str, status: int) -> None:
+    def _record(
+        self, method: str, path: str, status: int, received: int = 0, sent: int = 0
+    ) -> None:
         with self._lock:
-            self.requests.append(Recorded(method, path, status))
+            self.requests.append(Recorded(method, path, status, received, sent))
 
     def _handle(self, request: BaseHTTPRequestHandler) -> None:
         method, path = request.command, request.path
@@ -165,15 +193,17 @@ class FaultProxy:
             self.received.append((method, path))
             self._arrival.notify_all()
         fault = self._take_fault(method, path)
-        body = self._read_request_body(request)
         # Recorded as it came; passed on as route() says.
-        passed_on = self.route(request, method, path, body)
+        passed_on = self.route(request, method, path)
         if passed_on is None:
             return
         if fault and fault.kind == "delay":
             time.sleep(fault.seconds)
         if fault and fault.kind == "status":
-            self._record(method, path, fault.status)
+            body = self._read_request_body(request)
+            with self._lock:
+                self.bytes_received += len(body or b"")
+            self._record(method, path, fault.status, len(body or b""))
             request.send_response(fault.status)
             if fault.retry_after is not None:
                 request.send_header("Retry-After", fault.retry_after)
@@ -185,14 +215,16 @@ class FaultProxy:
                 request.wfile.write(payload)
             return
         upstream = http.client.HTTPConnection(self.upstream, timeout=120)
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
         try:
-            upstream.request(method, passed_on, body=body, headers=headers)
+            received = self._forward_request(request, upstream, fault, passed_on)
+            if received is None:  # cut, or the client hung up midway
+                upstream.close()
+                return
             response = upstream.getresponse()
         except OSError:
             request.send_error(502)
             return
-        self._record(method, path, response.status)
+        self._record(method, path, response.status, received)
         request.send_response(response.status, response.reason)
         length = response.getheader("Content-Length")
         for key, value in response.getheaders():
@@ -212,12 +244,80 @@ class FaultProxy:
         self._stream_body(request, response, fault)
         upstream.close()
 
-    def route(
-        self, request: BaseHTTPRequestHandler, method: str, path: str, body: bytes | None
-    ) -> str | None:
+    def route(self, request: BaseHTTPRequestHandler, method: str, path: str) -> str | None:
         """What a proxy that plays a registry (tests/harness/ecr.py) answers itself: None when
-        it has answered (and recorded) the request, else the path to pass on upstream."""
+        it has answered (and recorded) the request, its body read (:meth:`drain`), else the
+        path to pass on upstream."""
         return path
+
+    def drain(self, request: BaseHTTPRequestHandler) -> bytes | None:
+        """The request's body, read so that the connection can carry the next request."""
+        return self._read_request_body(request)
+
+    def _forward_request(
+        self,
+        request: BaseHTTPRequestHandler,
+        upstream: http.client.HTTPConnection,
+        fault: Fault | None,
+        path: str,
+    ) -> int | None:
+        """Send the request on, its body as it arrives; the body's length, or None when the
+        connection was cut (a ``cut_request`` fault) or the client stopped sending."""
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        if not self.ranges:
+            headers = {k: v for k, v in headers.items() if k.lower() != "range"}
+        chunked = request.headers.get("Transfer-Encoding", "").lower() == "chunked"
+        whole = self._read_request_body(request) if chunked else None
+        if whole is not None:
+            headers["Content-Length"] = str(len(whole))
+        upstream.putrequest(request.command, path, skip_host=True, skip_accept_encoding=True)
+        for key, value in headers.items():
+            upstream.putheader(key, value)
+        upstream.endheaders()
+        if whole is not None:
+            upstream.send(whole)
+            with self._lock:
+                self.bytes_received += len(whole)
+            return len(whole)
+        length = int(request.headers.get("Content-Length") or 0)
+        cutting = fault is not None and fault.kind == "cut_request"
+        buffering = (
+            fault is not None and fault.kind in ("cut_request", "throttle") and fault.buffered
+        ) or 0 < length <= self.buffer_requests
+        # Bytes the connection may still carry before it is cut.
+        allowance = fault.after_bytes - _carried(request) if fault and cutting else None
+        held: list[bytes] = []
+        received = 0
+        while received < length:
+            piece = request.rfile.read(min(64 * 1024, length - received))
+            if not piece:
+                self._record(request.command, request.path, 0, received)
+                return None
+            if allowance is not None and received + len(piece) > allowance:
+                passed = max(0, allowance - received)
+                if not buffering:
+                    upstream.send(piece[:passed])
+                with self._lock:
+                    self.bytes_received += passed
+                self._record(request.command, request.path, 0, received + passed)
+                _reset(request)
+                return None
+            if buffering:
+                held.append(piece)
+            else:
+                upstream.send(piece)
+            received += len(piece)
+            _carry(request, len(piece))
+            with self._lock:
+                self.bytes_received += len(piece)
+            _throttle(fault, len(piece))
+        if buffering and _hung_up(request):
+            # Like nginx (proxy_ignore_client_abort off): a client gone is not answered for.
+            self._record(request.command, request.path, 0, received)
+            return None
+        for piece in held:
+            upstream.send(piece)
+        return received
 
     def _read_request_body(self, request: BaseHTTPRequestHandler) -> bytes | None:
         if request.headers.get("Transfer-Encoding", "").lower() == "chunked":
@@ -244,6 +344,7 @@ class FaultProxy:
             chunk = response.read(64 * 1024)
             if not chunk:
                 break
+            _throttle(fault, len(chunk))
             if (
                 fault
                 and fault.kind in ("reset", "truncate")
@@ -251,15 +352,55 @@ class FaultProxy:
             ):
                 request.wfile.write(chunk[: max(0, fault.after_bytes - sent)])
                 request.wfile.flush()
+                with self._lock:
+                    self.bytes_sent += max(0, fault.after_bytes - sent)
                 if fault.kind == "reset":
-                    # SO_LINGER 0 makes close() send RST instead of FIN: a real reset.
-                    request.connection.setsockopt(
-                        socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
-                    )
-                request.close_connection = True
-                request.connection.close()
+                    _reset(request)
+                else:
+                    request.close_connection = True
+                    request.connection.close()
                 return
             if fault and fault.kind == "corrupt" and sent == 0:
                 chunk = bytes([chunk[0] ^ 0xFF]) + chunk[1:]
             request.wfile.write(chunk)
             sent += len(chunk)
+            with self._lock:
+                self.bytes_sent += len(chunk)
+
+
+def _reset(request: BaseHTTPRequestHandler) -> None:
+    """Close the client's connection with a reset: SO_LINGER 0 makes close() send RST."""
+    request.connection.setsockopt(
+        socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+    )
+    request.close_connection = True
+    request.connection.close()
+
+
+def _throttle(fault: Fault | None, count: int) -> None:
+    if fault is not None and fault.kind == "throttle" and fault.rate > 0:
+        time.sleep(count / fault.rate)
+
+
+def _carried(request: BaseHTTPRequestHandler) -> int:
+    """Request body bytes the connection of ``request`` has carried."""
+    return int(getattr(request, "carried", 0))
+
+
+def _carry(request: BaseHTTPRequestHandler, count: int) -> None:
+    request.carried = _carried(request) + count  # type: ignore[attr-defined]
+
+
+def _hung_up(request: BaseHTTPRequestHandler) -> bool:
+    """Whether the client of ``request`` closed its connection (EOF or reset waiting)."""
+    connection = request.connection
+    try:
+        connection.setblocking(False)
+        try:
+            return connection.recv(1, socket.MSG_PEEK) == b""
+        finally:
+            connection.setblocking(True)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True

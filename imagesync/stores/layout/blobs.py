@@ -12,10 +12,12 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterable, Iterator
+from functools import partial
 from pathlib import Path
 
 from imagesync.content.manifest import Descriptor
 from imagesync.errors import DigestMismatch
+from imagesync.stores.layout.partial import RESUMABLE_BYTES, resumable_write
 from imagesync.stores.layout.tree import (
     BLOBS,
     LayoutError,
@@ -23,8 +25,8 @@ from imagesync.stores.layout.tree import (
     install,
     temporary_file,
 )
-from imagesync.stores.store import BlobOpener, Progress
-from imagesync.stores.stream import verified
+from imagesync.stores.store import BlobOpener, BlobStream, Progress, ReadFrom
+from imagesync.stores.stream import from_start, verified
 
 CHUNK_SIZE = 1024 * 1024
 
@@ -65,8 +67,10 @@ def read_small(tree: LayoutTree, directory: Path, digest: str, limit: int) -> by
 
 
 @contextlib.contextmanager
-def read_stream(tree: LayoutTree, directory: Path, blob: Descriptor) -> Iterator[Iterator[bytes]]:
-    """The blob's bytes in chunks, each checked before it is handed over."""
+def read_stream(
+    tree: LayoutTree, directory: Path, blob: Descriptor, start: ReadFrom | None = None
+) -> Iterator[Iterator[bytes]]:
+    """The blob's bytes in chunks, each checked before it is handed over; from ``start``."""
     path = blob_path(directory, blob.digest)
     with tree.open_file(path) as handle:
         if handle is None:
@@ -79,8 +83,13 @@ def read_stream(tree: LayoutTree, directory: Path, blob: Descriptor) -> Iterator
             )
 
         def chunks() -> Iterator[bytes]:
+            pieces = iter(lambda: handle.read(CHUNK_SIZE), b"")
             try:
-                yield from verified(iter(lambda: handle.read(CHUNK_SIZE), b""), blob)
+                if start is not None and start.offset and start.hasher is not None:
+                    handle.seek(start.offset)
+                    yield from verified(pieces, blob, start)
+                else:
+                    yield from from_start(pieces, blob, start)
             except DigestMismatch:
                 raise _damaged(path, blob.digest) from None
 
@@ -99,8 +108,9 @@ def write(
     not the blob)."""
     final = blob_path(directory, blob.digest)
     tree.make_directory(final.parent)
-    with opener() as chunks:
-        install(directory, final, _counted(chunks, progress))
+    if blob.size < RESUMABLE_BYTES or not resumable_write(directory, final, blob, opener, progress):
+        with opener() as chunks:
+            install(directory, final, _counted(chunks, progress))
     tree.hashed(final, blob.digest)  # ``verified`` checked every byte on its way in
 
 
@@ -114,7 +124,14 @@ def _counted(chunks: Iterable[bytes], progress: Progress | None) -> Iterator[byt
 def write_bytes(tree: LayoutTree, directory: Path, digest: str, data: bytes) -> None:
     """Store ``data`` (a manifest) as blob ``digest``, the same way as a streamed blob."""
     blob = Descriptor("", digest, len(data))
-    write(tree, directory, blob, lambda: contextlib.nullcontext(verified([data], blob)))
+    write(tree, directory, blob, _bytes_opener(data, blob))
+
+
+def _bytes_opener(data: bytes, blob: Descriptor) -> BlobOpener:
+    def opener(start: ReadFrom | None = None) -> BlobStream:
+        return contextlib.nullcontext(from_start([data], blob, start))
+
+    return opener
 
 
 def link(tree: LayoutTree, directory: Path, digest: str, holder: Path) -> bool:
@@ -133,7 +150,7 @@ def link(tree: LayoutTree, directory: Path, digest: str, holder: Path) -> bool:
         _link_over(real, directory, final)
     except OSError:
         described = Descriptor("application/octet-stream", digest, size)
-        write(tree, directory, described, lambda: read_stream(tree, holder, described))
+        write(tree, directory, described, partial(read_stream, tree, holder, described))
         return True
     tree.hashed(final, digest)  # the holder's file, hashed by blob_size above
     return True

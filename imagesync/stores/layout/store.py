@@ -37,6 +37,7 @@ from imagesync.stores.store import (
     Located,
     MountAnswer,
     Progress,
+    ReadFrom,
     TagTaken,
 )
 
@@ -164,8 +165,11 @@ class LayoutStore:
         return data
 
     @contextlib.contextmanager
-    def read_blob(self, repository: Repository, blob: Descriptor) -> Iterator[Iterator[bytes]]:
-        with blobs.read_stream(self.tree, self.tree.directory(repository), blob) as chunks:
+    def read_blob(
+        self, repository: Repository, blob: Descriptor, start: ReadFrom | None = None
+    ) -> Iterator[Iterator[bytes]]:
+        directory = self.tree.directory(repository)
+        with blobs.read_stream(self.tree, directory, blob, start) as chunks:
             yield chunks
 
     def put_blob(

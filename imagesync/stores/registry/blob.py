@@ -13,30 +13,18 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import requests
-import urllib3
-
 from imagesync.content.manifest import Descriptor, sha256_digest
 from imagesync.errors import AuthenticationFailed, DigestMismatch, RegistryError
 from imagesync.reference import Repository
 from imagesync.stores.holders import Holders
 from imagesync.stores.registry.answers import Answer, raise_for_status, registry_message
 from imagesync.stores.registry.core import Core, Endpoint, Read, content_length
-from imagesync.stores.registry.netfailure import broken_body
+from imagesync.stores.registry.ranged import RangedRead
 from imagesync.stores.registry.transport import pull_scope, push_scope
 from imagesync.stores.registry.wire import Call
-from imagesync.stores.store import MAX_CONFIG_BYTES, MountAnswer, TransferBroken
-from imagesync.stores.stream import verified
+from imagesync.stores.store import MAX_CONFIG_BYTES, MountAnswer, ReadFrom
 
 log = logging.getLogger("imagesync.stores.registry.client")
-
-# A blob passes in chunks of up to CHUNK_SIZE (fewer, larger writes on fast links). The first
-# is FIRST_CHUNK and each next one twice the last: a chunk is read whole before it is sent, so
-# on a slow link a large first chunk would hold the upload back while it arrives.
-CHUNK_SIZE = 1024 * 1024
-FIRST_CHUNK = 64 * 1024
-# What goes wrong while a body is read after the status line arrived: resets, truncation.
-_BODY_ERRORS = (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError)
 
 
 class Blobs:
@@ -189,36 +177,23 @@ class Blobs:
 
     @contextmanager
     def read(
-        self, repository: Repository, blob: Descriptor, *, pull: bool, at: Endpoint | None
+        self,
+        repository: Repository,
+        blob: Descriptor,
+        *,
+        pull: bool,
+        at: Endpoint | None,
+        start: ReadFrom | None = None,
     ) -> Iterator[Iterator[bytes]]:
         """The blob's bytes as they arrive (mirrors first), checked as they pass
-        (:func:`verified`); a body that breaks off raises TransferBroken. The download is
-        the transport's to retry until its answer begins; after that, the caller's."""
+        (:func:`verified`), from ``start`` on; a body that breaks off is asked for again from
+        where it stopped (ranged.py), and raises TransferBroken when that fails. The download
+        is the transport's to retry until its answer begins."""
         path = f"/v2/{repository.path}/blobs/{blob.digest}"
-        download, _ = self._core.read(Read(repository, "GET", path, pull, at, stream=True))
+        download = RangedRead(
+            self._core, blob, Read(repository, "GET", path, pull, at), str(repository), start
+        )
         try:
-            raise_for_status(download, f"GET blob {blob.digest} from {repository}")
-            yield verified(_body(download, blob, str(repository)), blob)
+            yield download.chunks()
         finally:
             download.close()
-
-
-def _body(download: Answer, blob: Descriptor, source: str) -> Iterator[bytes]:
-    """A blob download's body as it arrives, undecoded, in chunks from FIRST_CHUNK up to
-    CHUNK_SIZE; a body that breaks off raises TransferBroken."""
-    size = FIRST_CHUNK
-    received = 0
-    raw = download.raw
-    while True:
-        try:
-            chunk = raw.read(size, decode_content=False)
-        except _BODY_ERRORS as error:
-            raise TransferBroken(
-                f"the download of blob {blob.digest} from {source} broke off after {received} "
-                f"of {blob.size} bytes: {broken_body(error)}"
-            ) from None
-        if not chunk:
-            return
-        received += len(chunk)
-        yield chunk
-        size = min(2 * size, CHUNK_SIZE)

@@ -24,7 +24,7 @@ from imagesync.stores.registry.tag import list_tags
 from imagesync.stores.registry.transport import Transport
 from imagesync.stores.registry.upload import Uploads
 from imagesync.stores.run import MissingRepository
-from imagesync.stores.store import BlobOpener, MountAnswer, Progress
+from imagesync.stores.store import BlobOpener, MountAnswer, Progress, ReadFrom
 
 __all__ = ["Endpoint", "RegistryClient"]
 
@@ -194,9 +194,10 @@ class RegistryClient:
         *,
         pull: bool = True,
         at: Endpoint | None = None,
+        start: ReadFrom | None = None,
     ) -> AbstractContextManager[Iterator[bytes]]:
-        """The blob's bytes as they arrive, checked as they pass."""
-        return self._blobs.read(repository, blob, pull=pull, at=at)
+        """The blob's bytes as they arrive (from ``start``), checked as they pass."""
+        return self._blobs.read(repository, blob, pull=pull, at=at, start=start)
 
     def put_blob(
         self,

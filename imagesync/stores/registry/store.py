@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from imagesync.content.manifest import Descriptor, Manifest
 from imagesync.reference import Reference, Repository
 from imagesync.stores.registry.client import Endpoint, RegistryClient
-from imagesync.stores.store import BlobOpener, Located, MountAnswer, Progress
+from imagesync.stores.store import BlobOpener, Located, MountAnswer, Progress, ReadFrom
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -103,10 +103,10 @@ class RegistryStore:
         )
 
     def read_blob(
-        self, repository: Repository, blob: Descriptor
+        self, repository: Repository, blob: Descriptor, start: ReadFrom | None = None
     ) -> AbstractContextManager[Iterator[bytes]]:
         return self.client.read_blob(
-            repository, blob, pull=self._pull, at=self._endpoint(repository)
+            repository, blob, pull=self._pull, at=self._endpoint(repository), start=start
         )
 
     def put_blob(

@@ -7,21 +7,32 @@ byte is sent (the wait for the registry's answer uses no bandwidth).
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from functools import partial
 
 from imagesync.content.manifest import Descriptor
 from imagesync.reference import Repository
 from imagesync.retry import is_retriable_status
 from imagesync.stores.registry.answers import raise_for_status, registry_message
 from imagesync.stores.registry.blob import Blobs
+from imagesync.stores.registry.chunked import (
+    ChunkedUpload,
+    ChunksRefused,
+    chunk_bytes,
+    chunked_from,
+    with_digest,
+)
 from imagesync.stores.registry.core import Core
+from imagesync.stores.registry.journal import UploadJournal
 from imagesync.stores.registry.retrying import Unreachable
 from imagesync.stores.registry.transport import push_scope
 from imagesync.stores.registry.wire import Call
 from imagesync.stores.store import BlobOpener, Progress, TransferBroken
+
+log = logging.getLogger("imagesync.stores.registry.client")
 
 # Threads that open upload sessions while downloads start (put_blob): about one per blob stream
 # of a registry (6 by default); one more session waits for a thread a request long.
@@ -37,6 +48,10 @@ class Uploads:
         # Kept, not one started per blob: starting a thread waits for it to run, and on a busy
         # interpreter that wait is on every copy's path.
         self._session_openers = ThreadPoolExecutor(SESSION_OPENERS, "upload-session")
+        self.journal = UploadJournal()
+        self._lock = threading.Lock()
+        # Registries that refused a chunk or lost a session this run: whole uploads there.
+        self._no_chunks: set[str] = set()
 
     def put(
         self,
@@ -46,7 +61,57 @@ class Uploads:
         progress: Progress | None,
         session: str | None,
     ) -> None:
-        """Stream one blob into ``target`` from ``opener`` (another store's read_blob).
+        """Put one blob into ``target`` from ``opener`` (another store's read_blob): in
+        chunks that resume (chunked.py) from :func:`chunked_from` bytes on where the registry
+        takes chunks, else (and where it refused them) in one streamed PUT."""
+        if blob.size >= chunked_from() and self._takes_chunks(target):
+            try:
+                self._put_chunked(target, blob, opener, progress, session)
+                return
+            except ChunksRefused as refused:
+                log.info("%s; sending it whole", refused.message)
+                with self._lock:
+                    self._no_chunks.add(target.endpoint)
+                session = None
+        self._put_whole(target, blob, opener, progress, session)
+
+    def _takes_chunks(self, target: Repository) -> bool:
+        with self._lock:
+            if target.endpoint in self._no_chunks:
+                return False
+        return self._core.transport.config.capabilities(target.registry).chunked_uploads
+
+    def _put_chunked(
+        self,
+        target: Repository,
+        blob: Descriptor,
+        opener: BlobOpener,
+        progress: Progress | None,
+        session: str | None,
+    ) -> None:
+        limit = self._core.transport.config.capabilities(target.registry).max_chunk_bytes
+        upload = ChunkedUpload(self._core, target, blob, progress, self.journal, chunk_bytes(limit))
+        slot = _Slot(self._core.transport.streams(target.endpoint))
+        try:
+            upload.run(opener, session, partial(self.start, target))
+        except ChunksRefused:
+            self.journal.drop(target, blob.digest)
+            if progress is not None and upload.counted:
+                progress(-upload.counted)  # sent again, whole
+            raise
+        finally:
+            slot.release()
+        self._blobs.arrived(target, blob.digest, blob.size)
+
+    def _put_whole(
+        self,
+        target: Repository,
+        blob: Descriptor,
+        opener: BlobOpener,
+        progress: Progress | None,
+        session: str | None,
+    ) -> None:
+        """Stream one blob into ``target`` from ``opener`` in one PUT.
 
         The stream checks the bytes and stops before its last one when they are not the blob,
         so the target never stores a wrong blob. ``session`` is an upload location the target
@@ -99,7 +164,7 @@ class Uploads:
                 Call(
                     "PUT",
                     target.endpoint,
-                    _with_digest(session, blob.digest),
+                    with_digest(session, blob.digest),
                     frozenset({push_scope(target.path)}),
                     headers={"Content-Type": "application/octet-stream"},
                     data=body,
@@ -165,11 +230,3 @@ class _UploadBody:
                 self._progress(len(chunk))
             yield chunk
         self._sent()
-
-
-def _with_digest(location: str, digest: str) -> str:
-    """An upload location with the ``digest`` query that completes the upload."""
-    parts = urlsplit(location)
-    query = f"{parts.query}&" if parts.query else ""
-    query += urlencode({"digest": digest})
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from imagesync.content.manifest import Descriptor
 from imagesync.reference import layout_repository, parse_layout_tree
 from imagesync.stores.layout import blobs, index
 from imagesync.stores.layout.store import LayoutStore
@@ -229,6 +230,36 @@ def test_a_damaged_blob_is_hashed_once_a_run_and_a_whole_one_counts(tmp_path: Pa
     # Asked three times each, read once each: what hashes_to answered the later times came
     # from what it remembered (the counter sees every call; the reads are the first two).
     assert hashed.count(layer) == 3 and len(tree._hashed) == 2
+
+
+def test_a_blob_of_another_size_counts_as_absent_without_a_read(tmp_path: Path) -> None:
+    """Size first: a file of the wrong size under a blob's name is not hashed at all; one of
+    the right size is, once, and counts only when its bytes hash to the name."""
+    source = tmp_path / "source"
+    pushed = push_image(LayoutPusher(source), REPOSITORY, "1.0", platforms=[("linux", "amd64")])
+    disk = tmp_path / "disk"
+    layer = layer_of(pushed)
+    damaged = damaged_copy(source, disk, layer)
+    size = damaged.stat().st_size
+    tree = LayoutTree(parse_layout_tree(f"oci:{disk}"))
+    directory = disk / REPOSITORY
+    hashed: list[str] = []
+    original = tree.hashes_to
+
+    def counted(handle, digest):  # type: ignore[no-untyped-def]
+        hashed.append(digest)
+        return original(handle, digest)
+
+    tree.hashes_to = counted  # type: ignore[method-assign]
+    described = Descriptor("application/vnd.oci.image.layer.v1.tar", layer, size)
+    damaged.write_bytes(damaged.read_bytes() + b"x")  # one byte more: another size
+    assert not blobs.has_blob(tree, directory, described)
+    assert hashed == []
+    damaged.write_bytes(damaged.read_bytes()[:-1])  # the right size, a changed first byte
+    assert not blobs.has_blob(tree, directory, described)
+    assert hashed == [layer]
+    shutil.copyfile(blob_file(source, layer), damaged)  # whole again
+    assert blobs.has_blob(tree, directory, described)
 
 
 # -- referrer discovery: linear, and bounded like a registry's ------------------------------

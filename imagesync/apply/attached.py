@@ -164,8 +164,8 @@ class AttachedWriter:
             key, repository, subject, existing, lambda d: self.target.get_blob(repository, d)
         )
         for blob in update.blobs:
-            if self.target.blob_size(repository, blob.digest) is None:
-                descriptor = Descriptor(blob.media_type, blob.digest, blob.size)
+            descriptor = Descriptor(blob.media_type, blob.digest, blob.size)
+            if not self.target.has_blob(repository, descriptor):
                 self.target.put_blob(repository, descriptor, _opener(blob.data, descriptor))
                 self.run.put(repository, blob.digest)
         check_cancel(self.cancel)

@@ -171,7 +171,7 @@ class BlobScheduler:
         of the target has it (or is about to), else a copy."""
         check_cancel(self.cancel)
         blob, target = move.blob, move.target
-        if self.target.blob_size(target, blob.digest) is not None:
+        if self.target.has_blob(target, blob):
             return Transfer(present=1)
         holder = self.mounts.holder(blob.digest, move.source, target)
         if holder is not None:

@@ -447,8 +447,8 @@ class _EntryPlanner:
         image = fetch_image(self.sources, source, manifest)
         if new:
             return image.blobs
-        sizes = self.lookups.map(lambda b: self.target.blob_size(target, b.digest), image.blobs)
-        return tuple(b for b, size in zip(image.blobs, sizes, strict=True) if size is None)
+        held = self.lookups.map(lambda b: self.target.has_blob(target, b), image.blobs)
+        return tuple(b for b, there in zip(image.blobs, held, strict=True) if not there)
 
 
 def _index_contents(

@@ -210,8 +210,10 @@ class Store(Protocol):
 
     # -- blobs ---------------------------------------------------------------------------
 
-    def blob_size(self, repository: Repository, digest: str) -> int | None:
-        """The size of a blob of ``repository``; None when it is not there."""
+    def has_blob(self, repository: Repository, blob: Descriptor) -> bool:
+        """Whether ``repository`` holds ``blob``, whole: what a copy can skip. A layout checks
+        its file (the size first, then, once per run, that its bytes hash to its name); a
+        registry answers for what it stored (it checked the digest when the blob came in)."""
         ...
 
     def get_blob(self, repository: Repository, digest: str) -> bytes:

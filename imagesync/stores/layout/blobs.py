@@ -1,6 +1,7 @@
 """A layout's blobs: ``blobs/<alg>/<hex>``, content-addressed files.
 
-A blob counts as present only when its file hashes to its name (:func:`blob_size`). A blob
+A blob counts as present only when its file has its size and hashes to its name
+(:func:`has_blob`). A blob
 comes in through a temporary file in its layout, every byte counted and hashed on the
 way (the stream it is read from checks them, :func:`~imagesync.stores.stream.verified`), synced,
 and only then renamed to its name: a blob file is whole and right, or it is not there. Going
@@ -50,6 +51,17 @@ def blob_size(tree: LayoutTree, directory: Path, digest: str) -> int | None:
         if handle is None or not tree.hashes_to(handle, digest):
             return None
         return os.fstat(handle.fileno()).st_size
+
+
+def has_blob(tree: LayoutTree, directory: Path, blob: Descriptor) -> bool:
+    """Whether the layout ``directory`` holds ``blob`` whole: a regular file of its size (a
+    look that reads nothing) whose bytes hash to its name (read once per run, and only for a
+    file that has the size). A damaged file counts as absent, to be written over."""
+    path = blob_path(directory, blob.digest)
+    with tree.open_file(path) as handle:
+        if handle is None or os.fstat(handle.fileno()).st_size != blob.size:
+            return False
+        return tree.hashes_to(handle, blob.digest)
 
 
 def read_small(tree: LayoutTree, directory: Path, digest: str, limit: int) -> bytes | None:

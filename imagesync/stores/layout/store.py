@@ -154,8 +154,8 @@ class LayoutStore:
 
     # -- blobs ---------------------------------------------------------------------------
 
-    def blob_size(self, repository: Repository, digest: str) -> int | None:
-        return blobs.blob_size(self.tree, self.tree.directory(repository), digest)
+    def has_blob(self, repository: Repository, blob: Descriptor) -> bool:
+        return blobs.has_blob(self.tree, self.tree.directory(repository), blob)
 
     def get_blob(self, repository: Repository, digest: str) -> bytes:
         directory = self.tree.directory(repository)

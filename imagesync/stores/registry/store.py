@@ -94,8 +94,8 @@ class RegistryStore:
 
     # -- blobs ---------------------------------------------------------------------------
 
-    def blob_size(self, repository: Repository, digest: str) -> int | None:
-        return self.client.blob_size(repository, digest)
+    def has_blob(self, repository: Repository, blob: Descriptor) -> bool:
+        return self.client.blob_size(repository, blob.digest) is not None
 
     def get_blob(self, repository: Repository, digest: str) -> bytes:
         return self.client.get_blob(

@@ -11,9 +11,7 @@ a real registry.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -34,46 +32,10 @@ from tests.harness.hostile import (
     lazy_body,
     sha256,
 )
+from tests.harness.peak import measured
 from tests.harness.registry import RegistryServer
 
 PEAK_LIMIT_KIB = 150 * 1024
-
-# Runs imagesync's CLI and, as the process exits, writes its peak RSS (VmHWM, KiB) to the file
-# named by IMAGESYNC_TEST_PEAK: the imagesync process's own peak, nobody else's.
-_MEASURED = """
-import atexit, os, re, sys
-
-def _peak():
-    with open("/proc/self/status") as status:
-        kib = re.search(r"^VmHWM:\\s+(\\d+) kB", status.read(), re.MULTILINE).group(1)
-    with open(os.environ["IMAGESYNC_TEST_PEAK"], "w") as out:
-        out.write(kib)
-
-atexit.register(_peak)
-from imagesync.cli import main
-sys.argv[0] = "imagesync"
-main()
-"""
-
-
-def measured(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], int]:
-    """Run ``imagesync ARGS`` in its own process; its result and its peak RSS in KiB."""
-    peak = tmp_path / "peak"
-    env = {
-        **os.environ,
-        "IMAGESYNC_TEST_PEAK": str(peak),
-        BASE_DELAY_ENV: "0.01",
-        "NO_COLOR": "1",
-    }
-    result = subprocess.run(
-        [sys.executable, "-c", _MEASURED, *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=240,
-        check=False,
-    )
-    return result, int(peak.read_text())
 
 
 def images_file(tmp_path: Path, target: RegistryServer, source: str) -> Path:

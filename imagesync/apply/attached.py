@@ -180,7 +180,7 @@ class AttachedWriter:
             # The image stands; only its signature is not added.
             return Done(Outcome.FAILED, f"not signed: {refused}")
         except TagTaken as taken:
-            return _sig_moved(target, taken.found, planned)
+            return _sig_moved(target, taken.held_digest, planned)
         problem = read_back(self.target, target, update.digest)
         if problem is not None:
             return Done(Outcome.FAILED, problem)
@@ -216,7 +216,8 @@ class AttachedWriter:
             write_tag(self.target, target, index, held, replacing=held)
         except TagTaken as taken:
             return Done(
-                Outcome.CONFLICT, f"{target} changed meanwhile ({taken.found}); left untouched"
+                Outcome.CONFLICT,
+                f"{target} changed meanwhile ({taken.held_digest}); left untouched",
             )
         return Done(Outcome.CREATED, f"lists {len(index.children)} referrer(s), {len(added)} added")
 

@@ -139,7 +139,7 @@ class ImageCopier:
         try:
             wrote = write_tag(self.target, target, root, found.digest if found else None)
         except (TagTaken, ImmutableTag) as taken:  # written since plan by another: left as it is
-            return tag_outcome(target, digest, taken.found)
+            return tag_outcome(target, digest, taken.held_digest)
         if wrote is TagWrite.HELD:
             return tag_outcome(target, digest, digest)
         self._wrote(target.repository, root)

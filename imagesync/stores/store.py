@@ -113,11 +113,11 @@ class TransferBroken(TransientError):
 
 class TagTaken(RegistryError):
     """A tag holds another manifest than the one the writer looked at: it is not written
-    over. ``found`` is the digest it holds."""
+    over. ``held_digest`` is the digest it holds."""
 
     def __init__(self, message: str, found: str) -> None:
         super().__init__(message, "re-run plan; tags are never overwritten")
-        self.found = found
+        self.held_digest = found
 
 
 @dataclass(frozen=True)

@@ -82,7 +82,7 @@ class ImmutableTag(RegistryError):
             status=refusal.status,
             code=refusal.code,
         )
-        self.found = found
+        self.held_digest = found
 
 
 def read_back(store: Store, target: Reference, digest: str) -> str | None:

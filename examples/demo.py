@@ -157,7 +157,9 @@ def run(
     review = ("plan: the conflict says its fix", *plan, "-o", "review.json")
     failed |= step(*review, cwd=work) != 1  # a conflict and an error: exit code 1
     if markdown is not None:
-        with work.imagesync("show", "review.json", "--format", "markdown") as shown:
+        # Bounded as the pull-request comment asks for it (GitHub's limit is 65,536).
+        comment = ("show", "review.json", "--format", "markdown", "--max-bytes", "60000")
+        with work.imagesync(*comment) as shown:
             review_markdown = shown.communicate()[0]
         failed |= shown.returncode != 1  # show exits as plan did: the plan holds a conflict
         markdown.write_text(work.relative(review_markdown), encoding="utf-8")

@@ -13,6 +13,7 @@ import pytest
 
 from tests.harness.registry import REGISTRY_BINARY, require_binary
 from tests.test_markdown import assert_rows_fit, fences
+from tests.test_markdown_inert import assert_inert
 
 DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo.py"
 
@@ -63,8 +64,13 @@ def assert_lines_read_at_a_glance(out: str) -> None:
 
 
 def assert_the_review_reads_well(markdown: Path) -> None:
-    """No table row too wide to read; the fix a YAML block to copy, outside any table."""
+    """The pull-request comment of the demo's review plan: within GitHub's limit, the conflict
+    and the error named, nothing in it active; no table row too wide to read; the fix a YAML
+    block to copy, outside any table."""
     text = markdown.read_text(encoding="utf-8")
+    assert len(text) < 65_536
+    assert "/legacy:2.3`" in text and "/aap:1.0`" in text  # each named, as a code span
+    assert_inert(text)
     assert_rows_fit(text)
     (fix,) = fences(text)
     assert fix.startswith('- source: "') and "/legacy@sha256:" in fix

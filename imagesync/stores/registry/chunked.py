@@ -4,8 +4,8 @@
 A blob of at least :func:`chunked_from` bytes is sent as ``PATCH`` requests with
 ``Content-Range``, each chunk at most :func:`chunk_bytes` (and the registry's
 ``max_chunk_bytes``), the last one in the closing ``PUT ?digest=`` (an empty closing ``PUT``
-fails on ECR). A chunk is held once, in one buffer, and sent from it as a view; the digest is
-checked by the one stream the chunks are cut from.
+fails on ECR). A chunk is held once, in its buffer, and sent from it as a view while the next
+one is read; the digest is checked by the one stream the chunks are cut from.
 
 When a request breaks (a reset, a 5xx), ``GET`` on the session says how far the registry got
 (``Range: 0-M``); the chunk goes on from byte M+1, from the buffer. What the registry says is
@@ -25,6 +25,7 @@ import logging
 import os
 import re
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from imagesync.content.manifest import Descriptor
@@ -104,22 +105,33 @@ class ChunkedUpload:
         """Send the blob: into the session the journal kept when the registry still has it
         (from its offset on), else into ``session`` or a new one (``start`` opens it).
 
-        A chunk is cut from the stream into one buffer (a blob's pieces are at most 1 MiB,
-        so the buffer holds at most a chunk and a piece) and sent from it as a view."""
+        A chunk is cut from the stream into a buffer (a blob's pieces are at most 1 MiB, so a
+        buffer holds at most a chunk and a piece) and sent from it as a view."""
         self._resume_saved()
         if not self.location:
             self.location = session or start()
         if self.offset:
             resumed_at(self._progress, self.offset)
         buffer = bytearray()
-        with opener(ReadFrom(self.offset) if self.offset else None) as pieces:
-            for piece in pieces:
-                buffer += piece
-                self._count(len(piece))
-                while len(buffer) > self._chunk:
-                    rest = buffer[self._chunk :]
-                    self._send(memoryview(buffer)[: self._chunk], last=False)
-                    buffer = rest
+        # A chunk goes up while the next one comes down: read, then send, one after the other,
+        # would leave each link idle half the time. One send at a time, in order, so a
+        # break is resumed as before; two chunks are held at most, the one going up and the
+        # one filling.
+        with ThreadPoolExecutor(1, "chunk-upload") as sender:
+            sending: Future[None] | None = None
+            with opener(ReadFrom(self.offset) if self.offset else None) as pieces:
+                for piece in pieces:
+                    buffer += piece
+                    self._count(len(piece))
+                    while len(buffer) > self._chunk:
+                        rest = buffer[self._chunk :]
+                        if sending is not None:
+                            sending.result()
+                        chunk = memoryview(buffer)[: self._chunk]
+                        sending = sender.submit(self._send, chunk, last=False)
+                        buffer = rest
+            if sending is not None:
+                sending.result()
         self._send(memoryview(buffer), last=True)
         self._journal.drop(self._target, self._blob.digest)
 

@@ -195,6 +195,46 @@ def test_a_sync_past_a_docker_hub_quota_lands_what_it_planned_whole(
         assert len(landed) == 5
 
 
+@pytest.mark.parametrize("kind", ["ghcr", "gar", "distribution"])
+def test_a_large_blob_goes_up_as_its_registry_takes_it(
+    source_registry: RegistryServer,
+    target_registry: RegistryServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+) -> None:
+    """A 10 MiB layer above a 1 MiB chunk threshold: GHCR gets chunks of 4 MiB at most (its
+    limit, not the 16 MiB default), GAR one monolithic upload (chunks documented as
+    unsupported), the reference registry 16 MiB chunks, which is the whole layer in the
+    closing PUT. Each lands digest-exact."""
+    monkeypatch.setenv("IMAGESYNC_CHUNK_THRESHOLD", str(1024 * 1024))
+    layer = 10 * 1024 * 1024
+    image = push_image(source_registry.host, "team/big", "1.0", platforms=(("linux", "amd64"),),
+                       index=False, layers=1, layer_size=layer, seed=70)  # fmt: skip
+    with KindProxy(target_registry.host, kind) as proxy:
+        config = tmp_path / "registries.yaml"
+        config.write_text(f"registries:\n  {proxy.host}:\n    kind: {kind}\n", encoding="utf-8")
+        images = tmp_path / "images.yaml"
+        images.write_text(
+            f"target: {proxy.host}/m\nimages:\n"
+            f'- source: "{source_registry.host}/team/big:1.0"\n  amd64Only: true\n',
+            encoding="utf-8",
+        )
+        synced = run("sync", "-i", str(images), "--registries-config", str(config))
+        assert synced.exit_code == 0, synced.output
+        patches = [r for r in proxy.log if r.method == "PATCH"]
+        assert not proxy.statuses(416)
+        if kind == "ghcr":
+            assert len(patches) >= 2 and max(r.size for r in patches) <= GHCR_MAX_CHUNK
+        else:
+            assert not patches
+        put = [r for r in proxy.log if r.method == "PUT" and "/blobs/uploads/" in r.path]
+        # The layer once, and the config (a few hundred bytes): nothing sent twice.
+        assert layer < sum(r.size for r in patches + put) < layer + 4096
+    landed = f"{target_registry.host}/m/{source_registry.host.replace(':', '-')}/team/big:1.0"
+    assert inspect_digest(landed) == image.digest
+
+
 def target_registry_tags(target: RegistryServer) -> list[str]:
     import requests
 

@@ -233,13 +233,13 @@ def _vm_hwm(pid: int) -> int:
 
 def _digest(target: str, source: str, tool: str) -> str | None:
     """The digest of the copy in the target registry (asked directly, not through a relay)."""
-    from tests.harness.skopeo import raw_digest
+    from tests.harness.skopeo import SkopeoError, raw_digest
 
     # imagesync's layout: <prefix>/<source host, ':' as '-'>/<repository>.
     within = f"{source.replace(':', '-')}/" if tool.startswith("imagesync") else ""
     try:
         return raw_digest(f"{target}/m/{within}ml/cuda:1.0")
-    except Exception:
+    except SkopeoError:  # nothing there: the copy did not land
         return None
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness.registry import require_binary
+from tests.harness.registry import missing_tool, require_binary
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPTS = REPO / "scripts"
@@ -213,7 +213,7 @@ def fresh_clone(tmp_path: Path) -> Path:
     work in progress too), without .venv or anything else git ignores."""
     git = shutil.which("git")
     if git is None or not (REPO / ".git").exists():
-        pytest.skip("not a git checkout: no clone to make")
+        missing_tool("not a git checkout (an unpacked source tree): no clone to make")
     listed = subprocess.run(
         [git, "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=REPO,

@@ -36,6 +36,7 @@ def discover_attached(
     at digests nothing found so far explains (a child's own ``.sig``, a child's referrers
     index)."""
     repository = entry.origin.repository
+    own = None
     if manifest is None:
         assert change.digest is not None
         own = discover(found, repository, [change.digest])
@@ -44,7 +45,8 @@ def discover_attached(
         manifest = found.get_manifest(entry.origin.with_tag(None).with_digest(change.digest))
         if not manifest.children:
             return own
-    return discover(found, repository, [manifest.digest, *(c.digest for c in manifest.children)])
+    subjects = [manifest.digest, *(c.digest for c in manifest.children)]
+    return discover(found, repository, subjects, earlier=own)
 
 
 def plan_attached(

@@ -461,13 +461,20 @@ def _sub_problems(
     problems = [
         (c, s) for c in changes for s in c.subchanges if s.action in (Action.CONFLICT, Action.ERROR)
     ]
-    if not problems:
+    blocks = (_sub_block(prefix, change, sub) for change, sub in problems)
+    return _not_copied(budget, len(problems), blocks, left)
+
+
+def _not_copied(budget: _Budget, count: int, blocks: Iterable[list[str]], left: _Left) -> list[str]:
+    """The signatures and referrers that were not (or will not be) copied, a block each, as
+    many as fit; plan and report alike."""
+    if not count:
         return []
     part = budget.part("sub-problems")
-    title = plural(len(problems), "signature or referrer", "signatures and referrers")
+    title = plural(count, "signature or referrer", "signatures and referrers")
     part.add([f"#### {SYMBOL[Action.CONFLICT]} {title} not copied", ""])
-    shown = part.add_each([*_sub_block(prefix, change, sub), ""] for change, sub in problems)
-    left.add("signature and referrer problems", len(problems) - shown)
+    shown = part.add_each([*block, ""] for block in blocks)
+    left.add("signature and referrer problems", count - shown)
     return part.close()
 
 
@@ -736,14 +743,8 @@ def _sub_failures(
         for s in r.subresults
         if s.outcome in (Outcome.CONFLICT, Outcome.FAILED)
     ]
-    if not failed:
-        return []
-    part = budget.part("sub-problems")
-    title = plural(len(failed), "signature or referrer", "signatures and referrers")
-    part.add([f"#### {SYMBOL[Action.CONFLICT]} {title} not copied", ""])
-    shown = part.add_each([*_sub_result_block(prefix, result, sub), ""] for result, sub in failed)
-    left.add("signature and referrer problems", len(failed) - shown)
-    return part.close()
+    blocks = (_sub_result_block(prefix, result, sub) for result, sub in failed)
+    return _not_copied(budget, len(failed), blocks, left)
 
 
 def _sub_result_block(prefix: str, result: ImageResult, sub: SubResult) -> list[str]:

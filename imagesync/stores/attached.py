@@ -67,7 +67,9 @@ class Discovered:
         return any(tag.partition(".")[0] not in known for tag in self.tags)
 
 
-def discover(found: Store, repository: Repository, subjects: list[str]) -> Discovered:
+def discover(
+    found: Store, repository: Repository, subjects: list[str], earlier: Discovered | None = None
+) -> Discovered:
     """Everything attached to ``subjects`` (the image and its children) and, recursively, to
     what is attached, in ``repository`` of ``found``, the store where the image was found.
 
@@ -79,9 +81,13 @@ def discover(found: Store, repository: Repository, subjects: list[str]) -> Disco
     its subject, listed as a referrer of the image it holds. Such a referrer that is the image
     itself or one of its children is still listed (the target's referrers index must name it)
     but not followed. Past :data:`MAX_DEPTH` levels or :data:`MAX_ATTACHED` artifacts nothing
-    more is planned, and a warning says what was left.
+    more is planned, and a warning says what was left. ``earlier``: a discovery in the same
+    repository this one follows, whose tag list serves again (not asked twice).
     """
-    tags = _digest_tags(found, repository)
+    if earlier is None:
+        tags = _digest_tags(found, repository)
+    else:
+        tags = None if earlier.tags is None else set(earlier.tags)
     attached: list[Attached] = []
     image = frozenset(subjects)
     seen = set(subjects)

@@ -89,6 +89,7 @@ def _client(registry: EcrRegistry) -> Any:
             return _clients[registry.region]
         try:
             import boto3
+            from botocore.exceptions import BotoCoreError
         except ImportError:
             raise ConfigError(
                 f"{registry.host} is an Amazon ECR registry: imagesync talks to its API with "
@@ -97,13 +98,22 @@ def _client(registry: EcrRegistry) -> Any:
             ) from None
         try:
             client = boto3.client("ecr", region_name=registry.region)
-        except Exception as error:  # botocore's NoRegionError and kin: a setup problem
+        except BotoCoreError as error:  # NoRegionError and kin: a setup problem
             raise ConfigError(
                 f"cannot reach the AWS API for {registry.host}: {excerpt(str(error))}",
                 "set AWS_REGION (or AWS_DEFAULT_REGION) and AWS credentials",
             ) from None
         _clients[registry.region] = client
         return client
+
+
+def _aws_errors() -> tuple[type[Exception], ...]:
+    """What a boto3 call raises: the service's answer (ClientError, with its code) or
+    botocore's own failures (no credentials, no endpoint). Asked only once a call failed, so
+    boto3 is loaded by then."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return (BotoCoreError, ClientError)
 
 
 def _failure(what: str, error: Exception) -> RegistryError:
@@ -129,7 +139,7 @@ def create_repository(registry: EcrRegistry, name: str) -> bool:
     client = _client(registry)
     try:
         client.create_repository(repositoryName=name, **registry.ids())
-    except Exception as error:
+    except _aws_errors() as error:
         failure = _failure(f"cannot create repository {name} in {registry.host}", error)
         if failure.code == "RepositoryAlreadyExistsException":
             return False
@@ -149,7 +159,7 @@ def login(host: str) -> Credential:
         token = str(data["authorizationToken"])
     except (KeyError, IndexError, TypeError):
         raise RegistryError(f"the AWS API gave no authorization token for {host}") from None
-    except Exception as error:
+    except _aws_errors() as error:
         raise _failure(f"cannot get an ECR login token for {host}", error) from None
     secrets.add(token)
     try:
